@@ -1,0 +1,365 @@
+//===- Parser.cpp - From Mass source text to the AST
+//-----------------------===//
+//
+// Runs the ANTLR4 parser generated from grammar/Mass.g4 and turns its parse
+// tree into the AST. ANTLR reports syntax errors to a listener; the first one
+// becomes an MLIR diagnostic (later ones are usually echoes of it).
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Parser.h"
+#include "compiler/Diagnostics.h"
+
+#include "MassLexer.h"
+#include "MassParser.h"
+#include "antlr4-runtime.h"
+
+#include "llvm/Support/Casting.h"
+
+using namespace mass;
+using namespace mass::ast;
+using G = mass::grammar::MassParser;
+
+namespace {
+
+struct SyntaxError {
+  unsigned line = 0, col = 0;
+  std::string message;
+};
+
+/// Records the first syntax error instead of printing to stderr.
+class ErrorCollector : public antlr4::BaseErrorListener {
+public:
+  std::optional<SyntaxError> first;
+
+  void syntaxError(antlr4::Recognizer *, antlr4::Token *offending, size_t line,
+                   size_t charPositionInLine, const std::string &msg,
+                   std::exception_ptr) override {
+    if (first)
+      return;
+    first = SyntaxError{static_cast<unsigned>(line),
+                        static_cast<unsigned>(charPositionInLine) + 1,
+                        rewrite(offending, msg)};
+  }
+
+private:
+  /// ANTLR's messages name token sets; say what a reader wants to know.
+  static std::string rewrite(antlr4::Token *offending, const std::string &msg) {
+    if (offending && offending->getType() == antlr4::Token::EOF)
+      return "unexpected end of file";
+    if (offending && offending->getType() == grammar::MassLexer::ERROR_CHAR)
+      return "unexpected character '" + offending->getText() + "'";
+    if (msg.rfind("token recognition error", 0) == 0)
+      return "unexpected character";
+    std::string text = offending ? offending->getText() : std::string();
+    std::string::size_type expecting = msg.find(" expecting ");
+    if (!text.empty() && expecting != std::string::npos)
+      return "unexpected '" + text + "', expected " +
+             msg.substr(expecting + 11);
+    if (!text.empty() && msg.rfind("no viable alternative", 0) == 0)
+      return "unexpected '" + text + "'";
+    if (!text.empty() && msg.rfind("extraneous input", 0) == 0)
+      return "unexpected '" + text + "'";
+    return msg;
+  }
+};
+
+class Builder {
+public:
+  explicit Builder(std::string file) : file(std::move(file)) {}
+
+  std::unique_ptr<Module> build(G::FileContext *ctx) {
+    auto module = std::make_unique<Module>();
+    module->file = file;
+    for (G::TopItemContext *item : ctx->topItem()) {
+      if (auto *imp = item->importDecl())
+        module->imports.push_back(
+            {loc(imp->getStart()), unquote(imp->STRING()->getText())});
+      else if (auto *block = item->blockDecl())
+        module->blocks.push_back(buildBlock(block));
+      else if (auto *model = item->modelDecl())
+        module->models.push_back(buildModel(model));
+      else if (auto *train = item->trainDecl())
+        module->trains.push_back(buildTrain(train));
+    }
+    return module;
+  }
+
+private:
+  std::string file;
+
+  Loc loc(antlr4::Token *token) const {
+    return Loc{file, static_cast<unsigned>(token->getLine()),
+               static_cast<unsigned>(token->getCharPositionInLine()) + 1};
+  }
+  Loc loc(antlr4::ParserRuleContext *ctx) const { return loc(ctx->getStart()); }
+
+  static std::string unquote(const std::string &text) {
+    std::string out;
+    for (size_t i = 1; i + 1 < text.size(); ++i) {
+      if (text[i] == '\\' && i + 2 < text.size())
+        ++i;
+      out.push_back(text[i]);
+    }
+    return out;
+  }
+
+  std::unique_ptr<BlockDecl> buildBlock(G::BlockDeclContext *ctx) {
+    auto block = std::make_unique<BlockDecl>();
+    block->loc = loc(ctx);
+    block->name = ctx->name->getText();
+    for (G::BlockParamContext *p : ctx->blockParam())
+      block->params.push_back({loc(p), p->name->getText(),
+                               p->value ? buildExpr(p->value) : nullptr});
+    block->body = buildStmts(ctx->stmt());
+    block->result = buildExpr(ctx->ret);
+    return block;
+  }
+
+  std::unique_ptr<ModelDecl> buildModel(G::ModelDeclContext *ctx) {
+    auto model = std::make_unique<ModelDecl>();
+    model->loc = loc(ctx);
+    model->name = ctx->name->getText();
+    model->body = buildStmts(ctx->stmt());
+    return model;
+  }
+
+  std::unique_ptr<TrainDecl> buildTrain(G::TrainDeclContext *ctx) {
+    auto train = std::make_unique<TrainDecl>();
+    train->loc = loc(ctx);
+    train->model = ctx->name->getText();
+    for (G::TrainEntryContext *e : ctx->trainEntry())
+      train->entries.push_back(
+          {loc(e), e->key->getText(), buildExpr(e->value)});
+    return train;
+  }
+
+  StmtList buildStmts(const std::vector<G::StmtContext *> &ctxs) {
+    StmtList stmts;
+    for (G::StmtContext *s : ctxs)
+      stmts.push_back(buildStmt(s));
+    return stmts;
+  }
+
+  StmtPtr buildStmt(G::StmtContext *ctx) {
+    if (auto *s = dynamic_cast<G::InputStmtContext *>(ctx))
+      return std::make_unique<DeclStmt>(Stmt::Kind::Input, loc(s),
+                                        s->name->getText(), buildType(s->type));
+    if (auto *s = dynamic_cast<G::LabelStmtContext *>(ctx))
+      return std::make_unique<DeclStmt>(Stmt::Kind::Label, loc(s),
+                                        s->name->getText(), buildType(s->type));
+    if (auto *s = dynamic_cast<G::BindStmtContext *>(ctx))
+      return std::make_unique<BindStmt>(loc(s), s->name->getText(),
+                                        buildExpr(s->value));
+    if (auto *s = dynamic_cast<G::IfStmtContext *>(ctx))
+      return buildIf(s->ifBranch());
+    if (auto *s = dynamic_cast<G::TaskStmtContext *>(ctx)) {
+      auto task = std::make_unique<TaskStmt>(loc(s), s->name->getText());
+      for (G::TaskOptionContext *o : s->taskOption())
+        task->options.push_back(
+            {loc(o), o->key->getText(), buildExpr(o->value)});
+      task->body = buildStmts(s->stmt());
+      return task;
+    }
+    auto *s = dynamic_cast<G::MetricStmtContext *>(ctx);
+    auto call = std::make_unique<CallExpr>(loc(s->name), s->name->getText());
+    if (s->argList())
+      buildArgs(s->argList(), *call);
+    return std::make_unique<MetricStmt>(loc(s), std::move(call));
+  }
+
+  StmtPtr buildIf(G::IfBranchContext *ctx) {
+    auto stmt = std::make_unique<IfStmt>(loc(ctx), buildExpr(ctx->cond));
+    stmt->thenBody = buildStmts(ctx->thenBody);
+    if (ctx->elseIf)
+      stmt->elseBody.push_back(buildIf(ctx->elseIf));
+    else
+      stmt->elseBody = buildStmts(ctx->elseBody);
+    return stmt;
+  }
+
+  std::unique_ptr<TypeExpr> buildType(G::TypeLitContext *ctx) {
+    auto type = std::make_unique<TypeExpr>(loc(ctx), ctx->dtype->getText());
+    for (G::TypeDimContext *d : ctx->typeDim())
+      type->dims.push_back(buildExpr(d->expr()));
+    return type;
+  }
+
+  void buildArgs(G::ArgListContext *ctx, CallExpr &call) {
+    for (G::ArgContext *a : ctx->arg()) {
+      if (auto *kw = dynamic_cast<G::KeywordArgContext *>(a))
+        call.kwargs.push_back(
+            {loc(kw), kw->key->getText(), buildExpr(kw->value)});
+      else
+        call.args.push_back(
+            buildExpr(static_cast<G::PositionalArgContext *>(a)->value));
+    }
+  }
+
+  ExprPtr buildExpr(G::ExprContext *ctx) { return buildPipe(ctx->pipeExpr()); }
+
+  ExprPtr buildPipe(G::PipeExprContext *ctx) {
+    ExprPtr value = buildOr(ctx->orExpr());
+    for (G::PipeTargetContext *t : ctx->pipeTarget()) {
+      auto call =
+          std::make_unique<CallExpr>(loc(t->callee), t->callee->getText());
+      call->piped = true;
+      call->args.push_back(std::move(value));
+      if (t->argList())
+        buildArgs(t->argList(), *call);
+      value = std::move(call);
+    }
+    return value;
+  }
+
+  /// Folds `a op b op c` left to right; `operand` builds one operand.
+  template <typename Ctx, typename F> ExprPtr foldLeft(Ctx *ctx, F operand) {
+    ExprPtr lhs;
+    std::optional<BinaryOp> pending;
+    Loc opLoc;
+    for (antlr4::tree::ParseTree *child : ctx->children) {
+      if (auto *term = dynamic_cast<antlr4::tree::TerminalNode *>(child)) {
+        pending = binaryOp(term->getSymbol()->getText());
+        opLoc = loc(term->getSymbol());
+        continue;
+      }
+      ExprPtr value = operand(child);
+      if (!lhs)
+        lhs = std::move(value);
+      else
+        lhs = std::make_unique<BinaryExpr>(opLoc, *pending, std::move(lhs),
+                                           std::move(value));
+    }
+    return lhs;
+  }
+
+  static BinaryOp binaryOp(const std::string &s) {
+    static const std::pair<const char *, BinaryOp> table[] = {
+        {"+", BinaryOp::Add}, {"-", BinaryOp::Sub},   {"*", BinaryOp::Mul},
+        {"/", BinaryOp::Div}, {"==", BinaryOp::Eq},   {"!=", BinaryOp::Ne},
+        {"<", BinaryOp::Lt},  {"<=", BinaryOp::Le},   {">", BinaryOp::Gt},
+        {">=", BinaryOp::Ge}, {"and", BinaryOp::And}, {"or", BinaryOp::Or}};
+    for (auto &[text, op] : table)
+      if (s == text)
+        return op;
+    return BinaryOp::Add; // the grammar admits no other operator
+  }
+
+  ExprPtr buildOr(G::OrExprContext *ctx) {
+    return foldLeft(ctx, [&](antlr4::tree::ParseTree *t) {
+      return buildAnd(static_cast<G::AndExprContext *>(t));
+    });
+  }
+  ExprPtr buildAnd(G::AndExprContext *ctx) {
+    return foldLeft(ctx, [&](antlr4::tree::ParseTree *t) {
+      return buildNot(static_cast<G::NotExprContext *>(t));
+    });
+  }
+  ExprPtr buildNot(G::NotExprContext *ctx) {
+    if (ctx->NOT())
+      return std::make_unique<UnaryExpr>(loc(ctx), UnaryOp::Not,
+                                         buildNot(ctx->notExpr()));
+    return buildCmp(ctx->cmpExpr());
+  }
+  ExprPtr buildCmp(G::CmpExprContext *ctx) {
+    return foldLeft(ctx, [&](antlr4::tree::ParseTree *t) {
+      return buildAdd(static_cast<G::AddExprContext *>(t));
+    });
+  }
+  ExprPtr buildAdd(G::AddExprContext *ctx) {
+    return foldLeft(ctx, [&](antlr4::tree::ParseTree *t) {
+      return buildMul(static_cast<G::MulExprContext *>(t));
+    });
+  }
+  ExprPtr buildMul(G::MulExprContext *ctx) {
+    return foldLeft(ctx, [&](antlr4::tree::ParseTree *t) {
+      return buildUnary(static_cast<G::UnaryExprContext *>(t));
+    });
+  }
+  ExprPtr buildUnary(G::UnaryExprContext *ctx) {
+    if (ctx->unaryExpr()) {
+      ExprPtr operand = buildUnary(ctx->unaryExpr());
+      // `-1` is a literal, so that `f32[-1]` and labels read naturally.
+      if (auto *num = llvm::dyn_cast<NumberExpr>(operand.get())) {
+        num->value = -num->value;
+        return std::make_unique<NumberExpr>(loc(ctx), num->value,
+                                            num->isInteger);
+      }
+      return std::make_unique<UnaryExpr>(loc(ctx), UnaryOp::Neg,
+                                         std::move(operand));
+    }
+    return buildPrimary(ctx->primary());
+  }
+
+  ExprPtr buildPrimary(G::PrimaryContext *ctx) {
+    Loc l = loc(ctx);
+    if (auto *p = dynamic_cast<G::NumberLitContext *>(ctx)) {
+      std::string text = p->NUMBER()->getText();
+      bool isInteger = text.find_first_of(".eE") == std::string::npos;
+      return std::make_unique<NumberExpr>(l, std::strtod(text.c_str(), nullptr),
+                                          isInteger);
+    }
+    if (auto *p = dynamic_cast<G::StringLitContext *>(ctx))
+      return std::make_unique<StringExpr>(l, unquote(p->STRING()->getText()));
+    if (auto *p = dynamic_cast<G::BoolLitContext *>(ctx))
+      return std::make_unique<BoolExpr>(l, p->TRUE() != nullptr);
+    if (auto *p = dynamic_cast<G::TypeExprContext *>(ctx)) {
+      auto type = std::make_unique<TypeExpr>(l, p->dtype->getText());
+      for (G::TypeDimContext *d : p->typeDim())
+        type->dims.push_back(buildExpr(d->expr()));
+      return type;
+    }
+    if (auto *p = dynamic_cast<G::CallExprContext *>(ctx)) {
+      auto call = std::make_unique<CallExpr>(l, p->callee->getText());
+      if (p->argList())
+        buildArgs(p->argList(), *call);
+      return call;
+    }
+    if (auto *p = dynamic_cast<G::NameExprContext *>(ctx)) {
+      std::vector<std::string> parts;
+      for (antlr4::tree::TerminalNode *id : p->ID())
+        parts.push_back(id->getText());
+      return std::make_unique<NameExpr>(l, std::move(parts));
+    }
+    if (auto *p = dynamic_cast<G::ParenExprContext *>(ctx))
+      return buildExpr(p->expr());
+    bool isTuple = dynamic_cast<G::TupleExprContext *>(ctx) != nullptr;
+    auto seq = std::make_unique<SeqExpr>(
+        isTuple ? Expr::Kind::Tuple : Expr::Kind::List, l);
+    std::vector<G::ExprContext *> elements =
+        isTuple ? static_cast<G::TupleExprContext *>(ctx)->expr()
+                : static_cast<G::ListExprContext *>(ctx)->expr();
+    for (G::ExprContext *e : elements)
+      seq->elements.push_back(buildExpr(e));
+    return seq;
+  }
+};
+
+} // namespace
+
+mlir::FailureOr<std::unique_ptr<Module>>
+mass::parseFile(llvm::SourceMgr &sourceMgr, unsigned bufferId,
+                mlir::MLIRContext &context) {
+  const llvm::MemoryBuffer *buffer = sourceMgr.getMemoryBuffer(bufferId);
+  std::string file = buffer->getBufferIdentifier().str();
+
+  antlr4::ANTLRInputStream input(buffer->getBufferStart(),
+                                 buffer->getBufferSize());
+  grammar::MassLexer lexer(&input);
+  antlr4::CommonTokenStream tokens(&lexer);
+  grammar::MassParser parser(&tokens);
+  ErrorCollector errors;
+  lexer.removeErrorListeners();
+  lexer.addErrorListener(&errors);
+  parser.removeErrorListeners();
+  parser.addErrorListener(&errors);
+
+  G::FileContext *tree = parser.file();
+  if (errors.first) {
+    mlir::emitError(mlir::FileLineColLoc::get(
+        &context, file, errors.first->line, errors.first->col))
+        << errors.first->message;
+    return mlir::failure();
+  }
+  return Builder(file).build(tree);
+}

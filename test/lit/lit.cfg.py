@@ -1,0 +1,18 @@
+# lit configuration for Mass's FileCheck tests.
+import os
+
+import lit.formats
+
+config.name = "Mass"
+config.test_format = lit.formats.ShTest(execute_external=False)
+config.suffixes = [".mass", ".mlir", ".test"]
+config.excludes = ["Inputs", "lit.cfg.py", "lit.site.cfg.py"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.mass_obj_root, "test", "lit")
+
+# Spec fixtures are inputs of the tests in spec/, not tests themselves.
+config.excludes.append("fixtures")
+
+path = [config.mass_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")]
+config.environment["PATH"] = os.pathsep.join(path)
+config.substitutions.append(("%spec", os.path.join(config.test_source_root, "spec", "fixtures")))
