@@ -1,0 +1,130 @@
+//===- MassOps.cpp - Verifiers of the mass ops
+//-----------------------------===//
+
+#include "dialects/Mass/MassOps.h"
+#include "dialects/Mass/Shapes.h"
+
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mass;
+using namespace mlir;
+
+static ArrayRef<int64_t> shapeOf(Value v) {
+  return cast<ShapedType>(v.getType()).getShape();
+}
+
+/// Checks a shape rule's verdict against the result type the op carries.
+static LogicalResult checkResult(Operation *op, const ShapeResult &expected,
+                                 Value result) {
+  if (!expected.ok())
+    return op->emitOpError() << expected.message();
+  if (ArrayRef<int64_t>(expected.shape()) != shapeOf(result))
+    return op->emitOpError() << "result shape " << formatShape(shapeOf(result))
+                             << " should be " << formatShape(expected.shape());
+  return success();
+}
+
+template <typename BinaryOp> static LogicalResult verifyBinary(BinaryOp op) {
+  return checkResult(op,
+                     broadcastShape(shapeOf(op.getLhs()), shapeOf(op.getRhs())),
+                     op.getResult());
+}
+LogicalResult AddOp::verify() { return verifyBinary(*this); }
+LogicalResult SubOp::verify() { return verifyBinary(*this); }
+LogicalResult MulOp::verify() { return verifyBinary(*this); }
+LogicalResult DivOp::verify() { return verifyBinary(*this); }
+
+LogicalResult DenseOp::verify() {
+  ArrayRef<int64_t> bias;
+  if (getBias())
+    bias = shapeOf(getBias());
+  return checkResult(*this,
+                     denseShape(shapeOf(getInput()), shapeOf(getWeight()),
+                                getBias() ? &bias : nullptr),
+                     getResult());
+}
+
+LogicalResult MatmulOp::verify() {
+  return checkResult(*this, matmulShape(shapeOf(getLhs()), shapeOf(getRhs())),
+                     getResult());
+}
+
+LogicalResult ReshapeOp::verify() {
+  return checkResult(*this,
+                     reshapeShape(shapeOf(getInput()), shapeOf(getResult())),
+                     getResult());
+}
+
+LogicalResult TransposeOp::verify() {
+  return checkResult(*this, transposeShape(shapeOf(getInput()), getPerm()),
+                     getResult());
+}
+
+LogicalResult BroadcastOp::verify() {
+  ArrayRef<int64_t> like = shapeOf(getLike());
+  ShapeResult joined = broadcastShape(shapeOf(getInput()), like);
+  if (!joined.ok() || ArrayRef<int64_t>(joined.shape()) != like)
+    return emitOpError() << "cannot broadcast "
+                         << formatShape(shapeOf(getInput())) << " to "
+                         << formatShape(like);
+  return checkResult(*this, Shape(like.begin(), like.end()), getResult());
+}
+
+template <typename ReduceOp> static LogicalResult verifyReduce(ReduceOp op) {
+  return checkResult(
+      op, reduceShape(shapeOf(op.getInput()), op.getAxes(), op.getKeepdim()),
+      op.getResult());
+}
+LogicalResult SumOp::verify() { return verifyReduce(*this); }
+LogicalResult MeanOp::verify() { return verifyReduce(*this); }
+LogicalResult MaxOp::verify() { return verifyReduce(*this); }
+
+template <typename SoftmaxOp> static LogicalResult verifySoftmax(SoftmaxOp op) {
+  int64_t rank = shapeOf(op.getInput()).size();
+  int64_t axis = static_cast<int64_t>(op.getAxis());
+  if (!normalizeAxis(axis, rank))
+    return op.emitOpError() << "axis " << axis << " is out of range for "
+                            << formatShape(shapeOf(op.getInput()));
+  return success();
+}
+LogicalResult SoftmaxOp::verify() { return verifySoftmax(*this); }
+LogicalResult LogSoftmaxOp::verify() { return verifySoftmax(*this); }
+
+LogicalResult CrossEntropyOp::verify() {
+  ShapeResult r = classifierShape(shapeOf(getLogits()), shapeOf(getLabels()));
+  if (!r.ok())
+    return emitOpError() << r.message();
+  double s = getSmoothing().convertToDouble();
+  if (s < 0.0 || s > 1.0)
+    return emitOpError() << "smoothing must lie in [0, 1], got " << s;
+  return success();
+}
+
+LogicalResult AccuracyOp::verify() {
+  ArrayRef<int64_t> logits = shapeOf(getLogits());
+  auto labelType = cast<ShapedType>(getLabels().getType());
+  if (labelType.getElementType().isInteger(32)) {
+    ShapeResult r = classifierShape(logits, labelType.getShape());
+    return r.ok() ? success() : emitOpError() << r.message();
+  }
+  if (logits.size() != 2 || logits[1] != 1 || labelType.getShape() != logits)
+    return emitOpError() << "binary accuracy needs logits [B, 1] and f32 "
+                            "targets of the same shape, got "
+                         << formatShape(logits) << " and "
+                         << formatShape(labelType.getShape());
+  return success();
+}
+
+LogicalResult TopKOp::verify() {
+  ShapeResult r = classifierShape(shapeOf(getLogits()), shapeOf(getLabels()));
+  if (!r.ok())
+    return emitOpError() << r.message();
+  int64_t classes = shapeOf(getLogits())[1];
+  int64_t k = static_cast<int64_t>(getK());
+  if (k < 1 || k > classes)
+    return emitOpError() << "k must lie in [1, " << classes << "], got " << k;
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "dialects/Mass/MassOps.cpp.inc"

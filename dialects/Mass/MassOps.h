@@ -1,0 +1,14 @@
+//===- MassOps.h - Operations of the mass dialect ---------------*- C++ -*-===//
+#ifndef MASS_DIALECT_MASSOPS_H
+#define MASS_DIALECT_MASSOPS_H
+
+#include "dialects/Mass/MassDialect.h"
+
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#define GET_OP_CLASSES
+#include "dialects/Mass/MassOps.h.inc"
+
+#endif // MASS_DIALECT_MASSOPS_H

@@ -1,0 +1,241 @@
+//===- MassOps.td - Operations of the mass dialect ---------*- tablegen -*-===//
+#ifndef MASS_OPS_TD
+#define MASS_OPS_TD
+
+include "MassDialect.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+def Mass_F32Tensor : RankedTensorOf<[F32]>;
+def Mass_LabelTensor : RankedTensorOf<[I32]>;
+def Mass_Scalar : 0DTensorOf<[F32]>,
+    BuildableType<"::mlir::RankedTensorType::get({}, $_builder.getF32Type())">;
+
+//===----------------------------------------------------------------------===//
+// Elementwise
+//===----------------------------------------------------------------------===//
+
+class Mass_UnaryOp<string mnemonic, string what>
+    : Mass_Op<mnemonic, [Pure, SameOperandsAndResultType]> {
+  let summary = what;
+  let arguments = (ins Mass_F32Tensor:$input);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+
+def Mass_NegOp : Mass_UnaryOp<"neg", "elementwise -x">;
+def Mass_ReluOp : Mass_UnaryOp<"relu", "elementwise max(x, 0)">;
+def Mass_GeluOp : Mass_UnaryOp<"gelu", "elementwise GELU, erf form">;
+def Mass_SigmoidOp : Mass_UnaryOp<"sigmoid", "elementwise 1 / (1 + exp(-x))">;
+def Mass_TanhOp : Mass_UnaryOp<"tanh", "elementwise tanh">;
+def Mass_SiluOp : Mass_UnaryOp<"silu", "elementwise x * sigmoid(x)">;
+def Mass_ExpOp : Mass_UnaryOp<"exp", "elementwise exp">;
+def Mass_LogOp : Mass_UnaryOp<"log", "elementwise natural logarithm">;
+def Mass_SqrtOp : Mass_UnaryOp<"sqrt", "elementwise square root">;
+def Mass_AbsOp : Mass_UnaryOp<"abs", "elementwise |x|">;
+def Mass_SignOp : Mass_UnaryOp<"sign", "elementwise sign: -1, 0 or 1">;
+
+class Mass_BinaryOp<string mnemonic, string what>
+    : Mass_Op<mnemonic, [Pure]> {
+  let summary = what;
+  let description = [{
+    Elementwise with NumPy broadcasting. A dynamic dimension broadcasts only
+    against 1 or another dynamic dimension.
+  }];
+  let arguments = (ins Mass_F32Tensor:$lhs, Mass_F32Tensor:$rhs);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Mass_AddOp : Mass_BinaryOp<"add", "elementwise sum">;
+def Mass_SubOp : Mass_BinaryOp<"sub", "elementwise difference">;
+def Mass_MulOp : Mass_BinaryOp<"mul", "elementwise product">;
+def Mass_DivOp : Mass_BinaryOp<"div", "elementwise quotient">;
+
+//===----------------------------------------------------------------------===//
+// Linear algebra
+//===----------------------------------------------------------------------===//
+
+def Mass_DenseOp : Mass_Op<"dense", [Pure]> {
+  let summary = "x · weightᵀ + bias over the last axis";
+  let description = [{
+    `input [..., in]`, `weight [out, in]`, optional `bias [out]`; the result
+    is `[..., out]`, as torch.nn.Linear.
+  }];
+  let arguments = (ins Mass_F32Tensor:$input, Mass_F32Tensor:$weight,
+                       Optional<Mass_F32Tensor>:$bias);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Mass_MatmulOp : Mass_Op<"matmul", [Pure]> {
+  let summary = "matrix product, batched over broadcast leading axes";
+  let arguments = (ins Mass_F32Tensor:$lhs, Mass_F32Tensor:$rhs);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Shape
+//===----------------------------------------------------------------------===//
+
+def Mass_ReshapeOp : Mass_Op<"reshape", [Pure]> {
+  let summary = "same elements, new shape";
+  let description = [{
+    The result type is the new shape. When the input has a dynamic
+    dimension, the result has exactly one, sized so the element count holds.
+  }];
+  let arguments = (ins Mass_F32Tensor:$input);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Mass_TransposeOp : Mass_Op<"transpose", [Pure]> {
+  let summary = "permutes axes: result dim i is input dim perm[i]";
+  let arguments = (ins Mass_F32Tensor:$input, DenseI64ArrayAttr:$perm);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `perm` `=` $perm attr-dict `:` type($input) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Mass_BroadcastOp : Mass_Op<"broadcast", [Pure]> {
+  let summary = "NumPy-broadcasts input to the shape of like";
+  let description = [{
+    `like` gives only the shape (and its dynamic sizes); its values are not
+    read.
+  }];
+  let arguments = (ins Mass_F32Tensor:$input, AnyRankedTensor:$like);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $like attr-dict `:` type($input) `,` type($like) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions and normalised exponentials
+//===----------------------------------------------------------------------===//
+
+class Mass_ReduceOp<string mnemonic, string what>
+    : Mass_Op<mnemonic, [Pure]> {
+  let summary = what;
+  let arguments = (ins Mass_F32Tensor:$input, DenseI64ArrayAttr:$axes,
+                       UnitAttr:$keepdim);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `axes` `=` $axes (`keepdim` $keepdim^)? attr-dict `:` type($input) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Mass_SumOp : Mass_ReduceOp<"sum", "sum over axes">;
+def Mass_MeanOp : Mass_ReduceOp<"mean", "mean over axes">;
+def Mass_MaxOp : Mass_ReduceOp<"max", "maximum over axes">;
+
+class Mass_SoftmaxLikeOp<string mnemonic, string what>
+    : Mass_Op<mnemonic, [Pure, SameOperandsAndResultType]> {
+  let summary = what;
+  let arguments = (ins Mass_F32Tensor:$input, I64Attr:$axis);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = "$input `axis` `=` $axis attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Mass_SoftmaxOp : Mass_SoftmaxLikeOp<"softmax", "exp(x) / sum(exp(x)) along axis">;
+def Mass_LogSoftmaxOp : Mass_SoftmaxLikeOp<"log_softmax", "log(softmax(x)) along axis">;
+
+//===----------------------------------------------------------------------===//
+// Losses: scalar means over the labelled samples
+//===----------------------------------------------------------------------===//
+
+def Mass_CrossEntropyOp : Mass_Op<"cross_entropy", [Pure]> {
+  let summary = "softmax cross-entropy with label smoothing";
+  let description = [{
+    `logits [B, C]`, `labels [B]` (class indices; -1 marks an unlabelled
+    sample). The mean over labelled samples of
+    `-(1 - s) * log p[label] - s / C * sum_c log p[c]`, as
+    torch.nn.functional.cross_entropy with `ignore_index=-1` and
+    `label_smoothing=s`. Zero when no sample is labelled.
+  }];
+  let arguments = (ins Mass_F32Tensor:$logits, Mass_LabelTensor:$labels,
+                       DefaultValuedAttr<F64Attr, "0.0">:$smoothing);
+  let results = (outs Mass_Scalar:$result);
+  let assemblyFormat = [{
+    $logits `,` $labels attr-dict `:` type($logits) `,` type($labels)
+  }];
+  let hasVerifier = 1;
+}
+
+class Mass_RegressionLossOp<string mnemonic, string what>
+    : Mass_Op<mnemonic, [Pure, AllTypesMatch<["pred", "target"]>]> {
+  let summary = what;
+  let arguments = (ins Mass_F32Tensor:$pred, Mass_F32Tensor:$target);
+  let results = (outs Mass_Scalar:$result);
+  let assemblyFormat = "$pred `,` $target attr-dict `:` type($pred)";
+}
+
+def Mass_MseOp : Mass_RegressionLossOp<"mse", "mean of (pred - target)^2">;
+def Mass_L1Op : Mass_RegressionLossOp<"l1", "mean of |pred - target|">;
+def Mass_BceOp : Mass_RegressionLossOp<"bce",
+    "binary cross-entropy on logits, mean over elements (BCEWithLogitsLoss)">;
+
+//===----------------------------------------------------------------------===//
+// Metrics: a sum and a count over the batch, so that the runtime can
+// accumulate them over an epoch
+//===----------------------------------------------------------------------===//
+
+def Mass_AccuracyOp : Mass_Op<"accuracy", [Pure]> {
+  let summary = "correct predictions and labelled samples";
+  let description = [{
+    With `logits [B, C]` and i32 `labels [B]`: argmax hits over labelled
+    samples (label != -1). With `logits [B, 1]` and f32 targets `[B, 1]`:
+    binary accuracy, a hit when `(logit > 0) == (target > 0.5)`.
+  }];
+  let arguments = (ins Mass_F32Tensor:$logits, AnyRankedTensor:$labels);
+  let results = (outs Mass_Scalar:$correct, Mass_Scalar:$count);
+  let assemblyFormat = [{
+    $logits `,` $labels attr-dict `:` type($logits) `,` type($labels)
+  }];
+  let hasVerifier = 1;
+}
+
+def Mass_TopKOp : Mass_Op<"top_k", [Pure]> {
+  let summary = "labelled samples whose label is among the k largest logits";
+  let arguments = (ins Mass_F32Tensor:$logits, Mass_LabelTensor:$labels,
+                       I64Attr:$k);
+  let results = (outs Mass_Scalar:$correct, Mass_Scalar:$count);
+  let assemblyFormat = [{
+    $logits `,` $labels `k` `=` $k attr-dict `:` type($logits) `,` type($labels)
+  }];
+  let hasVerifier = 1;
+}
+
+def Mass_AbsErrorOp : Mass_Op<"abs_error",
+    [Pure, AllTypesMatch<["pred", "target"]>]> {
+  let summary = "sum of |pred - target| and the element count (for mae)";
+  let arguments = (ins Mass_F32Tensor:$pred, Mass_F32Tensor:$target);
+  let results = (outs Mass_Scalar:$sum, Mass_Scalar:$count);
+  let assemblyFormat = "$pred `,` $target attr-dict `:` type($pred)";
+}
+
+def Mass_SquaredErrorOp : Mass_Op<"squared_error",
+    [Pure, AllTypesMatch<["pred", "target"]>]> {
+  let summary = "sum of (pred - target)^2 and the element count (for rmse)";
+  let arguments = (ins Mass_F32Tensor:$pred, Mass_F32Tensor:$target);
+  let results = (outs Mass_Scalar:$sum, Mass_Scalar:$count);
+  let assemblyFormat = "$pred `,` $target attr-dict `:` type($pred)";
+}
+
+#endif // MASS_OPS_TD

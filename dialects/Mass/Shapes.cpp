@@ -1,0 +1,191 @@
+//===- Shapes.cpp - Shape rules of the mass ops
+//----------------------------===//
+
+#include "dialects/Mass/Shapes.h"
+
+#include "mlir/IR/BuiltinTypeInterfaces.h"
+#include "llvm/ADT/STLExtras.h"
+
+#include <optional>
+
+using namespace mass;
+using llvm::ArrayRef;
+
+static bool isDynamic(int64_t d) { return mlir::ShapedType::isDynamic(d); }
+
+std::string mass::formatShape(ArrayRef<int64_t> shape) {
+  std::string s = "[";
+  for (auto [i, d] : llvm::enumerate(shape)) {
+    if (i)
+      s += ", ";
+    s += isDynamic(d) ? "B" : std::to_string(d);
+  }
+  return s + "]";
+}
+
+std::optional<int64_t> mass::normalizeAxis(int64_t axis, int64_t rank) {
+  if (axis < -rank || axis >= rank)
+    return std::nullopt;
+  return axis < 0 ? axis + rank : axis;
+}
+
+ShapeResult mass::broadcastShape(ArrayRef<int64_t> lhs, ArrayRef<int64_t> rhs) {
+  size_t rank = std::max(lhs.size(), rhs.size());
+  Shape out(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t a = i < rank - lhs.size() ? 1 : lhs[i - (rank - lhs.size())];
+    int64_t b = i < rank - rhs.size() ? 1 : rhs[i - (rank - rhs.size())];
+    if (a == b || b == 1)
+      out[i] = a;
+    else if (a == 1)
+      out[i] = b;
+    else
+      return ShapeResult::error("cannot broadcast shapes " + formatShape(lhs) +
+                                " and " + formatShape(rhs));
+  }
+  return out;
+}
+
+ShapeResult mass::denseShape(ArrayRef<int64_t> input, ArrayRef<int64_t> weight,
+                             const ArrayRef<int64_t> *bias) {
+  if (input.empty())
+    return ShapeResult::error("dense needs an input of rank 1 or more, got " +
+                              formatShape(input));
+  if (weight.size() != 2 || weight[1] != input.back())
+    return ShapeResult::error("dense: weight " + formatShape(weight) +
+                              " does not fit input " + formatShape(input) +
+                              "; expected [out, " +
+                              std::to_string(input.back()) + "]");
+  if (bias && (bias->size() != 1 || (*bias)[0] != weight[0]))
+    return ShapeResult::error("dense: bias " + formatShape(*bias) +
+                              " does not fit weight " + formatShape(weight));
+  Shape out(input.begin(), input.end());
+  out.back() = weight[0];
+  return out;
+}
+
+ShapeResult mass::matmulShape(ArrayRef<int64_t> lhs, ArrayRef<int64_t> rhs) {
+  if (lhs.size() < 2 || rhs.size() < 2)
+    return ShapeResult::error("matmul needs operands of rank 2 or more, got " +
+                              formatShape(lhs) + " and " + formatShape(rhs));
+  int64_t k1 = lhs.back(), k2 = rhs[rhs.size() - 2];
+  if (k1 != k2 || isDynamic(k1))
+    return ShapeResult::error("matmul: inner dimensions differ: " +
+                              formatShape(lhs) + " and " + formatShape(rhs));
+  ShapeResult batch = broadcastShape(lhs.drop_back(2), rhs.drop_back(2));
+  if (!batch.ok())
+    return ShapeResult::error("matmul: batch dimensions of " +
+                              formatShape(lhs) + " and " + formatShape(rhs) +
+                              " do not broadcast");
+  Shape out = batch.shape();
+  out.push_back(lhs[lhs.size() - 2]);
+  out.push_back(rhs.back());
+  return out;
+}
+
+ShapeResult mass::reduceShape(ArrayRef<int64_t> input, ArrayRef<int64_t> axes,
+                              bool keepdim) {
+  int64_t rank = input.size();
+  llvm::SmallVector<bool> reduced(rank, false);
+  for (int64_t axis : axes) {
+    std::optional<int64_t> a = normalizeAxis(axis, rank);
+    if (!a)
+      return ShapeResult::error("axis " + std::to_string(axis) +
+                                " is out of range for " + formatShape(input));
+    if (reduced[*a])
+      return ShapeResult::error("axis " + std::to_string(axis) +
+                                " is named twice");
+    reduced[*a] = true;
+  }
+  Shape out;
+  for (int64_t i = 0; i < rank; ++i) {
+    if (!reduced[i])
+      out.push_back(input[i]);
+    else if (keepdim)
+      out.push_back(1);
+  }
+  return out;
+}
+
+ShapeResult mass::transposeShape(ArrayRef<int64_t> input,
+                                 ArrayRef<int64_t> perm) {
+  if (perm.size() != input.size())
+    return ShapeResult::error("transpose: perm has " +
+                              std::to_string(perm.size()) + " entries for " +
+                              formatShape(input));
+  llvm::SmallVector<bool> seen(input.size(), false);
+  Shape out;
+  for (int64_t p : perm) {
+    if (p < 0 || p >= (int64_t)input.size() || seen[p])
+      return ShapeResult::error("transpose: perm is not a permutation of 0.." +
+                                std::to_string(input.size() - 1));
+    seen[p] = true;
+    out.push_back(input[p]);
+  }
+  return out;
+}
+
+ShapeResult mass::reshapeShape(ArrayRef<int64_t> input,
+                               ArrayRef<int64_t> target) {
+  auto product = [](ArrayRef<int64_t> s) {
+    int64_t n = 1;
+    for (int64_t d : s)
+      if (!isDynamic(d) && d != -1)
+        n *= d;
+    return n;
+  };
+  int64_t inputDynamic = llvm::count_if(input, isDynamic);
+  int64_t unknown =
+      llvm::count_if(target, [](int64_t d) { return d == -1 || isDynamic(d); });
+  if (unknown > 1)
+    return ShapeResult::error("reshape: at most one size may be inferred, in " +
+                              formatShape(target));
+  int64_t known = product(target);
+  int64_t total = product(input);
+  for (int64_t d : target)
+    if (!isDynamic(d) && (d == 0 || d < -1))
+      return ShapeResult::error("reshape: invalid size in target shape");
+  Shape out(target.begin(), target.end());
+  if (unknown == 0) {
+    if (inputDynamic)
+      return ShapeResult::error("reshape: the target shape must keep the "
+                                "batch dimension of " +
+                                formatShape(input));
+    if (known != total)
+      return ShapeResult::error("reshape: cannot reshape " +
+                                formatShape(input) + " into " +
+                                formatShape(target));
+    return out;
+  }
+  if (inputDynamic) {
+    // The inferred size becomes dynamic; the static parts must divide evenly.
+    if (total % known != 0)
+      return ShapeResult::error("reshape: cannot reshape " +
+                                formatShape(input) + " into " +
+                                formatShape(target));
+    for (int64_t &d : out)
+      if (d == -1 || isDynamic(d))
+        d = mlir::ShapedType::kDynamic;
+    return out;
+  }
+  if (total % known != 0)
+    return ShapeResult::error("reshape: cannot reshape " + formatShape(input) +
+                              " into " + formatShape(target));
+  for (int64_t &d : out)
+    if (d == -1 || isDynamic(d))
+      d = total / known;
+  return out;
+}
+
+ShapeResult mass::classifierShape(ArrayRef<int64_t> logits,
+                                  ArrayRef<int64_t> labels) {
+  if (logits.size() != 2)
+    return ShapeResult::error("expected logits of shape [B, classes], got " +
+                              formatShape(logits));
+  if (labels.size() != 1 || labels[0] != logits[0])
+    return ShapeResult::error("labels " + formatShape(labels) +
+                              " do not fit logits " + formatShape(logits) +
+                              "; expected [" +
+                              formatShape(logits.take_front()).substr(1));
+  return Shape{};
+}

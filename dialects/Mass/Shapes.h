@@ -1,0 +1,65 @@
+//===- Shapes.h - Shape rules of the mass ops
+//------------------------------===//
+//
+// One place for the shape rules: the frontend uses them to infer types and
+// report errors at .mass source locations, the op verifiers to check IR.
+// Each rule returns the result shape, or a message that names the shapes.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MASS_DIALECT_SHAPES_H
+#define MASS_DIALECT_SHAPES_H
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/SmallVector.h"
+
+#include <string>
+#include <variant>
+
+namespace mass {
+
+using Shape = llvm::SmallVector<int64_t, 4>;
+
+/// A result shape, or why there is none.
+class ShapeResult {
+public:
+  ShapeResult(Shape shape) : value(std::move(shape)) {}
+  static ShapeResult error(std::string message) {
+    ShapeResult r{Shape{}};
+    r.value = std::move(message);
+    return r;
+  }
+  bool ok() const { return std::holds_alternative<Shape>(value); }
+  const Shape &shape() const { return std::get<Shape>(value); }
+  const std::string &message() const { return std::get<std::string>(value); }
+
+private:
+  std::variant<Shape, std::string> value;
+};
+
+/// `[B, 1, 28, 28]`: dynamic sizes print as B.
+std::string formatShape(llvm::ArrayRef<int64_t> shape);
+
+/// Normalises `axis` (negative counts from the end) against `rank`.
+std::optional<int64_t> normalizeAxis(int64_t axis, int64_t rank);
+
+ShapeResult broadcastShape(llvm::ArrayRef<int64_t> lhs,
+                           llvm::ArrayRef<int64_t> rhs);
+ShapeResult denseShape(llvm::ArrayRef<int64_t> input,
+                       llvm::ArrayRef<int64_t> weight,
+                       const llvm::ArrayRef<int64_t> *bias);
+ShapeResult matmulShape(llvm::ArrayRef<int64_t> lhs,
+                        llvm::ArrayRef<int64_t> rhs);
+ShapeResult reduceShape(llvm::ArrayRef<int64_t> input,
+                        llvm::ArrayRef<int64_t> axes, bool keepdim);
+ShapeResult transposeShape(llvm::ArrayRef<int64_t> input,
+                           llvm::ArrayRef<int64_t> perm);
+/// `target` may hold one -1 (or a dynamic size) to be inferred.
+ShapeResult reshapeShape(llvm::ArrayRef<int64_t> input,
+                         llvm::ArrayRef<int64_t> target);
+/// Checks `logits [B, C]` against class-index `labels [B]`.
+ShapeResult classifierShape(llvm::ArrayRef<int64_t> logits,
+                            llvm::ArrayRef<int64_t> labels);
+
+} // namespace mass
+
+#endif // MASS_DIALECT_SHAPES_H

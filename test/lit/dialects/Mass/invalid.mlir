@@ -1,0 +1,119 @@
+// RUN: mass-opt %s -split-input-file -verify-diagnostics
+
+func.func @dense_weight(%x: tensor<?x784xf32>, %w: tensor<256x100xf32>) {
+  // expected-error @+1 {{dense: weight [256, 100] does not fit input [B, 784]; expected [out, 784]}}
+  %0 = mass.dense %x, %w : (tensor<?x784xf32>, tensor<256x100xf32>) -> tensor<?x256xf32>
+  return
+}
+
+// -----
+
+func.func @dense_result(%x: tensor<?x784xf32>, %w: tensor<256x784xf32>) {
+  // expected-error @+1 {{result shape [B, 10] should be [B, 256]}}
+  %0 = mass.dense %x, %w : (tensor<?x784xf32>, tensor<256x784xf32>) -> tensor<?x10xf32>
+  return
+}
+
+// -----
+
+func.func @broadcast(%a: tensor<?x4xf32>, %b: tensor<3xf32>) {
+  // expected-error @+1 {{cannot broadcast shapes [B, 4] and [3]}}
+  %0 = mass.add %a, %b : tensor<?x4xf32>, tensor<3xf32> -> tensor<?x4xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_against_static(%a: tensor<?x4xf32>, %b: tensor<8x4xf32>) {
+  // expected-error @+1 {{cannot broadcast shapes [B, 4] and [8, 4]}}
+  %0 = mass.add %a, %b : tensor<?x4xf32>, tensor<8x4xf32> -> tensor<8x4xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_inner(%a: tensor<?x8xf32>, %b: tensor<7x3xf32>) {
+  // expected-error @+1 {{matmul: inner dimensions differ: [B, 8] and [7, 3]}}
+  %0 = mass.matmul %a, %b : tensor<?x8xf32>, tensor<7x3xf32> -> tensor<?x3xf32>
+  return
+}
+
+// -----
+
+func.func @reshape_count(%a: tensor<4x6xf32>) {
+  // expected-error @+1 {{reshape: cannot reshape [4, 6] into [5, 5]}}
+  %0 = mass.reshape %a : tensor<4x6xf32> -> tensor<5x5xf32>
+  return
+}
+
+// -----
+
+func.func @reshape_batch(%a: tensor<?x6xf32>) {
+  // expected-error @+1 {{the target shape must keep the batch dimension}}
+  %0 = mass.reshape %a : tensor<?x6xf32> -> tensor<2x3xf32>
+  return
+}
+
+// -----
+
+func.func @transpose_perm(%a: tensor<2x3xf32>) {
+  // expected-error @+1 {{transpose: perm is not a permutation of 0..1}}
+  %0 = mass.transpose %a perm = [0, 0] : tensor<2x3xf32> -> tensor<2x2xf32>
+  return
+}
+
+// -----
+
+func.func @reduce_axis(%a: tensor<2x3xf32>) {
+  // expected-error @+1 {{axis 2 is out of range for [2, 3]}}
+  %0 = mass.sum %a axes = [2] : tensor<2x3xf32> -> tensor<2xf32>
+  return
+}
+
+// -----
+
+func.func @softmax_axis(%a: tensor<2x3xf32>) {
+  // expected-error @+1 {{axis -3 is out of range for [2, 3]}}
+  %0 = mass.softmax %a axis = -3 : tensor<2x3xf32>
+  return
+}
+
+// -----
+
+func.func @labels(%l: tensor<?x10xf32>, %y: tensor<?x2xi32>) {
+  // expected-error @+1 {{labels [B, 2] do not fit logits [B, 10]; expected [B]}}
+  %0 = mass.cross_entropy %l, %y : tensor<?x10xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+func.func @smoothing(%l: tensor<?x10xf32>, %y: tensor<?xi32>) {
+  // expected-error @+1 {{smoothing must lie in [0, 1], got 2}}
+  %0 = mass.cross_entropy %l, %y {smoothing = 2.0 : f64} : tensor<?x10xf32>, tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @top_k(%l: tensor<?x10xf32>, %y: tensor<?xi32>) {
+  // expected-error @+1 {{k must lie in [1, 10], got 11}}
+  %0:2 = mass.top_k %l, %y k = 11 : tensor<?x10xf32>, tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @binary_accuracy(%l: tensor<?x2xf32>, %y: tensor<?x2xf32>) {
+  // expected-error @+1 {{binary accuracy needs logits [B, 1]}}
+  %0:2 = mass.accuracy %l, %y : tensor<?x2xf32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+func.func @mse_types(%p: tensor<?x1xf32>, %t: tensor<?x2xf32>) {
+  // expected-error @+1 {{all of {pred, target} have same type}}
+  %0 = "mass.mse"(%p, %t) : (tensor<?x1xf32>, tensor<?x2xf32>) -> tensor<f32>
+  return
+}

@@ -1,0 +1,72 @@
+// RUN: mass-opt %s | FileCheck %s
+// RUN: mass-opt %s | mass-opt | FileCheck %s
+// RUN: mass-opt %s -mlir-print-op-generic | mass-opt | FileCheck %s
+
+// CHECK-LABEL: func.func @layers
+func.func @layers(%x: tensor<?x784xf32>, %w: tensor<256x784xf32>,
+                  %b: tensor<256xf32>) -> tensor<?x256xf32> {
+  // CHECK: mass.dense %{{.*}}, %{{.*}}, %{{.*}} : (tensor<?x784xf32>, tensor<256x784xf32>, tensor<256xf32>) -> tensor<?x256xf32>
+  %0 = mass.dense %x, %w, %b : (tensor<?x784xf32>, tensor<256x784xf32>, tensor<256xf32>) -> tensor<?x256xf32>
+  // CHECK: mass.dense %{{.*}}, %{{.*}} : (tensor<?x784xf32>, tensor<256x784xf32>) -> tensor<?x256xf32>
+  %1 = mass.dense %x, %w : (tensor<?x784xf32>, tensor<256x784xf32>) -> tensor<?x256xf32>
+  // CHECK: mass.relu %{{.*}} : tensor<?x256xf32>
+  %2 = mass.relu %0 : tensor<?x256xf32>
+  %3 = mass.gelu %2 : tensor<?x256xf32>
+  %4 = mass.sigmoid %3 : tensor<?x256xf32>
+  %5 = mass.tanh %4 : tensor<?x256xf32>
+  %6 = mass.silu %5 : tensor<?x256xf32>
+  %7 = mass.exp %6 : tensor<?x256xf32>
+  %8 = mass.log %7 : tensor<?x256xf32>
+  %9 = mass.sqrt %8 : tensor<?x256xf32>
+  %10 = mass.abs %9 : tensor<?x256xf32>
+  %11 = mass.neg %10 : tensor<?x256xf32>
+  %12 = mass.sign %11 : tensor<?x256xf32>
+  // CHECK: mass.add %{{.*}}, %{{.*}} : tensor<?x256xf32>, tensor<256xf32> -> tensor<?x256xf32>
+  %13 = mass.add %12, %b : tensor<?x256xf32>, tensor<256xf32> -> tensor<?x256xf32>
+  %14 = mass.sub %13, %1 : tensor<?x256xf32>, tensor<?x256xf32> -> tensor<?x256xf32>
+  %c = arith.constant dense<0.5> : tensor<f32>
+  // CHECK: mass.mul %{{.*}}, %{{.*}} : tensor<f32>, tensor<?x256xf32> -> tensor<?x256xf32>
+  %15 = mass.mul %c, %14 : tensor<f32>, tensor<?x256xf32> -> tensor<?x256xf32>
+  %16 = mass.div %15, %c : tensor<?x256xf32>, tensor<f32> -> tensor<?x256xf32>
+  return %16 : tensor<?x256xf32>
+}
+
+// CHECK-LABEL: func.func @shapes
+func.func @shapes(%x: tensor<?x1x28x28xf32>, %a: tensor<?x4x8xf32>,
+                  %m: tensor<8x3xf32>) -> tensor<?x784xf32> {
+  // CHECK: mass.reshape %{{.*}} : tensor<?x1x28x28xf32> -> tensor<?x784xf32>
+  %0 = mass.reshape %x : tensor<?x1x28x28xf32> -> tensor<?x784xf32>
+  // CHECK: mass.transpose %{{.*}} perm = [0, 2, 1] : tensor<?x4x8xf32> -> tensor<?x8x4xf32>
+  %1 = mass.transpose %a perm = [0, 2, 1] : tensor<?x4x8xf32> -> tensor<?x8x4xf32>
+  // CHECK: mass.matmul %{{.*}}, %{{.*}} : tensor<?x4x8xf32>, tensor<8x3xf32> -> tensor<?x4x3xf32>
+  %2 = mass.matmul %a, %m : tensor<?x4x8xf32>, tensor<8x3xf32> -> tensor<?x4x3xf32>
+  // CHECK: mass.sum %{{.*}} axes = [1] : tensor<?x4x8xf32> -> tensor<?x8xf32>
+  %3 = mass.sum %a axes = [1] : tensor<?x4x8xf32> -> tensor<?x8xf32>
+  // CHECK: mass.mean %{{.*}} axes = [-1] keepdim : tensor<?x4x8xf32> -> tensor<?x4x1xf32>
+  %4 = mass.mean %a axes = [-1] keepdim : tensor<?x4x8xf32> -> tensor<?x4x1xf32>
+  %5 = mass.max %a axes = [0, 1, 2] : tensor<?x4x8xf32> -> tensor<f32>
+  // CHECK: mass.broadcast %{{.*}}, %{{.*}} : tensor<?x4x1xf32>, tensor<?x4x8xf32> -> tensor<?x4x8xf32>
+  %6 = mass.broadcast %4, %a : tensor<?x4x1xf32>, tensor<?x4x8xf32> -> tensor<?x4x8xf32>
+  // CHECK: mass.softmax %{{.*}} axis = -1 : tensor<?x4x8xf32>
+  %7 = mass.softmax %6 axis = -1 : tensor<?x4x8xf32>
+  %8 = mass.log_softmax %7 axis = 1 : tensor<?x4x8xf32>
+  return %0 : tensor<?x784xf32>
+}
+
+// CHECK-LABEL: func.func @losses
+func.func @losses(%logits: tensor<?x10xf32>, %labels: tensor<?xi32>,
+                  %p: tensor<?x1xf32>, %t: tensor<?x1xf32>) -> tensor<f32> {
+  // CHECK: mass.cross_entropy %{{.*}}, %{{.*}} {smoothing = 5.000000e-02 : f64} : tensor<?x10xf32>, tensor<?xi32>
+  %0 = mass.cross_entropy %logits, %labels {smoothing = 0.05 : f64} : tensor<?x10xf32>, tensor<?xi32>
+  %1 = mass.mse %p, %t : tensor<?x1xf32>
+  %2 = mass.l1 %p, %t : tensor<?x1xf32>
+  %3 = mass.bce %p, %t : tensor<?x1xf32>
+  // CHECK: = mass.accuracy %{{.*}}, %{{.*}} : tensor<?x10xf32>, tensor<?xi32>
+  %4:2 = mass.accuracy %logits, %labels : tensor<?x10xf32>, tensor<?xi32>
+  %5:2 = mass.accuracy %p, %t : tensor<?x1xf32>, tensor<?x1xf32>
+  // CHECK: mass.top_k %{{.*}}, %{{.*}} k = 3 : tensor<?x10xf32>, tensor<?xi32>
+  %6:2 = mass.top_k %logits, %labels k = 3 : tensor<?x10xf32>, tensor<?xi32>
+  %7:2 = mass.abs_error %p, %t : tensor<?x1xf32>
+  %8:2 = mass.squared_error %p, %t : tensor<?x1xf32>
+  return %0 : tensor<f32>
+}
