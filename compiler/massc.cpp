@@ -6,7 +6,15 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "compiler/Elaborator.h"
 #include "compiler/Program.h"
+#include "compiler/TrainConfig.h"
+#include "dialects/Mass/MassDialect.h"
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
@@ -59,12 +67,20 @@ cl::list<std::string> includeDirs("I", cl::desc("Import search directory"),
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  // MLIR's printing and pass-manager flags (--mlir-print-debuginfo,
+  // --mlir-print-ir-after-all, ...) work on every stage.
+  mlir::registerAsmPrinterCLOptions();
+  mlir::registerMLIRContextCLOptions();
+  mlir::registerPassManagerCLOptions();
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(argc, argv,
                               "massc: compile a .mass model into a training "
                               "program\n");
 
-  mlir::MLIRContext context;
+  mlir::DialectRegistry registry;
+  registry.insert<mass::MassDialect>();
+  mlir::MLIRContext context(registry);
+  context.loadAllAvailableDialects();
   llvm::SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
 
@@ -79,7 +95,19 @@ int main(int argc, char **argv) {
     return 0;
   }
 
-  llvm::errs() << "massc: error: code generation is not supported yet; "
-                  "use --emit=ast\n";
+  mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module =
+      mass::buildModule(context, *program);
+  if (mlir::failed(module) ||
+      mlir::failed(mass::attachTrainConfig(**module, *program)))
+    return 1;
+  if (mlir::failed(mlir::verify(**module)))
+    return 1;
+  if (emit == Stage::Mass) {
+    (*module)->print(llvm::outs());
+    return 0;
+  }
+
+  llvm::errs() << "massc: error: stages after --emit=mass are not supported "
+                  "yet\n";
   return 1;
 }

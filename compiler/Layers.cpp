@@ -1,0 +1,587 @@
+//===- Layers.cpp - The built-in layers, ops, losses and metrics
+//-----------===//
+//
+// Each entry checks its arguments, infers its result shape (errors name the
+// shapes, at the call's source location), creates its parameters with
+// PyTorch's default initialisation, and emits mass ops.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Elaborator.h"
+
+#include "dialects/Mass/MassOps.h"
+
+#include "llvm/Support/Casting.h"
+
+#include <cmath>
+
+using namespace mass;
+using mlir::failed;
+using mlir::failure;
+using mlir::FailureOr;
+
+//===----------------------------------------------------------------------===//
+// Argument access
+//===----------------------------------------------------------------------===//
+
+const ast::Loc &Args::argLoc(llvm::StringRef name) const {
+  return has(name) ? get(name).loc : call.getLoc();
+}
+
+FailureOr<mlir::Value> Args::tensor(llvm::StringRef name) const {
+  const Value &v = get(name);
+  if (!v.isTensor()) {
+    elab.error(v.loc) << call.callee << ": '" << name
+                      << "' must be a tensor, got " << v.describe();
+    return failure();
+  }
+  return v.tensor;
+}
+
+FailureOr<int64_t> Args::integer(llvm::StringRef name, int64_t dflt) const {
+  if (!has(name))
+    return dflt;
+  const Value &v = get(name);
+  if (!v.isNumber() || !v.isInteger) {
+    elab.error(v.loc) << call.callee << ": '" << name
+                      << "' must be an integer, got " << v.describe();
+    return failure();
+  }
+  return static_cast<int64_t>(v.number);
+}
+
+FailureOr<double> Args::number(llvm::StringRef name, double dflt) const {
+  if (!has(name))
+    return dflt;
+  const Value &v = get(name);
+  if (!v.isNumber()) {
+    elab.error(v.loc) << call.callee << ": '" << name
+                      << "' must be a number, got " << v.describe();
+    return failure();
+  }
+  return v.number;
+}
+
+FailureOr<bool> Args::boolean(llvm::StringRef name, bool dflt) const {
+  if (!has(name))
+    return dflt;
+  const Value &v = get(name);
+  if (v.kind != Value::Kind::Bool) {
+    elab.error(v.loc) << call.callee << ": '" << name
+                      << "' must be true or false, got " << v.describe();
+    return failure();
+  }
+  return v.boolean;
+}
+
+FailureOr<std::vector<int64_t>> Args::axes(llvm::StringRef name,
+                                           int64_t rank) const {
+  std::vector<int64_t> out;
+  if (!has(name)) {
+    for (int64_t i = 0; i < rank; ++i)
+      out.push_back(i);
+    return out;
+  }
+  const Value &v = get(name);
+  std::vector<Value> items = v.isSeq() ? v.elements : std::vector<Value>{v};
+  for (const Value &item : items) {
+    if (!item.isNumber() || !item.isInteger) {
+      elab.error(item.loc) << call.callee
+                           << ": an axis must be an integer, got "
+                           << item.describe();
+      return failure();
+    }
+    out.push_back(static_cast<int64_t>(item.number));
+  }
+  return out;
+}
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+static llvm::ArrayRef<int64_t> shapeOf(mlir::Value v) {
+  return mlir::cast<mlir::RankedTensorType>(v.getType()).getShape();
+}
+
+static bool isF32(mlir::Value v) {
+  return mlir::cast<mlir::RankedTensorType>(v.getType())
+      .getElementType()
+      .isF32();
+}
+
+/// The f32 tensor argument `name`.
+static FailureOr<mlir::Value> f32Arg(Elaborator &e, const Args &a,
+                                     llvm::StringRef name) {
+  FailureOr<mlir::Value> v = a.tensor(name);
+  if (failed(v))
+    return failure();
+  if (!isF32(*v)) {
+    e.error(a.get(name).loc)
+        << a.getCall().callee << ": '" << name
+        << "' must be an f32 tensor, got " << a.get(name).describe();
+    return failure();
+  }
+  return v;
+}
+
+static Value result(mlir::Value v, const Args &a) {
+  return Value::ofTensor(v, a.loc());
+}
+
+//===----------------------------------------------------------------------===//
+// Layers with parameters
+//===----------------------------------------------------------------------===//
+
+static FailureOr<Value> buildDense(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> x = f32Arg(e, a, "x");
+  FailureOr<int64_t> out = a.integer("out", 0);
+  FailureOr<bool> hasBias = a.boolean("bias", true);
+  if (failed(x) || failed(out) || failed(hasBias))
+    return failure();
+  if (*out < 1) {
+    e.error(a.get("out").loc) << "dense: 'out' must be positive, got " << *out;
+    return failure();
+  }
+  llvm::ArrayRef<int64_t> in = shapeOf(*x);
+  if (in.empty() || mlir::ShapedType::isDynamic(in.back())) {
+    e.error(a.get("x").loc)
+        << "dense acts on the last axis, which must have a static size; got "
+        << a.get("x").describe();
+    return failure();
+  }
+  if (failed(e.beginParamCall(a.loc(), "dense")))
+    return failure();
+  // torch.nn.Linear: kaiming_uniform(a=sqrt(5)) for the weight and the same
+  // bound for the bias, 1/sqrt(fan_in).
+  Init init{Init::Kind::Uniform,
+            1.0 / std::sqrt(static_cast<double>(in.back()))};
+  mlir::Value w = e.addParam({*out, in.back()}, "weight", init, a.loc());
+  mlir::Value b;
+  if (*hasBias)
+    b = e.addParam({*out}, "bias", init, a.loc());
+  llvm::ArrayRef<int64_t> biasShape =
+      b ? shapeOf(b) : llvm::ArrayRef<int64_t>();
+  FailureOr<Shape> shape =
+      e.check(denseShape(in, shapeOf(w), b ? &biasShape : nullptr), a.loc());
+  if (failed(shape))
+    return failure();
+  return result(e.getBuilder().create<DenseOp>(e.location(a.loc()),
+                                               e.f32Tensor(*shape), *x, w, b),
+                a);
+}
+
+/// `param(f32[...], init: zeros | ones | xavier_uniform | kaiming_uniform |
+/// normal(std: s) | uniform(a: a))`, named after its binding.
+static FailureOr<Value> buildParam(Elaborator &e, const Args &a) {
+  const ast::CallExpr &call = a.getCall();
+  if (call.args.size() != 1) {
+    e.error(call.getLoc()) << "param takes one type, as in "
+                              "param(f32[8, 16], init: zeros)";
+    return failure();
+  }
+  FailureOr<Value> type = e.eval(*call.args[0]);
+  if (failed(type))
+    return failure();
+  if (type->kind != Value::Kind::Type) {
+    e.error(type->loc) << "param: expected a type such as f32[8, 16], got "
+                       << type->describe();
+    return failure();
+  }
+  const ast::KeywordArg *initArg = nullptr;
+  for (const ast::KeywordArg &kw : call.kwargs) {
+    if (kw.key != "init") {
+      e.error(kw.loc) << "param has no argument '" << kw.key
+                      << "'; it takes a type and `init:`";
+      return failure();
+    }
+    initArg = &kw;
+  }
+  if (!initArg) {
+    e.error(call.getLoc()) << "param needs `init:` (zeros, ones, normal(std: "
+                              "s), uniform(a: a), xavier_uniform or "
+                              "kaiming_uniform)";
+    return failure();
+  }
+
+  const std::vector<int64_t> &dims = type->dims;
+  std::string kind;
+  const ast::CallExpr *initCall =
+      llvm::dyn_cast<ast::CallExpr>(initArg->value.get());
+  if (auto *name = llvm::dyn_cast<ast::NameExpr>(initArg->value.get()))
+    kind = name->str();
+  else if (initCall)
+    kind = initCall->callee;
+  // Fans as torch.nn.init computes them for a tensor [out, in, *receptive].
+  auto fans = [&](int64_t &fanIn, int64_t &fanOut) -> mlir::LogicalResult {
+    if (dims.size() < 2) {
+      e.error(initArg->loc) << kind
+                            << " needs a type of rank 2 or more to compute "
+                               "fan-in and fan-out";
+      return failure();
+    }
+    int64_t receptive = 1;
+    for (size_t i = 2; i < dims.size(); ++i)
+      receptive *= dims[i];
+    fanIn = dims[1] * receptive;
+    fanOut = dims[0] * receptive;
+    return mlir::success();
+  };
+  Init init;
+  if (kind == "zeros" && !initCall) {
+    init.kind = Init::Kind::Zeros;
+  } else if (kind == "ones" && !initCall) {
+    init.kind = Init::Kind::Ones;
+  } else if ((kind == "xavier_uniform" || kind == "kaiming_uniform") &&
+             !initCall) {
+    int64_t fanIn, fanOut;
+    if (failed(fans(fanIn, fanOut)))
+      return failure();
+    init.kind = Init::Kind::Uniform;
+    init.scale = kind == "xavier_uniform"
+                     ? std::sqrt(6.0 / static_cast<double>(fanIn + fanOut))
+                     : std::sqrt(6.0 / static_cast<double>(fanIn));
+  } else if ((kind == "normal" || kind == "uniform") && initCall) {
+    const char *key = kind == "normal" ? "std" : "a";
+    const ast::KeywordArg *scale = initCall->findKeyword(key);
+    if (!scale || initCall->kwargs.size() != 1 || !initCall->args.empty()) {
+      e.error(initCall->getLoc()) << kind << " takes `" << key << ":`";
+      return failure();
+    }
+    FailureOr<Value> v = e.eval(*scale->value);
+    if (failed(v))
+      return failure();
+    if (!v->isNumber() || v->number < 0) {
+      e.error(scale->loc) << kind << ": '" << key << "' must be a number >= 0";
+      return failure();
+    }
+    init.kind = kind == "normal" ? Init::Kind::Normal : Init::Kind::Uniform;
+    init.scale = v->number;
+  } else {
+    e.error(initArg->value->getLoc())
+        << "unknown init; expected zeros, ones, normal(std: s), uniform(a: "
+           "a), xavier_uniform or kaiming_uniform";
+    return failure();
+  }
+  if (failed(e.beginParamCall(call.getLoc(), "param")))
+    return failure();
+  return result(e.addParam(dims, "", init, call.getLoc()), a);
+}
+
+//===----------------------------------------------------------------------===//
+// Ops without parameters
+//===----------------------------------------------------------------------===//
+
+template <typename OpT>
+static FailureOr<Value> buildUnary(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> x = f32Arg(e, a, "x");
+  if (failed(x))
+    return failure();
+  return result(e.getBuilder().create<OpT>(e.location(a.loc()), *x), a);
+}
+
+static FailureOr<Value> buildMatmul(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> lhs = f32Arg(e, a, "a");
+  FailureOr<mlir::Value> rhs = f32Arg(e, a, "b");
+  if (failed(lhs) || failed(rhs))
+    return failure();
+  FailureOr<Shape> shape =
+      e.check(matmulShape(shapeOf(*lhs), shapeOf(*rhs)), a.loc());
+  if (failed(shape))
+    return failure();
+  return result(e.getBuilder().create<MatmulOp>(
+                    e.location(a.loc()), e.f32Tensor(*shape), *lhs, *rhs),
+                a);
+}
+
+template <typename OpT>
+static FailureOr<Value> buildSoftmax(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> x = f32Arg(e, a, "x");
+  FailureOr<int64_t> axis = a.integer("axis", -1);
+  if (failed(x) || failed(axis))
+    return failure();
+  if (!normalizeAxis(*axis, shapeOf(*x).size())) {
+    e.error(a.argLoc("axis"))
+        << a.getCall().callee << ": axis " << *axis << " is out of range for "
+        << formatShape(shapeOf(*x));
+    return failure();
+  }
+  return result(
+      e.getBuilder().create<OpT>(e.location(a.loc()), *x,
+                                 e.getBuilder().getI64IntegerAttr(*axis)),
+      a);
+}
+
+template <typename OpT>
+static FailureOr<Value> buildReduce(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> x = f32Arg(e, a, "x");
+  FailureOr<bool> keepdim = a.boolean("keepdim", false);
+  if (failed(x) || failed(keepdim))
+    return failure();
+  FailureOr<std::vector<int64_t>> axes = a.axes("axis", shapeOf(*x).size());
+  if (failed(axes))
+    return failure();
+  FailureOr<Shape> shape =
+      e.check(reduceShape(shapeOf(*x), *axes, *keepdim), a.argLoc("axis"));
+  if (failed(shape))
+    return failure();
+  mlir::OpBuilder &b = e.getBuilder();
+  return result(b.create<OpT>(e.location(a.loc()), e.f32Tensor(*shape), *x,
+                              b.getDenseI64ArrayAttr(*axes), *keepdim),
+                a);
+}
+
+static FailureOr<Value> reshapeTo(Elaborator &e, const Args &a, mlir::Value x,
+                                  llvm::ArrayRef<int64_t> target) {
+  FailureOr<Shape> shape = e.check(reshapeShape(shapeOf(x), target), a.loc());
+  if (failed(shape))
+    return failure();
+  return result(e.getBuilder().create<ReshapeOp>(e.location(a.loc()),
+                                                 e.f32Tensor(*shape), x),
+                a);
+}
+
+static FailureOr<Value> buildReshape(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> x = f32Arg(e, a, "x");
+  FailureOr<std::vector<int64_t>> target = a.axes("shape", 0);
+  if (failed(x) || failed(target))
+    return failure();
+  if (!a.get("shape").isSeq()) {
+    e.error(a.get("shape").loc) << "reshape: the shape must be a list such as "
+                                   "[-1, 4, 7] (-1 is inferred)";
+    return failure();
+  }
+  return reshapeTo(e, a, *x, *target);
+}
+
+static FailureOr<Value> buildFlatten(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> x = f32Arg(e, a, "x");
+  if (failed(x))
+    return failure();
+  llvm::ArrayRef<int64_t> shape = shapeOf(*x);
+  if (shape.size() < 2) {
+    e.error(a.loc()) << "flatten keeps the batch axis and needs rank 2 or "
+                        "more, got "
+                     << a.get("x").describe();
+    return failure();
+  }
+  int64_t rest = 1;
+  for (int64_t d : shape.drop_front())
+    rest *= d;
+  return reshapeTo(e, a, *x, {shape[0], rest});
+}
+
+static FailureOr<Value> buildTranspose(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> x = f32Arg(e, a, "x");
+  FailureOr<std::vector<int64_t>> perm = a.axes("perm", 0);
+  if (failed(x) || failed(perm))
+    return failure();
+  FailureOr<Shape> shape =
+      e.check(transposeShape(shapeOf(*x), *perm), a.argLoc("perm"));
+  if (failed(shape))
+    return failure();
+  mlir::OpBuilder &b = e.getBuilder();
+  return result(b.create<TransposeOp>(e.location(a.loc()), e.f32Tensor(*shape),
+                                      *x, b.getDenseI64ArrayAttr(*perm)),
+                a);
+}
+
+//===----------------------------------------------------------------------===//
+// Losses and metrics
+//===----------------------------------------------------------------------===//
+
+/// `logits [B, C]` and i32 class indices `[B]`.
+static mlir::LogicalResult classifierArgs(Elaborator &e, const Args &a,
+                                          mlir::Value &logits,
+                                          mlir::Value &labels) {
+  FailureOr<mlir::Value> l = f32Arg(e, a, "logits");
+  FailureOr<mlir::Value> y = a.tensor("labels");
+  if (failed(l) || failed(y))
+    return failure();
+  if (isF32(*y)) {
+    e.error(a.get("labels").loc)
+        << a.getCall().callee << ": labels must be i32 class indices, got "
+        << a.get("labels").describe();
+    return failure();
+  }
+  if (failed(e.check(classifierShape(shapeOf(*l), shapeOf(*y)), a.loc())))
+    return failure();
+  logits = *l;
+  labels = *y;
+  return mlir::success();
+}
+
+/// Two f32 tensors of one shape.
+static mlir::LogicalResult pairArgs(Elaborator &e, const Args &a,
+                                    mlir::Value &pred, mlir::Value &target) {
+  FailureOr<mlir::Value> p = f32Arg(e, a, "pred");
+  FailureOr<mlir::Value> t = f32Arg(e, a, "target");
+  if (failed(p) || failed(t))
+    return failure();
+  if (p->getType() != t->getType()) {
+    e.error(a.loc()) << a.getCall().callee << ": pred "
+                     << formatShape(shapeOf(*p)) << " and target "
+                     << formatShape(shapeOf(*t)) << " must have the same shape";
+    return failure();
+  }
+  pred = *p;
+  target = *t;
+  return mlir::success();
+}
+
+static FailureOr<Value> buildCrossEntropy(Elaborator &e, const Args &a) {
+  mlir::Value logits, labels;
+  FailureOr<double> smoothing = a.number("smoothing", 0.0);
+  if (failed(classifierArgs(e, a, logits, labels)) || failed(smoothing))
+    return failure();
+  if (*smoothing < 0 || *smoothing > 1) {
+    e.error(a.argLoc("smoothing"))
+        << "cross_entropy: smoothing must lie in [0, 1], got " << *smoothing;
+    return failure();
+  }
+  mlir::OpBuilder &b = e.getBuilder();
+  return result(b.create<CrossEntropyOp>(e.location(a.loc()), logits, labels,
+                                         b.getF64FloatAttr(*smoothing)),
+                a);
+}
+
+template <typename OpT>
+static FailureOr<Value> buildPairLoss(Elaborator &e, const Args &a) {
+  mlir::Value pred, target;
+  if (failed(pairArgs(e, a, pred, target)))
+    return failure();
+  return result(e.getBuilder().create<OpT>(e.location(a.loc()), pred, target),
+                a);
+}
+
+static Value pairResult(mlir::Operation *op, const Args &a) {
+  Value v;
+  v.kind = Value::Kind::Tuple;
+  v.loc = a.loc();
+  v.elements = {Value::ofTensor(op->getResult(0), a.loc()),
+                Value::ofTensor(op->getResult(1), a.loc())};
+  return v;
+}
+
+static FailureOr<Value> buildAccuracy(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> labels = a.tensor("labels");
+  if (failed(labels))
+    return failure();
+  mlir::Value logits, targets;
+  if (isF32(*labels)) {
+    // Binary accuracy: logits [B, 1] against 0/1 targets [B, 1].
+    FailureOr<mlir::Value> l = f32Arg(e, a, "logits");
+    if (failed(l))
+      return failure();
+    if (shapeOf(*l).size() != 2 || shapeOf(*l)[1] != 1 ||
+        l->getType() != labels->getType()) {
+      e.error(a.loc()) << "accuracy: with f32 targets, logits and targets "
+                          "must both be [B, 1]; got "
+                       << formatShape(shapeOf(*l)) << " and "
+                       << formatShape(shapeOf(*labels));
+      return failure();
+    }
+    logits = *l;
+    targets = *labels;
+  } else if (failed(classifierArgs(e, a, logits, targets))) {
+    return failure();
+  }
+  return pairResult(
+      e.getBuilder().create<AccuracyOp>(e.location(a.loc()), logits, targets),
+      a);
+}
+
+static FailureOr<Value> buildTopK(Elaborator &e, const Args &a) {
+  mlir::Value logits, labels;
+  FailureOr<int64_t> k = a.integer("k", 5);
+  if (failed(classifierArgs(e, a, logits, labels)) || failed(k))
+    return failure();
+  int64_t classes = shapeOf(logits)[1];
+  if (*k < 1 || *k > classes) {
+    e.error(a.argLoc("k")) << "top_k: k must lie in [1, " << classes
+                           << "], got " << *k;
+    return failure();
+  }
+  mlir::OpBuilder &b = e.getBuilder();
+  return pairResult(b.create<TopKOp>(e.location(a.loc()), logits, labels,
+                                     b.getI64IntegerAttr(*k)),
+                    a);
+}
+
+template <typename OpT>
+static FailureOr<Value> buildErrorMetric(Elaborator &e, const Args &a) {
+  mlir::Value pred, target;
+  if (failed(pairArgs(e, a, pred, target)))
+    return failure();
+  return pairResult(
+      e.getBuilder().create<OpT>(e.location(a.loc()), pred, target), a);
+}
+
+//===----------------------------------------------------------------------===//
+// The table
+//===----------------------------------------------------------------------===//
+
+static const std::vector<LayerSpec> &table() {
+  static const std::vector<LayerSpec> specs = {
+      {"dense", {"x", "out", "?bias"}, buildDense},
+      {"param", {"type", "?init"}, buildParam},
+      {"matmul", {"a", "b"}, buildMatmul},
+      {"relu", {"x"}, buildUnary<ReluOp>},
+      {"gelu", {"x"}, buildUnary<GeluOp>},
+      {"sigmoid", {"x"}, buildUnary<SigmoidOp>},
+      {"tanh", {"x"}, buildUnary<TanhOp>},
+      {"silu", {"x"}, buildUnary<SiluOp>},
+      {"exp", {"x"}, buildUnary<ExpOp>},
+      {"log", {"x"}, buildUnary<LogOp>},
+      {"sqrt", {"x"}, buildUnary<SqrtOp>},
+      {"abs", {"x"}, buildUnary<AbsOp>},
+      {"softmax", {"x", "?axis"}, buildSoftmax<SoftmaxOp>},
+      {"log_softmax", {"x", "?axis"}, buildSoftmax<LogSoftmaxOp>},
+      {"sum", {"x", "?axis", "?keepdim"}, buildReduce<SumOp>},
+      {"mean", {"x", "?axis", "?keepdim"}, buildReduce<MeanOp>},
+      {"max", {"x", "?axis", "?keepdim"}, buildReduce<MaxOp>},
+      {"reshape", {"x", "shape"}, buildReshape},
+      {"flatten", {"x"}, buildFlatten},
+      {"transpose", {"x", "perm"}, buildTranspose},
+      {"cross_entropy", {"logits", "labels", "?smoothing"}, buildCrossEntropy},
+      {"mse", {"pred", "target"}, buildPairLoss<MseOp>},
+      {"bce", {"pred", "target"}, buildPairLoss<BceOp>},
+      {"l1", {"pred", "target"}, buildPairLoss<L1Op>},
+      {"accuracy", {"logits", "labels"}, buildAccuracy, false, true},
+      {"top_k", {"logits", "labels", "?k"}, buildTopK, false, true},
+      {"mae", {"pred", "target"}, buildErrorMetric<AbsErrorOp>, false, true},
+      {"rmse",
+       {"pred", "target"},
+       buildErrorMetric<SquaredErrorOp>,
+       false,
+       true},
+      // Part of the language, not of this compiler yet.
+      {"conv2d",
+       {"x", "out", "?kernel", "?stride", "?pad", "?bias", "?groups",
+        "?dilation"}},
+      {"batchnorm", {"x", "?momentum", "?eps"}},
+      {"layernorm", {"x", "?eps"}},
+      {"embedding", {"ids", "?vocab", "?dim"}},
+      {"attention", {"q", "k", "v", "?heads", "?causal"}},
+      {"dropout", {"x", "?p"}},
+      {"maxpool", {"x", "k", "?stride", "?pad"}},
+      {"avgpool", {"x", "k", "?stride", "?pad"}},
+      {"global_avgpool", {"x"}},
+      {"concat", {"?axis"}, nullptr, /*variadic=*/true},
+  };
+  return specs;
+}
+
+const LayerSpec *mass::lookupLayer(llvm::StringRef name) {
+  for (const LayerSpec &spec : table())
+    if (spec.name == name)
+      return &spec;
+  return nullptr;
+}
+
+std::vector<llvm::StringRef> mass::layerNames() {
+  std::vector<llvm::StringRef> names;
+  for (const LayerSpec &spec : table())
+    names.push_back(spec.name);
+  return names;
+}

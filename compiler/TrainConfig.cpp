@@ -1,0 +1,485 @@
+//===- TrainConfig.cpp - Checking and recording the train block
+//------------===//
+//
+// Values become attributes: numbers, strings, bools, lists and tuples as
+// themselves, bare and dotted names as strings, and calls such as
+// `adam(lr: 1e-3)` as dictionaries {kind = "adam", args = [...], lr = ...}.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/TrainConfig.h"
+#include "compiler/Diagnostics.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/Casting.h"
+
+using namespace mass;
+using llvm::cast;
+using llvm::dyn_cast;
+using mlir::failure;
+using mlir::LogicalResult;
+using mlir::success;
+
+namespace {
+
+/// What a call in a train value may look like: its kind and its parameters
+/// in positional order, a leading '?' marking an optional one.
+struct CallForm {
+  llvm::StringRef kind;
+  std::vector<llvm::StringRef> params;
+  bool anyKeywords = false; // sample(TASK: p, ...)
+};
+
+struct KeyForm {
+  llvm::StringRef key;
+  enum Kind {
+    PositiveInt,
+    Integer,
+    PositiveNumber,
+    Data,
+    Call,
+    CallList,
+    StringList,
+    ScaleList
+  } kind;
+  std::vector<CallForm> calls; // Call and CallList; a bare name is the call
+                               // without arguments
+};
+
+const std::vector<KeyForm> &keyForms() {
+  static const std::vector<KeyForm> forms = {
+      {"train_data", KeyForm::Data},
+      {"val_data", KeyForm::Data},
+      {"batch", KeyForm::PositiveInt},
+      {"epochs", KeyForm::PositiveInt},
+      {"seed", KeyForm::Integer},
+      {"clip_grad_norm", KeyForm::PositiveNumber},
+      {"optimizer",
+       KeyForm::Call,
+       {{"sgd", {"lr", "?momentum", "?nesterov", "?weight_decay"}},
+        {"adam", {"?lr", "?betas", "?eps", "?weight_decay"}},
+        {"adamw", {"?lr", "?betas", "?eps", "?weight_decay"}}}},
+      {"schedule",
+       KeyForm::Call,
+       {{"constant", {}},
+        {"step", {"every", "?gamma"}},
+        {"exponential", {"gamma"}},
+        {"cosine", {"?warmup", "?min_lr"}}}},
+      {"strategy",
+       KeyForm::Call,
+       {{"joint", {}},
+        {"alternate", {}},
+        {"sample", {}, /*anyKeywords=*/true}}},
+      {"augment",
+       KeyForm::CallList,
+       {{"random_crop", {"input", "pad"}},
+        {"flip", {"input"}},
+        {"noise", {"input", "std"}}}},
+      {"sampling", KeyForm::Call, {{"shuffle", {}}, {"balanced", {"label"}}}},
+      {"checkpoint", KeyForm::Call, {{"best", {"metric"}}, {"last", {}}}},
+      {"early_stop", KeyForm::Call, {{"patience", {"n"}}}},
+      {"init", KeyForm::Call, {{"load", {"path", "?skip"}}}},
+      {"freeze", KeyForm::StringList},
+      {"lr_scale", KeyForm::ScaleList},
+  };
+  return forms;
+}
+
+class Checker {
+public:
+  Checker(mlir::ModuleOp module) : module(module), b(module.getContext()) {
+    collectModelNames();
+  }
+
+  LogicalResult run(const ast::TrainDecl &train,
+                    llvm::SmallVectorImpl<mlir::NamedAttribute> &out) {
+    llvm::StringMap<ast::Loc> seen;
+    for (const ast::TrainEntry &entry : train.entries) {
+      auto [it, inserted] = seen.try_emplace(entry.key, entry.loc);
+      if (!inserted) {
+        error(entry.loc) << "train key '" << entry.key << "' is set twice";
+        return failure();
+      }
+      const KeyForm *form = nullptr;
+      for (const KeyForm &f : keyForms())
+        if (f.key == entry.key)
+          form = &f;
+      if (!form) {
+        auto diag = error(entry.loc)
+                    << "unknown train key '" << entry.key << "'";
+        suggest(diag, entry.key);
+        return failure();
+      }
+      mlir::FailureOr<mlir::Attribute> value = check(*form, *entry.value);
+      if (mlir::failed(value))
+        return failure();
+      out.push_back(b.getNamedAttr(entry.key, *value));
+    }
+    return success();
+  }
+
+private:
+  mlir::ModuleOp module;
+  mlir::Builder b;
+  llvm::StringSet<> inputs, labels, tasks, metrics; // metrics: "TASK.METRIC"
+
+  mlir::InFlightDiagnostic error(const ast::Loc &loc) {
+    return emitError(loc, module.getContext());
+  }
+
+  static void suggest(mlir::InFlightDiagnostic &diag, llvm::StringRef key) {
+    for (const KeyForm &f : keyForms())
+      if (key.edit_distance(f.key, true, 3) < 3) {
+        diag << "; did you mean '" << f.key << "'?";
+        return;
+      }
+  }
+
+  void collectModelNames() {
+    auto func = module.lookupSymbol<mlir::func::FuncOp>("forward");
+    for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+      if (auto n = func.getArgAttrOfType<mlir::StringAttr>(i, "mass.input"))
+        inputs.insert(n.getValue());
+      if (auto n = func.getArgAttrOfType<mlir::StringAttr>(i, "mass.label"))
+        labels.insert(n.getValue());
+    }
+    for (unsigned i = 0; i < func.getNumResults(); ++i) {
+      auto n = func.getResultAttrOfType<mlir::StringAttr>(i, "mass.output");
+      llvm::StringRef name = n.getValue();
+      if (name.consume_front("metric.") && name.consume_back(".sum"))
+        metrics.insert(name);
+    }
+    for (mlir::Attribute t :
+         module->getAttrOfType<mlir::ArrayAttr>("mass.tasks"))
+      tasks.insert(cast<mlir::DictionaryAttr>(t)
+                       .getAs<mlir::StringAttr>("name")
+                       .getValue());
+  }
+
+  /// Any value, as an attribute.
+  mlir::FailureOr<mlir::Attribute> convert(const ast::Expr &e) {
+    switch (e.getKind()) {
+    case ast::Expr::Kind::Number: {
+      auto &n = cast<ast::NumberExpr>(e);
+      if (n.isInteger)
+        return mlir::Attribute(
+            b.getI64IntegerAttr(static_cast<int64_t>(n.value)));
+      return mlir::Attribute(b.getF64FloatAttr(n.value));
+    }
+    case ast::Expr::Kind::String:
+      return mlir::Attribute(b.getStringAttr(cast<ast::StringExpr>(e).value));
+    case ast::Expr::Kind::Bool:
+      return mlir::Attribute(b.getBoolAttr(cast<ast::BoolExpr>(e).value));
+    case ast::Expr::Kind::Name:
+      return mlir::Attribute(b.getStringAttr(cast<ast::NameExpr>(e).str()));
+    case ast::Expr::Kind::List:
+    case ast::Expr::Kind::Tuple: {
+      llvm::SmallVector<mlir::Attribute> items;
+      for (const ast::ExprPtr &el : cast<ast::SeqExpr>(e).elements) {
+        auto a = convert(*el);
+        if (mlir::failed(a))
+          return failure();
+        items.push_back(*a);
+      }
+      return mlir::Attribute(b.getArrayAttr(items));
+    }
+    case ast::Expr::Kind::Call: {
+      auto &c = cast<ast::CallExpr>(e);
+      llvm::SmallVector<mlir::NamedAttribute> fields;
+      fields.push_back(b.getNamedAttr("kind", b.getStringAttr(c.callee)));
+      llvm::SmallVector<mlir::Attribute> args;
+      for (const ast::ExprPtr &a : c.args) {
+        auto v = convert(*a);
+        if (mlir::failed(v))
+          return failure();
+        args.push_back(*v);
+      }
+      fields.push_back(b.getNamedAttr("args", b.getArrayAttr(args)));
+      for (const ast::KeywordArg &kw : c.kwargs) {
+        auto v = convert(*kw.value);
+        if (mlir::failed(v))
+          return failure();
+        fields.push_back(b.getNamedAttr(kw.key, *v));
+      }
+      return mlir::Attribute(b.getDictionaryAttr(fields));
+    }
+    case ast::Expr::Kind::Unary:
+    case ast::Expr::Kind::Binary:
+    case ast::Expr::Kind::Type:
+      break;
+    }
+    error(e.getLoc()) << "train values are literals, names, lists and calls";
+    return failure();
+  }
+
+  mlir::FailureOr<mlir::Attribute> check(const KeyForm &form,
+                                         const ast::Expr &e) {
+    switch (form.kind) {
+    case KeyForm::PositiveInt:
+    case KeyForm::Integer: {
+      auto *n = dyn_cast<ast::NumberExpr>(&e);
+      if (!n || !n->isInteger ||
+          (form.kind == KeyForm::PositiveInt && n->value < 1)) {
+        error(e.getLoc()) << "'" << form.key << "' must be "
+                          << (form.kind == KeyForm::PositiveInt
+                                  ? "a positive integer"
+                                  : "an integer");
+        return failure();
+      }
+      return convert(e);
+    }
+    case KeyForm::PositiveNumber: {
+      auto *n = dyn_cast<ast::NumberExpr>(&e);
+      if (!n || n->value <= 0) {
+        error(e.getLoc()) << "'" << form.key << "' must be a positive number";
+        return failure();
+      }
+      return mlir::Attribute(b.getF64FloatAttr(n->value));
+    }
+    case KeyForm::Data:
+      return checkData(form, e);
+    case KeyForm::Call:
+      return checkCall(form, e);
+    case KeyForm::CallList: {
+      auto *list = dyn_cast<ast::SeqExpr>(&e);
+      if (!list || list->getKind() != ast::Expr::Kind::List) {
+        error(e.getLoc()) << "'" << form.key << "' must be a list";
+        return failure();
+      }
+      llvm::SmallVector<mlir::Attribute> items;
+      for (const ast::ExprPtr &el : list->elements) {
+        auto a = checkCall(form, *el);
+        if (mlir::failed(a))
+          return failure();
+        items.push_back(*a);
+      }
+      return mlir::Attribute(b.getArrayAttr(items));
+    }
+    case KeyForm::StringList:
+    case KeyForm::ScaleList:
+      return checkList(form, e);
+    }
+    return failure();
+  }
+
+  mlir::FailureOr<mlir::Attribute> checkData(const KeyForm &form,
+                                             const ast::Expr &e) {
+    if (e.getKind() == ast::Expr::Kind::String)
+      return convert(e);
+    auto *call = dyn_cast<ast::CallExpr>(&e);
+    if (call && call->callee == "csv") {
+      if (call->args.size() != 1 ||
+          call->args[0]->getKind() != ast::Expr::Kind::String) {
+        error(call->getLoc()) << "csv takes a path, then NAME: [columns] for "
+                                 "each input and label";
+        return failure();
+      }
+      for (const ast::KeywordArg &kw : call->kwargs)
+        if (!inputs.contains(kw.key) && !labels.contains(kw.key)) {
+          error(kw.loc) << "csv: '" << kw.key
+                        << "' is not an input or label of the model";
+          return failure();
+        }
+      return convert(e);
+    }
+    if (call && call->callee == "idx") {
+      if (!call->args.empty() || !call->findKeyword("images") ||
+          !call->findKeyword("labels") || call->kwargs.size() != 2) {
+        error(call->getLoc()) << "idx takes images: PATH and labels: PATH";
+        return failure();
+      }
+      return convert(e);
+    }
+    error(e.getLoc()) << "'" << form.key
+                      << "' must be a directory of .npy files, "
+                         "csv(path, ...) or idx(images: ..., labels: ...)";
+    return failure();
+  }
+
+  mlir::FailureOr<mlir::Attribute> checkCall(const KeyForm &form,
+                                             const ast::Expr &e) {
+    llvm::StringRef kind;
+    auto *call = dyn_cast<ast::CallExpr>(&e);
+    auto *name = dyn_cast<ast::NameExpr>(&e);
+    if (call)
+      kind = call->callee;
+    else if (name && !name->isDotted())
+      kind = name->parts[0];
+    const CallForm *match = nullptr;
+    for (const CallForm &c : form.calls)
+      if (c.kind == kind)
+        match = &c;
+    if (!match) {
+      auto diag = error(e.getLoc()) << "'" << form.key << "' must be one of ";
+      for (auto [i, c] : llvm::enumerate(form.calls))
+        diag << (i ? ", " : "") << c.kind;
+      return failure();
+    }
+    auto required = [](llvm::StringRef p) { return !p.starts_with("?"); };
+    llvm::SmallVector<mlir::NamedAttribute> fields;
+    fields.push_back(b.getNamedAttr("kind", b.getStringAttr(kind)));
+    if (name) { // a bare name: the call without arguments
+      if (llvm::any_of(match->params, required)) {
+        error(e.getLoc()) << kind << " needs arguments: " << kind << "(...)";
+        return failure();
+      }
+      return mlir::Attribute(b.getDictionaryAttr(fields));
+    }
+    if (call->args.size() > match->params.size()) {
+      error(call->args[match->params.size()]->getLoc())
+          << kind << " takes at most " << match->params.size()
+          << " positional argument" << (match->params.size() == 1 ? "" : "s");
+      return failure();
+    }
+    if (mlir::failed(checkReferences(kind, *call)))
+      return failure();
+    // Positional arguments are recorded under their parameter names.
+    auto add = [&](llvm::StringRef key, const ast::Expr &value,
+                   const ast::Loc &loc) -> LogicalResult {
+      for (const mlir::NamedAttribute &f : fields)
+        if (f.getName() == key) {
+          error(loc) << kind << ": argument '" << key << "' is given twice";
+          return failure();
+        }
+      auto v = convert(value);
+      if (mlir::failed(v))
+        return failure();
+      fields.push_back(b.getNamedAttr(key, *v));
+      return success();
+    };
+    for (auto [i, arg] : llvm::enumerate(call->args))
+      if (mlir::failed(add(match->params[i].ltrim('?'), *arg, arg->getLoc())))
+        return failure();
+    for (const ast::KeywordArg &kw : call->kwargs) {
+      bool known = llvm::any_of(match->params, [&](llvm::StringRef p) {
+        return p.ltrim('?') == kw.key;
+      });
+      if (!known && !match->anyKeywords) {
+        auto diag = error(kw.loc)
+                    << kind << " has no argument '" << kw.key << "'";
+        for (auto [i, p] : llvm::enumerate(match->params))
+          diag << (i ? ", " : "; it takes ") << p.ltrim('?');
+        return failure();
+      }
+      if (mlir::failed(add(kw.key, *kw.value, kw.loc)))
+        return failure();
+    }
+    for (llvm::StringRef p : match->params)
+      if (required(p) && !llvm::any_of(fields, [&](mlir::NamedAttribute f) {
+            return f.getName() == p;
+          })) {
+        error(call->getLoc()) << kind << " needs argument '" << p << "'";
+        return failure();
+      }
+    return mlir::Attribute(b.getDictionaryAttr(fields));
+  }
+
+  /// Names in train values that must exist in the model.
+  LogicalResult checkReferences(llvm::StringRef kind,
+                                const ast::CallExpr &call) {
+    auto argument = [&](size_t pos, llvm::StringRef key) -> const ast::Expr * {
+      if (pos < call.args.size())
+        return call.args[pos].get();
+      const ast::KeywordArg *kw = call.findKeyword(key);
+      return kw ? kw->value.get() : nullptr;
+    };
+    auto mustName = [&](const ast::Expr *e, const llvm::StringSet<> &set,
+                        llvm::StringRef what) -> LogicalResult {
+      auto *n = e ? dyn_cast<ast::NameExpr>(e) : nullptr;
+      if (!n || !set.contains(n->str())) {
+        error(e ? e->getLoc() : call.getLoc())
+            << kind << ": expected the name of " << what << " of the model";
+        return failure();
+      }
+      return success();
+    };
+    if (kind == "random_crop" || kind == "flip" || kind == "noise")
+      return mustName(argument(0, "input"), inputs, "an input");
+    if (kind == "balanced")
+      return mustName(argument(0, "label"), labels, "a label");
+    if (kind == "sample") {
+      for (const ast::KeywordArg &kw : call.kwargs)
+        if (!tasks.contains(kw.key)) {
+          error(kw.loc) << "sample: '" << kw.key << "' is not a task";
+          return failure();
+        }
+      return success();
+    }
+    if (kind == "best") {
+      const ast::Expr *e = argument(0, "metric");
+      auto *n = e ? dyn_cast<ast::NameExpr>(e) : nullptr;
+      std::vector<std::string> parts =
+          n ? n->parts : std::vector<std::string>{};
+      bool ok = parts.size() >= 2 && parts[0] == "val" &&
+                ((parts.size() == 2 && parts[1] == "loss") ||
+                 (parts.size() == 3 && tasks.contains(parts[1]) &&
+                  (parts[2] == "loss" ||
+                   metrics.contains(parts[1] + "." + parts[2]))));
+      if (!ok) {
+        error(e ? e->getLoc() : call.getLoc())
+            << "best: expected val.loss, val.TASK.loss or val.TASK.METRIC "
+               "naming a task and metric of the model";
+        return failure();
+      }
+    }
+    return success();
+  }
+
+  mlir::FailureOr<mlir::Attribute> checkList(const KeyForm &form,
+                                             const ast::Expr &e) {
+    auto *list = dyn_cast<ast::SeqExpr>(&e);
+    bool ok = list && list->getKind() == ast::Expr::Kind::List;
+    for (size_t i = 0; ok && i < list->elements.size(); ++i) {
+      const ast::Expr &el = *list->elements[i];
+      if (form.kind == KeyForm::StringList) {
+        ok = el.getKind() == ast::Expr::Kind::String;
+        continue;
+      }
+      auto *pair = dyn_cast<ast::SeqExpr>(&el);
+      ok = pair && pair->getKind() == ast::Expr::Kind::Tuple &&
+           pair->elements.size() == 2 &&
+           pair->elements[0]->getKind() == ast::Expr::Kind::String &&
+           pair->elements[1]->getKind() == ast::Expr::Kind::Number;
+    }
+    if (!ok) {
+      error(e.getLoc()) << "'" << form.key << "' must be "
+                        << (form.kind == KeyForm::StringList
+                                ? "a list of glob strings"
+                                : "a list of (glob, factor) tuples");
+      return failure();
+    }
+    return convert(e);
+  }
+};
+
+} // namespace
+
+LogicalResult mass::attachTrainConfig(mlir::ModuleOp module,
+                                      const Program &program) {
+  llvm::StringRef model =
+      module->getAttrOfType<mlir::StringAttr>("mass.model").getValue();
+  const ast::TrainDecl *train = nullptr;
+  for (const auto &m : program.modules) {
+    for (const auto &t : m->trains) {
+      if (t->model != model)
+        continue;
+      if (train && m.get() == &program.main() &&
+          &program.main() == program.modules.front().get() &&
+          train->loc.file == t->loc.file) {
+        emitError(t->loc, module.getContext())
+            << "a second train block for model '" << model << "'";
+        return failure();
+      }
+      if (!train)
+        train = t.get();
+    }
+  }
+  llvm::SmallVector<mlir::NamedAttribute> entries;
+  if (train && mlir::failed(Checker(module).run(*train, entries)))
+    return failure();
+  module->setAttr("mass.train",
+                  mlir::DictionaryAttr::get(module.getContext(), entries));
+  return success();
+}

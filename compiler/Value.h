@@ -1,0 +1,67 @@
+//===- Value.h - Values while elaborating a model ---------------*- C++ -*-===//
+//
+// Blocks are compile-time functions: while the frontend expands a model, a
+// name holds either a tensor (an SSA value of the function being built) or a
+// compile-time value: a number, a bool, a string, a list or tuple, or a
+// tensor type such as f32[8, 16].
+//
+//===----------------------------------------------------------------------===//
+#ifndef MASS_COMPILER_VALUE_H
+#define MASS_COMPILER_VALUE_H
+
+#include "compiler/AST.h"
+
+#include "mlir/IR/Value.h"
+
+#include <string>
+#include <vector>
+
+namespace mass {
+
+struct Value {
+  enum class Kind { Tensor, Number, Bool, String, List, Tuple, Type };
+
+  Kind kind = Kind::Number;
+  ast::Loc loc;                // where the value was written or computed
+  mlir::Value tensor;          // Tensor
+  double number = 0;           // Number
+  bool isInteger = false;      // Number written or computed as an integer
+  bool boolean = false;        // Bool
+  std::string str;             // String; the dtype of a Type
+  std::vector<Value> elements; // List, Tuple
+  std::vector<int64_t> dims;   // Type: -1 for the batch dimension
+
+  static Value ofTensor(mlir::Value v, ast::Loc loc) {
+    Value r;
+    r.kind = Kind::Tensor;
+    r.tensor = v;
+    r.loc = std::move(loc);
+    return r;
+  }
+  static Value ofNumber(double n, bool isInteger, ast::Loc loc) {
+    Value r;
+    r.kind = Kind::Number;
+    r.number = n;
+    r.isInteger = isInteger;
+    r.loc = std::move(loc);
+    return r;
+  }
+  static Value ofBool(bool b, ast::Loc loc) {
+    Value r;
+    r.kind = Kind::Bool;
+    r.boolean = b;
+    r.loc = std::move(loc);
+    return r;
+  }
+
+  bool isTensor() const { return kind == Kind::Tensor; }
+  bool isNumber() const { return kind == Kind::Number; }
+  bool isSeq() const { return kind == Kind::List || kind == Kind::Tuple; }
+
+  /// "a tensor [B, 10]", "the number 3", ...: for diagnostics.
+  std::string describe() const;
+};
+
+} // namespace mass
+
+#endif // MASS_COMPILER_VALUE_H
