@@ -10,6 +10,7 @@
 #include "compiler/Program.h"
 #include "compiler/TrainConfig.h"
 #include "dialects/Mass/MassDialect.h"
+#include "dialects/Mass/Passes.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -103,6 +104,18 @@ int main(int argc, char **argv) {
   if (mlir::failed(mlir::verify(**module)))
     return 1;
   if (emit == Stage::Mass) {
+    (*module)->print(llvm::outs());
+    return 0;
+  }
+
+  mlir::PassManager pm(&context);
+  if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
+    return 1;
+  pm.addPass(mass::createMassAutodiff());
+  pm.addPass(mass::createMassOptimizer());
+  if (mlir::failed(pm.run(**module)))
+    return 1;
+  if (emit == Stage::Grad) {
     (*module)->print(llvm::outs());
     return 0;
   }

@@ -126,5 +126,7 @@ LogicalResult TopKOp::verify() {
   return success();
 }
 
+#include "dialects/Mass/MassInterfaces.cpp.inc"
+
 #define GET_OP_CLASSES
 #include "dialects/Mass/MassOps.cpp.inc"

@@ -6,7 +6,10 @@
 
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpDefinition.h"
+#include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "dialects/Mass/MassInterfaces.h.inc"
 
 #define GET_OP_CLASSES
 #include "dialects/Mass/MassOps.h.inc"

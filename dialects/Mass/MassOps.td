@@ -3,11 +3,14 @@
 #define MASS_OPS_TD
 
 include "MassDialect.td"
+include "MassInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 def Mass_F32Tensor : RankedTensorOf<[F32]>;
 def Mass_LabelTensor : RankedTensorOf<[I32]>;
+defvar Differentiable = DeclareOpInterfaceMethods<Mass_DifferentiableOpInterface>;
+
 def Mass_Scalar : 0DTensorOf<[F32]>,
     BuildableType<"::mlir::RankedTensorType::get({}, $_builder.getF32Type())">;
 
@@ -16,7 +19,7 @@ def Mass_Scalar : 0DTensorOf<[F32]>,
 //===----------------------------------------------------------------------===//
 
 class Mass_UnaryOp<string mnemonic, string what>
-    : Mass_Op<mnemonic, [Pure, SameOperandsAndResultType]> {
+    : Mass_Op<mnemonic, [Pure, SameOperandsAndResultType, Differentiable]> {
   let summary = what;
   let arguments = (ins Mass_F32Tensor:$input);
   let results = (outs Mass_F32Tensor:$result);
@@ -36,7 +39,7 @@ def Mass_AbsOp : Mass_UnaryOp<"abs", "elementwise |x|">;
 def Mass_SignOp : Mass_UnaryOp<"sign", "elementwise sign: -1, 0 or 1">;
 
 class Mass_BinaryOp<string mnemonic, string what>
-    : Mass_Op<mnemonic, [Pure]> {
+    : Mass_Op<mnemonic, [Pure, Differentiable]> {
   let summary = what;
   let description = [{
     Elementwise with NumPy broadcasting. A dynamic dimension broadcasts only
@@ -59,7 +62,7 @@ def Mass_DivOp : Mass_BinaryOp<"div", "elementwise quotient">;
 // Linear algebra
 //===----------------------------------------------------------------------===//
 
-def Mass_DenseOp : Mass_Op<"dense", [Pure]> {
+def Mass_DenseOp : Mass_Op<"dense", [Pure, Differentiable]> {
   let summary = "x · weightᵀ + bias over the last axis";
   let description = [{
     `input [..., in]`, `weight [out, in]`, optional `bias [out]`; the result
@@ -74,7 +77,7 @@ def Mass_DenseOp : Mass_Op<"dense", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Mass_MatmulOp : Mass_Op<"matmul", [Pure]> {
+def Mass_MatmulOp : Mass_Op<"matmul", [Pure, Differentiable]> {
   let summary = "matrix product, batched over broadcast leading axes";
   let arguments = (ins Mass_F32Tensor:$lhs, Mass_F32Tensor:$rhs);
   let results = (outs Mass_F32Tensor:$result);
@@ -88,7 +91,7 @@ def Mass_MatmulOp : Mass_Op<"matmul", [Pure]> {
 // Shape
 //===----------------------------------------------------------------------===//
 
-def Mass_ReshapeOp : Mass_Op<"reshape", [Pure]> {
+def Mass_ReshapeOp : Mass_Op<"reshape", [Pure, Differentiable]> {
   let summary = "same elements, new shape";
   let description = [{
     The result type is the new shape. When the input has a dynamic
@@ -100,7 +103,7 @@ def Mass_ReshapeOp : Mass_Op<"reshape", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Mass_TransposeOp : Mass_Op<"transpose", [Pure]> {
+def Mass_TransposeOp : Mass_Op<"transpose", [Pure, Differentiable]> {
   let summary = "permutes axes: result dim i is input dim perm[i]";
   let arguments = (ins Mass_F32Tensor:$input, DenseI64ArrayAttr:$perm);
   let results = (outs Mass_F32Tensor:$result);
@@ -110,7 +113,7 @@ def Mass_TransposeOp : Mass_Op<"transpose", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Mass_BroadcastOp : Mass_Op<"broadcast", [Pure]> {
+def Mass_BroadcastOp : Mass_Op<"broadcast", [Pure, Differentiable]> {
   let summary = "NumPy-broadcasts input to the shape of like";
   let description = [{
     `like` gives only the shape (and its dynamic sizes); its values are not
@@ -129,7 +132,7 @@ def Mass_BroadcastOp : Mass_Op<"broadcast", [Pure]> {
 //===----------------------------------------------------------------------===//
 
 class Mass_ReduceOp<string mnemonic, string what>
-    : Mass_Op<mnemonic, [Pure]> {
+    : Mass_Op<mnemonic, [Pure, Differentiable]> {
   let summary = what;
   let arguments = (ins Mass_F32Tensor:$input, DenseI64ArrayAttr:$axes,
                        UnitAttr:$keepdim);
@@ -145,7 +148,7 @@ def Mass_MeanOp : Mass_ReduceOp<"mean", "mean over axes">;
 def Mass_MaxOp : Mass_ReduceOp<"max", "maximum over axes">;
 
 class Mass_SoftmaxLikeOp<string mnemonic, string what>
-    : Mass_Op<mnemonic, [Pure, SameOperandsAndResultType]> {
+    : Mass_Op<mnemonic, [Pure, SameOperandsAndResultType, Differentiable]> {
   let summary = what;
   let arguments = (ins Mass_F32Tensor:$input, I64Attr:$axis);
   let results = (outs Mass_F32Tensor:$result);
@@ -160,7 +163,7 @@ def Mass_LogSoftmaxOp : Mass_SoftmaxLikeOp<"log_softmax", "log(softmax(x)) along
 // Losses: scalar means over the labelled samples
 //===----------------------------------------------------------------------===//
 
-def Mass_CrossEntropyOp : Mass_Op<"cross_entropy", [Pure]> {
+def Mass_CrossEntropyOp : Mass_Op<"cross_entropy", [Pure, Differentiable]> {
   let summary = "softmax cross-entropy with label smoothing";
   let description = [{
     `logits [B, C]`, `labels [B]` (class indices; -1 marks an unlabelled
@@ -179,7 +182,8 @@ def Mass_CrossEntropyOp : Mass_Op<"cross_entropy", [Pure]> {
 }
 
 class Mass_RegressionLossOp<string mnemonic, string what>
-    : Mass_Op<mnemonic, [Pure, AllTypesMatch<["pred", "target"]>]> {
+    : Mass_Op<mnemonic,
+              [Pure, AllTypesMatch<["pred", "target"]>, Differentiable]> {
   let summary = what;
   let arguments = (ins Mass_F32Tensor:$pred, Mass_F32Tensor:$target);
   let results = (outs Mass_Scalar:$result);
@@ -190,6 +194,35 @@ def Mass_MseOp : Mass_RegressionLossOp<"mse", "mean of (pred - target)^2">;
 def Mass_L1Op : Mass_RegressionLossOp<"l1", "mean of |pred - target|">;
 def Mass_BceOp : Mass_RegressionLossOp<"bce",
     "binary cross-entropy on logits, mean over elements (BCEWithLogitsLoss)">;
+
+//===----------------------------------------------------------------------===//
+// Backward ops: the parts of vector-Jacobian products that other ops do not
+// express well
+//===----------------------------------------------------------------------===//
+
+def Mass_GeluGradOp : Mass_Op<"gelu_grad", [Pure, AllTypesMatch<["input", "grad", "result"]>]> {
+  let summary = "grad * gelu'(input), erf form";
+  let arguments = (ins Mass_F32Tensor:$input, Mass_F32Tensor:$grad);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = "$input `,` $grad attr-dict `:` type($result)";
+}
+
+def Mass_CrossEntropyGradOp : Mass_Op<"cross_entropy_grad",
+    [Pure, AllTypesMatch<["logits", "result"]>]> {
+  let summary = "gradient of cross_entropy with respect to its logits";
+  let description = [{
+    `grad * (softmax(logits) - q) / n` on labelled rows and zero on the
+    others, where q is the smoothed one-hot target and n the number of
+    labelled rows.
+  }];
+  let arguments = (ins Mass_F32Tensor:$logits, Mass_LabelTensor:$labels,
+                       Mass_Scalar:$grad,
+                       DefaultValuedAttr<F64Attr, "0.0">:$smoothing);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $logits `,` $labels `,` $grad attr-dict `:` type($logits) `,` type($labels)
+  }];
+}
 
 //===----------------------------------------------------------------------===//
 // Metrics: a sum and a count over the batch, so that the runtime can

@@ -69,7 +69,7 @@ ShapeResult mass::matmulShape(ArrayRef<int64_t> lhs, ArrayRef<int64_t> rhs) {
     return ShapeResult::error("matmul needs operands of rank 2 or more, got " +
                               formatShape(lhs) + " and " + formatShape(rhs));
   int64_t k1 = lhs.back(), k2 = rhs[rhs.size() - 2];
-  if (k1 != k2 || isDynamic(k1))
+  if (k1 != k2)
     return ShapeResult::error("matmul: inner dimensions differ: " +
                               formatShape(lhs) + " and " + formatShape(rhs));
   ShapeResult batch = broadcastShape(lhs.drop_back(2), rhs.drop_back(2));

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/Mass/MassDialect.h"
+#include "dialects/Mass/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -20,6 +21,7 @@ int main(int argc, char **argv) {
   mlir::registerAllExtensions(registry);
   mlir::registerAllPasses();
   registry.insert<mass::MassDialect>();
+  mass::registerMassPasses();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "Mass optimizer driver\n", registry));
 }

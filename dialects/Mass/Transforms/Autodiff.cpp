@@ -1,0 +1,154 @@
+//===- Autodiff.cpp - Reverse-mode differentiation
+//-------------------------===//
+//
+// Clones @forward into @train_step, seeds each task's loss with its weight,
+// walks the ops backwards asking each for its vector-Jacobian product, and
+// returns the accumulated gradient of every parameter.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/Mass/Builders.h"
+#include "dialects/Mass/MassOps.h"
+#include "dialects/Mass/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/DenseMap.h"
+
+namespace mass {
+#define GEN_PASS_DEF_MASSAUTODIFF
+#include "dialects/Mass/Passes.h.inc"
+} // namespace mass
+
+using namespace mass;
+using namespace mlir;
+
+namespace {
+
+class Autodiff : public mass::impl::MassAutodiffBase<Autodiff> {
+public:
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto forward = module.lookupSymbol<func::FuncOp>("forward");
+    if (!forward) {
+      module.emitError("mass-autodiff needs a function @forward");
+      return signalPassFailure();
+    }
+    if (module.lookupSymbol("train_step")) {
+      module.emitError("the module already has @train_step");
+      return signalPassFailure();
+    }
+    if (failed(differentiate(module, forward)))
+      signalPassFailure();
+  }
+
+private:
+  LogicalResult differentiate(ModuleOp module, func::FuncOp forward);
+};
+
+} // namespace
+
+LogicalResult Autodiff::differentiate(ModuleOp module, func::FuncOp forward) {
+  OpBuilder b(module.getContext());
+  b.setInsertionPointAfter(forward);
+  auto step = cast<func::FuncOp>(b.clone(*forward));
+  step.setSymName("train_step");
+  Block &body = step.getBody().front();
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  b.setInsertionPoint(ret);
+
+  // One weight argument per task, after the others.
+  auto scalarType = RankedTensorType::get({}, b.getF32Type());
+  llvm::StringMap<Value> weights;
+  auto tasks = module->getAttrOfType<ArrayAttr>("mass.tasks");
+  if (!tasks)
+    return module.emitError("the module has no mass.tasks");
+  for (Attribute t : tasks) {
+    StringRef name = cast<DictionaryAttr>(t).getAs<StringAttr>("name");
+    unsigned index = step.getNumArguments();
+    step.insertArgument(index, scalarType,
+                        b.getDictionaryAttr(b.getNamedAttr(
+                            "mass.task_weight", b.getStringAttr(name))),
+                        step.getLoc());
+    weights[name] = step.getArgument(index);
+  }
+
+  llvm::DenseMap<Value, Value> grads;
+  auto accumulate = [&](Value v, Value g, Location loc) {
+    auto [it, inserted] = grads.try_emplace(v, g);
+    if (!inserted)
+      it->second = MassBuilder(b, loc).add(it->second, g);
+  };
+
+  // Seed: d(sum_t w_t * loss_t) / d loss_t = w_t.
+  for (auto [i, result] : llvm::enumerate(ret.getOperands())) {
+    auto name = step.getResultAttrOfType<StringAttr>(i, "mass.output");
+    if (!name || !name.getValue().starts_with("loss."))
+      continue;
+    accumulate(result, weights.lookup(name.getValue().drop_front(5)),
+               step.getLoc());
+  }
+
+  // Reverse sweep over the forward ops (the backward ones go after them).
+  SmallVector<Operation *> forwardOps;
+  for (Operation &op : body.without_terminator())
+    forwardOps.push_back(&op);
+  for (Operation *op : llvm::reverse(forwardOps)) {
+    SmallVector<Value> resultGrads;
+    bool any = false;
+    for (Value r : op->getResults()) {
+      resultGrads.push_back(grads.lookup(r));
+      any |= static_cast<bool>(resultGrads.back());
+    }
+    if (!any)
+      continue;
+    auto differentiable = dyn_cast<DifferentiableOpInterface>(op);
+    if (!differentiable) {
+      if (isa<arith::ConstantOp>(op))
+        continue;
+      return op->emitError("'") << op->getName() << "' is not differentiable";
+    }
+    SmallVector<Value> operandGrads;
+    if (failed(differentiable.buildVJP(b, resultGrads, operandGrads)))
+      return failure();
+    if (operandGrads.size() != op->getNumOperands())
+      return op->emitError("VJP returned ")
+             << operandGrads.size() << " gradients for " << op->getNumOperands()
+             << " operands";
+    for (auto [operand, g] : llvm::zip(op->getOperands(), operandGrads)) {
+      if (!g)
+        continue;
+      if (g.getType() != operand.getType())
+        return op->emitError("VJP gradient type ")
+               << g.getType() << " differs from operand type "
+               << operand.getType();
+      accumulate(operand, g, op->getLoc());
+    }
+  }
+
+  // Return every parameter's gradient; zero where the loss does not reach.
+  SmallVector<Value> results(ret.getOperands());
+  SmallVector<DictionaryAttr> resultAttrs;
+  step.getAllResultAttrs(resultAttrs);
+  for (BlockArgument arg : body.getArguments()) {
+    auto name =
+        step.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "mass.param");
+    if (!name)
+      continue;
+    Value g = grads.lookup(arg);
+    if (!g) {
+      auto type = cast<RankedTensorType>(arg.getType());
+      g = b.create<arith::ConstantOp>(step.getLoc(), type,
+                                      DenseElementsAttr::get(type, 0.0f));
+    }
+    results.push_back(g);
+    resultAttrs.push_back(
+        b.getDictionaryAttr(b.getNamedAttr("mass.grad", name)));
+  }
+  b.create<func::ReturnOp>(ret.getLoc(), results);
+  ret.erase();
+  step.setFunctionType(b.getFunctionType(body.getArgumentTypes(),
+                                         ValueRange(results).getTypes()));
+  step.setAllResultAttrs(resultAttrs);
+  return success();
+}

@@ -1,0 +1,272 @@
+//===- Optimizer.cpp - Generating the optimizer step
+//-----------------------===//
+//
+// Builds @update(params, grads, states, hypers) -> (params, states,
+// grad_norm) from the module's train configuration, with PyTorch's update
+// rules (torch.optim.SGD, Adam, AdamW) and clip_grad_norm_.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/Mass/Builders.h"
+#include "dialects/Mass/MassOps.h"
+#include "dialects/Mass/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/Support/GlobPattern.h"
+
+namespace mass {
+#define GEN_PASS_DEF_MASSOPTIMIZER
+#include "dialects/Mass/Passes.h.inc"
+} // namespace mass
+
+using namespace mass;
+using namespace mlir;
+
+namespace {
+
+/// The optimizer's constants, from `optimizer = kind(...)`.
+struct Settings {
+  std::string kind = "sgd";
+  double momentum = 0, weightDecay = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  bool nesterov = false;
+  double clip = 0; // 0: no clipping
+};
+
+double number(DictionaryAttr dict, StringRef key, double dflt) {
+  Attribute a = dict ? dict.get(key) : Attribute();
+  if (auto f = dyn_cast_or_null<FloatAttr>(a))
+    return f.getValueAsDouble();
+  if (auto i = dyn_cast_or_null<IntegerAttr>(a))
+    return static_cast<double>(i.getInt());
+  return dflt;
+}
+
+class OptimizerPass : public mass::impl::MassOptimizerBase<OptimizerPass> {
+public:
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto forward = module.lookupSymbol<func::FuncOp>("forward");
+    if (!forward) {
+      module.emitError("mass-optimizer needs a function @forward");
+      return signalPassFailure();
+    }
+    if (module.lookupSymbol("update")) {
+      module.emitError("the module already has @update");
+      return signalPassFailure();
+    }
+    if (failed(generate(module, forward)))
+      signalPassFailure();
+  }
+
+private:
+  LogicalResult generate(ModuleOp module, func::FuncOp forward);
+};
+
+struct Param {
+  std::string name;
+  RankedTensorType type;
+  double lrScale = 1;
+};
+
+} // namespace
+
+LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
+  auto train = module->getAttrOfType<DictionaryAttr>("mass.train");
+  Settings s;
+  auto opt = train ? train.getAs<DictionaryAttr>("optimizer") : nullptr;
+  if (opt)
+    s.kind = opt.getAs<StringAttr>("kind").getValue().str();
+  s.momentum = number(opt, "momentum", 0);
+  s.weightDecay = number(opt, "weight_decay", s.kind == "adamw" ? 0.01 : 0);
+  s.eps = number(opt, "eps", 1e-8);
+  if (auto nesterov = opt ? opt.getAs<BoolAttr>("nesterov") : nullptr)
+    s.nesterov = nesterov.getValue();
+  if (auto betas = opt ? opt.getAs<ArrayAttr>("betas") : nullptr) {
+    if (betas.size() != 2)
+      return module.emitError("betas must be a pair (beta1, beta2)");
+    auto value = [](Attribute a) {
+      if (auto f = dyn_cast<FloatAttr>(a))
+        return f.getValueAsDouble();
+      return static_cast<double>(cast<IntegerAttr>(a).getInt());
+    };
+    s.beta1 = value(betas[0]);
+    s.beta2 = value(betas[1]);
+  }
+  s.clip = number(train, "clip_grad_norm", 0);
+  if (s.nesterov && s.momentum <= 0)
+    return module.emitError("sgd: nesterov needs a momentum > 0");
+
+  // The parameters that train: all but the frozen ones.
+  std::vector<llvm::GlobPattern> frozen;
+  std::vector<std::pair<llvm::GlobPattern, double>> scales;
+  auto compile = [&](StringRef glob) -> FailureOr<llvm::GlobPattern> {
+    auto pattern = llvm::GlobPattern::create(glob);
+    if (!pattern) {
+      llvm::consumeError(pattern.takeError());
+      return module.emitError("invalid glob '") << glob << "'";
+    }
+    return std::move(*pattern);
+  };
+  if (auto list = train ? train.getAs<ArrayAttr>("freeze") : nullptr)
+    for (Attribute a : list) {
+      auto p = compile(cast<StringAttr>(a).getValue());
+      if (failed(p))
+        return failure();
+      frozen.push_back(std::move(*p));
+    }
+  if (auto list = train ? train.getAs<ArrayAttr>("lr_scale") : nullptr)
+    for (Attribute a : list) {
+      auto pair = cast<ArrayAttr>(a);
+      auto p = compile(cast<StringAttr>(pair[0]).getValue());
+      if (failed(p))
+        return failure();
+      scales.push_back({std::move(*p), number(DictionaryAttr(), "", 0)});
+      Attribute f = pair[1];
+      scales.back().second = isa<FloatAttr>(f)
+                                 ? cast<FloatAttr>(f).getValueAsDouble()
+                                 : cast<IntegerAttr>(f).getInt();
+    }
+  std::vector<Param> params;
+  for (unsigned i = 0; i < forward.getNumArguments(); ++i) {
+    auto name = forward.getArgAttrOfType<StringAttr>(i, "mass.param");
+    if (!name)
+      continue;
+    if (llvm::any_of(frozen, [&](const llvm::GlobPattern &g) {
+          return g.match(name.getValue());
+        }))
+      continue;
+    Param p{name.getValue().str(),
+            cast<RankedTensorType>(forward.getArgumentTypes()[i])};
+    for (auto &[glob, factor] : scales)
+      if (glob.match(p.name)) {
+        p.lrScale = factor;
+        break;
+      }
+    params.push_back(p);
+  }
+
+  // The signature: params, grads, states, hyper-parameters.
+  OpBuilder b(module.getContext());
+  b.setInsertionPointAfter(forward);
+  Location loc = forward.getLoc();
+  bool adam = s.kind == "adam" || s.kind == "adamw";
+  std::vector<StringRef> stateNames;
+  if (adam)
+    stateNames = {"exp_avg", "exp_avg_sq"};
+  else if (s.momentum > 0)
+    stateNames = {"momentum_buffer"};
+  std::vector<StringRef> hyperNames = {"lr"};
+  if (adam) {
+    hyperNames.push_back("bias_correction1");
+    hyperNames.push_back("bias_correction2");
+  }
+
+  SmallVector<Type> argTypes;
+  SmallVector<DictionaryAttr> argAttrs;
+  auto named = [&](StringRef key, StringRef value) {
+    return b.getDictionaryAttr(b.getNamedAttr(key, b.getStringAttr(value)));
+  };
+  for (const Param &p : params) {
+    argTypes.push_back(p.type);
+    argAttrs.push_back(named("mass.param", p.name));
+  }
+  for (const Param &p : params) {
+    argTypes.push_back(p.type);
+    argAttrs.push_back(named("mass.grad", p.name));
+  }
+  for (StringRef state : stateNames)
+    for (const Param &p : params) {
+      argTypes.push_back(p.type);
+      argAttrs.push_back(named("mass.state", p.name + "." + state.str()));
+    }
+  auto scalarType = RankedTensorType::get({}, b.getF32Type());
+  for (StringRef h : hyperNames) {
+    argTypes.push_back(scalarType);
+    argAttrs.push_back(named("mass.hyper", h));
+  }
+
+  auto func =
+      b.create<func::FuncOp>(loc, "update", b.getFunctionType(argTypes, {}));
+  Block *body = func.addEntryBlock();
+  b.setInsertionPointToStart(body);
+  MassBuilder m(b, loc);
+  size_t n = params.size();
+  auto param = [&](size_t i) { return body->getArgument(i); };
+  auto grad = [&](size_t i) { return body->getArgument(n + i); };
+  auto state = [&](size_t k, size_t i) {
+    return body->getArgument(2 * n + k * n + i);
+  };
+  Value lr = body->getArgument(argTypes.size() - hyperNames.size());
+
+  // Global gradient norm, and clip_grad_norm_'s factor
+  // min(1, max_norm / (norm + 1e-6)) = 1 - relu(1 - max_norm / (norm + 1e-6)).
+  Value squares = m.constant(0.0);
+  for (size_t i = 0; i < n; ++i) {
+    SmallVector<int64_t> all;
+    for (int64_t d = 0; d < params[i].type.getRank(); ++d)
+      all.push_back(d);
+    Value g2 = m.mul(grad(i), grad(i));
+    squares = m.add(squares, all.empty() ? g2 : m.sum(g2, all, false));
+  }
+  Value norm = m.sqrt(squares);
+  Value clipFactor;
+  if (s.clip > 0) {
+    Value one = m.constant(1.0);
+    Value ratio = m.div(m.constant(s.clip), m.add(norm, m.constant(1e-6)));
+    clipFactor = m.sub(one, m.relu(m.sub(one, ratio)));
+  }
+
+  SmallVector<Value> newParams, newStates(stateNames.size() * n);
+  for (size_t i = 0; i < n; ++i) {
+    Value p = param(i), g = grad(i);
+    if (clipFactor)
+      g = m.mul(g, clipFactor);
+    Value stepLr =
+        params[i].lrScale == 1 ? lr : m.mul(lr, m.constant(params[i].lrScale));
+    if (!adam) {
+      if (s.weightDecay > 0)
+        g = m.add(g, m.mul(m.constant(s.weightDecay), p));
+      if (s.momentum > 0) {
+        // buf = momentum * buf + g (a zero buffer makes the first step g)
+        Value buf = m.add(m.mul(m.constant(s.momentum), state(0, i)), g);
+        newStates[i] = buf;
+        g = s.nesterov ? m.add(g, m.mul(m.constant(s.momentum), buf)) : buf;
+      }
+      newParams.push_back(m.sub(p, m.mul(stepLr, g)));
+      continue;
+    }
+    if (s.kind == "adamw" && s.weightDecay > 0)
+      p = m.mul(
+          p, m.sub(m.constant(1.0), m.mul(stepLr, m.constant(s.weightDecay))));
+    else if (s.weightDecay > 0)
+      g = m.add(g, m.mul(m.constant(s.weightDecay), p));
+    Value bc1 = body->getArgument(argTypes.size() - 2);
+    Value bc2 = body->getArgument(argTypes.size() - 1);
+    Value mt = m.add(m.mul(m.constant(s.beta1), state(0, i)),
+                     m.mul(m.constant(1 - s.beta1), g));
+    Value vt = m.add(m.mul(m.constant(s.beta2), state(1, i)),
+                     m.mul(m.constant(1 - s.beta2), m.mul(g, g)));
+    newStates[i] = mt;
+    newStates[n + i] = vt;
+    // p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
+    Value denom = m.add(m.div(m.sqrt(vt), m.sqrt(bc2)), m.constant(s.eps));
+    newParams.push_back(m.sub(p, m.mul(m.div(stepLr, bc1), m.div(mt, denom))));
+  }
+
+  SmallVector<Value> results(newParams);
+  results.append(newStates.begin(), newStates.end());
+  results.push_back(norm);
+  b.create<func::ReturnOp>(loc, results);
+  func.setFunctionType(
+      b.getFunctionType(argTypes, ValueRange(results).getTypes()));
+  func.setAllArgAttrs(argAttrs);
+  SmallVector<DictionaryAttr> resultAttrs;
+  for (size_t i = 0; i < n; ++i)
+    resultAttrs.push_back(named("mass.param", params[i].name));
+  for (StringRef state : stateNames)
+    for (const Param &p : params)
+      resultAttrs.push_back(named("mass.state", p.name + "." + state.str()));
+  resultAttrs.push_back(named("mass.output", "grad_norm"));
+  func.setAllResultAttrs(resultAttrs);
+  return success();
+}
