@@ -6,6 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/Descriptor.h"
+#include "codegen/Pipeline.h"
 #include "compiler/Elaborator.h"
 #include "compiler/Program.h"
 #include "compiler/TrainConfig.h"
@@ -20,7 +22,10 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -80,8 +85,10 @@ int main(int argc, char **argv) {
 
   mlir::DialectRegistry registry;
   registry.insert<mass::MassDialect>();
+  mass::registerCodegen(registry);
   mlir::MLIRContext context(registry);
   context.loadAllAvailableDialects();
+  context.disableMultithreading();
   llvm::SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
 
@@ -108,19 +115,86 @@ int main(int argc, char **argv) {
     return 0;
   }
 
-  mlir::PassManager pm(&context);
-  if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
-    return 1;
-  pm.addPass(mass::createMassAutodiff());
-  pm.addPass(mass::createMassOptimizer());
-  if (mlir::failed(pm.run(**module)))
-    return 1;
-  if (emit == Stage::Grad) {
+  auto runPasses = [&](auto addPasses) {
+    mlir::PassManager pm(&context);
+    if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
+      return mlir::failure();
+    addPasses(pm);
+    return pm.run(**module);
+  };
+  auto print = [&] {
     (*module)->print(llvm::outs());
+    return 0;
+  };
+
+  if (mlir::failed(runPasses([](mlir::PassManager &pm) {
+        pm.addPass(mass::createMassAutodiff());
+        pm.addPass(mass::createMassOptimizer());
+      })))
+    return 1;
+  if (emit == Stage::Grad)
+    return print();
+  if (emit == Stage::Fused || emit == Stage::Dot) {
+    llvm::errs() << "massc: error: --emit="
+                 << (emit == Stage::Fused ? "fused" : "dot")
+                 << " is not supported yet\n";
+    return 1;
+  }
+  if (target == Target::Cuda || emit == Stage::Ptx) {
+    llvm::errs() << "massc: error: the CUDA target is not supported yet\n";
+    return 1;
+  }
+
+  std::string descriptor = mass::buildDescriptor(**module);
+  if (mlir::failed(
+          runPasses([](mlir::PassManager &pm) { mass::addLowerToLinalg(pm); })))
+    return 1;
+  if (emit == Stage::Linalg)
+    return print();
+
+  // The entry points get C interfaces: one pointer per memref descriptor.
+  // The descriptor now holds the argument and result attributes.
+  for (auto func : (**module).getOps<mlir::func::FuncOp>()) {
+    func->setAttr("llvm.emit_c_interface", mlir::UnitAttr::get(&context));
+    func.removeArgAttrsAttr();
+    func.removeResAttrsAttr();
+  }
+  if (mlir::failed(
+          runPasses([](mlir::PassManager &pm) { mass::addCpuToLLVM(pm); })))
+    return 1;
+  llvm::LLVMContext llvmContext;
+  auto llvmModule =
+      mass::translateForHost(**module, llvmContext, descriptor, optLevel);
+  if (mlir::failed(llvmModule))
+    return 1;
+  if (emit == Stage::Llvm) {
+    (*llvmModule)->print(llvm::outs(), nullptr);
     return 0;
   }
 
-  llvm::errs() << "massc: error: stages after --emit=mass are not supported "
-                  "yet\n";
-  return 1;
+  std::string output = outputFile;
+  if (output.empty())
+    output = llvm::sys::path::stem(inputFile).str();
+  llvm::SmallString<128> object;
+  if (std::error_code ec =
+          llvm::sys::fs::createTemporaryFile("mass", "o", object)) {
+    llvm::errs() << "massc: error: cannot create a temporary file: "
+                 << ec.message() << "\n";
+    return 1;
+  }
+  llvm::FileRemover removeObject(object);
+  std::string self = llvm::sys::fs::getMainExecutable(
+      argv[0], reinterpret_cast<void *>(&inputFile));
+  llvm::SmallString<256> runtime(
+      llvm::sys::path::parent_path(llvm::sys::path::parent_path(self)));
+  llvm::sys::path::append(runtime, "lib", "libmass_runtime.a");
+  if (!llvm::sys::fs::exists(runtime)) {
+    llvm::errs() << "massc: error: the runtime library is missing: " << runtime
+                 << "\n";
+    return 1;
+  }
+  if (mlir::failed(mass::emitObject(**llvmModule, object, optLevel)) ||
+      mlir::failed(mass::linkExecutable(object, runtime, output)))
+    return 1;
+  return 0;
 }

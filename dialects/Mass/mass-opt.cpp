@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/Passes.h"
 #include "dialects/Mass/MassDialect.h"
 #include "dialects/Mass/Passes.h"
 
@@ -22,6 +23,7 @@ int main(int argc, char **argv) {
   mlir::registerAllPasses();
   registry.insert<mass::MassDialect>();
   mass::registerMassPasses();
+  mass::registerMassCodegenPasses();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "Mass optimizer driver\n", registry));
 }

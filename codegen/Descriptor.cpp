@@ -1,0 +1,90 @@
+//===- Descriptor.cpp - The model descriptor the runtime reads
+//-------------===//
+
+#include "codegen/Descriptor.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/Support/JSON.h"
+
+using namespace mlir;
+
+namespace {
+
+llvm::json::Value toJson(Attribute a) {
+  if (auto s = dyn_cast<StringAttr>(a))
+    return s.getValue().str();
+  if (auto f = dyn_cast<FloatAttr>(a))
+    return f.getValueAsDouble();
+  if (auto b = dyn_cast<BoolAttr>(a))
+    return b.getValue();
+  if (auto i = dyn_cast<IntegerAttr>(a))
+    return i.getInt();
+  if (auto arr = dyn_cast<ArrayAttr>(a)) {
+    llvm::json::Array out;
+    for (Attribute e : arr)
+      out.push_back(toJson(e));
+    return out;
+  }
+  if (auto dict = dyn_cast<DictionaryAttr>(a)) {
+    llvm::json::Object out;
+    for (NamedAttribute n : dict)
+      out[n.getName().getValue()] = toJson(n.getValue());
+    return out;
+  }
+  return nullptr;
+}
+
+llvm::json::Object describeValue(Type type, DictionaryAttr attrs) {
+  auto t = cast<RankedTensorType>(type);
+  llvm::json::Array shape;
+  for (int64_t d : t.getShape())
+    shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
+  llvm::json::Object o{{"dtype", t.getElementType().isF32() ? "f32" : "i32"},
+                       {"shape", std::move(shape)}};
+  for (NamedAttribute n : attrs ? attrs : DictionaryAttr()) {
+    StringRef key = n.getName().getValue();
+    if (!key.consume_front("mass."))
+      continue;
+    if (key == "init" || key == "init_scale")
+      o[key] = toJson(n.getValue());
+    else {
+      o["role"] = key.str();
+      o["name"] = toJson(n.getValue());
+    }
+  }
+  return o;
+}
+
+llvm::json::Object describeEntry(func::FuncOp f) {
+  llvm::json::Array args, results;
+  for (unsigned i = 0; i < f.getNumArguments(); ++i)
+    args.push_back(describeValue(f.getArgumentTypes()[i], f.getArgAttrDict(i)));
+  for (unsigned i = 0; i < f.getNumResults(); ++i)
+    results.push_back(
+        describeValue(f.getResultTypes()[i], f.getResultAttrDict(i)));
+  return llvm::json::Object{{"args", std::move(args)},
+                            {"results", std::move(results)}};
+}
+
+} // namespace
+
+std::string mass::buildDescriptor(ModuleOp module) {
+  llvm::json::Object root;
+  root["version"] = 1;
+  if (auto name = module->getAttrOfType<StringAttr>("mass.model"))
+    root["model"] = name.getValue().str();
+  if (auto tasks = module->getAttr("mass.tasks"))
+    root["tasks"] = toJson(tasks);
+  if (auto train = module->getAttr("mass.train"))
+    root["train"] = toJson(train);
+  llvm::json::Object entries;
+  for (StringRef name : {"forward", "train_step", "update"})
+    if (auto f = module.lookupSymbol<func::FuncOp>(name))
+      entries[name] = describeEntry(f);
+  root["entries"] = std::move(entries);
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  os << llvm::json::Value(std::move(root));
+  return out;
+}

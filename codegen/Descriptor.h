@@ -1,0 +1,20 @@
+//===- Descriptor.h - The model descriptor the runtime reads ----*- C++ -*-===//
+#ifndef MASS_CODEGEN_DESCRIPTOR_H
+#define MASS_CODEGEN_DESCRIPTOR_H
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <string>
+
+namespace mass {
+
+/// The JSON descriptor of a model: its inputs, labels, parameters (with
+/// shapes and initialisers), tasks, train configuration, and for each entry
+/// point (forward, train_step, update) the arguments and results in call
+/// order, each with its role, name, element type and shape (-1: batch).
+/// Built from the mass module after autodiff and the optimizer pass.
+std::string buildDescriptor(mlir::ModuleOp module);
+
+} // namespace mass
+
+#endif // MASS_CODEGEN_DESCRIPTOR_H

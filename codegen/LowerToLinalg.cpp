@@ -1,0 +1,955 @@
+//===- LowerToLinalg.cpp - mass ops to linalg on tensors
+//-------------------===//
+//
+// Elementwise ops become linalg.generic with broadcasting indexing maps,
+// reductions generic ops with reduction iterators, dense and matmul linalg
+// contractions. Dynamic sizes (the batch) are read from the operands with
+// tensor.dim.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Passes.h"
+
+#include "dialects/Mass/MassOps.h"
+#include "dialects/Mass/Shapes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/AffineMap.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+#include <cmath>
+#include <limits>
+
+namespace mass {
+#define GEN_PASS_DEF_MASSLOWERTOLINALG
+#include "codegen/Passes.h.inc"
+} // namespace mass
+
+using namespace mass;
+using namespace mlir;
+
+namespace {
+
+using Body = function_ref<Value(OpBuilder &, Location, ValueRange)>;
+
+RankedTensorType tensorType(Value v) {
+  return cast<RankedTensorType>(v.getType());
+}
+
+/// Builds linalg IR at one location.
+class Lowering {
+public:
+  Lowering(OpBuilder &b, Location loc) : b(b), loc(loc) {}
+
+  OpBuilder &b;
+  Location loc;
+
+  Value f32(double v) {
+    return b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(v));
+  }
+
+  /// The dynamic sizes of `type`, read from the operands: each dynamic
+  /// dimension is taken from an operand that has a dynamic dimension at the
+  /// same position counted from the end.
+  SmallVector<Value> dynamicSizes(RankedTensorType type, ValueRange from) {
+    SmallVector<Value> sizes;
+    int64_t rank = type.getRank();
+    for (int64_t i = 0; i < rank; ++i) {
+      if (!type.isDynamicDim(i))
+        continue;
+      Value size;
+      for (Value v : from) {
+        auto t = dyn_cast<RankedTensorType>(v.getType());
+        int64_t j = t ? i - rank + t.getRank() : -1;
+        if (t && j >= 0 && t.isDynamicDim(j)) {
+          size = b.create<tensor::DimOp>(loc, v, j);
+          break;
+        }
+      }
+      assert(size && "no operand carries the dynamic size");
+      sizes.push_back(size);
+    }
+    return sizes;
+  }
+
+  Value empty(RankedTensorType type, ArrayRef<Value> dynamic) {
+    return b.create<tensor::EmptyOp>(loc, type.getShape(),
+                                     type.getElementType(), dynamic);
+  }
+
+  Value filled(RankedTensorType type, ArrayRef<Value> dynamic, Value scalar) {
+    return b.create<linalg::FillOp>(loc, scalar, empty(type, dynamic))
+        .getResult(0);
+  }
+
+  /// Maps the result's loops onto an operand of `shape`, NumPy style: the
+  /// operand's axes align with the last ones; its size-1 axes against
+  /// larger result axes read index 0.
+  AffineMap broadcastMap(ArrayRef<int64_t> shape, ArrayRef<int64_t> result) {
+    SmallVector<AffineExpr> exprs;
+    int64_t lead = result.size() - shape.size();
+    for (int64_t j = 0; j < (int64_t)shape.size(); ++j) {
+      if (shape[j] == 1 && result[j + lead] != 1)
+        exprs.push_back(b.getAffineConstantExpr(0));
+      else
+        exprs.push_back(b.getAffineDimExpr(j + lead));
+    }
+    return AffineMap::get(result.size(), 0, exprs, b.getContext());
+  }
+
+  /// An elementwise op over broadcast operands.
+  Value elementwise(RankedTensorType type, ValueRange inputs, Body body) {
+    SmallVector<AffineMap> maps;
+    for (Value in : inputs)
+      maps.push_back(broadcastMap(tensorType(in).getShape(), type.getShape()));
+    maps.push_back(b.getMultiDimIdentityMap(type.getRank()));
+    SmallVector<utils::IteratorType> iters(type.getRank(),
+                                           utils::IteratorType::parallel);
+    Value init = empty(type, dynamicSizes(type, inputs));
+    return b
+        .create<linalg::GenericOp>(
+            loc, type, inputs, init, maps, iters,
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              nb.create<linalg::YieldOp>(nl, body(nb, nl, args.drop_back()));
+            })
+        .getResult(0);
+  }
+
+  /// Reduces `inputs` (of one shape) over `axes` into a tensor without
+  /// those axes, starting from `init`; `body` gets the input elements and
+  /// the accumulator last.
+  Value reduce(ValueRange inputs, ArrayRef<int64_t> axes, Value init, Body body,
+               Type elementType = {}) {
+    auto inType = tensorType(inputs[0]);
+    int64_t rank = inType.getRank();
+    SmallVector<int64_t> shape;
+    SmallVector<AffineExpr> outExprs;
+    SmallVector<utils::IteratorType> iters;
+    SmallVector<Value> dynamic;
+    for (int64_t i = 0; i < rank; ++i) {
+      bool reduced = llvm::is_contained(axes, i);
+      iters.push_back(reduced ? utils::IteratorType::reduction
+                              : utils::IteratorType::parallel);
+      if (reduced)
+        continue;
+      shape.push_back(inType.getDimSize(i));
+      outExprs.push_back(b.getAffineDimExpr(i));
+      if (inType.isDynamicDim(i))
+        dynamic.push_back(b.create<tensor::DimOp>(loc, inputs[0], i));
+    }
+    auto outType = RankedTensorType::get(
+        shape, elementType ? elementType : inType.getElementType());
+    SmallVector<AffineMap> maps(inputs.size(), b.getMultiDimIdentityMap(rank));
+    maps.push_back(AffineMap::get(rank, 0, outExprs, b.getContext()));
+    Value acc = filled(outType, dynamic, init);
+    return b
+        .create<linalg::GenericOp>(
+            loc, outType, inputs, acc, maps, iters,
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              nb.create<linalg::YieldOp>(nl, body(nb, nl, args));
+            })
+        .getResult(0);
+  }
+
+  /// `x` along `axis` combined with a per-row value `row` (x without that
+  /// axis), elementwise.
+  Value withRow(Value x, Value row, int64_t axis, Body body,
+                Type elementType = {}) {
+    auto type = tensorType(x);
+    if (elementType)
+      type = RankedTensorType::get(type.getShape(), elementType);
+    int64_t rank = type.getRank();
+    SmallVector<AffineExpr> rowExprs;
+    for (int64_t i = 0; i < rank; ++i)
+      if (i != axis)
+        rowExprs.push_back(b.getAffineDimExpr(i));
+    SmallVector<AffineMap> maps = {
+        b.getMultiDimIdentityMap(rank),
+        AffineMap::get(rank, 0, rowExprs, b.getContext()),
+        b.getMultiDimIdentityMap(rank)};
+    SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
+    Value init = empty(type, dynamicSizes(type, {x}));
+    return b
+        .create<linalg::GenericOp>(
+            loc, type, ValueRange{x, row}, init, maps, iters,
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              nb.create<linalg::YieldOp>(nl, body(nb, nl, args.drop_back()));
+            })
+        .getResult(0);
+  }
+
+  /// The number of elements of `x` along `axes` as an f32 scalar.
+  Value count(Value x, ArrayRef<int64_t> axes) {
+    auto type = tensorType(x);
+    Value n = b.create<arith::ConstantIndexOp>(loc, 1);
+    for (int64_t a : axes) {
+      Value d = b.create<tensor::DimOp>(loc, x, a);
+      n = b.create<arith::MulIOp>(loc, n, d);
+    }
+    (void)type;
+    Value i64 = b.create<arith::IndexCastOp>(loc, b.getI64Type(), n);
+    return b.create<arith::SIToFPOp>(loc, b.getF32Type(), i64);
+  }
+
+  /// A rank-0 tensor holding `scalar`.
+  Value toTensor(Value scalar) {
+    return b.create<tensor::FromElementsOp>(
+        loc, RankedTensorType::get({}, scalar.getType()), scalar);
+  }
+
+  Value extract(Value tensor0d) {
+    return b.create<tensor::ExtractOp>(loc, tensor0d, ValueRange{});
+  }
+
+  SmallVector<int64_t> allAxes(int64_t rank) {
+    SmallVector<int64_t> axes;
+    for (int64_t i = 0; i < rank; ++i)
+      axes.push_back(i);
+    return axes;
+  }
+};
+
+// Scalar helpers for op bodies.
+Value cst(OpBuilder &b, Location l, double v) {
+  return b.create<arith::ConstantOp>(l, b.getF32FloatAttr(v));
+}
+Value sigmoid(OpBuilder &b, Location l, Value x) {
+  Value e = b.create<math::ExpOp>(l, b.create<arith::NegFOp>(l, x));
+  return b.create<arith::DivFOp>(l, cst(b, l, 1.0),
+                                 b.create<arith::AddFOp>(l, cst(b, l, 1.0), e));
+}
+/// Standard normal CDF, 0.5 * (1 + erf(x / sqrt(2))).
+Value phi(OpBuilder &b, Location l, Value x) {
+  Value scaled = b.create<arith::MulFOp>(l, x, cst(b, l, M_SQRT1_2));
+  Value erf = b.create<math::ErfOp>(l, scaled);
+  return b.create<arith::MulFOp>(
+      l, cst(b, l, 0.5), b.create<arith::AddFOp>(l, cst(b, l, 1.0), erf));
+}
+
+//===----------------------------------------------------------------------===//
+// Patterns
+//===----------------------------------------------------------------------===//
+
+template <typename OpT> struct Pattern : public OpConversionPattern<OpT> {
+  using OpConversionPattern<OpT>::OpConversionPattern;
+  using Adaptor = typename OpConversionPattern<OpT>::OpAdaptor;
+
+  LogicalResult
+  matchAndRewrite(OpT op, Adaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Lowering l(rewriter, op.getLoc());
+    FailureOr<SmallVector<Value>> results = lower(op, l);
+    if (failed(results))
+      return failure();
+    rewriter.replaceOp(op, *results);
+    return success();
+  }
+
+  virtual FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const = 0;
+};
+
+/// Unary elementwise ops: `fn` maps one scalar.
+template <typename OpT> struct UnaryPattern : public Pattern<OpT> {
+  using Fn = Value (*)(OpBuilder &, Location, Value);
+  UnaryPattern(MLIRContext *ctx, Fn fn) : Pattern<OpT>(ctx), fn(fn) {}
+  Fn fn;
+  FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const override {
+    return SmallVector<Value>{
+        l.elementwise(tensorType(op.getResult()), op->getOperands(),
+                      [&](OpBuilder &b, Location loc, ValueRange a) {
+                        return fn(b, loc, a[0]);
+                      })};
+  }
+};
+
+template <typename OpT, typename ArithOp>
+struct BinaryPattern : public Pattern<OpT> {
+  using Pattern<OpT>::Pattern;
+  FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const override {
+    return SmallVector<Value>{
+        l.elementwise(tensorType(op.getResult()), op->getOperands(),
+                      [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+                        return b.create<ArithOp>(loc, a[0], a[1]);
+                      })};
+  }
+};
+
+struct BroadcastPattern : public Pattern<BroadcastOp> {
+  using Pattern::Pattern;
+  FailureOr<SmallVector<Value>> lower(BroadcastOp op,
+                                      Lowering &l) const override {
+    auto type = tensorType(op.getResult());
+    SmallVector<AffineMap> maps = {
+        l.broadcastMap(tensorType(op.getInput()).getShape(), type.getShape()),
+        l.b.getMultiDimIdentityMap(type.getRank())};
+    SmallVector<utils::IteratorType> iters(type.getRank(),
+                                           utils::IteratorType::parallel);
+    Value init = l.empty(type, l.dynamicSizes(type, {op.getLike()}));
+    return SmallVector<Value>{
+        l.b.create<linalg::GenericOp>(
+               l.loc, type, ValueRange{op.getInput()}, init, maps, iters,
+               [](OpBuilder &b, Location loc, ValueRange a) {
+                 b.create<linalg::YieldOp>(loc, a[0]);
+               })
+            .getResult(0)};
+  }
+};
+
+struct GeluGradPattern : public Pattern<GeluGradOp> {
+  using Pattern::Pattern;
+  FailureOr<SmallVector<Value>> lower(GeluGradOp op,
+                                      Lowering &l) const override {
+    // gelu'(x) = Phi(x) + x * exp(-x^2 / 2) / sqrt(2 pi)
+    return SmallVector<Value>{l.elementwise(
+        tensorType(op.getResult()), op->getOperands(),
+        [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+          Value x = a[0];
+          Value x2 = b.create<arith::MulFOp>(loc, x, x);
+          Value density = b.create<math::ExpOp>(
+              loc, b.create<arith::MulFOp>(loc, x2, cst(b, loc, -0.5)));
+          Value term = b.create<arith::MulFOp>(
+              loc, b.create<arith::MulFOp>(loc, x, density),
+              cst(b, loc, 0.3989422804014327));
+          Value d = b.create<arith::AddFOp>(loc, phi(b, loc, x), term);
+          return b.create<arith::MulFOp>(loc, d, a[1]);
+        })};
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Linear algebra
+//===----------------------------------------------------------------------===//
+
+struct DensePattern : public Pattern<DenseOp> {
+  using Pattern::Pattern;
+  FailureOr<SmallVector<Value>> lower(DenseOp op, Lowering &l) const override {
+    auto type = tensorType(op.getResult());
+    int64_t rank = type.getRank();
+    SmallVector<Value> dynamic = l.dynamicSizes(type, {op.getInput()});
+    // The accumulator starts as the bias (or zero), broadcast over rows.
+    Value init;
+    if (op.getBias()) {
+      SmallVector<AffineMap> maps = {
+          AffineMap::get(rank, 0, l.b.getAffineDimExpr(rank - 1),
+                         l.b.getContext()),
+          l.b.getMultiDimIdentityMap(rank)};
+      SmallVector<utils::IteratorType> iters(rank,
+                                             utils::IteratorType::parallel);
+      init = l.b.create<linalg::GenericOp>(
+                    l.loc, type, ValueRange{op.getBias()},
+                    l.empty(type, dynamic), maps, iters,
+                    [](OpBuilder &b, Location loc, ValueRange a) {
+                      b.create<linalg::YieldOp>(loc, a[0]);
+                    })
+                 .getResult(0);
+    } else {
+      init = l.filled(type, dynamic, l.f32(0));
+    }
+    if (rank == 2)
+      return SmallVector<Value>{
+          l.b.create<linalg::MatmulTransposeBOp>(
+                 l.loc, type, ValueRange{op.getInput(), op.getWeight()}, init)
+              .getResult(0)};
+    // y[p..., o] += x[p..., i] * w[o, i]: loops p..., o, i.
+    int64_t loops = rank + 1;
+    SmallVector<AffineExpr> xExprs, yExprs;
+    for (int64_t i = 0; i + 1 < rank; ++i) {
+      xExprs.push_back(l.b.getAffineDimExpr(i));
+      yExprs.push_back(l.b.getAffineDimExpr(i));
+    }
+    AffineExpr o = l.b.getAffineDimExpr(rank - 1),
+               k = l.b.getAffineDimExpr(rank);
+    xExprs.push_back(k);
+    yExprs.push_back(o);
+    auto ctx = l.b.getContext();
+    SmallVector<AffineMap> maps = {AffineMap::get(loops, 0, xExprs, ctx),
+                                   AffineMap::get(loops, 0, {o, k}, ctx),
+                                   AffineMap::get(loops, 0, yExprs, ctx)};
+    SmallVector<utils::IteratorType> iters(loops,
+                                           utils::IteratorType::parallel);
+    iters.back() = utils::IteratorType::reduction;
+    return SmallVector<Value>{
+        l.b.create<linalg::GenericOp>(
+               l.loc, type, ValueRange{op.getInput(), op.getWeight()}, init,
+               maps, iters,
+               [](OpBuilder &b, Location loc, ValueRange a) {
+                 Value p = b.create<arith::MulFOp>(loc, a[0], a[1]);
+                 b.create<linalg::YieldOp>(
+                     loc, ValueRange{b.create<arith::AddFOp>(loc, a[2], p)});
+               })
+            .getResult(0)};
+  }
+};
+
+struct MatmulPattern : public Pattern<MatmulOp> {
+  using Pattern::Pattern;
+  FailureOr<SmallVector<Value>> lower(MatmulOp op, Lowering &l) const override {
+    auto type = tensorType(op.getResult());
+    auto lhsType = tensorType(op.getLhs()), rhsType = tensorType(op.getRhs());
+    int64_t rank = type.getRank();
+    // Dynamic sizes: batch axes align from the end, M comes from the lhs,
+    // N from the rhs.
+    SmallVector<Value> dynamic;
+    for (int64_t i = 0; i < rank; ++i) {
+      if (!type.isDynamicDim(i))
+        continue;
+      Value source = i == rank - 1 ? op.getRhs() : op.getLhs();
+      auto st = tensorType(source);
+      int64_t j = i - rank + st.getRank();
+      if (j < 0 || !st.isDynamicDim(j)) {
+        source = op.getRhs();
+        st = rhsType;
+        j = i - rank + st.getRank();
+      }
+      dynamic.push_back(l.b.create<tensor::DimOp>(l.loc, source, j));
+    }
+    Value init = l.filled(type, dynamic, l.f32(0));
+    if (rank == 2 && lhsType.getRank() == 2 && rhsType.getRank() == 2)
+      return SmallVector<Value>{
+          l.b.create<linalg::MatmulOp>(
+                 l.loc, type, ValueRange{op.getLhs(), op.getRhs()}, init)
+              .getResult(0)};
+    // Batched: loops batch..., m, n, k.
+    int64_t loops = rank + 1;
+    auto ctx = l.b.getContext();
+    AffineExpr m = l.b.getAffineDimExpr(rank - 2),
+               n = l.b.getAffineDimExpr(rank - 1),
+               k = l.b.getAffineDimExpr(rank);
+    auto operandMap = [&](RankedTensorType t, AffineExpr a, AffineExpr c) {
+      SmallVector<AffineExpr> exprs;
+      int64_t lead = (rank - 2) - (t.getRank() - 2);
+      for (int64_t j = 0; j < t.getRank() - 2; ++j)
+        exprs.push_back(t.getDimSize(j) == 1 && type.getDimSize(j + lead) != 1
+                            ? l.b.getAffineConstantExpr(0)
+                            : l.b.getAffineDimExpr(j + lead));
+      exprs.push_back(a);
+      exprs.push_back(c);
+      return AffineMap::get(loops, 0, exprs, ctx);
+    };
+    SmallVector<AffineExpr> outExprs;
+    for (int64_t i = 0; i < rank; ++i)
+      outExprs.push_back(l.b.getAffineDimExpr(i));
+    SmallVector<AffineMap> maps = {operandMap(lhsType, m, k),
+                                   operandMap(rhsType, k, n),
+                                   AffineMap::get(loops, 0, outExprs, ctx)};
+    SmallVector<utils::IteratorType> iters(loops,
+                                           utils::IteratorType::parallel);
+    iters.back() = utils::IteratorType::reduction;
+    return SmallVector<Value>{
+        l.b.create<linalg::GenericOp>(
+               l.loc, type, ValueRange{op.getLhs(), op.getRhs()}, init, maps,
+               iters,
+               [](OpBuilder &b, Location loc, ValueRange a) {
+                 Value p = b.create<arith::MulFOp>(loc, a[0], a[1]);
+                 b.create<linalg::YieldOp>(
+                     loc, ValueRange{b.create<arith::AddFOp>(loc, a[2], p)});
+               })
+            .getResult(0)};
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Shape
+//===----------------------------------------------------------------------===//
+
+struct ReshapePattern : public Pattern<ReshapeOp> {
+  using Pattern::Pattern;
+  FailureOr<SmallVector<Value>> lower(ReshapeOp op,
+                                      Lowering &l) const override {
+    auto type = tensorType(op.getResult());
+    auto inType = tensorType(op.getInput());
+    if (type.hasStaticShape() && inType.hasStaticShape() && type == inType)
+      return SmallVector<Value>{op.getInput()};
+    // The target shape as an index tensor; a dynamic size is the element
+    // count divided by the static sizes.
+    SmallVector<Value> dims;
+    Value total = l.b.create<arith::ConstantIndexOp>(l.loc, 1);
+    for (int64_t i = 0; i < inType.getRank(); ++i)
+      total = l.b.create<arith::MulIOp>(
+          l.loc, total, l.b.create<tensor::DimOp>(l.loc, op.getInput(), i));
+    int64_t known = 1;
+    for (int64_t d : type.getShape())
+      if (!ShapedType::isDynamic(d))
+        known *= d;
+    for (int64_t d : type.getShape())
+      dims.push_back(
+          ShapedType::isDynamic(d)
+              ? l.b.create<arith::DivUIOp>(
+                    l.loc, total,
+                    l.b.create<arith::ConstantIndexOp>(l.loc, known))
+              : l.b.create<arith::ConstantIndexOp>(l.loc, d).getResult());
+    Value shape = l.b.create<tensor::FromElementsOp>(
+        l.loc, RankedTensorType::get({type.getRank()}, l.b.getIndexType()),
+        dims);
+    return SmallVector<Value>{
+        l.b.create<tensor::ReshapeOp>(l.loc, type, op.getInput(), shape)};
+  }
+};
+
+struct TransposePattern : public Pattern<TransposeOp> {
+  using Pattern::Pattern;
+  FailureOr<SmallVector<Value>> lower(TransposeOp op,
+                                      Lowering &l) const override {
+    auto type = tensorType(op.getResult());
+    SmallVector<Value> dynamic;
+    for (int64_t i = 0; i < type.getRank(); ++i)
+      if (type.isDynamicDim(i))
+        dynamic.push_back(
+            l.b.create<tensor::DimOp>(l.loc, op.getInput(), op.getPerm()[i]));
+    return SmallVector<Value>{
+        l.b.create<linalg::TransposeOp>(l.loc, op.getInput(),
+                                        l.empty(type, dynamic), op.getPerm())
+            .getResult()[0]};
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Reductions and normalised exponentials
+//===----------------------------------------------------------------------===//
+
+SmallVector<int64_t> normalized(ArrayRef<int64_t> axes, int64_t rank) {
+  SmallVector<int64_t> out;
+  for (int64_t a : axes)
+    out.push_back(*normalizeAxis(a, rank));
+  llvm::sort(out);
+  return out;
+}
+
+/// Reshapes a reduction without its axes to the op's result type (keepdim).
+Value toResultType(Lowering &l, Value reduced, RankedTensorType type) {
+  if (tensorType(reduced) == type)
+    return reduced;
+  ReshapeOp tmp = l.b.create<ReshapeOp>(l.loc, type, reduced);
+  return tmp.getResult(); // lowered by ReshapePattern in the same conversion
+}
+
+template <typename OpT> struct ReducePattern : public Pattern<OpT> {
+  using Pattern<OpT>::Pattern;
+  FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const override {
+    int64_t rank = tensorType(op.getInput()).getRank();
+    SmallVector<int64_t> axes = normalized(op.getAxes(), rank);
+    bool isMax = std::is_same_v<OpT, MaxOp>;
+    Value init = l.f32(isMax ? -std::numeric_limits<float>::infinity() : 0.0);
+    Value r = l.reduce(op.getInput(), axes, init,
+                       [&](OpBuilder &b, Location loc, ValueRange a) -> Value {
+                         if (isMax)
+                           return b.create<arith::MaximumFOp>(loc, a[0], a[1]);
+                         return b.create<arith::AddFOp>(loc, a[0], a[1]);
+                       });
+    if (std::is_same_v<OpT, MeanOp>) {
+      Value n = l.count(op.getInput(), axes);
+      r = l.elementwise(tensorType(r), {r},
+                        [&](OpBuilder &b, Location loc, ValueRange a) -> Value {
+                          return b.create<arith::DivFOp>(loc, a[0], n);
+                        });
+    }
+    return SmallVector<Value>{toResultType(l, r, tensorType(op.getResult()))};
+  }
+};
+
+template <typename OpT> struct SoftmaxPattern : public Pattern<OpT> {
+  using Pattern<OpT>::Pattern;
+  FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const override {
+    Value x = op.getInput();
+    int64_t rank = tensorType(x).getRank();
+    int64_t axis = *normalizeAxis(static_cast<int64_t>(op.getAxis()), rank);
+    bool isLog = std::is_same_v<OpT, LogSoftmaxOp>;
+    Value rowMax =
+        l.reduce(x, {axis}, l.f32(-std::numeric_limits<float>::infinity()),
+                 [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+                   return b.create<arith::MaximumFOp>(loc, a[0], a[1]);
+                 });
+    Value shifted = l.withRow(
+        x, rowMax, axis, [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+          return b.create<arith::SubFOp>(loc, a[0], a[1]);
+        });
+    Value rowSum =
+        l.reduce(shifted, {axis}, l.f32(0),
+                 [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+                   Value e = b.create<math::ExpOp>(loc, a[0]);
+                   return b.create<arith::AddFOp>(loc, e, a[1]);
+                 });
+    return SmallVector<Value>{l.withRow(
+        shifted, rowSum, axis,
+        [&](OpBuilder &b, Location loc, ValueRange a) -> Value {
+          if (isLog)
+            return b.create<arith::SubFOp>(loc, a[0],
+                                           b.create<math::LogOp>(loc, a[1]));
+          return b.create<arith::DivFOp>(loc, b.create<math::ExpOp>(loc, a[0]),
+                                         a[1]);
+        })};
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Losses and metrics
+//===----------------------------------------------------------------------===//
+
+/// Per-row statistics of logits [B, C] against labels [B]: the row maximum,
+/// log-sum-exp, the logit of the label (0 when unlabelled) and the mean
+/// logit.
+struct RowStats {
+  Value max, lse, picked, mean, valid; // valid: 1.0 where label >= 0
+};
+
+RowStats rowStats(Lowering &l, Value logits, Value labels) {
+  RowStats s;
+  int64_t classes = tensorType(logits).getDimSize(1);
+  s.max = l.reduce(logits, {1}, l.f32(-std::numeric_limits<float>::infinity()),
+                   [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+                     return b.create<arith::MaximumFOp>(loc, a[0], a[1]);
+                   });
+  Value shifted = l.withRow(
+      logits, s.max, 1, [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+        return b.create<arith::SubFOp>(loc, a[0], a[1]);
+      });
+  Value sumExp =
+      l.reduce(shifted, {1}, l.f32(0),
+               [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+                 return b.create<arith::AddFOp>(
+                     loc, b.create<math::ExpOp>(loc, a[0]), a[1]);
+               });
+  auto rowType = tensorType(sumExp);
+  s.lse = l.elementwise(rowType, {sumExp, s.max},
+                        [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+                          return b.create<arith::AddFOp>(
+                              loc, b.create<math::LogOp>(loc, a[0]), a[1]);
+                        });
+  // The label's logit: a reduction over classes that keeps the one whose
+  // index equals the label.
+  Value labelsAsRows = l.withRow(
+      logits, labels, 1, [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+        Value c = b.create<arith::IndexCastOp>(
+            loc, b.getI32Type(), b.create<linalg::IndexOp>(loc, 1));
+        Value hit =
+            b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::eq, c, a[1]);
+        return b.create<arith::SelectOp>(loc, hit, a[0], cst(b, loc, 0.0));
+      });
+  s.picked = l.reduce(labelsAsRows, {1}, l.f32(0),
+                      [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+                        return b.create<arith::AddFOp>(loc, a[0], a[1]);
+                      });
+  Value total = l.reduce(logits, {1}, l.f32(0),
+                         [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+                           return b.create<arith::AddFOp>(loc, a[0], a[1]);
+                         });
+  s.mean = l.elementwise(
+      rowType, {total}, [&](OpBuilder &b, Location loc, ValueRange a) -> Value {
+        return b.create<arith::DivFOp>(loc, a[0], cst(b, loc, classes));
+      });
+  s.valid = l.elementwise(
+      rowType, {labels}, [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+        Value zero = b.create<arith::ConstantOp>(loc, b.getI32IntegerAttr(0));
+        Value ok =
+            b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::sge, a[0], zero);
+        return b.create<arith::UIToFPOp>(loc, b.getF32Type(), ok);
+      });
+  return s;
+}
+
+/// Sum over all axes into a rank-0 tensor.
+Value total(Lowering &l, Value x) {
+  return l.reduce(x, l.allAxes(tensorType(x).getRank()), l.f32(0),
+                  [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+                    return b.create<arith::AddFOp>(loc, a[0], a[1]);
+                  });
+}
+
+struct CrossEntropyPattern : public Pattern<CrossEntropyOp> {
+  using Pattern::Pattern;
+  FailureOr<SmallVector<Value>> lower(CrossEntropyOp op,
+                                      Lowering &l) const override {
+    RowStats s = rowStats(l, op.getLogits(), op.getLabels());
+    double smoothing = op.getSmoothing().convertToDouble();
+    auto rowType = tensorType(s.lse);
+    // Per row: valid * ((1-s) (lse - picked) + s (lse - mean)).
+    Value rows = l.elementwise(
+        rowType, {s.lse, s.picked, s.mean, s.valid},
+        [&](OpBuilder &b, Location loc, ValueRange a) -> Value {
+          Value nll = b.create<arith::SubFOp>(loc, a[0], a[1]);
+          Value smooth = b.create<arith::SubFOp>(loc, a[0], a[2]);
+          Value mixed = b.create<arith::AddFOp>(
+              loc,
+              b.create<arith::MulFOp>(loc, nll, cst(b, loc, 1 - smoothing)),
+              b.create<arith::MulFOp>(loc, smooth, cst(b, loc, smoothing)));
+          return b.create<arith::MulFOp>(loc, mixed, a[3]);
+        });
+    Value sum = l.extract(total(l, rows));
+    Value n = l.extract(total(l, s.valid));
+    Value denom = l.b.create<arith::MaximumFOp>(l.loc, n, l.f32(1.0));
+    return SmallVector<Value>{
+        l.toTensor(l.b.create<arith::DivFOp>(l.loc, sum, denom))};
+  }
+};
+
+struct CrossEntropyGradPattern : public Pattern<CrossEntropyGradOp> {
+  using Pattern::Pattern;
+  FailureOr<SmallVector<Value>> lower(CrossEntropyGradOp op,
+                                      Lowering &l) const override {
+    RowStats s = rowStats(l, op.getLogits(), op.getLabels());
+    double smoothing = op.getSmoothing().convertToDouble();
+    int64_t classes = tensorType(op.getLogits()).getDimSize(1);
+    Value n = l.extract(total(l, s.valid));
+    Value scale = l.b.create<arith::DivFOp>(
+        l.loc, l.extract(op.getGrad()),
+        l.b.create<arith::MaximumFOp>(l.loc, n, l.f32(1.0)));
+    // Per row: label and lse, to build softmax - target in one pass.
+    auto type = tensorType(op.getLogits());
+    int64_t rank = 2;
+    auto ctx = l.b.getContext();
+    AffineMap row = AffineMap::get(rank, 0, l.b.getAffineDimExpr(0), ctx);
+    SmallVector<AffineMap> maps = {l.b.getMultiDimIdentityMap(rank), row, row,
+                                   row, l.b.getMultiDimIdentityMap(rank)};
+    SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
+    Value init = l.empty(type, l.dynamicSizes(type, {op.getLogits()}));
+    Value grad =
+        l.b.create<linalg::GenericOp>(
+               l.loc, type,
+               ValueRange{op.getLogits(), s.lse, op.getLabels(), s.valid}, init,
+               maps, iters,
+               [&](OpBuilder &b, Location loc, ValueRange a) {
+                 Value p = b.create<math::ExpOp>(
+                     loc, b.create<arith::SubFOp>(loc, a[0], a[1]));
+                 Value c = b.create<arith::IndexCastOp>(
+                     loc, b.getI32Type(), b.create<linalg::IndexOp>(loc, 1));
+                 Value hit = b.create<arith::CmpIOp>(
+                     loc, arith::CmpIPredicate::eq, c, a[2]);
+                 Value target = b.create<arith::SelectOp>(
+                     loc, hit, cst(b, loc, 1 - smoothing + smoothing / classes),
+                     cst(b, loc, smoothing / classes));
+                 Value d = b.create<arith::SubFOp>(loc, p, target);
+                 Value w = b.create<arith::MulFOp>(loc, a[3], scale);
+                 b.create<linalg::YieldOp>(
+                     loc, ValueRange{b.create<arith::MulFOp>(loc, d, w)});
+               })
+            .getResult(0);
+    return SmallVector<Value>{grad};
+  }
+};
+
+/// mean over all elements of f(pred, target).
+template <typename OpT> struct MeanLossPattern : public Pattern<OpT> {
+  using Fn = Value (*)(OpBuilder &, Location, Value, Value);
+  MeanLossPattern(MLIRContext *ctx, Fn fn) : Pattern<OpT>(ctx), fn(fn) {}
+  Fn fn;
+  FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const override {
+    Value e =
+        l.elementwise(tensorType(op.getPred()), {op.getPred(), op.getTarget()},
+                      [&](OpBuilder &b, Location loc, ValueRange a) {
+                        return fn(b, loc, a[0], a[1]);
+                      });
+    Value n =
+        l.count(op.getPred(), l.allAxes(tensorType(op.getPred()).getRank()));
+    return SmallVector<Value>{l.toTensor(
+        l.b.create<arith::DivFOp>(l.loc, l.extract(total(l, e)), n))};
+  }
+};
+
+/// Sum of f(pred, target) and the element count.
+template <typename OpT> struct ErrorSumPattern : public Pattern<OpT> {
+  using Fn = Value (*)(OpBuilder &, Location, Value, Value);
+  ErrorSumPattern(MLIRContext *ctx, Fn fn) : Pattern<OpT>(ctx), fn(fn) {}
+  Fn fn;
+  FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const override {
+    Value e =
+        l.elementwise(tensorType(op.getPred()), {op.getPred(), op.getTarget()},
+                      [&](OpBuilder &b, Location loc, ValueRange a) {
+                        return fn(b, loc, a[0], a[1]);
+                      });
+    Value n =
+        l.count(op.getPred(), l.allAxes(tensorType(op.getPred()).getRank()));
+    return SmallVector<Value>{total(l, e), l.toTensor(n)};
+  }
+};
+
+Value squaredError(OpBuilder &b, Location l, Value p, Value t) {
+  Value d = b.create<arith::SubFOp>(l, p, t);
+  return b.create<arith::MulFOp>(l, d, d);
+}
+Value absError(OpBuilder &b, Location l, Value p, Value t) {
+  return b.create<math::AbsFOp>(l, b.create<arith::SubFOp>(l, p, t));
+}
+/// BCEWithLogits: max(x, 0) - x t + log(1 + exp(-|x|)).
+Value bceWithLogits(OpBuilder &b, Location l, Value x, Value t) {
+  Value relu = b.create<arith::MaximumFOp>(l, x, cst(b, l, 0.0));
+  Value xt = b.create<arith::MulFOp>(l, x, t);
+  Value e = b.create<math::ExpOp>(
+      l, b.create<arith::NegFOp>(l, b.create<math::AbsFOp>(l, x)));
+  return b.create<arith::AddFOp>(l, b.create<arith::SubFOp>(l, relu, xt),
+                                 b.create<math::Log1pOp>(l, e));
+}
+
+struct AccuracyPattern : public Pattern<AccuracyOp> {
+  using Pattern::Pattern;
+  FailureOr<SmallVector<Value>> lower(AccuracyOp op,
+                                      Lowering &l) const override {
+    Value logits = op.getLogits(), labels = op.getLabels();
+    if (tensorType(labels).getElementType().isF32()) {
+      // Binary: (logit > 0) == (target > 0.5).
+      Value hits = l.elementwise(
+          tensorType(logits), {logits, labels},
+          [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+            Value p = b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OGT,
+                                              a[0], cst(b, loc, 0.0));
+            Value t = b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OGT,
+                                              a[1], cst(b, loc, 0.5));
+            Value same =
+                b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::eq, p, t);
+            return b.create<arith::UIToFPOp>(loc, b.getF32Type(), same);
+          });
+      return SmallVector<Value>{
+          total(l, hits),
+          l.toTensor(l.count(logits, l.allAxes(tensorType(logits).getRank())))};
+    }
+    // A hit when no class scores above the label's, and none before it
+    // scores equal (argmax takes the first maximum).
+    RowStats s = rowStats(l, logits, labels);
+    Value ahead = rank(l, logits, labels, s.picked);
+    Value hits = l.elementwise(
+        tensorType(s.valid), {ahead, s.valid},
+        [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+          Value first = b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OEQ,
+                                                a[0], cst(b, loc, 0.0));
+          Value hit = b.create<arith::UIToFPOp>(loc, b.getF32Type(), first);
+          return b.create<arith::MulFOp>(loc, hit, a[1]);
+        });
+    return SmallVector<Value>{total(l, hits), total(l, s.valid)};
+  }
+
+  /// Per row, the number of classes ranked before the label: higher logits,
+  /// and equal logits at lower indices.
+  static Value rank(Lowering &l, Value logits, Value labels, Value picked) {
+    Value before =
+        l.withRow(logits, picked, 1,
+                  [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+                    return b.create<arith::SubFOp>(loc, a[0], a[1]);
+                  });
+    Value flags = l.withRow(
+        before, labels, 1,
+        [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+          Value c = b.create<arith::IndexCastOp>(
+              loc, b.getI32Type(), b.create<linalg::IndexOp>(loc, 1));
+          Value higher = b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OGT,
+                                                 a[0], cst(b, loc, 0.0));
+          Value equal = b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OEQ,
+                                                a[0], cst(b, loc, 0.0));
+          Value earlier =
+              b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::slt, c, a[1]);
+          Value tie = b.create<arith::AndIOp>(loc, equal, earlier);
+          Value ahead = b.create<arith::OrIOp>(loc, higher, tie);
+          return b.create<arith::UIToFPOp>(loc, b.getF32Type(), ahead);
+        });
+    return l.reduce(flags, {1}, l.f32(0),
+                    [](OpBuilder &b, Location loc, ValueRange a) -> Value {
+                      return b.create<arith::AddFOp>(loc, a[0], a[1]);
+                    });
+  }
+};
+
+struct TopKPattern : public Pattern<TopKOp> {
+  using Pattern::Pattern;
+  FailureOr<SmallVector<Value>> lower(TopKOp op, Lowering &l) const override {
+    RowStats s = rowStats(l, op.getLogits(), op.getLabels());
+    Value ahead =
+        AccuracyPattern::rank(l, op.getLogits(), op.getLabels(), s.picked);
+    double k = static_cast<double>(op.getK());
+    Value hits = l.elementwise(
+        tensorType(s.valid), {ahead, s.valid},
+        [&](OpBuilder &b, Location loc, ValueRange a) -> Value {
+          Value in = b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OLT,
+                                             a[0], cst(b, loc, k));
+          Value hit = b.create<arith::UIToFPOp>(loc, b.getF32Type(), in);
+          return b.create<arith::MulFOp>(loc, hit, a[1]);
+        });
+    return SmallVector<Value>{total(l, hits), total(l, s.valid)};
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// The pass
+//===----------------------------------------------------------------------===//
+
+class LowerToLinalg : public mass::impl::MassLowerToLinalgBase<LowerToLinalg> {
+  void runOnOperation() override {
+    MLIRContext *ctx = &getContext();
+    RewritePatternSet patterns(ctx);
+    using S = Value (*)(OpBuilder &, Location, Value);
+    patterns.add<UnaryPattern<NegOp>>(
+        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
+          return b.create<arith::NegFOp>(l, x);
+        }));
+    patterns.add<UnaryPattern<ReluOp>>(
+        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
+          return b.create<arith::MaximumFOp>(l, x, cst(b, l, 0.0));
+        }));
+    patterns.add<UnaryPattern<GeluOp>>(
+        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
+          return b.create<arith::MulFOp>(l, x, phi(b, l, x));
+        }));
+    patterns.add<UnaryPattern<SigmoidOp>>(
+        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
+          return sigmoid(b, l, x);
+        }));
+    patterns.add<UnaryPattern<TanhOp>>(
+        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
+          return b.create<math::TanhOp>(l, x);
+        }));
+    patterns.add<UnaryPattern<SiluOp>>(
+        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
+          return b.create<arith::MulFOp>(l, x, sigmoid(b, l, x));
+        }));
+    patterns.add<UnaryPattern<ExpOp>>(
+        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
+          return b.create<math::ExpOp>(l, x);
+        }));
+    patterns.add<UnaryPattern<LogOp>>(
+        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
+          return b.create<math::LogOp>(l, x);
+        }));
+    patterns.add<UnaryPattern<SqrtOp>>(
+        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
+          return b.create<math::SqrtOp>(l, x);
+        }));
+    patterns.add<UnaryPattern<AbsOp>>(
+        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
+          return b.create<math::AbsFOp>(l, x);
+        }));
+    patterns.add<UnaryPattern<SignOp>>(
+        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
+          Value zero = cst(b, l, 0.0);
+          Value pos = b.create<arith::UIToFPOp>(
+              l, b.getF32Type(),
+              b.create<arith::CmpFOp>(l, arith::CmpFPredicate::OGT, x, zero));
+          Value neg = b.create<arith::UIToFPOp>(
+              l, b.getF32Type(),
+              b.create<arith::CmpFOp>(l, arith::CmpFPredicate::OLT, x, zero));
+          return b.create<arith::SubFOp>(l, pos, neg);
+        }));
+    patterns.add<BinaryPattern<AddOp, arith::AddFOp>,
+                 BinaryPattern<SubOp, arith::SubFOp>,
+                 BinaryPattern<MulOp, arith::MulFOp>,
+                 BinaryPattern<DivOp, arith::DivFOp>, BroadcastPattern,
+                 GeluGradPattern, DensePattern, MatmulPattern, ReshapePattern,
+                 TransposePattern, ReducePattern<SumOp>, ReducePattern<MeanOp>,
+                 ReducePattern<MaxOp>, SoftmaxPattern<SoftmaxOp>,
+                 SoftmaxPattern<LogSoftmaxOp>, CrossEntropyPattern,
+                 CrossEntropyGradPattern, AccuracyPattern, TopKPattern>(ctx);
+    using P = Value (*)(OpBuilder &, Location, Value, Value);
+    patterns.add<MeanLossPattern<MseOp>>(ctx, P(squaredError));
+    patterns.add<MeanLossPattern<L1Op>>(ctx, P(absError));
+    patterns.add<MeanLossPattern<BceOp>>(ctx, P(bceWithLogits));
+    patterns.add<ErrorSumPattern<AbsErrorOp>>(ctx, P(absError));
+    patterns.add<ErrorSumPattern<SquaredErrorOp>>(ctx, P(squaredError));
+
+    ConversionTarget target(*ctx);
+    target.addIllegalDialect<MassDialect>();
+    target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect,
+                           arith::ArithDialect, math::MathDialect,
+                           func::FuncDialect>();
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
+} // namespace

@@ -1,0 +1,21 @@
+//===- Passes.h - Code generation passes ------------------------*- C++ -*-===//
+#ifndef MASS_CODEGEN_PASSES_H
+#define MASS_CODEGEN_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mass {
+
+#define GEN_PASS_DECL
+#include "codegen/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "codegen/Passes.h.inc"
+
+} // namespace mass
+
+#endif // MASS_CODEGEN_PASSES_H

@@ -1,0 +1,42 @@
+//===- Pipeline.h - From the mass dialect to an executable ------*- C++ -*-===//
+#ifndef MASS_CODEGEN_PIPELINE_H
+#define MASS_CODEGEN_PIPELINE_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+
+#include <memory>
+
+namespace mass {
+
+/// Registers the dialects, bufferization models and LLVM translations that
+/// code generation uses.
+void registerCodegen(mlir::DialectRegistry &registry);
+
+/// mass ops to linalg on tensors (`--emit=linalg`).
+void addLowerToLinalg(mlir::OpPassManager &pm);
+/// Bufferization and conversion to the LLVM dialect, for the CPU.
+void addCpuToLLVM(mlir::OpPassManager &pm);
+
+/// Translates the LLVM-dialect module to LLVM IR for the host, adds the
+/// model descriptor and the packed entry points of runtime/include/mass/
+/// abi.h, and optimises at `optLevel`.
+mlir::FailureOr<std::unique_ptr<llvm::Module>>
+translateForHost(mlir::ModuleOp module, llvm::LLVMContext &context,
+                 const std::string &descriptor, unsigned optLevel);
+
+/// Writes `module` as an object file for the host CPU.
+mlir::LogicalResult emitObject(llvm::Module &module, llvm::StringRef path,
+                               unsigned optLevel);
+
+/// Links `object` with the runtime library into the executable `output`.
+/// `runtimeLib` is libmass_runtime.a.
+mlir::LogicalResult linkExecutable(llvm::StringRef object,
+                                   llvm::StringRef runtimeLib,
+                                   llvm::StringRef output);
+
+} // namespace mass
+
+#endif // MASS_CODEGEN_PIPELINE_H

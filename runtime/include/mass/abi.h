@@ -1,0 +1,49 @@
+/*===- abi.h - The interface between generated code and the runtime ------===*
+ *
+ * The only thing that crosses between a model's object file (written by
+ * massc) and libmass_runtime.a. Plain C, read by both sides.
+ *
+ *===----------------------------------------------------------------------===*/
+#ifndef MASS_ABI_H
+#define MASS_ABI_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The model, as a NUL-terminated JSON document:
+ *   {"version": 1, "model": NAME, "tasks": [{"name", "weight"}...],
+ *    "train": {KEY: VALUE...},            the train block, calls as objects
+ *    "entries": {"forward" | "train_step" | "update":
+ *                {"args": [V...], "results": [V...]}}}
+ * where each V is {"role", "name", "dtype": "f32"|"i32", "shape": [..]}
+ * with -1 for the batch dimension; params also carry "init" and
+ * "init_scale". Roles: input, label, param, task_weight (train_step
+ * arguments); output ("loss.T", "metric.T.M.sum", "metric.T.M.count",
+ * "grad_norm") and grad (results); state and hyper (update arguments).   */
+extern const char mass_model_descriptor[];
+
+/* Entry points. `args` holds one pointer per argument and then one per
+ * result, in the descriptor's order; each points to a memref descriptor
+ * (MassMemRef below, with `rank` sizes and strides). Results are written
+ * into the buffers their descriptors point to.                            */
+void mass_forward(void **args);
+void mass_train_step(void **args);
+void mass_update(void **args);
+
+/* The memref descriptor of MLIR's C interface for a tensor of rank R:
+ * 3 + 2R words: allocated, aligned, offset, sizes[R], strides[R].         */
+typedef struct MassMemRef {
+  void *allocated;
+  void *aligned;
+  int64_t offset;
+  int64_t sizes_and_strides[]; /* sizes[R] then strides[R] */
+} MassMemRef;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MASS_ABI_H */

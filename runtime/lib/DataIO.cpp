@@ -1,0 +1,445 @@
+//===- DataIO.cpp - Reading data files
+//-------------------------------------===//
+
+#include "DataIO.h"
+#include "Json.h"
+
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+using namespace mass::rt;
+
+static bool readFile(const std::string &path, std::string &out,
+                     std::string &error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot open '" + path + "': " + std::strerror(errno);
+    return false;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// .npy
+//===----------------------------------------------------------------------===//
+
+bool mass::rt::readNpy(const std::string &path, Tensor &out,
+                       std::string &error) {
+  std::string bytes;
+  if (!readFile(path, bytes, error))
+    return false;
+  auto bad = [&](const std::string &why) {
+    error = "'" + path + "' is not a usable .npy file: " + why;
+    return false;
+  };
+  if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0)
+    return bad("no .npy magic");
+  unsigned major = static_cast<unsigned char>(bytes[6]);
+  size_t headerLen, offset;
+  if (major == 1) {
+    headerLen = static_cast<unsigned char>(bytes[8]) |
+                (static_cast<unsigned char>(bytes[9]) << 8);
+    offset = 10;
+  } else {
+    if (bytes.size() < 12)
+      return bad("truncated header");
+    headerLen = 0;
+    for (int k = 0; k < 4; ++k)
+      headerLen |= size_t(static_cast<unsigned char>(bytes[8 + k])) << (8 * k);
+    offset = 12;
+  }
+  if (offset + headerLen > bytes.size())
+    return bad("truncated header");
+  std::string header = bytes.substr(offset, headerLen);
+  auto field = [&](const std::string &key) -> std::string {
+    size_t p = header.find("'" + key + "'");
+    if (p == std::string::npos)
+      return "";
+    p = header.find(':', p);
+    size_t q = p + 1;
+    while (q < header.size() && header[q] == ' ')
+      ++q;
+    if (header[q] == '(') {
+      size_t e = header.find(')', q);
+      return header.substr(q, e - q + 1);
+    }
+    size_t e = header.find_first_of(",}", q);
+    return header.substr(q, e - q);
+  };
+  std::string descr = field("descr"), order = field("fortran_order"),
+              shapeText = field("shape");
+  if (order.find("True") != std::string::npos)
+    return bad("Fortran order is not supported; save a C-ordered array");
+  std::vector<int64_t> shape;
+  for (size_t k = 0; k < shapeText.size();) {
+    if (std::isdigit(static_cast<unsigned char>(shapeText[k]))) {
+      size_t e = k;
+      while (e < shapeText.size() &&
+             std::isdigit(static_cast<unsigned char>(shapeText[e])))
+        ++e;
+      shape.push_back(std::stoll(shapeText.substr(k, e - k)));
+      k = e;
+    } else {
+      ++k;
+    }
+  }
+  struct Kind {
+    const char *descr;
+    size_t size;
+    bool isFloat;
+  };
+  static const Kind kinds[] = {{"'<f4'", 4, true},  {"'<f8'", 8, true},
+                               {"'<i4'", 4, false}, {"'<i8'", 8, false},
+                               {"'|u1'", 1, false}, {"'|i1'", 1, false}};
+  const Kind *kind = nullptr;
+  for (const Kind &k : kinds)
+    if (descr == k.descr)
+      kind = &k;
+  if (!kind)
+    return bad("element type " + descr +
+               " is not supported (use float32, float64, int32, int64 or "
+               "uint8)");
+  Tensor t(kind->isFloat ? DType::F32 : DType::I32, shape);
+  size_t data = offset + headerLen;
+  if (bytes.size() - data < size_t(t.numel()) * kind->size)
+    return bad("the data is shorter than its shape " + formatShape(shape));
+  const char *p = bytes.data() + data;
+  for (int64_t k = 0; k < t.numel(); ++k) {
+    const char *e = p + k * kind->size;
+    if (kind->isFloat) {
+      if (kind->size == 4) {
+        std::memcpy(&t.f[k], e, 4);
+      } else {
+        double v;
+        std::memcpy(&v, e, 8);
+        t.f[k] = static_cast<float>(v);
+      }
+    } else if (kind->size == 4) {
+      std::memcpy(&t.i[k], e, 4);
+    } else if (kind->size == 8) {
+      int64_t v;
+      std::memcpy(&v, e, 8);
+      t.i[k] = static_cast<int32_t>(v);
+    } else {
+      t.i[k] = std::strcmp(kind->descr, "'|u1'") == 0
+                   ? static_cast<unsigned char>(*e)
+                   : static_cast<signed char>(*e);
+    }
+  }
+  out = std::move(t);
+  return true;
+}
+
+bool mass::rt::writeNpy(const std::string &path, const Tensor &t,
+                        std::string &error) {
+  std::string shape = "(";
+  for (int64_t d : t.shape)
+    shape += std::to_string(d) + ",";
+  if (t.shape.size() > 1)
+    shape.pop_back();
+  shape += ")";
+  std::string header = "{'descr': '" +
+                       std::string(t.dtype == DType::F32 ? "<f4" : "<i4") +
+                       "', 'fortran_order': False, 'shape': " + shape + ", }";
+  while ((10 + header.size() + 1) % 64 != 0)
+    header += ' ';
+  header += '\n';
+  std::string bytes = "\x93NUMPY";
+  bytes += '\x01';
+  bytes += '\x00';
+  bytes += static_cast<char>(header.size() & 0xFF);
+  bytes += static_cast<char>(header.size() >> 8);
+  bytes += header;
+  bytes.append(static_cast<const char *>(t.data()), t.bytes());
+  return writeFileAtomically(path, bytes, error);
+}
+
+//===----------------------------------------------------------------------===//
+// CSV
+//===----------------------------------------------------------------------===//
+
+static std::vector<std::string> splitCsvLine(const std::string &line) {
+  std::vector<std::string> cells;
+  std::string cell;
+  bool quoted = false;
+  for (size_t k = 0; k < line.size(); ++k) {
+    char c = line[k];
+    if (quoted) {
+      if (c == '"' && k + 1 < line.size() && line[k + 1] == '"') {
+        cell += '"';
+        ++k;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        cell += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      cells.push_back(cell);
+      cell.clear();
+    } else if (c != '\r') {
+      cell += c;
+    }
+  }
+  cells.push_back(cell);
+  return cells;
+}
+
+bool mass::rt::readCsvColumns(const std::string &path,
+                              const std::vector<std::string> &columns,
+                              Tensor &out, std::string &error) {
+  std::ifstream in(path);
+  if (!in) {
+    error = "cannot open '" + path + "': " + std::strerror(errno);
+    return false;
+  }
+  std::string line;
+  if (!std::getline(in, line)) {
+    error = "'" + path + "' is empty; expected a header row";
+    return false;
+  }
+  std::vector<std::string> header = splitCsvLine(line);
+  std::vector<size_t> index;
+  for (const std::string &c : columns) {
+    size_t k = 0;
+    while (k < header.size() && header[k] != c)
+      ++k;
+    if (k == header.size()) {
+      error = "'" + path + "' has no column '" + c + "'";
+      return false;
+    }
+    index.push_back(k);
+  }
+  std::vector<float> values;
+  int64_t rows = 0;
+  size_t lineNo = 1;
+  while (std::getline(in, line)) {
+    ++lineNo;
+    if (line.empty() || line == "\r")
+      continue;
+    std::vector<std::string> cells = splitCsvLine(line);
+    for (size_t k : index) {
+      if (k >= cells.size()) {
+        error = path + ":" + std::to_string(lineNo) + ": missing column '" +
+                header[k] + "'";
+        return false;
+      }
+      char *end = nullptr;
+      const char *text = cells[k].c_str();
+      float v = std::strtof(text, &end);
+      while (end && *end == ' ')
+        ++end;
+      if (end == text || *end != '\0') {
+        error = path + ":" + std::to_string(lineNo) + ": '" + cells[k] +
+                "' in column '" + header[k] + "' is not a number";
+        return false;
+      }
+      values.push_back(v);
+    }
+    ++rows;
+  }
+  out = Tensor(DType::F32, {rows, static_cast<int64_t>(columns.size())});
+  out.f = std::move(values);
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// IDX
+//===----------------------------------------------------------------------===//
+
+bool mass::rt::readIdx(const std::string &path, bool scale, Tensor &out,
+                       std::string &error) {
+  std::string bytes;
+  if (!readFile(path, bytes, error))
+    return false;
+  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 8) {
+    error = "'" + path + "' is not an IDX file of unsigned bytes";
+    return false;
+  }
+  int dims = static_cast<unsigned char>(bytes[3]);
+  if (bytes.size() < size_t(4 + 4 * dims)) {
+    error = "'" + path + "': truncated IDX header";
+    return false;
+  }
+  std::vector<int64_t> shape;
+  for (int d = 0; d < dims; ++d) {
+    const unsigned char *p =
+        reinterpret_cast<const unsigned char *>(bytes.data()) + 4 + 4 * d;
+    shape.push_back((int64_t(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3]);
+  }
+  if (dims == 3) // images: [N, H, W] -> [N, 1, H, W]
+    shape.insert(shape.begin() + 1, 1);
+  Tensor t(scale ? DType::F32 : DType::I32, shape);
+  size_t data = 4 + 4 * dims;
+  if (bytes.size() - data < size_t(t.numel())) {
+    error = "'" + path + "': the data is shorter than its shape";
+    return false;
+  }
+  for (int64_t k = 0; k < t.numel(); ++k) {
+    unsigned char v = static_cast<unsigned char>(bytes[data + k]);
+    if (scale)
+      t.f[k] = v / 255.0f;
+    else
+      t.i[k] = v;
+  }
+  out = std::move(t);
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// safetensors
+//===----------------------------------------------------------------------===//
+
+bool mass::rt::readSafetensors(const std::string &path, NamedTensors &out,
+                               std::string &error) {
+  std::string bytes;
+  if (!readFile(path, bytes, error))
+    return false;
+  auto bad = [&](const std::string &why) {
+    error = "'" + path + "' is not a usable safetensors file: " + why;
+    return false;
+  };
+  if (bytes.size() < 8)
+    return bad("too short");
+  uint64_t n = 0;
+  for (int k = 0; k < 8; ++k)
+    n |= uint64_t(static_cast<unsigned char>(bytes[k])) << (8 * k);
+  if (n > bytes.size() - 8)
+    return bad("header longer than the file");
+  Json header;
+  std::string why;
+  if (!Json::parse(bytes.substr(8, n), header, why) || !header.isObject())
+    return bad("bad header (" + why + ")");
+  size_t base = 8 + n;
+  for (const auto &[name, info] : header.members()) {
+    if (name == "__metadata__") {
+      for (const auto &[k, v] : info.members())
+        if (v.isString())
+          out.metadata[k] = v.str();
+      continue;
+    }
+    std::string dtype = info.stringOr("dtype", "");
+    const Json &offsets = info["data_offsets"];
+    if (!offsets.isArray() || offsets.items().size() != 2)
+      return bad("'" + name + "' has no data_offsets");
+    std::vector<int64_t> shape;
+    for (const Json &d : info["shape"].items())
+      shape.push_back(static_cast<int64_t>(d.num()));
+    size_t begin = static_cast<size_t>(offsets.items()[0].num());
+    size_t end = static_cast<size_t>(offsets.items()[1].num());
+    if (begin > end || base + end > bytes.size())
+      return bad("'" + name + "' lies outside the file");
+    const char *p = bytes.data() + base + begin;
+    Tensor t;
+    if (dtype == "F32" || dtype == "I32") {
+      t = Tensor(dtype == "F32" ? DType::F32 : DType::I32, shape);
+      if (end - begin != t.bytes())
+        return bad("'" + name + "' has " + std::to_string(end - begin) +
+                   " bytes for shape " + formatShape(shape));
+      std::memcpy(t.data(), p, t.bytes());
+    } else if (dtype == "I64" || dtype == "F64") {
+      t = Tensor(dtype == "F64" ? DType::F32 : DType::I32, shape);
+      if (end - begin != size_t(t.numel()) * 8)
+        return bad("'" + name + "' has the wrong size");
+      for (int64_t k = 0; k < t.numel(); ++k) {
+        if (dtype == "F64") {
+          double v;
+          std::memcpy(&v, p + 8 * k, 8);
+          t.f[k] = static_cast<float>(v);
+        } else {
+          int64_t v;
+          std::memcpy(&v, p + 8 * k, 8);
+          t.i[k] = static_cast<int32_t>(v);
+        }
+      }
+    } else {
+      return bad("'" + name + "' has dtype " + dtype +
+                 "; F32, F64, I32 and I64 are supported");
+    }
+    out.tensors[name] = std::move(t);
+  }
+  return true;
+}
+
+bool mass::rt::writeSafetensors(const std::string &path, const NamedTensors &in,
+                                std::string &error) {
+  Json header = Json::object();
+  if (!in.metadata.empty()) {
+    Json meta = Json::object();
+    for (const auto &[k, v] : in.metadata)
+      meta.set(k, Json::string(v));
+    header.set("__metadata__", meta);
+  }
+  size_t offset = 0;
+  for (const auto &[name, t] : in.tensors) {
+    Json info = Json::object();
+    info.set("dtype", Json::string(t.dtype == DType::F32 ? "F32" : "I32"));
+    Json shape = Json::array();
+    for (int64_t d : t.shape)
+      shape.push(Json::number(static_cast<double>(d)));
+    info.set("shape", shape);
+    Json offsets = Json::array();
+    offsets.push(Json::number(static_cast<double>(offset)));
+    offsets.push(Json::number(static_cast<double>(offset + t.bytes())));
+    info.set("data_offsets", offsets);
+    header.set(name, info);
+    offset += t.bytes();
+  }
+  std::string text = header.dump();
+  while (text.size() % 8 != 0) // keeps the data 8-byte aligned
+    text += ' ';
+  std::string bytes(8, '\0');
+  for (int k = 0; k < 8; ++k)
+    bytes[k] = static_cast<char>((uint64_t(text.size()) >> (8 * k)) & 0xFF);
+  bytes += text;
+  for (const auto &[name, t] : in.tensors)
+    bytes.append(static_cast<const char *>(t.data()), t.bytes());
+  return writeFileAtomically(path, bytes, error);
+}
+
+bool mass::rt::writeFileAtomically(const std::string &path,
+                                   const std::string &bytes,
+                                   std::string &error) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) {
+    error = "cannot write '" + tmp + "': " + std::strerror(errno);
+    return false;
+  }
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      error = "cannot write '" + tmp + "': " + std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return false;
+    }
+    done += static_cast<size_t>(w);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    error = "cannot flush '" + tmp + "': " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    error = "cannot rename '" + tmp + "' to '" + path +
+            "': " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}

@@ -1,0 +1,51 @@
+//===- DataIO.h - Reading data files ----------------------------*- C++ -*-===//
+//
+// NumPy .npy, CSV with a header, IDX (MNIST's format) and safetensors. Each
+// reader returns false with a one-line reason instead of throwing.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MASS_RUNTIME_DATAIO_H
+#define MASS_RUNTIME_DATAIO_H
+
+#include "Tensor.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace mass::rt {
+
+/// Reads a C-ordered .npy file of float32/float64 (as f32) or int32/int64/
+/// uint8 (as i32) elements.
+bool readNpy(const std::string &path, Tensor &out, std::string &error);
+bool writeNpy(const std::string &path, const Tensor &t, std::string &error);
+
+/// Reads the named columns of a CSV file with a header row, as f32 [N, C].
+bool readCsvColumns(const std::string &path,
+                    const std::vector<std::string> &columns, Tensor &out,
+                    std::string &error);
+
+/// Reads an IDX file (ubyte images scaled to [0, 1] as f32, ubyte labels as
+/// i32).
+bool readIdx(const std::string &path, bool scale, Tensor &out,
+             std::string &error);
+
+/// safetensors: tensors by name, plus string metadata.
+struct NamedTensors {
+  std::map<std::string, Tensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+bool readSafetensors(const std::string &path, NamedTensors &out,
+                     std::string &error);
+/// Writes atomically: to a temporary file beside `path`, flushed to disk,
+/// then renamed over it.
+bool writeSafetensors(const std::string &path, const NamedTensors &in,
+                      std::string &error);
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
+bool writeFileAtomically(const std::string &path, const std::string &bytes,
+                         std::string &error);
+
+} // namespace mass::rt
+
+#endif // MASS_RUNTIME_DATAIO_H

@@ -1,0 +1,108 @@
+//===- Model.cpp - The compiled model as the runtime sees it
+//---------------===//
+
+#include "Model.h"
+
+#include <cstring>
+
+using namespace mass::rt;
+
+std::vector<int64_t> ValueSpec::withBatch(int64_t batch) const {
+  std::vector<int64_t> s = shape;
+  for (int64_t &d : s)
+    if (d < 0)
+      d = batch;
+  return s;
+}
+
+static bool parseValue(const Json &j, ValueSpec &v, std::string &error) {
+  v.role = j.stringOr("role", "");
+  v.name = j.stringOr("name", "");
+  v.dtype = j.stringOr("dtype", "f32") == "i32" ? DType::I32 : DType::F32;
+  for (const Json &d : j["shape"].items())
+    v.shape.push_back(static_cast<int64_t>(d.num()));
+  v.init = j.stringOr("init", "");
+  v.initScale = j.numberOr("init_scale", 0);
+  if (v.role.empty()) {
+    error = "a descriptor value has no role";
+    return false;
+  }
+  return true;
+}
+
+static bool parseEntry(const Json &j, EntrySpec &e, std::string &error) {
+  if (!j.isObject())
+    return true;
+  e.present = true;
+  for (const Json &a : j["args"].items()) {
+    e.args.emplace_back();
+    if (!parseValue(a, e.args.back(), error))
+      return false;
+  }
+  for (const Json &r : j["results"].items()) {
+    e.results.emplace_back();
+    if (!parseValue(r, e.results.back(), error))
+      return false;
+  }
+  return true;
+}
+
+bool ModelSpec::parse(const char *descriptor, ModelSpec &out,
+                      std::string &error) {
+  Json root;
+  if (!Json::parse(descriptor, root, error)) {
+    error = "the model descriptor is not valid JSON: " + error;
+    return false;
+  }
+  if (root.numberOr("version", 0) != 1) {
+    error = "the model descriptor has an unknown version";
+    return false;
+  }
+  out.name = root.stringOr("model", "model");
+  for (const Json &t : root["tasks"].items())
+    out.tasks.push_back({t.stringOr("name", ""), t.numberOr("weight", 1.0)});
+  out.train = root["train"];
+  const Json &entries = root["entries"];
+  if (!parseEntry(entries["forward"], out.forward, error) ||
+      !parseEntry(entries["train_step"], out.trainStep, error) ||
+      !parseEntry(entries["update"], out.update, error))
+    return false;
+  for (const ValueSpec &v : out.forward.args) {
+    if (v.role == "input")
+      out.inputs.push_back(v);
+    else if (v.role == "label")
+      out.labels.push_back(v);
+    else if (v.role == "param")
+      out.params.push_back(v);
+  }
+  return true;
+}
+
+EntryCall::EntryCall(const EntrySpec &spec) {
+  auto add = [&](const ValueSpec &v) {
+    words.emplace_back(3 + 2 * v.shape.size(), 0);
+  };
+  for (const ValueSpec &v : spec.args)
+    add(v);
+  for (const ValueSpec &v : spec.results)
+    add(v);
+  for (auto &w : words)
+    pointers.push_back(w.data());
+}
+
+void EntryCall::bind(size_t index, void *data,
+                     const std::vector<int64_t> &shape) {
+  std::vector<int64_t> &w = words[index];
+  size_t rank = (w.size() - 3) / 2;
+  std::memcpy(&w[0], &data, sizeof(void *));
+  std::memcpy(&w[1], &data, sizeof(void *));
+  w[2] = 0;
+  int64_t stride = 1;
+  for (size_t k = rank; k-- > 0;) {
+    w[3 + k] = shape[k];
+    w[3 + rank + k] = stride;
+    stride *= shape[k];
+  }
+}
+
+void EntryCall::invoke(void (*entry)(void **)) { entry(pointers.data()); }

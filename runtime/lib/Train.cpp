@@ -1,0 +1,834 @@
+//===- Train.cpp - The training loop
+//---------------------------------------===//
+//
+// Reads the model descriptor, loads data, initialises or loads parameters,
+// then per epoch: shuffle, train_step + update per batch, validate with
+// forward, log, checkpoint. Everything the step loop touches is allocated
+// before it starts.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Train.h"
+
+#include "DataIO.h"
+#include "Json.h"
+#include "Model.h"
+#include "Schedule.h"
+
+#include "mass/abi.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fnmatch.h>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace mass::rt;
+
+namespace {
+
+/// Stops the program with a one-line reason.
+struct Failure {
+  std::string message;
+};
+[[noreturn]] void fail(const std::string &message) { throw Failure{message}; }
+
+bool exists(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+bool globMatch(const std::string &glob, const std::string &name) {
+  return ::fnmatch(glob.c_str(), name.c_str(), 0) == 0;
+}
+
+/// Rows of named tensors that share their first dimension.
+struct Dataset {
+  std::map<std::string, Tensor> columns;
+  int64_t rows = 0;
+};
+
+class Trainer {
+public:
+  Trainer(const ModelSpec &spec, const Options &opts)
+      : spec(spec), opts(opts) {}
+  int run();
+
+private:
+  const ModelSpec &spec;
+  const Options &opts;
+  const Json &cfg() const { return spec.train; }
+
+  // Settings.
+  int64_t epochs = 1, batch = 32, seed = 0;
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999;
+  Schedule schedule;
+  std::string strategy = "joint";
+  std::vector<double> sampleProbs;
+
+  // State.
+  std::mt19937_64 rng;
+  std::map<std::string, Tensor> params, nextParams, grads, states, nextStates;
+  std::map<std::string, Tensor> batchBuffers; // inputs and labels
+  std::vector<Tensor> taskWeights;            // one scalar per task
+  std::map<std::string, Tensor> outputs;      // scalars by output name
+  Tensor hyperLr{DType::F32, {}}, hyperBc1{DType::F32, {}},
+      hyperBc2{DType::F32, {}}, gradNorm{DType::F32, {}};
+  int64_t step = 0, startEpoch = 1;
+  double best = NAN;
+  int64_t sinceBest = 0;
+  Dataset trainData, valData;
+  std::ofstream log;
+
+  EntryCall trainCall, updateCall, forwardCall;
+
+  void configure();
+  Dataset loadData(const Json &source, const std::string &override,
+                   const char *what);
+  void checkData(Dataset &data, const char *what);
+  void allocate();
+  void initParams();
+  void loadInit(const std::string &path, const std::vector<std::string> &skip);
+  void gather(const Dataset &data, const std::vector<int64_t> &rows,
+              int64_t begin, int64_t count);
+  void bindBatch(EntryCall &call, const EntrySpec &entry, int64_t count);
+  void setTaskWeights();
+  void trainStep(int64_t count);
+  void update();
+
+  struct Totals {
+    std::map<std::string, double> sum;
+    double samples = 0;
+  };
+  void accumulate(Totals &t, int64_t count);
+  Totals evaluate(const Dataset &data);
+  Json summarize(const Totals &t, const std::string &task) const;
+  std::string describe(const Totals &t) const;
+  double monitored(const Totals &val) const;
+  bool maximize() const;
+
+  void writeCheckpoint(const std::string &file, bool withState, int64_t epoch);
+  void resume(const std::string &dir);
+  void dumpGrads();
+  void dumpParams();
+  void logEvent(const Json &event);
+};
+
+//===----------------------------------------------------------------------===//
+// Configuration and data
+//===----------------------------------------------------------------------===//
+
+void Trainer::configure() {
+  epochs = opts.epochs > 0 ? opts.epochs
+                           : static_cast<int64_t>(cfg().numberOr("epochs", 1));
+  batch = opts.batch > 0 ? opts.batch
+                         : static_cast<int64_t>(cfg().numberOr("batch", 32));
+  seed = opts.seed >= 0 ? opts.seed
+                        : static_cast<int64_t>(cfg().numberOr("seed", 0));
+  rng.seed(static_cast<uint64_t>(seed));
+  const Json &optimizer = cfg()["optimizer"];
+  std::string kind = optimizer.stringOr("kind", "sgd");
+  lr = opts.lr > 0 ? opts.lr
+                   : optimizer.numberOr("lr", kind == "sgd" ? 0.01 : 1e-3);
+  if (optimizer["betas"].isArray() && optimizer["betas"].items().size() == 2) {
+    beta1 = optimizer["betas"].items()[0].num();
+    beta2 = optimizer["betas"].items()[1].num();
+  }
+  const Json &strat = cfg()["strategy"];
+  strategy = strat.stringOr("kind", "joint");
+  if (strategy == "sample") {
+    for (const auto &[task, weight] : spec.tasks)
+      sampleProbs.push_back(strat.numberOr(task, 0));
+    if (std::accumulate(sampleProbs.begin(), sampleProbs.end(), 0.0) <= 0)
+      fail("strategy sample(...) gives no task a positive probability");
+  }
+  if (cfg().has("augment") && !cfg()["augment"].items().empty())
+    fail("augment is not supported yet");
+  if (!opts.ensemble.empty())
+    fail("--ensemble is not supported yet");
+}
+
+Dataset Trainer::loadData(const Json &source, const std::string &override,
+                          const char *what) {
+  Dataset data;
+  std::string error;
+  std::string path = override;
+  if (path.empty() && source.isString())
+    path = source.str();
+  std::vector<ValueSpec> wanted = spec.inputs;
+  wanted.insert(wanted.end(), spec.labels.begin(), spec.labels.end());
+
+  std::string kind = source.isObject() ? source.stringOr("kind", "") : "";
+  if (kind == "csv") {
+    std::string file = path;
+    if (file.empty() && !source["args"].items().empty())
+      file = source["args"].items()[0].str();
+    for (const ValueSpec &v : wanted) {
+      std::vector<std::string> cols;
+      for (const Json &c : source[v.name].items())
+        cols.push_back(c.str());
+      if (cols.empty())
+        fail(std::string(what) + " data: csv(...) names no columns for '" +
+             v.name + "'");
+      Tensor t;
+      if (!readCsvColumns(file, cols, t, error))
+        fail(error);
+      data.columns[v.name] = std::move(t);
+    }
+  } else if (kind == "idx" && path.empty()) {
+    if (spec.inputs.size() != 1 || spec.labels.size() != 1)
+      fail("idx(...) data needs a model with one input and one label");
+    Tensor images, labels;
+    if (!readIdx(source.stringOr("images", ""), true, images, error) ||
+        !readIdx(source.stringOr("labels", ""), false, labels, error))
+      fail(error);
+    data.columns[spec.inputs[0].name] = std::move(images);
+    data.columns[spec.labels[0].name] = std::move(labels);
+  } else {
+    if (path.empty())
+      fail(std::string("no ") + what + " data: set " + what +
+           "_data in the train block or pass --" + what + " DIR");
+    for (const ValueSpec &v : wanted) {
+      std::string file = path + "/" + v.name + ".npy";
+      if (!exists(file))
+        fail(std::string(what) + " data: '" + file +
+             "' is missing (one .npy "
+             "file per input and label)");
+      Tensor t;
+      if (!readNpy(file, t, error))
+        fail(error);
+      data.columns[v.name] = std::move(t);
+    }
+  }
+  checkData(data, what);
+  return data;
+}
+
+void Trainer::checkData(Dataset &data, const char *what) {
+  data.rows = -1;
+  std::vector<ValueSpec> wanted = spec.inputs;
+  wanted.insert(wanted.end(), spec.labels.begin(), spec.labels.end());
+  for (const ValueSpec &v : wanted) {
+    Tensor &t = data.columns[v.name];
+    std::vector<int64_t> want(v.shape.begin() + 1, v.shape.end());
+    std::vector<int64_t> have(t.shape.begin() + (t.shape.empty() ? 0 : 1),
+                              t.shape.end());
+    // [N, 1] targets read from CSV fit a [B] label, and the reverse.
+    int64_t wantCount = 1, haveCount = 1;
+    for (int64_t d : want)
+      wantCount *= d;
+    for (int64_t d : have)
+      haveCount *= d;
+    if (t.shape.empty() || (have != want && wantCount != haveCount) ||
+        (have != want && want.size() > 1))
+      fail(std::string(what) + " data: '" + v.name + "' has shape " +
+           formatShape(t.shape) + ", the model expects " +
+           formatShape(v.shape));
+    if (data.rows >= 0 && t.shape[0] != data.rows)
+      fail(std::string(what) + " data: '" + v.name + "' has " +
+           std::to_string(t.shape[0]) + " rows, others have " +
+           std::to_string(data.rows));
+    data.rows = t.shape[0];
+    // Convert the element type where the values allow it.
+    if (v.dtype == DType::I32 && t.dtype == DType::F32) {
+      Tensor c(DType::I32, t.shape);
+      for (int64_t k = 0; k < t.numel(); ++k) {
+        if (t.f[k] != std::floor(t.f[k]))
+          fail(std::string(what) + " data: label '" + v.name +
+               "' holds the non-integer " + std::to_string(t.f[k]));
+        c.i[k] = static_cast<int32_t>(t.f[k]);
+      }
+      t = std::move(c);
+    } else if (v.dtype == DType::F32 && t.dtype == DType::I32) {
+      Tensor c(DType::F32, t.shape);
+      for (int64_t k = 0; k < t.numel(); ++k)
+        c.f[k] = static_cast<float>(t.i[k]);
+      t = std::move(c);
+    }
+    if (v.dtype == DType::I32 && v.role == "label") {
+      for (int32_t x : t.i)
+        if (x < -1)
+          fail(std::string(what) + " data: label '" + v.name + "' holds " +
+               std::to_string(x) +
+               "; class indices are >= 0, or -1 for no label");
+    }
+    t.shape = want;
+    t.shape.insert(t.shape.begin(), data.rows);
+  }
+  if (data.rows <= 0)
+    fail(std::string(what) + " data is empty");
+}
+
+//===----------------------------------------------------------------------===//
+// Buffers and parameters
+//===----------------------------------------------------------------------===//
+
+void Trainer::allocate() {
+  for (const ValueSpec &v : spec.params) {
+    params[v.name] = Tensor(DType::F32, v.shape);
+    nextParams[v.name] = Tensor(DType::F32, v.shape);
+    grads[v.name] = Tensor(DType::F32, v.shape);
+  }
+  for (const ValueSpec &v : spec.update.args)
+    if (v.role == "state") {
+      states[v.name] = Tensor(DType::F32, v.shape);
+      nextStates[v.name] = Tensor(DType::F32, v.shape);
+    }
+  for (const ValueSpec &v : spec.inputs)
+    batchBuffers[v.name] = Tensor(v.dtype, v.withBatch(batch));
+  for (const ValueSpec &v : spec.labels)
+    batchBuffers[v.name] = Tensor(v.dtype, v.withBatch(batch));
+  taskWeights.assign(spec.tasks.size(), Tensor(DType::F32, {}));
+  for (const EntrySpec *e : {&spec.trainStep, &spec.forward, &spec.update})
+    for (const ValueSpec &v : e->results)
+      if (v.role == "output")
+        outputs[v.name] = Tensor(DType::F32, {});
+  trainCall = EntryCall(spec.trainStep);
+  updateCall = EntryCall(spec.update);
+  forwardCall = EntryCall(spec.forward);
+}
+
+void Trainer::initParams() {
+  for (const ValueSpec &v : spec.params) {
+    Tensor &t = params[v.name];
+    if (v.init == "uniform") {
+      std::uniform_real_distribution<float> d(-v.initScale, v.initScale);
+      for (float &x : t.f)
+        x = d(rng);
+    } else if (v.init == "normal") {
+      std::normal_distribution<float> d(0.0f, v.initScale);
+      for (float &x : t.f)
+        x = d(rng);
+    } else {
+      std::fill(t.f.begin(), t.f.end(), v.init == "ones" ? 1.0f : 0.0f);
+    }
+  }
+}
+
+void Trainer::loadInit(const std::string &path,
+                       const std::vector<std::string> &skip) {
+  NamedTensors file;
+  std::string error;
+  if (!readSafetensors(path, file, error))
+    fail(error);
+  for (const ValueSpec &v : spec.params) {
+    if (std::any_of(skip.begin(), skip.end(),
+                    [&](const std::string &g) { return globMatch(g, v.name); }))
+      continue;
+    auto it = file.tensors.find(v.name);
+    if (it == file.tensors.end())
+      fail("'" + path + "' has no tensor '" + v.name +
+           "' (skip it with init = load(path, skip: [...]))");
+    if (it->second.shape != v.shape || it->second.dtype != DType::F32)
+      fail("'" + path + "': '" + v.name + "' has shape " +
+           formatShape(it->second.shape) + ", the model expects " +
+           formatShape(v.shape));
+    params[v.name].f = it->second.f;
+  }
+}
+
+void Trainer::gather(const Dataset &data, const std::vector<int64_t> &rows,
+                     int64_t begin, int64_t count) {
+  for (auto &[name, buffer] : batchBuffers) {
+    const Tensor &src = data.columns.at(name);
+    int64_t row = src.rowSize();
+    buffer.shape[0] = count;
+    for (int64_t k = 0; k < count; ++k) {
+      int64_t r = rows.empty() ? begin + k : rows[begin + k];
+      if (src.dtype == DType::F32)
+        std::copy_n(src.f.data() + r * row, row, buffer.f.data() + k * row);
+      else
+        std::copy_n(src.i.data() + r * row, row, buffer.i.data() + k * row);
+    }
+  }
+}
+
+void Trainer::bindBatch(EntryCall &call, const EntrySpec &entry,
+                        int64_t count) {
+  size_t index = 0;
+  size_t task = 0;
+  for (const ValueSpec &v : entry.args) {
+    if (v.role == "input" || v.role == "label")
+      call.bind(index, batchBuffers[v.name].data(), v.withBatch(count));
+    else if (v.role == "param")
+      call.bind(index, params[v.name]);
+    else if (v.role == "task_weight")
+      call.bind(index, taskWeights[task++]);
+    ++index;
+  }
+  for (const ValueSpec &v : entry.results) {
+    if (v.role == "output")
+      call.bind(index, outputs[v.name]);
+    else if (v.role == "grad")
+      call.bind(index, grads[v.name]);
+    ++index;
+  }
+}
+
+void Trainer::setTaskWeights() {
+  size_t chosen = 0;
+  if (strategy == "alternate") {
+    chosen = static_cast<size_t>(step % spec.tasks.size());
+  } else if (strategy == "sample") {
+    std::discrete_distribution<size_t> d(sampleProbs.begin(),
+                                         sampleProbs.end());
+    chosen = d(rng);
+  }
+  for (size_t t = 0; t < spec.tasks.size(); ++t) {
+    bool on = strategy == "joint" || t == chosen;
+    taskWeights[t].f[0] = on ? static_cast<float>(spec.tasks[t].second) : 0.0f;
+  }
+}
+
+void Trainer::trainStep(int64_t count) {
+  bindBatch(trainCall, spec.trainStep, count);
+  trainCall.invoke(mass_train_step);
+}
+
+void Trainer::update() {
+  double t = static_cast<double>(step + 1);
+  hyperLr.f[0] = static_cast<float>(schedule.at(step));
+  hyperBc1.f[0] = static_cast<float>(1 - std::pow(beta1, t));
+  hyperBc2.f[0] = static_cast<float>(1 - std::pow(beta2, t));
+  size_t index = 0;
+  for (const ValueSpec &v : spec.update.args) {
+    if (v.role == "param")
+      updateCall.bind(index, params[v.name]);
+    else if (v.role == "grad")
+      updateCall.bind(index, grads[v.name]);
+    else if (v.role == "state")
+      updateCall.bind(index, states[v.name]);
+    else if (v.name == "lr")
+      updateCall.bind(index, hyperLr);
+    else if (v.name == "bias_correction1")
+      updateCall.bind(index, hyperBc1);
+    else if (v.name == "bias_correction2")
+      updateCall.bind(index, hyperBc2);
+    ++index;
+  }
+  for (const ValueSpec &v : spec.update.results) {
+    if (v.role == "param")
+      updateCall.bind(index, nextParams[v.name]);
+    else if (v.role == "state")
+      updateCall.bind(index, nextStates[v.name]);
+    else
+      updateCall.bind(index, gradNorm);
+    ++index;
+  }
+  updateCall.invoke(mass_update);
+  for (const ValueSpec &v : spec.update.results) {
+    if (v.role == "param")
+      std::swap(params[v.name].f, nextParams[v.name].f);
+    else if (v.role == "state")
+      std::swap(states[v.name].f, nextStates[v.name].f);
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Metrics
+//===----------------------------------------------------------------------===//
+
+void Trainer::accumulate(Totals &t, int64_t count) {
+  for (const auto &[name, value] : outputs) {
+    double v = value.f[0];
+    // Losses are batch means: weight them by the batch size.
+    t.sum[name] += name.rfind("loss.", 0) == 0 ? v * count : v;
+  }
+  t.samples += count;
+}
+
+Trainer::Totals Trainer::evaluate(const Dataset &data) {
+  Totals totals;
+  for (int64_t begin = 0; begin < data.rows; begin += batch) {
+    int64_t count = std::min(batch, data.rows - begin);
+    gather(data, {}, begin, count);
+    bindBatch(forwardCall, spec.forward, count);
+    forwardCall.invoke(mass_forward);
+    accumulate(totals, count);
+  }
+  return totals;
+}
+
+/// {"loss": .., "accuracy": .., ...} for one task.
+Json Trainer::summarize(const Totals &t, const std::string &task) const {
+  Json out = Json::object();
+  auto get = [&](const std::string &k) {
+    auto it = t.sum.find(k);
+    return it == t.sum.end() ? 0.0 : it->second;
+  };
+  out.set("loss", Json::number(get("loss." + task) / std::max(1.0, t.samples)));
+  std::string prefix = "metric." + task + ".";
+  for (const auto &[name, value] : t.sum) {
+    if (name.rfind(prefix, 0) != 0 || name.size() < 4 ||
+        name.compare(name.size() - 4, 4, ".sum") != 0)
+      continue;
+    std::string metric =
+        name.substr(prefix.size(), name.size() - prefix.size() - 4);
+    double count = get(prefix + metric + ".count");
+    double v = count > 0 ? value / count : 0.0;
+    if (metric == "rmse")
+      v = std::sqrt(v);
+    out.set(metric, Json::number(v));
+  }
+  return out;
+}
+
+std::string Trainer::describe(const Totals &t) const {
+  std::string s;
+  for (const auto &[task, weight] : spec.tasks) {
+    Json m = summarize(t, task);
+    for (const auto &[name, value] : m.members()) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, " %s%s %.4f",
+                    spec.tasks.size() > 1 ? (task + ".").c_str() : "",
+                    name.c_str(), value.num());
+      s += buf;
+    }
+  }
+  return s;
+}
+
+bool Trainer::maximize() const {
+  std::string metric = cfg()["checkpoint"]["metric"].isString()
+                           ? cfg()["checkpoint"]["metric"].str()
+                           : "val.loss";
+  return metric.size() < 5 ||
+         metric.compare(metric.size() - 5, 5, ".loss") != 0;
+}
+
+double Trainer::monitored(const Totals &val) const {
+  std::string metric = cfg()["checkpoint"]["metric"].isString()
+                           ? cfg()["checkpoint"]["metric"].str()
+                           : "val.loss";
+  if (metric == "val.loss") {
+    double total = 0;
+    for (const auto &[task, weight] : spec.tasks)
+      total += weight * summarize(val, task).numberOr("loss", 0);
+    return total;
+  }
+  // val.TASK.METRIC
+  std::string rest = metric.substr(4);
+  std::string task = rest.substr(0, rest.find('.'));
+  std::string name = rest.substr(rest.find('.') + 1);
+  return summarize(val, task).numberOr(name, NAN);
+}
+
+//===----------------------------------------------------------------------===//
+// Files
+//===----------------------------------------------------------------------===//
+
+void Trainer::writeCheckpoint(const std::string &file, bool withState,
+                              int64_t epoch) {
+  std::string dir =
+      opts.checkpointDir.empty() ? "checkpoints" : opts.checkpointDir;
+  ::mkdir(dir.c_str(), 0755);
+  NamedTensors out;
+  for (const auto &[name, t] : params)
+    out.tensors[name] = t;
+  out.metadata["model"] = spec.name;
+  out.metadata["epoch"] = std::to_string(epoch);
+  std::string error;
+  if (!writeSafetensors(dir + "/" + file, out, error))
+    fail(error);
+  if (!withState)
+    return;
+  NamedTensors state;
+  for (const auto &[name, t] : states)
+    state.tensors[name] = t;
+  std::ostringstream rngState;
+  rngState << rng;
+  state.metadata["step"] = std::to_string(step);
+  state.metadata["epoch"] = std::to_string(epoch);
+  state.metadata["best"] = std::isnan(best) ? "nan" : std::to_string(best);
+  state.metadata["since_best"] = std::to_string(sinceBest);
+  state.metadata["rng"] = rngState.str();
+  if (!writeSafetensors(dir + "/last.state.safetensors", state, error))
+    fail(error);
+}
+
+void Trainer::resume(const std::string &dir) {
+  loadInit(dir + "/last.safetensors", {});
+  NamedTensors state;
+  std::string error;
+  if (!readSafetensors(dir + "/last.state.safetensors", state, error))
+    fail(error);
+  for (auto &[name, t] : states) {
+    auto it = state.tensors.find(name);
+    if (it == state.tensors.end() || it->second.shape != t.shape)
+      fail("'" + dir + "/last.state.safetensors' has no usable '" + name + "'");
+    t.f = it->second.f;
+  }
+  try {
+    step = std::stoll(state.metadata.at("step"));
+    startEpoch = std::stoll(state.metadata.at("epoch")) + 1;
+    best = state.metadata.at("best") == "nan"
+               ? NAN
+               : std::stod(state.metadata.at("best"));
+    sinceBest = std::stoll(state.metadata.at("since_best"));
+    std::istringstream in(state.metadata.at("rng"));
+    in >> rng;
+  } catch (const std::exception &) {
+    fail("'" + dir + "/last.state.safetensors' lacks its resume metadata");
+  }
+}
+
+void Trainer::logEvent(const Json &event) {
+  if (log.is_open()) {
+    log << event.dump() << "\n";
+    log.flush();
+  }
+}
+
+void Trainer::dumpParams() {
+  int64_t total = 0;
+  for (const ValueSpec &v : spec.params) {
+    int64_t n = 1;
+    for (int64_t d : v.shape)
+      n *= d;
+    total += n;
+    std::printf("%-40s %-16s %10lld\n", v.name.c_str(),
+                formatShape(v.shape).c_str(), static_cast<long long>(n));
+  }
+  std::printf("%lld parameters in %zu tensors\n", static_cast<long long>(total),
+              spec.params.size());
+}
+
+void Trainer::dumpGrads() {
+  int64_t count = std::min(batch, trainData.rows);
+  gather(trainData, {}, 0, count);
+  for (size_t t = 0; t < spec.tasks.size(); ++t)
+    taskWeights[t].f[0] = static_cast<float>(spec.tasks[t].second);
+  trainStep(count);
+  NamedTensors out;
+  for (const auto &[name, g] : grads)
+    out.tensors["grad." + name] = g;
+  double total = 0;
+  for (const auto &[task, weight] : spec.tasks) {
+    Tensor l(DType::F32, {});
+    l.f[0] = outputs["loss." + task].f[0];
+    total += weight * l.f[0];
+    out.tensors["loss." + task] = l;
+  }
+  Tensor l(DType::F32, {});
+  l.f[0] = static_cast<float>(total);
+  out.tensors["loss"] = l;
+  std::string error;
+  if (!writeSafetensors(opts.dumpGrads, out, error))
+    fail(error);
+}
+
+//===----------------------------------------------------------------------===//
+// The loop
+//===----------------------------------------------------------------------===//
+
+int Trainer::run() {
+  configure();
+  allocate();
+  if (opts.dumpParams) {
+    dumpParams();
+    return 0;
+  }
+  initParams();
+  std::vector<std::string> skip;
+  std::string initPath = opts.init;
+  const Json &init = cfg()["init"];
+  if (init.isObject()) {
+    for (const Json &g : init["skip"].items())
+      skip.push_back(g.str());
+    if (initPath.empty())
+      initPath = init.stringOr("path", "");
+  }
+  if (!initPath.empty())
+    loadInit(initPath, skip);
+
+  bool needTrain = !opts.evalOnly;
+  if (needTrain)
+    trainData = loadData(cfg()["train_data"], opts.train, "train");
+  if (!opts.dumpGrads.empty()) {
+    dumpGrads();
+    return 0;
+  }
+  bool haveVal = !opts.val.empty() || cfg().has("val_data");
+  if (haveVal)
+    valData = loadData(cfg()["val_data"], opts.val, "val");
+  if (!opts.log.empty()) {
+    log.open(opts.log, std::ios::app);
+    if (!log)
+      fail("cannot open the log '" + opts.log + "'");
+  }
+  if (opts.evalOnly) {
+    if (!haveVal)
+      fail("--eval-only needs validation data (val_data or --val)");
+    Totals val = evaluate(valData);
+    std::printf("eval:%s\n", describe(val).c_str());
+    for (const auto &[task, weight] : spec.tasks) {
+      Json e = summarize(val, task);
+      e.set("event", Json::string("eval"));
+      e.set("split", Json::string("val"));
+      e.set("task", Json::string(task));
+      logEvent(e);
+    }
+    return 0;
+  }
+
+  // This process's shard of the training rows.
+  std::vector<int64_t> shardRows;
+  for (int64_t r = 0; r < trainData.rows; ++r)
+    if (r % opts.shards == opts.shard)
+      shardRows.push_back(r);
+  if (shardRows.empty())
+    fail("shard " + std::to_string(opts.shard) + "/" +
+         std::to_string(opts.shards) + " holds no training rows");
+  int64_t stepsPerEpoch =
+      (static_cast<int64_t>(shardRows.size()) + batch - 1) / batch;
+  std::string error;
+  if (!Schedule::fromConfig(cfg()["schedule"], lr, stepsPerEpoch * epochs,
+                            schedule, error))
+    fail(error);
+  if (!opts.resume.empty())
+    resume(opts.resume);
+
+  // Balanced sampling draws rows with weights 1 / (rows of their class).
+  std::vector<double> rowWeights;
+  const Json &sampling = cfg()["sampling"];
+  if (sampling.stringOr("kind", "shuffle") == "balanced") {
+    const Tensor &labels = trainData.columns.at(sampling.stringOr("label", ""));
+    std::map<int32_t, double> counts;
+    for (int64_t r : shardRows)
+      counts[labels.i[r * labels.rowSize()]] += 1;
+    for (int64_t r : shardRows)
+      rowWeights.push_back(1.0 / counts[labels.i[r * labels.rowSize()]]);
+  }
+
+  bool checkpointing = cfg().has("checkpoint") || !opts.checkpointDir.empty();
+  bool keepBest = cfg()["checkpoint"].stringOr("kind", "") == "best";
+  int64_t patience = static_cast<int64_t>(cfg()["early_stop"].numberOr("n", 0));
+  bool tty = ::isatty(2);
+
+  std::vector<int64_t> order(shardRows);
+  for (int64_t epoch = startEpoch; epoch <= epochs; ++epoch) {
+    auto start = std::chrono::steady_clock::now();
+    if (rowWeights.empty()) {
+      order = shardRows;
+      std::shuffle(order.begin(), order.end(), rng);
+    } else {
+      std::discrete_distribution<size_t> d(rowWeights.begin(),
+                                           rowWeights.end());
+      for (int64_t &r : order)
+        r = shardRows[d(rng)];
+    }
+    Totals train;
+    double lastLr = schedule.at(step);
+    for (int64_t s = 0; s < stepsPerEpoch; ++s) {
+      int64_t begin = s * batch;
+      int64_t count = std::min<int64_t>(batch, order.size() - begin);
+      gather(trainData, order, begin, count);
+      setTaskWeights();
+      trainStep(count);
+      for (const auto &[task, weight] : spec.tasks) {
+        float loss = outputs["loss." + task].f[0];
+        if (!std::isfinite(loss))
+          fail("the loss of task '" + task + "' is " +
+               (std::isnan(loss) ? "NaN" : "infinite") + " at epoch " +
+               std::to_string(epoch) + ", step " + std::to_string(step + 1));
+      }
+      accumulate(train, count);
+      lastLr = schedule.at(step);
+      update();
+      ++step;
+      if (tty) {
+        int width = 30,
+            done = static_cast<int>(width * (s + 1) / stepsPerEpoch);
+        std::fprintf(stderr, "\r  epoch %lld [%s%s] %lld/%lld ",
+                     static_cast<long long>(epoch),
+                     std::string(done, '=').c_str(),
+                     std::string(width - done, ' ').c_str(),
+                     static_cast<long long>(s + 1),
+                     static_cast<long long>(stepsPerEpoch));
+      }
+    }
+    if (tty)
+      std::fprintf(stderr, "\r%*s\r", 60, "");
+    double trainSeconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    Totals val;
+    if (haveVal)
+      val = evaluate(valData);
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    std::printf("epoch %lld/%lld  train:%s", static_cast<long long>(epoch),
+                static_cast<long long>(epochs), describe(train).c_str());
+    if (haveVal)
+      std::printf("  val:%s", describe(val).c_str());
+    std::printf("  lr %.3g  %.1fs (%.0f samples/s)\n", lastLr, seconds,
+                train.samples / std::max(trainSeconds, 1e-9));
+    std::fflush(stdout);
+    for (const auto &[task, weight] : spec.tasks)
+      for (bool isVal : {false, true}) {
+        if (isVal && !haveVal)
+          continue;
+        Json e = Json::object();
+        e.set("event", Json::string("epoch"));
+        e.set("epoch", Json::number(static_cast<double>(epoch)));
+        e.set("split", Json::string(isVal ? "val" : "train"));
+        e.set("task", Json::string(task));
+        Json metrics = summarize(isVal ? val : train, task);
+        for (const auto &[k, v] : metrics.members())
+          e.set(k, v);
+        e.set("lr", Json::number(lastLr));
+        e.set("seconds", Json::number(seconds));
+        logEvent(e);
+      }
+
+    bool improved = false;
+    if (haveVal) {
+      double value = monitored(val);
+      improved = std::isnan(best) || (maximize() ? value > best : value < best);
+      if (improved) {
+        best = value;
+        sinceBest = 0;
+      } else {
+        ++sinceBest;
+      }
+    }
+    if (checkpointing) {
+      if (keepBest && improved)
+        writeCheckpoint("best.safetensors", false, epoch);
+      writeCheckpoint("last.safetensors", true, epoch);
+    }
+    if (patience > 0 && sinceBest >= patience) {
+      std::printf("early stop: no improvement in %lld epochs\n",
+                  static_cast<long long>(patience));
+      break;
+    }
+  }
+  return 0;
+}
+
+} // namespace
+
+int mass::rt::run(const Options &options) {
+  ModelSpec spec;
+  std::string error;
+  if (!ModelSpec::parse(mass_model_descriptor, spec, error)) {
+    std::fprintf(stderr, "error: %s\n", error.c_str());
+    return 1;
+  }
+  try {
+    Trainer trainer(spec, options);
+    return trainer.run();
+  } catch (const Failure &f) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s\n", f.message.c_str());
+    return 1;
+  }
+}

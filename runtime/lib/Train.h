@@ -1,0 +1,25 @@
+//===- Train.h - The training program ---------------------------*- C++ -*-===//
+#ifndef MASS_RUNTIME_TRAIN_H
+#define MASS_RUNTIME_TRAIN_H
+
+#include <cstdint>
+#include <string>
+
+namespace mass::rt {
+
+/// Command-line settings; unset ones come from the model's train block.
+struct Options {
+  std::string train, val, log, checkpointDir, resume, init, ensemble, dumpGrads;
+  int64_t epochs = -1, batch = -1, seed = -1, threads = 1;
+  double lr = -1;
+  int64_t shard = 0, shards = 1;
+  bool evalOnly = false, dumpParams = false;
+};
+
+/// Runs the program; returns the exit status. Failures print one line,
+/// "error: REASON", on stderr.
+int run(const Options &options);
+
+} // namespace mass::rt
+
+#endif // MASS_RUNTIME_TRAIN_H
