@@ -147,7 +147,7 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
 
   // The signature: params, grads, states, hyper-parameters.
   OpBuilder b(module.getContext());
-  b.setInsertionPointAfter(forward);
+  b.setInsertionPointToEnd(module.getBody());
   Location loc = forward.getLoc();
   bool adam = s.kind == "adam" || s.kind == "adamw";
   std::vector<StringRef> stateNames;

@@ -1,0 +1,162 @@
+"""Gradient parity with PyTorch: weights exported from a PyTorch twin go in
+with --init, and --dump-grads must agree with torch.autograd within a
+relative error of 1e-4 per tensor; the losses must agree too."""
+import os
+import sys
+import unittest
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(__file__))
+import masstest  # noqa: E402
+
+SPEC = os.path.join(os.path.dirname(__file__), "..", "lit", "spec", "fixtures")
+TOL = 1e-4
+
+
+def torch_grads(params, loss_fn):
+    tensors = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    losses = loss_fn(tensors)
+    total = sum(losses.values()) if isinstance(losses, dict) else losses
+    total.backward()
+    grads = {k: t.grad.numpy() if t.grad is not None else np.zeros_like(params[k])
+             for k, t in tensors.items()}
+    return grads, losses, total
+
+
+class GradParity(unittest.TestCase):
+    def check(self, ours, grads, losses, total, task_losses):
+        for name, g in grads.items():
+            err = masstest.rel_error(ours["grad." + name], g)
+            self.assertLess(err, TOL, f"grad.{name}: relative error {err:.2e}")
+        self.assertLess(masstest.rel_error(ours["loss"], total.detach().numpy()), TOL)
+        for task, loss in task_losses.items():
+            self.assertLess(masstest.rel_error(ours["loss." + task], loss.detach().numpy()),
+                            TOL, f"loss.{task}")
+
+    def test_spec01_mlp(self):
+        work = masstest.Workdir()
+        with open(os.path.join(SPEC, "01_mlp.mass")) as f:
+            exe = masstest.compile_model(f.read(), work, "mlp")
+        rng = np.random.default_rng(0)
+        image = rng.random((32, 1, 28, 28), dtype=np.float32)
+        digit = rng.integers(0, 10, 32).astype(np.int32)
+        masstest.write_npy_dir(work.file("data"), {"image": image, "digit": digit})
+        shapes = {"fc1.weight": (256, 784), "fc1.bias": (256,), "fc2.weight": (256, 256),
+                  "fc2.bias": (256,), "out.weight": (10, 256), "out.bias": (10,)}
+        params = {k: (rng.standard_normal(s) * 0.05).astype(np.float32) for k, s in shapes.items()}
+        ours = masstest.dump_grads(exe, work, params, work.file("data"), 32)
+
+        def loss(p):
+            x = torch.tensor(image).flatten(1)
+            h = F.relu(F.linear(x, p["fc1.weight"], p["fc1.bias"]))
+            h = F.relu(F.linear(h, p["fc2.weight"], p["fc2.bias"]))
+            out = F.linear(h, p["out.weight"], p["out.bias"])
+            return {"classify": F.cross_entropy(out, torch.tensor(digit, dtype=torch.long))}
+
+        grads, losses, total = torch_grads(params, loss)
+        self.check(ours, grads, losses, total, losses)
+
+    def test_spec08_lowlevel(self):
+        work = masstest.Workdir()
+        with open(os.path.join(SPEC, "08_lowlevel.mass")) as f:
+            exe = masstest.compile_model(f.read(), work, "logistic")
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((64, 8)).astype(np.float32)
+        y = (rng.random((64, 1)) > 0.5).astype(np.float32)
+        csv = work.file("train.csv")
+        with open(csv, "w") as f:
+            f.write(",".join([f"f{i}" for i in range(8)] + ["y"]) + "\n")
+            for row, target in zip(x, y):
+                f.write(",".join(repr(float(v)) for v in row) + f",{target[0]:.0f}\n")
+        params = {"w": rng.standard_normal((8, 16)).astype(np.float32) * 0.5,
+                  "b": rng.standard_normal(16).astype(np.float32) * 0.1,
+                  "v": rng.standard_normal((16, 1)).astype(np.float32) * 0.3}
+        ours = masstest.dump_grads(exe, work, params, csv, 64)
+
+        def loss(p):
+            h = torch.tanh(torch.tensor(x) @ p["w"] + p["b"])
+            gate = torch.sigmoid(h) * h - 0.5 * torch.exp(-h * h)
+            logit = gate @ p["v"] / 4.0
+            fit = F.binary_cross_entropy_with_logits(logit, torch.tensor(y)) + 1e-4 * (p["w"] * p["w"]).sum()
+            return {"fit": fit}
+
+        grads, losses, total = torch_grads(params, loss)
+        self.check(ours, grads, losses, total, losses)
+
+    def test_many_ops_two_tasks(self):
+        """Ops beyond the spec files: batched matmul, gelu, silu, softmax,
+        log_softmax, transpose, mean/max/sum over axes, reshape, division,
+        sqrt/abs/log/exp, smoothing, unlabelled samples, mse, l1 and two
+        weighted tasks."""
+        source = """
+model zoo {
+  input x: f32[B, 6, 8]
+  label y: i32[B]
+  label t: f32[B, 6]
+  w = param(f32[8, 8], init: normal(std: 0.3))
+  h = matmul(x, w) |> gelu
+  a = softmax(h, axis: -1) * silu(h)
+  s = transpose(h, perm: [0, 2, 1])
+  m = mean(s, axis: 2)
+  mx = max(h, axis: 1)
+  z = dense(m + mx, 5)
+  u = log_softmax(dense(reshape(a, [-1, 48]), 5), axis: 1)
+  q = sqrt(abs(z) + 1.0) - log(exp(-abs(u)) + 1.0)
+  task cls(weight: 0.7) {
+    logits = z + u * q
+    loss = cross_entropy(logits, y, smoothing: 0.1)
+    metric accuracy(logits, y)
+  }
+  task reg(weight: 0.3) {
+    pred = dense(sum(h, axis: 2) / 8.0, 6) |> tanh
+    loss = mse(pred, t) + l1(sigmoid(pred), t)
+  }
+}
+"""
+        work = masstest.Workdir()
+        exe = masstest.compile_model(source, work, "zoo")
+        rng = np.random.default_rng(2)
+        n = 24
+        x = rng.standard_normal((n, 6, 8)).astype(np.float32)
+        y = rng.integers(0, 5, n).astype(np.int32)
+        y[::5] = -1  # unlabelled samples add nothing
+        t = rng.standard_normal((n, 6)).astype(np.float32)
+        masstest.write_npy_dir(work.file("data"), {"x": x, "y": y, "t": t})
+        shapes = masstest.param_shapes(exe)
+        expected = {"w", "z.weight", "z.bias", "u.weight", "u.bias", "reg.pred.weight", "reg.pred.bias"}
+        self.assertEqual(set(shapes), expected)
+        params = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in shapes.items()}
+        ours = masstest.dump_grads(exe, work, params, work.file("data"), n)
+
+        def loss(p):
+            X = torch.tensor(x)
+            h = F.gelu(X @ p["w"])
+            a = torch.softmax(h, -1) * F.silu(h)
+            s = h.transpose(1, 2)
+            m = s.mean(2)
+            mx = torch.amax(h, 1)
+            z = F.linear(m + mx, p["z.weight"], p["z.bias"])
+            u = torch.log_softmax(F.linear(a.reshape(-1, 48), p["u.weight"], p["u.bias"]), 1)
+            q = torch.sqrt(z.abs() + 1.0) - torch.log(torch.exp(-u.abs()) + 1.0)
+            logits = z + u * q
+            cls = F.cross_entropy(logits, torch.tensor(y, dtype=torch.long), ignore_index=-1,
+                                  label_smoothing=0.1)
+            pred = torch.tanh(F.linear(h.sum(2) / 8.0, p["reg.pred.weight"], p["reg.pred.bias"]))
+            T = torch.tensor(t)
+            reg = F.mse_loss(pred, T) + F.l1_loss(torch.sigmoid(pred), T)
+            return {"cls": cls, "reg": reg}
+
+        # The total is weighted by the tasks' weights.
+        tensors = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+        parts = loss(tensors)
+        total = 0.7 * parts["cls"] + 0.3 * parts["reg"]
+        total.backward()
+        weighted = {k: v.grad.numpy() for k, v in tensors.items()}
+        self.check(ours, weighted, parts, total, parts)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

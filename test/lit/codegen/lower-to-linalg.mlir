@@ -1,0 +1,61 @@
+// RUN: mass-opt --mass-lower-to-linalg %s | FileCheck %s
+
+// A broadcast operand reads index 0 along its size-1 axis.
+// CHECK-DAG: #[[ROW:.*]] = affine_map<(d0, d1) -> (0, d1)>
+// CHECK-LABEL: func.func @elementwise
+func.func @elementwise(%a: tensor<?x4xf32>, %b: tensor<1x4xf32>) -> tensor<?x4xf32> {
+  // CHECK: %[[D:.*]] = tensor.dim %{{.*}}, %c0 : tensor<?x4xf32>
+  // CHECK: %[[E:.*]] = tensor.empty(%[[D]]) : tensor<?x4xf32>
+  // CHECK: linalg.generic {{{.*}}#[[ROW]]{{.*}}} ins(%{{.*}}, %{{.*}} : tensor<?x4xf32>, tensor<1x4xf32>) outs(%[[E]] : tensor<?x4xf32>)
+  // CHECK: arith.mulf
+  %0 = mass.mul %a, %b : tensor<?x4xf32>, tensor<1x4xf32> -> tensor<?x4xf32>
+  // CHECK: linalg.generic
+  // CHECK: arith.maximumf
+  %1 = mass.relu %0 : tensor<?x4xf32>
+  return %1 : tensor<?x4xf32>
+}
+
+// CHECK-LABEL: func.func @dense
+func.func @dense(%x: tensor<?x8xf32>, %w: tensor<3x8xf32>, %b: tensor<3xf32>) -> tensor<?x3xf32> {
+  // The bias seeds the accumulator, then one contraction adds x · wᵀ.
+  // CHECK: %[[BIAS:.*]] = linalg.generic {{.*}} ins(%{{.*}} : tensor<3xf32>)
+  // CHECK: linalg.matmul_transpose_b ins(%{{.*}}, %{{.*}} : tensor<?x8xf32>, tensor<3x8xf32>) outs(%[[BIAS]] : tensor<?x3xf32>)
+  %0 = mass.dense %x, %w, %b : (tensor<?x8xf32>, tensor<3x8xf32>, tensor<3xf32>) -> tensor<?x3xf32>
+  return %0 : tensor<?x3xf32>
+}
+
+// CHECK-LABEL: func.func @reduce
+func.func @reduce(%x: tensor<?x8xf32>) -> tensor<?x1xf32> {
+  // CHECK: linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?xf32>)
+  // CHECK: linalg.generic {{{.*}}iterator_types = ["parallel", "reduction"]}
+  // CHECK: arith.addf
+  // keepdim reshapes the reduction.
+  // CHECK: tensor.reshape %{{.*}}(%{{.*}}) : (tensor<?xf32>, tensor<2xindex>) -> tensor<?x1xf32>
+  %0 = mass.sum %x axes = [1] keepdim : tensor<?x8xf32> -> tensor<?x1xf32>
+  return %0 : tensor<?x1xf32>
+}
+
+// CHECK-LABEL: func.func @cross_entropy
+func.func @cross_entropy(%l: tensor<?x10xf32>, %y: tensor<?xi32>) -> tensor<f32> {
+  // log-sum-exp of each row.
+  // CHECK: math.exp
+  // CHECK: math.log
+  // The label's logit is picked by comparing the class index with the label.
+  // CHECK: linalg.index 1
+  // CHECK: arith.cmpi eq
+  // Unlabelled rows (label < 0) count for nothing.
+  // CHECK: arith.cmpi sge
+  // CHECK: arith.maximumf
+  // CHECK: arith.divf
+  // CHECK: tensor.from_elements %{{.*}} : tensor<f32>
+  %0 = mass.cross_entropy %l, %y : tensor<?x10xf32>, tensor<?xi32>
+  return %0 : tensor<f32>
+}
+
+// CHECK-LABEL: func.func @transpose
+func.func @transpose(%x: tensor<?x3x4xf32>) -> tensor<4x?x3xf32> {
+  // CHECK: %[[D:.*]] = tensor.dim %{{.*}}, %c0
+  // CHECK: linalg.transpose ins(%{{.*}} : tensor<?x3x4xf32>) outs(%{{.*}} : tensor<4x?x3xf32>) permutation = [2, 0, 1]
+  %0 = mass.transpose %x perm = [2, 0, 1] : tensor<?x3x4xf32> -> tensor<4x?x3xf32>
+  return %0 : tensor<4x?x3xf32>
+}

@@ -1,0 +1,233 @@
+//===- RuntimeTest.cpp - The runtime's readers, writers and schedules
+//------===//
+
+#include "DataIO.h"
+#include "Json.h"
+#include "Model.h"
+#include "Schedule.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <dirent.h>
+#include <fstream>
+#include <unistd.h>
+
+using namespace mass::rt;
+
+namespace {
+
+std::string tempDir() {
+  char pattern[] = "/tmp/mass-unit-XXXXXX";
+  return ::mkdtemp(pattern);
+}
+
+void writeText(const std::string &path, const std::string &text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+TEST(Json, ParsesAndDumps) {
+  Json j;
+  std::string error;
+  ASSERT_TRUE(Json::parse(R"({"a": [1, 2.5, -3e2], "b": {"c": "x\"y\u00e9"},
+                              "t": true, "n": null})",
+                          j, error))
+      << error;
+  EXPECT_EQ(j["a"].items().size(), 3u);
+  EXPECT_DOUBLE_EQ(j["a"].items()[2].num(), -300);
+  EXPECT_EQ(j["b"]["c"].str(), "x\"y\xc3\xa9");
+  EXPECT_TRUE(j["t"].flag());
+  EXPECT_TRUE(j["n"].isNull());
+  EXPECT_TRUE(j["missing"].isNull());
+  EXPECT_EQ(j["a"].dump(), "[1,2.5,-300]");
+  Json again;
+  ASSERT_TRUE(Json::parse(j.dump(), again, error));
+  EXPECT_EQ(again.dump(), j.dump());
+}
+
+TEST(Json, RejectsBadText) {
+  Json j;
+  std::string error;
+  EXPECT_FALSE(Json::parse("{\"a\": }", j, error));
+  EXPECT_FALSE(error.empty());
+  EXPECT_FALSE(Json::parse("[1, 2", j, error));
+  EXPECT_FALSE(Json::parse("{} extra", j, error));
+}
+
+TEST(Npy, RoundTripAndConversions) {
+  std::string dir = tempDir();
+  Tensor t(DType::F32, {2, 3});
+  for (int k = 0; k < 6; ++k)
+    t.f[k] = k * 0.5f;
+  std::string error;
+  ASSERT_TRUE(writeNpy(dir + "/a.npy", t, error)) << error;
+  Tensor back;
+  ASSERT_TRUE(readNpy(dir + "/a.npy", back, error)) << error;
+  EXPECT_EQ(back.shape, t.shape);
+  EXPECT_EQ(back.f, t.f);
+
+  // An int64 array as numpy writes it: converted to i32.
+  std::string header =
+      "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }";
+  while ((10 + header.size() + 1) % 64)
+    header += ' ';
+  header += '\n';
+  std::string bytes = std::string("\x93NUMPY\x01\x00", 8);
+  bytes += static_cast<char>(header.size());
+  bytes += '\0';
+  bytes += header;
+  for (int64_t v : {7, -1, 3})
+    bytes.append(reinterpret_cast<const char *>(&v), 8);
+  writeText(dir + "/b.npy", bytes);
+  ASSERT_TRUE(readNpy(dir + "/b.npy", back, error)) << error;
+  EXPECT_EQ(back.dtype, DType::I32);
+  EXPECT_EQ(back.i, (std::vector<int32_t>{7, -1, 3}));
+}
+
+TEST(Npy, ReportsBadFiles) {
+  std::string dir = tempDir();
+  Tensor t;
+  std::string error;
+  writeText(dir + "/x.npy", "not numpy");
+  EXPECT_FALSE(readNpy(dir + "/x.npy", t, error));
+  EXPECT_NE(error.find("no .npy magic"), std::string::npos) << error;
+  EXPECT_FALSE(readNpy(dir + "/missing.npy", t, error));
+  EXPECT_NE(error.find("cannot open"), std::string::npos) << error;
+}
+
+TEST(Csv, ReadsNamedColumns) {
+  std::string dir = tempDir();
+  writeText(dir + "/d.csv", "a,b,\"c\"\n1,2,3\n4, 5,6\n\n");
+  Tensor t;
+  std::string error;
+  ASSERT_TRUE(readCsvColumns(dir + "/d.csv", {"c", "a"}, t, error)) << error;
+  EXPECT_EQ(t.shape, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(t.f, (std::vector<float>{3, 1, 6, 4}));
+  EXPECT_FALSE(readCsvColumns(dir + "/d.csv", {"z"}, t, error));
+  EXPECT_NE(error.find("no column 'z'"), std::string::npos);
+  writeText(dir + "/e.csv", "a\n1\nx\n");
+  EXPECT_FALSE(readCsvColumns(dir + "/e.csv", {"a"}, t, error));
+  EXPECT_NE(error.find("e.csv:3: 'x' in column 'a' is not a number"),
+            std::string::npos)
+      << error;
+}
+
+TEST(Idx, ReadsImagesAndLabels) {
+  std::string dir = tempDir();
+  std::string images("\0\0\x08\x03\0\0\0\x01\0\0\0\x02\0\0\0\x02", 16);
+  images += std::string("\x00\xff\x80\x01", 4);
+  writeText(dir + "/i.idx", images);
+  Tensor t;
+  std::string error;
+  ASSERT_TRUE(readIdx(dir + "/i.idx", true, t, error)) << error;
+  EXPECT_EQ(t.shape, (std::vector<int64_t>{1, 1, 2, 2}));
+  EXPECT_FLOAT_EQ(t.f[1], 1.0f);
+  std::string labels("\0\0\x08\x01\0\0\0\x03\x07\x00\x09", 11);
+  writeText(dir + "/l.idx", labels);
+  ASSERT_TRUE(readIdx(dir + "/l.idx", false, t, error)) << error;
+  EXPECT_EQ(t.i, (std::vector<int32_t>{7, 0, 9}));
+}
+
+TEST(Safetensors, RoundTripIsAtomic) {
+  std::string dir = tempDir();
+  NamedTensors out;
+  out.tensors["w"] = Tensor(DType::F32, {2, 2});
+  out.tensors["w"].f = {1, 2, 3, 4};
+  out.tensors["n"] = Tensor(DType::I32, {3});
+  out.tensors["n"].i = {5, 6, 7};
+  out.metadata["epoch"] = "3";
+  std::string error;
+  ASSERT_TRUE(writeSafetensors(dir + "/c.safetensors", out, error)) << error;
+  NamedTensors in;
+  ASSERT_TRUE(readSafetensors(dir + "/c.safetensors", in, error)) << error;
+  EXPECT_EQ(in.tensors["w"].f, out.tensors["w"].f);
+  EXPECT_EQ(in.tensors["n"].i, out.tensors["n"].i);
+  EXPECT_EQ(in.metadata["epoch"], "3");
+  // No temporary file stays behind.
+  DIR *d = ::opendir(dir.c_str());
+  int files = 0;
+  while (dirent *e = ::readdir(d))
+    files += e->d_name[0] != '.';
+  ::closedir(d);
+  EXPECT_EQ(files, 1);
+  // A truncated file is rejected with a reason.
+  writeText(dir + "/t.safetensors", std::string("\xff\0\0\0\0\0\0\0{}", 10));
+  EXPECT_FALSE(readSafetensors(dir + "/t.safetensors", in, error));
+  EXPECT_NE(error.find("header longer than the file"), std::string::npos);
+}
+
+TEST(Schedule, Values) {
+  Schedule s;
+  std::string error;
+  Json config;
+  ASSERT_TRUE(Json::parse(R"({"kind": "step", "every": 10, "gamma": 0.5})",
+                          config, error));
+  ASSERT_TRUE(Schedule::fromConfig(config, 1.0, 100, s, error)) << error;
+  EXPECT_DOUBLE_EQ(s.at(0), 1.0);
+  EXPECT_DOUBLE_EQ(s.at(9), 1.0);
+  EXPECT_DOUBLE_EQ(s.at(10), 0.5);
+  EXPECT_DOUBLE_EQ(s.at(25), 0.25);
+
+  ASSERT_TRUE(
+      Json::parse(R"({"kind": "exponential", "gamma": 0.9})", config, error));
+  ASSERT_TRUE(Schedule::fromConfig(config, 2.0, 100, s, error));
+  EXPECT_NEAR(s.at(3), 2.0 * 0.729, 1e-12);
+
+  ASSERT_TRUE(Json::parse(R"({"kind": "cosine", "warmup": 10, "min_lr": 0.1})",
+                          config, error));
+  ASSERT_TRUE(Schedule::fromConfig(config, 1.0, 111, s, error));
+  EXPECT_DOUBLE_EQ(s.at(0), 0.1);
+  EXPECT_DOUBLE_EQ(s.at(9), 1.0);
+  EXPECT_DOUBLE_EQ(s.at(10), 1.0);
+  EXPECT_NEAR(s.at(60), 0.55, 1e-12); // halfway down the cosine
+  EXPECT_NEAR(s.at(110), 0.1, 1e-12);
+
+  ASSERT_TRUE(Schedule::fromConfig(Json(), 0.3, 10, s, error));
+  EXPECT_DOUBLE_EQ(s.at(7), 0.3);
+
+  ASSERT_TRUE(Json::parse(R"({"kind": "step", "every": 0})", config, error));
+  EXPECT_FALSE(Schedule::fromConfig(config, 1.0, 10, s, error));
+}
+
+TEST(Model, ParsesDescriptorAndBindsMemrefs) {
+  const char *descriptor = R"({"version": 1, "model": "m",
+    "tasks": [{"name": "t", "weight": 0.5}], "train": {"batch": 8},
+    "entries": {"forward": {"args": [
+        {"role": "input", "name": "x", "dtype": "f32", "shape": [-1, 3]},
+        {"role": "label", "name": "y", "dtype": "i32", "shape": [-1]},
+        {"role": "param", "name": "w", "dtype": "f32", "shape": [2, 3],
+         "init": "uniform", "init_scale": 0.5}],
+      "results": [{"role": "output", "name": "loss.t", "dtype": "f32",
+                   "shape": []}]}}})";
+  ModelSpec spec;
+  std::string error;
+  ASSERT_TRUE(ModelSpec::parse(descriptor, spec, error)) << error;
+  EXPECT_EQ(spec.name, "m");
+  EXPECT_EQ(spec.tasks[0].second, 0.5);
+  ASSERT_EQ(spec.params.size(), 1u);
+  EXPECT_EQ(spec.params[0].initScale, 0.5);
+  EXPECT_EQ(spec.inputs[0].withBatch(4), (std::vector<int64_t>{4, 3}));
+  EXPECT_FALSE(spec.trainStep.present);
+
+  EntryCall call(spec.forward);
+  ASSERT_EQ(call.size(), 4u);
+  float data[12];
+  call.bind(0, data, {4, 3});
+  struct Seen {
+    int64_t words[7];
+  } seen;
+  static Seen *sink;
+  sink = &seen;
+  call.invoke([](void **args) {
+    std::copy_n(static_cast<int64_t *>(args[0]), 7, sink->words);
+  });
+  EXPECT_EQ(reinterpret_cast<float *>(seen.words[1]), data);
+  EXPECT_EQ(seen.words[2], 0); // offset
+  EXPECT_EQ(seen.words[3], 4); // sizes
+  EXPECT_EQ(seen.words[4], 3);
+  EXPECT_EQ(seen.words[5], 3); // strides
+  EXPECT_EQ(seen.words[6], 1);
+}
+
+} // namespace
