@@ -17,4 +17,16 @@ def MassLowerToLinalg : Pass<"mass-lower-to-linalg", "::mlir::ModuleOp"> {
   ];
 }
 
+def MassDistinctResults : Pass<"mass-distinct-results", "::mlir::func::FuncOp"> {
+  let summary = "Gives every returned tensor its own buffer";
+  let description = [{
+    CSE can make one value the result of several outputs (two metrics with
+    the same count), and a function may return an argument unchanged. Each
+    such repeated or argument result gets a copy, so that after
+    bufferization every result is a distinct allocation that can become an
+    out-parameter.
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
+}
+
 #endif // MASS_CODEGEN_PASSES_TD

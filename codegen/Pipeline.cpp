@@ -73,6 +73,7 @@ void mass::addLowerToLinalg(OpPassManager &pm) {
 }
 
 void mass::addCpuToLLVM(OpPassManager &pm) {
+  pm.addNestedPass<func::FuncOp>(createMassDistinctResults());
   bufferization::OneShotBufferizationOptions bufferization;
   bufferization.bufferizeFunctionBoundaries = true;
   bufferization.setFunctionBoundaryTypeConversion(

@@ -151,6 +151,66 @@ train tiny {
                                  check=True, capture_output=True, text=True)
         self.assertEqual(re.findall(r"^epoch (\d+)/5", resumed.stdout, re.M), ["4", "5"])
 
+    def test_two_tasks_all_metrics(self):
+        """Two tasks with every metric (top_k, binary accuracy, mae, rmse),
+        shared metric counts, sampled tasks, balanced sampling, AdamW with
+        cosine warm-up and clipping, and a best-rmse checkpoint."""
+        source = """
+block mlp(x, hidden, out = 4) {
+  h = x |> dense(hidden) |> relu
+  return dense(h, out, bias: false)
+}
+model two {
+  input x: f32[B, 5, 6]
+  label c: i32[B]
+  label r: f32[B, 1]
+  feats = mean(x, axis: 1) |> mlp(16, out: 8)
+  task cls {
+    logits = dense(feats, 6)
+    loss = cross_entropy(logits, c, smoothing: 0.05)
+    metric accuracy(logits, c)
+    metric top_k(logits, c, k: 3)
+  }
+  task reg(weight: 2) {
+    pred = dense(feats, 1)
+    loss = mse(pred, r) + bce(pred, r)
+    metric mae(pred, r)
+    metric rmse(pred, r)
+    metric accuracy(pred, r)
+  }
+}
+train two {
+  train_data = "d"
+  val_data = "d"
+  batch = 7
+  epochs = 3
+  optimizer = adamw(lr: 0.01)
+  schedule = cosine(warmup: 3, min_lr: 0.001)
+  clip_grad_norm = 1.0
+  strategy = sample(cls: 0.6, reg: 0.4)
+  sampling = balanced(c)
+  checkpoint = best(val.reg.rmse)
+}
+"""
+        work = masstest.Workdir()
+        exe = masstest.compile_model(source, work, "two")
+        rng = np.random.default_rng(5)
+        masstest.write_npy_dir(work.file("d"), {
+            "x": rng.standard_normal((50, 5, 6)).astype(np.float32),
+            "c": rng.integers(0, 6, 50),
+            "r": (rng.random((50, 1)) > 0.5).astype(np.float32)})
+        log = work.file("log.jsonl")
+        subprocess.run([exe, "--log", log], cwd=work.path, check=True, capture_output=True)
+        with open(log) as f:
+            events = [json.loads(line) for line in f]
+        reg = [e for e in events if e["task"] == "reg" and e["split"] == "val"][-1]
+        cls = [e for e in events if e["task"] == "cls" and e["split"] == "val"][-1]
+        self.assertEqual(set(cls), {"event", "epoch", "split", "task", "loss", "accuracy", "top3", "lr",
+                                    "seconds"})
+        self.assertGreaterEqual(cls["top3"], cls["accuracy"])
+        self.assertGreaterEqual(reg["rmse"], reg["mae"])
+        self.assertTrue(os.path.exists(os.path.join(work.path, "checkpoints", "best.safetensors")))
+
     def test_bad_data_fails_cleanly(self):
         work = masstest.Workdir()
         with open(os.path.join(SPEC, "01_mlp.mass")) as f:
