@@ -727,10 +727,12 @@ struct CrossEntropyGradPattern : public Pattern<CrossEntropyGradOp> {
   }
 };
 
-/// mean over all elements of f(pred, target).
-template <typename OpT> struct MeanLossPattern : public Pattern<OpT> {
+/// f(pred, target) summed over all elements: as a mean (a loss, one
+/// result), or as the sum and the element count (a metric, two results).
+template <typename OpT, bool Mean>
+struct PairReducePattern : public Pattern<OpT> {
   using Fn = Value (*)(OpBuilder &, Location, Value, Value);
-  MeanLossPattern(MLIRContext *ctx, Fn fn) : Pattern<OpT>(ctx), fn(fn) {}
+  PairReducePattern(MLIRContext *ctx, Fn fn) : Pattern<OpT>(ctx), fn(fn) {}
   Fn fn;
   FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const override {
     Value e =
@@ -740,24 +742,9 @@ template <typename OpT> struct MeanLossPattern : public Pattern<OpT> {
                       });
     Value n =
         l.count(op.getPred(), l.allAxes(tensorType(op.getPred()).getRank()));
-    return SmallVector<Value>{l.toTensor(
-        l.b.create<arith::DivFOp>(l.loc, l.extract(total(l, e)), n))};
-  }
-};
-
-/// Sum of f(pred, target) and the element count.
-template <typename OpT> struct ErrorSumPattern : public Pattern<OpT> {
-  using Fn = Value (*)(OpBuilder &, Location, Value, Value);
-  ErrorSumPattern(MLIRContext *ctx, Fn fn) : Pattern<OpT>(ctx), fn(fn) {}
-  Fn fn;
-  FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const override {
-    Value e =
-        l.elementwise(tensorType(op.getPred()), {op.getPred(), op.getTarget()},
-                      [&](OpBuilder &b, Location loc, ValueRange a) {
-                        return fn(b, loc, a[0], a[1]);
-                      });
-    Value n =
-        l.count(op.getPred(), l.allAxes(tensorType(op.getPred()).getRank()));
+    if (Mean)
+      return SmallVector<Value>{l.toTensor(
+          l.b.create<arith::DivFOp>(l.loc, l.extract(total(l, e)), n))};
     return SmallVector<Value>{total(l, e), l.toTensor(n)};
   }
 };
@@ -935,11 +922,12 @@ class LowerToLinalg : public mass::impl::MassLowerToLinalgBase<LowerToLinalg> {
                  SoftmaxPattern<LogSoftmaxOp>, CrossEntropyPattern,
                  CrossEntropyGradPattern, AccuracyPattern, TopKPattern>(ctx);
     using P = Value (*)(OpBuilder &, Location, Value, Value);
-    patterns.add<MeanLossPattern<MseOp>>(ctx, P(squaredError));
-    patterns.add<MeanLossPattern<L1Op>>(ctx, P(absError));
-    patterns.add<MeanLossPattern<BceOp>>(ctx, P(bceWithLogits));
-    patterns.add<ErrorSumPattern<AbsErrorOp>>(ctx, P(absError));
-    patterns.add<ErrorSumPattern<SquaredErrorOp>>(ctx, P(squaredError));
+    patterns.add<PairReducePattern<MseOp, true>>(ctx, P(squaredError));
+    patterns.add<PairReducePattern<L1Op, true>>(ctx, P(absError));
+    patterns.add<PairReducePattern<BceOp, true>>(ctx, P(bceWithLogits));
+    patterns.add<PairReducePattern<AbsErrorOp, false>>(ctx, P(absError));
+    patterns.add<PairReducePattern<SquaredErrorOp, false>>(ctx,
+                                                           P(squaredError));
 
     ConversionTarget target(*ctx);
     target.addIllegalDialect<MassDialect>();

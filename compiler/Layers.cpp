@@ -445,15 +445,6 @@ static FailureOr<Value> buildCrossEntropy(Elaborator &e, const Args &a) {
                 a);
 }
 
-template <typename OpT>
-static FailureOr<Value> buildPairLoss(Elaborator &e, const Args &a) {
-  mlir::Value pred, target;
-  if (failed(pairArgs(e, a, pred, target)))
-    return failure();
-  return result(e.getBuilder().create<OpT>(e.location(a.loc()), pred, target),
-                a);
-}
-
 static Value pairResult(mlir::Operation *op, const Args &a) {
   Value v;
   v.kind = Value::Kind::Tuple;
@@ -508,13 +499,18 @@ static FailureOr<Value> buildTopK(Elaborator &e, const Args &a) {
                     a);
 }
 
+/// Ops on a prediction and a target of one shape: losses (one result) and
+/// error metrics (a sum and a count).
 template <typename OpT>
-static FailureOr<Value> buildErrorMetric(Elaborator &e, const Args &a) {
+static FailureOr<Value> buildPair(Elaborator &e, const Args &a) {
   mlir::Value pred, target;
   if (failed(pairArgs(e, a, pred, target)))
     return failure();
-  return pairResult(
-      e.getBuilder().create<OpT>(e.location(a.loc()), pred, target), a);
+  mlir::Operation *op =
+      e.getBuilder().create<OpT>(e.location(a.loc()), pred, target);
+  if (op->getNumResults() == 1)
+    return result(op->getResult(0), a);
+  return pairResult(op, a);
 }
 
 //===----------------------------------------------------------------------===//
@@ -544,17 +540,13 @@ static const std::vector<LayerSpec> &table() {
       {"flatten", {"x"}, buildFlatten},
       {"transpose", {"x", "perm"}, buildTranspose},
       {"cross_entropy", {"logits", "labels", "?smoothing"}, buildCrossEntropy},
-      {"mse", {"pred", "target"}, buildPairLoss<MseOp>},
-      {"bce", {"pred", "target"}, buildPairLoss<BceOp>},
-      {"l1", {"pred", "target"}, buildPairLoss<L1Op>},
+      {"mse", {"pred", "target"}, buildPair<MseOp>},
+      {"bce", {"pred", "target"}, buildPair<BceOp>},
+      {"l1", {"pred", "target"}, buildPair<L1Op>},
       {"accuracy", {"logits", "labels"}, buildAccuracy, false, true},
       {"top_k", {"logits", "labels", "?k"}, buildTopK, false, true},
-      {"mae", {"pred", "target"}, buildErrorMetric<AbsErrorOp>, false, true},
-      {"rmse",
-       {"pred", "target"},
-       buildErrorMetric<SquaredErrorOp>,
-       false,
-       true},
+      {"mae", {"pred", "target"}, buildPair<AbsErrorOp>, false, true},
+      {"rmse", {"pred", "target"}, buildPair<SquaredErrorOp>, false, true},
       // Part of the language, not of this compiler yet.
       {"conv2d",
        {"x", "out", "?kernel", "?stride", "?pad", "?bias", "?groups",
