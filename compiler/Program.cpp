@@ -9,6 +9,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
 
 using namespace mass;
 
@@ -51,8 +52,8 @@ public:
             << "cannot import '" << importedAt->path
             << "': " << buffer.getError().message();
       else
-        mlir::emitError(mlir::UnknownLoc::get(&context))
-            << "cannot read '" << path << "': " << buffer.getError().message();
+        llvm::errs() << "massc: error: cannot read '" << path
+                     << "': " << buffer.getError().message() << "\n";
       return mlir::failure();
     }
     unsigned id =
