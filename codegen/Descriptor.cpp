@@ -46,7 +46,7 @@ llvm::json::Object describeValue(Type type, DictionaryAttr attrs) {
     StringRef key = n.getName().getValue();
     if (!key.consume_front("mass."))
       continue;
-    if (key == "init" || key == "init_scale")
+    if (key == "init" || key == "init_scale" || key == "kind")
       o[key] = toJson(n.getValue());
     else {
       o["role"] = key.str();
@@ -79,7 +79,7 @@ std::string mass::buildDescriptor(ModuleOp module) {
   if (auto train = module->getAttr("mass.train"))
     root["train"] = toJson(train);
   llvm::json::Object entries;
-  for (StringRef name : {"forward", "train_step", "update"})
+  for (StringRef name : {"forward", "train_step", "update", "predict", "score"})
     if (auto f = module.lookupSymbol<func::FuncOp>(name))
       entries[name] = describeEntry(f);
   root["entries"] = std::move(entries);

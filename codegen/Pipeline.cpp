@@ -164,7 +164,8 @@ mass::translateForHost(ModuleOp module, llvm::LLVMContext &context,
   llvmModule->setDataLayout(machine->createDataLayout());
   llvmModule->setTargetTriple(machine->getTargetTriple().str());
 
-  for (llvm::StringRef name : {"forward", "train_step", "update"})
+  for (llvm::StringRef name :
+       {"forward", "train_step", "update", "predict", "score"})
     addPackedEntry(*llvmModule, name);
   auto *text = llvm::ConstantDataArray::getString(context, descriptor, true);
   new llvm::GlobalVariable(*llvmModule, text->getType(), /*isConstant=*/true,

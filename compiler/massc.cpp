@@ -130,6 +130,7 @@ int main(int argc, char **argv) {
   if (mlir::failed(runPasses([](mlir::PassManager &pm) {
         pm.addPass(mass::createMassAutodiff());
         pm.addPass(mass::createMassOptimizer());
+        pm.addPass(mass::createMassPredict());
       })))
     return 1;
   if (emit == Stage::Grad)

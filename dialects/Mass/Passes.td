@@ -27,4 +27,16 @@ def MassOptimizer : Pass<"mass-optimizer", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mass::MassDialect", "::mlir::arith::ArithDialect"];
 }
 
+def MassPredict : Pass<"mass-predict", "::mlir::ModuleOp"> {
+  let summary = "Splits @forward into @predict and @score at the predictions";
+  let description = [{
+    The predictions are the first operands of the loss and metric ops.
+    `@predict` maps inputs and parameters to them (results marked
+    `mass.pred`, with `mass.kind` "logits" or "value"); `@score` takes
+    `@forward`'s arguments plus the predictions and returns its outputs.
+    Ensembles combine members' predictions between the two.
+  }];
+  let dependentDialects = ["::mass::MassDialect"];
+}
+
 #endif // MASS_PASSES_TD

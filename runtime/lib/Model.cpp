@@ -23,6 +23,7 @@ static bool parseValue(const Json &j, ValueSpec &v, std::string &error) {
     v.shape.push_back(static_cast<int64_t>(d.num()));
   v.init = j.stringOr("init", "");
   v.initScale = j.numberOr("init_scale", 0);
+  v.kind = j.stringOr("kind", "");
   if (v.role.empty()) {
     error = "a descriptor value has no role";
     return false;
@@ -65,7 +66,9 @@ bool ModelSpec::parse(const char *descriptor, ModelSpec &out,
   const Json &entries = root["entries"];
   if (!parseEntry(entries["forward"], out.forward, error) ||
       !parseEntry(entries["train_step"], out.trainStep, error) ||
-      !parseEntry(entries["update"], out.update, error))
+      !parseEntry(entries["update"], out.update, error) ||
+      !parseEntry(entries["predict"], out.predict, error) ||
+      !parseEntry(entries["score"], out.score, error))
     return false;
   for (const ValueSpec &v : out.forward.args) {
     if (v.role == "input")

@@ -17,6 +17,7 @@ struct ValueSpec {
   std::vector<int64_t> shape; // -1: the batch
   std::string init;
   double initScale = 0;
+  std::string kind; // predictions: "logits" or "value"
 
   std::vector<int64_t> withBatch(int64_t batch) const;
 };
@@ -30,7 +31,7 @@ struct ModelSpec {
   std::string name;
   std::vector<std::pair<std::string, double>> tasks;
   Json train;
-  EntrySpec forward, trainStep, update;
+  EntrySpec forward, trainStep, update, predict, score;
   std::vector<ValueSpec> inputs, labels, params; // from forward's arguments
 
   static bool parse(const char *descriptor, ModelSpec &out, std::string &error);

@@ -118,6 +118,7 @@ private:
   void resume(const std::string &dir);
   void dumpGrads();
   void dumpParams();
+  int ensemble();
   void logEvent(const Json &event);
 };
 
@@ -151,8 +152,6 @@ void Trainer::configure() {
   }
   if (cfg().has("augment") && !cfg()["augment"].items().empty())
     fail("augment is not supported yet");
-  if (!opts.ensemble.empty())
-    fail("--ensemble is not supported yet");
 }
 
 Dataset Trainer::loadData(const Json &source, const std::string &override,
@@ -624,6 +623,100 @@ void Trainer::dumpGrads() {
     fail(error);
 }
 
+/// Evaluates the members' combined predictions on the validation data:
+/// class probabilities are averaged for logits, values for the rest; the
+/// combination is scored with the first member's parameters (which only
+/// matter to losses with parameter terms).
+int Trainer::ensemble() {
+  if (!spec.predict.present || !spec.score.present)
+    fail("this program has no predict/score entry points; recompile it");
+  std::vector<std::string> files;
+  for (size_t begin = 0; begin <= opts.ensemble.size();) {
+    size_t end = opts.ensemble.find(',', begin);
+    if (end == std::string::npos)
+      end = opts.ensemble.size();
+    if (end > begin)
+      files.push_back(opts.ensemble.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  if (files.empty())
+    fail("--ensemble expects A.safetensors,B.safetensors,...");
+  std::vector<std::map<std::string, Tensor>> members;
+  for (const std::string &file : files) {
+    loadInit(file, {});
+    members.push_back(params);
+  }
+  // Prediction buffers: one set per member, and the combination.
+  std::vector<std::vector<Tensor>> preds(members.size());
+  std::vector<Tensor> combined;
+  for (const ValueSpec &v : spec.predict.results) {
+    for (auto &p : preds)
+      p.emplace_back(DType::F32, v.withBatch(batch));
+    combined.emplace_back(DType::F32, v.withBatch(batch));
+  }
+  EntryCall predictCall(spec.predict), scoreCall(spec.score);
+  Totals totals;
+  for (int64_t begin = 0; begin < valData.rows; begin += batch) {
+    int64_t count = std::min(batch, valData.rows - begin);
+    gather(valData, {}, begin, count);
+    for (size_t m = 0; m < members.size(); ++m) {
+      params = members[m];
+      bindBatch(predictCall, spec.predict, count);
+      size_t index = spec.predict.args.size();
+      for (size_t k = 0; k < preds[m].size(); ++k)
+        predictCall.bind(index + k, preds[m][k].data(),
+                         spec.predict.results[k].withBatch(count));
+      predictCall.invoke(mass_predict);
+    }
+    for (size_t k = 0; k < combined.size(); ++k) {
+      const ValueSpec &v = spec.predict.results[k];
+      int64_t n = 1;
+      for (int64_t d : v.withBatch(count))
+        n *= d;
+      int64_t width = v.shape.empty() ? 1 : v.withBatch(count).back();
+      float *out = combined[k].f.data();
+      std::fill(out, out + n, 0.0f);
+      for (auto &member : preds) {
+        const float *in = member[k].f.data();
+        if (v.kind != "logits") {
+          for (int64_t e = 0; e < n; ++e)
+            out[e] += in[e] / members.size();
+          continue;
+        }
+        for (int64_t row = 0; row < n; row += width) {
+          float top = *std::max_element(in + row, in + row + width);
+          double z = 0;
+          for (int64_t c = 0; c < width; ++c)
+            z += std::exp(in[row + c] - top);
+          for (int64_t c = 0; c < width; ++c)
+            out[row + c] += std::exp(in[row + c] - top) / z / members.size();
+        }
+      }
+      if (v.kind == "logits")
+        for (int64_t e = 0; e < n; ++e)
+          out[e] = std::log(std::max(out[e], 1e-30f));
+    }
+    params = members[0];
+    bindBatch(scoreCall, spec.score, count);
+    size_t first = spec.score.args.size() - combined.size();
+    for (size_t k = 0; k < combined.size(); ++k)
+      scoreCall.bind(first + k, combined[k].data(),
+                     spec.score.args[first + k].withBatch(count));
+    scoreCall.invoke(mass_score);
+    accumulate(totals, count);
+  }
+  std::printf("ensemble of %zu:%s\n", members.size(), describe(totals).c_str());
+  for (const auto &[task, weight] : spec.tasks) {
+    Json e = summarize(totals, task);
+    e.set("event", Json::string("ensemble"));
+    e.set("split", Json::string("val"));
+    e.set("task", Json::string(task));
+    e.set("members", Json::number(static_cast<double>(members.size())));
+    logEvent(e);
+  }
+  return 0;
+}
+
 //===----------------------------------------------------------------------===//
 // The loop
 //===----------------------------------------------------------------------===//
@@ -648,7 +741,7 @@ int Trainer::run() {
   if (!initPath.empty())
     loadInit(initPath, skip);
 
-  bool needTrain = !opts.evalOnly;
+  bool needTrain = !opts.evalOnly && opts.ensemble.empty();
   if (needTrain)
     trainData = loadData(cfg()["train_data"], opts.train, "train");
   if (!opts.dumpGrads.empty()) {
@@ -662,6 +755,11 @@ int Trainer::run() {
     log.open(opts.log, std::ios::app);
     if (!log)
       fail("cannot open the log '" + opts.log + "'");
+  }
+  if (!opts.ensemble.empty()) {
+    if (!haveVal)
+      fail("--ensemble needs validation data (val_data or --val)");
+    return ensemble();
   }
   if (opts.evalOnly) {
     if (!haveVal)

@@ -146,6 +146,12 @@ train tiny {
                                    cwd=work.path, check=True, capture_output=True, text=True)
         self.assertAlmostEqual(float(re.search(r"accuracy ([0-9.]+)", evaluated.stdout).group(1)), final,
                                places=4)
+        # An ensemble of one model with itself scores as the model does.
+        ensemble = subprocess.run([exe, "--ensemble", "checkpoints/last.safetensors,checkpoints/last.safetensors"],
+                                  cwd=work.path, check=True, capture_output=True, text=True)
+        self.assertIn("ensemble of 2:", ensemble.stdout)
+        self.assertAlmostEqual(float(re.search(r"accuracy ([0-9.]+)", ensemble.stdout).group(1)), final,
+                               places=4)
         # Resuming at epoch 3 of 5 runs epochs 4 and 5 only.
         resumed = subprocess.run([exe, "--resume", "checkpoints", "--epochs", "5"], cwd=work.path,
                                  check=True, capture_output=True, text=True)

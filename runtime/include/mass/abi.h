@@ -22,7 +22,9 @@ extern "C" {
  * with -1 for the batch dimension; params also carry "init" and
  * "init_scale". Roles: input, label, param, task_weight (train_step
  * arguments); output ("loss.T", "metric.T.M.sum", "metric.T.M.count",
- * "grad_norm") and grad (results); state and hyper (update arguments).   */
+ * "grad_norm") and grad (results); state and hyper (update arguments);
+ * pred ("pred.K", predict's results and score's last arguments) with a
+ * "kind": "logits" (read by classification ops) or "value".             */
 extern const char mass_model_descriptor[];
 
 /* Entry points. `args` holds one pointer per argument and then one per
@@ -32,6 +34,11 @@ extern const char mass_model_descriptor[];
 void mass_forward(void **args);
 void mass_train_step(void **args);
 void mass_update(void **args);
+/* The forward graph split at its predictions (the values losses and metrics
+ * judge): predict maps inputs and parameters to them; score takes forward's
+ * arguments and the predictions and returns forward's outputs.            */
+void mass_predict(void **args);
+void mass_score(void **args);
 
 /* The memref descriptor of MLIR's C interface for a tensor of rank R:
  * 3 + 2R words: allocated, aligned, offset, sizes[R], strides[R].         */
