@@ -180,13 +180,11 @@ public:
 
   /// The number of elements of `x` along `axes` as an f32 scalar.
   Value count(Value x, ArrayRef<int64_t> axes) {
-    auto type = tensorType(x);
     Value n = b.create<arith::ConstantIndexOp>(loc, 1);
     for (int64_t a : axes) {
       Value d = b.create<tensor::DimOp>(loc, x, a);
       n = b.create<arith::MulIOp>(loc, n, d);
     }
-    (void)type;
     Value i64 = b.create<arith::IndexCastOp>(loc, b.getI64Type(), n);
     return b.create<arith::SIToFPOp>(loc, b.getF32Type(), i64);
   }

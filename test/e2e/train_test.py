@@ -230,6 +230,19 @@ train two {
         run = subprocess.run([exe, "--train", work.file("missing")], capture_output=True, text=True)
         self.assertEqual(run.returncode, 1)
         self.assertIn("missing", run.stderr)
+        # A NaN loss stops training with the task, epoch and step.
+        nan = masstest.compile_model("""
+model nan {
+  input x: f32[B, 2]
+  label t: f32[B, 2]
+  task fit { loss = mse(log(x), t) }
+}
+""", work, "nan")
+        masstest.write_npy_dir(work.file("neg"), {"x": -np.ones((8, 2), np.float32),
+                                                  "t": np.zeros((8, 2), np.float32)})
+        run = subprocess.run([nan, "--train", work.file("neg"), "--batch", "4"], capture_output=True, text=True)
+        self.assertEqual(run.returncode, 1)
+        self.assertEqual(run.stderr.strip(), "error: the loss of task 'fit' is NaN at epoch 1, step 1")
         with open(work.file("broken.safetensors"), "wb") as f:
             f.write(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
         run = subprocess.run([exe, "--init", work.file("broken.safetensors")], capture_output=True, text=True)

@@ -120,11 +120,10 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
       auto p = compile(cast<StringAttr>(pair[0]).getValue());
       if (failed(p))
         return failure();
-      scales.push_back({std::move(*p), number(DictionaryAttr(), "", 0)});
       Attribute f = pair[1];
-      scales.back().second = isa<FloatAttr>(f)
-                                 ? cast<FloatAttr>(f).getValueAsDouble()
-                                 : cast<IntegerAttr>(f).getInt();
+      double factor = isa<FloatAttr>(f) ? cast<FloatAttr>(f).getValueAsDouble()
+                                        : cast<IntegerAttr>(f).getInt();
+      scales.push_back({std::move(*p), factor});
     }
   std::vector<Param> params;
   for (unsigned i = 0; i < forward.getNumArguments(); ++i) {
