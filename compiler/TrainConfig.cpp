@@ -460,21 +460,34 @@ LogicalResult mass::attachTrainConfig(mlir::ModuleOp module,
                                       const Program &program) {
   llvm::StringRef model =
       module->getAttrOfType<mlir::StringAttr>("mass.model").getValue();
+  // A train block in the main file must name a model of the program.
+  for (const auto &t : program.main().trains) {
+    bool known = false;
+    for (const auto &m : program.modules)
+      for (const auto &decl : m->models)
+        known |= decl->name == t->model;
+    if (!known) {
+      emitError(t->loc, module.getContext())
+          << "train block for unknown model '" << t->model << "'";
+      return failure();
+    }
+  }
+  // The main file comes first, so its train block replaces imported ones.
   const ast::TrainDecl *train = nullptr;
   for (const auto &m : program.modules) {
+    const ast::TrainDecl *here = nullptr;
     for (const auto &t : m->trains) {
       if (t->model != model)
         continue;
-      if (train && m.get() == &program.main() &&
-          &program.main() == program.modules.front().get() &&
-          train->loc.file == t->loc.file) {
+      if (here) {
         emitError(t->loc, module.getContext())
             << "a second train block for model '" << model << "'";
         return failure();
       }
-      if (!train)
-        train = t.get();
+      here = t.get();
     }
+    if (!train)
+      train = here;
   }
   llvm::SmallVector<mlir::NamedAttribute> entries;
   if (train && mlir::failed(Checker(module).run(*train, entries)))
