@@ -855,6 +855,9 @@ struct TopKPattern : public Pattern<TopKOp> {
 //===----------------------------------------------------------------------===//
 
 class LowerToLinalg : public mass::impl::MassLowerToLinalgBase<LowerToLinalg> {
+public:
+  using MassLowerToLinalgBase::MassLowerToLinalgBase;
+
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
     RewritePatternSet patterns(ctx);
@@ -933,8 +936,17 @@ class LowerToLinalg : public mass::impl::MassLowerToLinalgBase<LowerToLinalg> {
                            arith::ArithDialect, math::MathDialect,
                            func::FuncDialect>();
     if (failed(applyPartialConversion(getOperation(), target,
-                                      std::move(patterns))))
+                                      std::move(patterns)))) {
       signalPassFailure();
+      return;
+    }
+    if (!fastMath)
+      return;
+    auto flags = arith::FastMathFlagsAttr::get(
+        ctx, arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
+    getOperation().walk([&](arith::ArithFastMathInterface op) {
+      op->setAttr(op.getFastMathAttrName(), flags);
+    });
   }
 };
 

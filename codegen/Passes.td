@@ -15,6 +15,11 @@ def MassLowerToLinalg : Pass<"mass-lower-to-linalg", "::mlir::ModuleOp"> {
     "::mlir::linalg::LinalgDialect", "::mlir::tensor::TensorDialect",
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect"
   ];
+  let options = [
+    Option<"fastMath", "fast-math", "bool", /*default=*/"false",
+           "Let float arithmetic be reassociated and contracted into FMAs, "
+           "as BLAS kernels do (vectorised reductions)">
+  ];
 }
 
 def MassDistinctResults : Pass<"mass-distinct-results", "::mlir::func::FuncOp"> {

@@ -64,10 +64,12 @@ void mass::registerCodegen(DialectRegistry &registry) {
   registerLLVMDialectTranslation(registry);
 }
 
-void mass::addLowerToLinalg(OpPassManager &pm) {
+void mass::addLowerToLinalg(OpPassManager &pm, unsigned optLevel) {
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
-  pm.addPass(createMassLowerToLinalg());
+  MassLowerToLinalgOptions options;
+  options.fastMath = optLevel >= 2;
+  pm.addPass(createMassLowerToLinalg(options));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 }

@@ -15,8 +15,9 @@ namespace mass {
 /// code generation uses.
 void registerCodegen(mlir::DialectRegistry &registry);
 
-/// mass ops to linalg on tensors (`--emit=linalg`).
-void addLowerToLinalg(mlir::OpPassManager &pm);
+/// mass ops to linalg on tensors (`--emit=linalg`); from -O2 on, float
+/// arithmetic may be reassociated and contracted.
+void addLowerToLinalg(mlir::OpPassManager &pm, unsigned optLevel);
 /// Bufferization and conversion to the LLVM dialect, for the CPU.
 void addCpuToLLVM(mlir::OpPassManager &pm);
 

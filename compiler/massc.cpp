@@ -147,8 +147,9 @@ int main(int argc, char **argv) {
   }
 
   std::string descriptor = mass::buildDescriptor(**module);
-  if (mlir::failed(
-          runPasses([](mlir::PassManager &pm) { mass::addLowerToLinalg(pm); })))
+  if (mlir::failed(runPasses([&](mlir::PassManager &pm) {
+        mass::addLowerToLinalg(pm, optLevel);
+      })))
     return 1;
   if (emit == Stage::Linalg)
     return print();
