@@ -343,33 +343,36 @@ struct DensePattern : public Pattern<DenseOp> {
     } else {
       init = l.filled(type, dynamic, l.f32(0));
     }
-    if (rank == 2)
-      return SmallVector<Value>{
-          l.b.create<linalg::MatmulTransposeBOp>(
-                 l.loc, type, ValueRange{op.getInput(), op.getWeight()}, init)
-              .getResult(0)};
-    // y[p..., o] += x[p..., i] * w[o, i]: loops p..., o, i.
+    // y[p..., o] += x[p..., i] * wT[i, o], with wT = transpose(w) made once:
+    // loops p..., i, o keep the innermost loop on contiguous rows of wT and
+    // y, where it vectorises without a reduction.
+    auto wType = tensorType(op.getWeight());
+    auto wtType = RankedTensorType::get(
+        {wType.getDimSize(1), wType.getDimSize(0)}, wType.getElementType());
+    Value wt = l.b.create<linalg::TransposeOp>(l.loc, op.getWeight(),
+                                               l.empty(wtType, {}),
+                                               ArrayRef<int64_t>{1, 0})
+                   .getResult()[0];
     int64_t loops = rank + 1;
     SmallVector<AffineExpr> xExprs, yExprs;
     for (int64_t i = 0; i + 1 < rank; ++i) {
       xExprs.push_back(l.b.getAffineDimExpr(i));
       yExprs.push_back(l.b.getAffineDimExpr(i));
     }
-    AffineExpr o = l.b.getAffineDimExpr(rank - 1),
-               k = l.b.getAffineDimExpr(rank);
+    AffineExpr k = l.b.getAffineDimExpr(rank - 1),
+               o = l.b.getAffineDimExpr(rank);
     xExprs.push_back(k);
     yExprs.push_back(o);
     auto ctx = l.b.getContext();
     SmallVector<AffineMap> maps = {AffineMap::get(loops, 0, xExprs, ctx),
-                                   AffineMap::get(loops, 0, {o, k}, ctx),
+                                   AffineMap::get(loops, 0, {k, o}, ctx),
                                    AffineMap::get(loops, 0, yExprs, ctx)};
     SmallVector<utils::IteratorType> iters(loops,
                                            utils::IteratorType::parallel);
-    iters.back() = utils::IteratorType::reduction;
+    iters[rank - 1] = utils::IteratorType::reduction;
     return SmallVector<Value>{
         l.b.create<linalg::GenericOp>(
-               l.loc, type, ValueRange{op.getInput(), op.getWeight()}, init,
-               maps, iters,
+               l.loc, type, ValueRange{op.getInput(), wt}, init, maps, iters,
                [](OpBuilder &b, Location loc, ValueRange a) {
                  Value p = b.create<arith::MulFOp>(loc, a[0], a[1]);
                  b.create<linalg::YieldOp>(
@@ -402,17 +405,14 @@ struct MatmulPattern : public Pattern<MatmulOp> {
       dynamic.push_back(l.b.create<tensor::DimOp>(l.loc, source, j));
     }
     Value init = l.filled(type, dynamic, l.f32(0));
-    if (rank == 2 && lhsType.getRank() == 2 && rhsType.getRank() == 2)
-      return SmallVector<Value>{
-          l.b.create<linalg::MatmulOp>(
-                 l.loc, type, ValueRange{op.getLhs(), op.getRhs()}, init)
-              .getResult(0)};
-    // Batched: loops batch..., m, n, k.
+    // Loops batch..., m, k, n: the innermost loop runs along rows of the
+    // rhs and of the result, contiguous in memory, so it vectorises without
+    // a reduction.
     int64_t loops = rank + 1;
     auto ctx = l.b.getContext();
     AffineExpr m = l.b.getAffineDimExpr(rank - 2),
-               n = l.b.getAffineDimExpr(rank - 1),
-               k = l.b.getAffineDimExpr(rank);
+               k = l.b.getAffineDimExpr(rank - 1),
+               n = l.b.getAffineDimExpr(rank);
     auto operandMap = [&](RankedTensorType t, AffineExpr a, AffineExpr c) {
       SmallVector<AffineExpr> exprs;
       int64_t lead = (rank - 2) - (t.getRank() - 2);
@@ -425,14 +425,16 @@ struct MatmulPattern : public Pattern<MatmulOp> {
       return AffineMap::get(loops, 0, exprs, ctx);
     };
     SmallVector<AffineExpr> outExprs;
-    for (int64_t i = 0; i < rank; ++i)
+    for (int64_t i = 0; i + 2 < rank; ++i)
       outExprs.push_back(l.b.getAffineDimExpr(i));
+    outExprs.push_back(m);
+    outExprs.push_back(n);
     SmallVector<AffineMap> maps = {operandMap(lhsType, m, k),
                                    operandMap(rhsType, k, n),
                                    AffineMap::get(loops, 0, outExprs, ctx)};
     SmallVector<utils::IteratorType> iters(loops,
                                            utils::IteratorType::parallel);
-    iters.back() = utils::IteratorType::reduction;
+    iters[rank - 1] = utils::IteratorType::reduction;
     return SmallVector<Value>{
         l.b.create<linalg::GenericOp>(
                l.loc, type, ValueRange{op.getLhs(), op.getRhs()}, init, maps,

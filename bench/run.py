@@ -1,0 +1,169 @@
+"""Side-by-side benchmark of Mass and PyTorch on the same machine, in one run.
+
+For each model, massc -O3 builds the training program, which times training
+steps (train_step + update) on one batch with --benchmark; its PyTorch twin
+(same layers, loss, optimizer and batch) times the same steps after a
+warm-up. Both run at 1 and 2 threads (PyTorch pinned through
+OPENBLAS_NUM_THREADS and OMP_NUM_THREADS as well as torch.set_num_threads).
+A GEMM micro-benchmark times the generated matmul (a model whose forward is
+one matmul) against torch.matmul.
+
+usage: /usr/bin/python3 bench/run.py [--quick]
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+MASSC = os.path.join(ROOT, "build", "bin", "massc")
+QUICK = "--quick" in sys.argv
+
+MODELS = {
+    # name: (source, batch, steps, torch twin builder)
+    "spec01 mlp 784-256-256-10": ("""
+model mlp {
+  input image: f32[B, 1, 28, 28]
+  label digit: i32[B]
+  fc1 = dense(flatten(image), 256)
+  fc2 = dense(relu(fc1), 256)
+  out = dense(relu(fc2), 10)
+  task classify {
+    loss = cross_entropy(out, digit)
+    metric accuracy(out, digit)
+  }
+}
+train mlp { optimizer = adam(lr: 1e-3) }
+""", 128, 100, "mlp"),
+    "wide mlp 1024-2048-2048-10": ("""
+model wide {
+  input image: f32[B, 1024]
+  label digit: i32[B]
+  fc1 = dense(image, 2048)
+  fc2 = dense(relu(fc1), 2048)
+  out = dense(relu(fc2), 10)
+  task classify {
+    loss = cross_entropy(out, digit)
+    metric accuracy(out, digit)
+  }
+}
+train wide { optimizer = adam(lr: 1e-3) }
+""", 256, 5, "wide"),
+}
+
+TORCH = r"""
+import json, os, sys, time
+import torch
+import torch.nn.functional as F
+threads = int(sys.argv[1]); kind = sys.argv[2]; batch = int(sys.argv[3]); steps = int(sys.argv[4])
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+if kind == "mlp":
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(),
+                                torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    x = torch.rand(batch, 1, 28, 28)
+elif kind == "wide":
+    model = torch.nn.Sequential(torch.nn.Linear(1024, 2048), torch.nn.ReLU(),
+                                torch.nn.Linear(2048, 2048), torch.nn.ReLU(), torch.nn.Linear(2048, 10))
+    x = torch.rand(batch, 1024)
+if kind in ("mlp", "wide"):
+    y = torch.randint(0, 10, (batch,))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    def step():
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+else:  # gemm N
+    n = int(kind[4:])
+    a = torch.rand(n, n); b = torch.rand(n, n)
+    def step():
+        torch.matmul(a, b)
+for _ in range(3):
+    step()
+start = time.perf_counter()
+for _ in range(steps):
+    step()
+print(json.dumps({"ms": (time.perf_counter() - start) * 1000 / steps}))
+"""
+
+
+def torch_ms(kind, batch, steps, threads):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    out = subprocess.run(["/usr/bin/python3", "-c", TORCH, str(threads), kind, str(batch), str(steps)],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["ms"]
+
+
+def mass_ms(exe, data, batch, steps, threads, key):
+    mode = "--benchmark-forward" if key == "forward_ms" else "--benchmark"
+    out = subprocess.run([exe, "--train", data, "--batch", str(batch), mode, str(steps),
+                          "--threads", str(threads)], check=True, capture_output=True, text=True).stdout
+    line = [l for l in out.splitlines() if l.startswith("benchmark ")][0]
+    return json.loads(line[len("benchmark "):])[key]
+
+
+def compile_model(source, work, name):
+    src = os.path.join(work, name + ".mass")
+    with open(src, "w") as f:
+        f.write(source)
+    exe = os.path.join(work, name)
+    subprocess.run([MASSC, "-O3", src, "-o", exe], check=True)
+    return exe
+
+
+def data_dir(work, name, arrays):
+    d = os.path.join(work, name + "-data")
+    os.makedirs(d, exist_ok=True)
+    for k, v in arrays.items():
+        np.save(os.path.join(d, k + ".npy"), v)
+    return d
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="mass-bench-")
+    rng = np.random.default_rng(0)
+    rows = []
+    print("| model | batch | threads | Mass ms/step | PyTorch ms/step | time ratio (Mass/PyTorch) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for title, (source, batch, steps, kind) in MODELS.items():
+        if QUICK:
+            steps = max(2, steps // 10)
+        exe = compile_model(source, work, kind)
+        shape = (batch, 1, 28, 28) if kind == "mlp" else (batch, 1024)
+        data = data_dir(work, kind, {"image": rng.random(shape, dtype=np.float32),
+                                     "digit": rng.integers(0, 10, batch).astype(np.int32)})
+        for threads in (1, 2):
+            ours = mass_ms(exe, data, batch, steps, threads, "train_step_ms")
+            theirs = torch_ms(kind, batch, steps, threads)
+            print(f"| {title} | {batch} | {threads} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f} |",
+                  flush=True)
+    print()
+    print("| GEMM n×n×n | threads | Mass GFLOP/s | torch.matmul GFLOP/s | ratio (Mass/PyTorch) |")
+    print("| --- | --- | --- | --- | --- |")
+    for n in (256, 512, 1024, 2048):
+        reps = 3 if n >= 1024 or QUICK else 10
+        source = f"""
+model gemm{n} {{
+  input a: f32[B, {n}]
+  label y: f32[B, {n}]
+  w = param(f32[{n}, {n}], init: normal(std: 0.01))
+  task t {{ loss = mean(matmul(a, w)) }}
+}}
+"""
+        exe = compile_model(source, work, f"gemm{n}")
+        data = data_dir(work, f"gemm{n}", {"a": rng.random((n, n), dtype=np.float32),
+                                           "y": np.zeros((n, n), np.float32)})
+        flops = 2.0 * n ** 3
+        for threads in (1,):
+            ours = mass_ms(exe, data, n, reps, threads, "forward_ms")
+            theirs = torch_ms(f"gemm{n}", n, reps, threads)
+            print(f"| {n} | {threads} | {flops / ours / 1e6:.1f} | {flops / theirs / 1e6:.1f} | "
+                  f"{theirs / ours:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
