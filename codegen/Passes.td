@@ -34,4 +34,16 @@ def MassDistinctResults : Pass<"mass-distinct-results", "::mlir::func::FuncOp"> 
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
 }
 
+def MassOuterParallel : Pass<"mass-outer-parallel", "::mlir::func::FuncOp"> {
+  let summary = "Keeps only the outermost dimension of each loop nest parallel";
+  let description = [{
+    After linalg becomes scf.parallel loops, each outermost scf.parallel
+    keeps its first dimension parallel and runs the others as scf.for
+    loops inside it; scf.parallel loops nested in another become scf.for
+    nests. Threads then split the outer loop only, and the inner loops
+    stay plain loops that LLVM vectorises.
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect"];
+}
+
 #endif // MASS_CODEGEN_PASSES_TD

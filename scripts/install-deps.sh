@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   # build
   cmake ninja-build ccache g++ pkg-config
-  llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
+  llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools libomp-19-dev
   antlr4 libantlr4-runtime-dev libfmt-dev
   # tests
   googletest libgtest-dev python3 python3-numpy python3-torch python3-sklearn

@@ -32,6 +32,10 @@
 
 using namespace mass::rt;
 
+// The generated loops run on LLVM's OpenMP runtime, linked into every
+// training program; weak, so that the runtime's own tests link without it.
+extern "C" void omp_set_num_threads(int) __attribute__((weak));
+
 namespace {
 
 /// Stops the program with a one-line reason.
@@ -959,6 +963,8 @@ int Trainer::run() {
 } // namespace
 
 int mass::rt::run(const Options &options) {
+  if (options.threads > 0 && omp_set_num_threads)
+    omp_set_num_threads(static_cast<int>(options.threads));
   ModelSpec spec;
   std::string error;
   if (!ModelSpec::parse(mass_model_descriptor, spec, error)) {

@@ -10,7 +10,8 @@ namespace mass::rt {
 /// Command-line settings; unset ones come from the model's train block.
 struct Options {
   std::string train, val, log, checkpointDir, resume, init, ensemble, dumpGrads;
-  int64_t epochs = -1, batch = -1, seed = -1, threads = 1;
+  int64_t epochs = -1, batch = -1, seed = -1;
+  int64_t threads = 0; // 0: OpenMP's default, one per core
   double lr = -1;
   int64_t shard = 0, shards = 1;
   int64_t benchmark = 0; // time this many steps on the first batch

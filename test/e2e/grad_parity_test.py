@@ -58,6 +58,12 @@ class GradParity(unittest.TestCase):
 
         grads, losses, total = torch_grads(params, loss)
         self.check(ours, grads, losses, total, losses)
+        # Threads split loops, not sums: the gradients are the same bits.
+        for threads in ("1", "2"):
+            again = masstest.dump_grads(exe, work, params, work.file("data"), 32,
+                                        extra=("--threads", threads))
+            for name, g in ours.items():
+                np.testing.assert_array_equal(again[name], g, err_msg=f"{name} at {threads} threads")
 
     def test_spec08_lowlevel(self):
         work = masstest.Workdir()

@@ -1,0 +1,48 @@
+// RUN: mass-opt --mass-outer-parallel %s | FileCheck %s
+
+// A 2-D parallel nest keeps its first dimension parallel; a parallel loop
+// inside another becomes a sequential loop.
+// CHECK-LABEL: func.func @nest
+func.func @nest(%a: memref<?x8xf32>, %b: memref<8x4xf32>, %c: memref<?x4xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c8 = arith.constant 8 : index
+  // CHECK: scf.parallel (%[[M:.*]]) = (%c0) to (%{{.*}}) step (%c1) {
+  // CHECK-NEXT: scf.for %[[K:.*]] = %c0 to %c8 step %c1 {
+  // CHECK-NEXT: scf.for %[[N:.*]] = %c0 to %c4 step %c1 {
+  // CHECK: memref.load %{{.*}}[%[[M]], %[[K]]]
+  // CHECK: memref.store %{{.*}}, %{{.*}}[%[[M]], %[[N]]]
+  // CHECK-NOT: scf.parallel
+  scf.parallel (%m) = (%c0) to (%n) step (%c1) {
+    scf.for %k = %c0 to %c8 step %c1 {
+      scf.parallel (%j) = (%c0) to (%c4) step (%c1) {
+        %x = memref.load %a[%m, %k] : memref<?x8xf32>
+        %y = memref.load %b[%k, %j] : memref<8x4xf32>
+        %z = memref.load %c[%m, %j] : memref<?x4xf32>
+        %p = arith.mulf %x, %y : f32
+        %s = arith.addf %z, %p : f32
+        memref.store %s, %c[%m, %j] : memref<?x4xf32>
+        scf.reduce
+      }
+    }
+    scf.reduce
+  }
+  return
+}
+
+// CHECK-LABEL: func.func @two_dims
+func.func @two_dims(%a: memref<?x4xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %f = arith.constant 1.0 : f32
+  // CHECK: scf.parallel (%[[I:.*]]) = (%c0) to (%{{.*}}) step (%c1) {
+  // CHECK-NEXT: scf.for %[[J:.*]] = %c0 to %c4 step %c1 {
+  // CHECK-NEXT: memref.store %{{.*}}, %{{.*}}[%[[I]], %[[J]]]
+  scf.parallel (%i, %j) = (%c0, %c0) to (%n, %c4) step (%c1, %c1) {
+    memref.store %f, %a[%i, %j] : memref<?x4xf32>
+    scf.reduce
+  }
+  return
+}
