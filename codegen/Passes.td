@@ -22,6 +22,19 @@ def MassLowerToLinalg : Pass<"mass-lower-to-linalg", "::mlir::ModuleOp"> {
   ];
 }
 
+def MassFuseLoops : Pass<"mass-fuse-loops", "::mlir::ModuleOp"> {
+  let summary = "Fuses producer-consumer linalg ops over the same iteration space";
+  let description = [{
+    Elementwise producers with a single use are fused into their consumer
+    when both run the same number of loops: chains of elementwise ops, and
+    elementwise ops feeding a reduction over their own elements, become one
+    loop nest with no tensor between them. A producer is not fused into a
+    consumer with more loops (a contraction), where it would be recomputed
+    for every element of the extra loop.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 def MassDistinctResults : Pass<"mass-distinct-results", "::mlir::func::FuncOp"> {
   let summary = "Gives every returned tensor its own buffer";
   let description = [{

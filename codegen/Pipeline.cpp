@@ -75,6 +75,8 @@ void mass::addLowerToLinalg(OpPassManager &pm, unsigned optLevel) {
   MassLowerToLinalgOptions options;
   options.fastMath = optLevel >= 2;
   pm.addPass(createMassLowerToLinalg(options));
+  if (optLevel >= 1)
+    pm.addPass(createMassFuseLoops());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 }
