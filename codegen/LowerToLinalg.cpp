@@ -189,6 +189,25 @@ public:
     return b.create<arith::SIToFPOp>(loc, b.getF32Type(), i64);
   }
 
+  /// init += lhs * rhs over the loops of `maps`, whose reduction loop is
+  /// the one before the last.
+  Value contract(RankedTensorType type, Value lhs, Value rhs, Value init,
+                 ArrayRef<AffineMap> maps) {
+    int64_t loops = maps[0].getNumDims();
+    SmallVector<utils::IteratorType> iters(loops,
+                                           utils::IteratorType::parallel);
+    iters[loops - 2] = utils::IteratorType::reduction;
+    return b
+        .create<linalg::GenericOp>(
+            loc, type, ValueRange{lhs, rhs}, init, maps, iters,
+            [](OpBuilder &nb, Location nl, ValueRange a) {
+              Value p = nb.create<arith::MulFOp>(nl, a[0], a[1]);
+              nb.create<linalg::YieldOp>(
+                  nl, ValueRange{nb.create<arith::AddFOp>(nl, a[2], p)});
+            })
+        .getResult(0);
+  }
+
   /// A rank-0 tensor holding `scalar`.
   Value toTensor(Value scalar) {
     return b.create<tensor::FromElementsOp>(
@@ -367,18 +386,7 @@ struct DensePattern : public Pattern<DenseOp> {
     SmallVector<AffineMap> maps = {AffineMap::get(loops, 0, xExprs, ctx),
                                    AffineMap::get(loops, 0, {k, o}, ctx),
                                    AffineMap::get(loops, 0, yExprs, ctx)};
-    SmallVector<utils::IteratorType> iters(loops,
-                                           utils::IteratorType::parallel);
-    iters[rank - 1] = utils::IteratorType::reduction;
-    return SmallVector<Value>{
-        l.b.create<linalg::GenericOp>(
-               l.loc, type, ValueRange{op.getInput(), wt}, init, maps, iters,
-               [](OpBuilder &b, Location loc, ValueRange a) {
-                 Value p = b.create<arith::MulFOp>(loc, a[0], a[1]);
-                 b.create<linalg::YieldOp>(
-                     loc, ValueRange{b.create<arith::AddFOp>(loc, a[2], p)});
-               })
-            .getResult(0)};
+    return SmallVector<Value>{l.contract(type, op.getInput(), wt, init, maps)};
   }
 };
 
@@ -432,19 +440,8 @@ struct MatmulPattern : public Pattern<MatmulOp> {
     SmallVector<AffineMap> maps = {operandMap(lhsType, m, k),
                                    operandMap(rhsType, k, n),
                                    AffineMap::get(loops, 0, outExprs, ctx)};
-    SmallVector<utils::IteratorType> iters(loops,
-                                           utils::IteratorType::parallel);
-    iters[rank - 1] = utils::IteratorType::reduction;
     return SmallVector<Value>{
-        l.b.create<linalg::GenericOp>(
-               l.loc, type, ValueRange{op.getLhs(), op.getRhs()}, init, maps,
-               iters,
-               [](OpBuilder &b, Location loc, ValueRange a) {
-                 Value p = b.create<arith::MulFOp>(loc, a[0], a[1]);
-                 b.create<linalg::YieldOp>(
-                     loc, ValueRange{b.create<arith::AddFOp>(loc, a[2], p)});
-               })
-            .getResult(0)};
+        l.contract(type, op.getLhs(), op.getRhs(), init, maps)};
   }
 };
 
