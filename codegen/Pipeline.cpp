@@ -69,13 +69,13 @@ void mass::registerCodegen(DialectRegistry &registry) {
   registerOpenMPDialectTranslation(registry);
 }
 
-void mass::addLowerToLinalg(OpPassManager &pm, unsigned optLevel) {
+void mass::addLowerToLinalg(OpPassManager &pm, unsigned optLevel, bool fuse) {
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   MassLowerToLinalgOptions options;
   options.fastMath = optLevel >= 2;
   pm.addPass(createMassLowerToLinalg(options));
-  if (optLevel >= 1)
+  if (fuse && optLevel >= 1)
     pm.addPass(createMassFuseLoops());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -17,7 +17,8 @@ void registerCodegen(mlir::DialectRegistry &registry);
 
 /// mass ops to linalg on tensors (`--emit=linalg`); from -O2 on, float
 /// arithmetic may be reassociated and contracted.
-void addLowerToLinalg(mlir::OpPassManager &pm, unsigned optLevel);
+void addLowerToLinalg(mlir::OpPassManager &pm, unsigned optLevel,
+                      bool fuse = true);
 /// Bufferization and conversion to the LLVM dialect, for the CPU.
 void addCpuToLLVM(mlir::OpPassManager &pm);
 

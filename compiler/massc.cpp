@@ -8,6 +8,7 @@
 
 #include "codegen/Descriptor.h"
 #include "codegen/Pipeline.h"
+#include "codegen/Stats.h"
 #include "compiler/Elaborator.h"
 #include "compiler/Program.h"
 #include "compiler/TrainConfig.h"
@@ -21,6 +22,7 @@
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "llvm/ADT/Statistic.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FileUtilities.h"
@@ -73,6 +75,16 @@ cl::list<std::string> includeDirs("I", cl::desc("Import search directory"),
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  // LLVM's own -stats (pass statistics) becomes -llvm-stats, so that
+  // massc --stats can report kernels and buffers.
+  (void)llvm::AreStatisticsEnabled(); // registers LLVM's option
+  if (cl::Option *llvmStats = cl::getRegisteredOptions().lookup("stats"))
+    llvmStats->setArgStr("llvm-stats");
+  static cl::opt<bool> stats(
+      "stats",
+      cl::desc("Print, per entry point, the loop nests and the bytes of "
+               "intermediate buffers before and after fusion"),
+      cl::cat(category));
   // MLIR's printing and pass-manager flags (--mlir-print-debuginfo,
   // --mlir-print-ir-after-all, ...) work on every stage.
   mlir::registerAsmPrinterCLOptions();
@@ -147,10 +159,22 @@ int main(int argc, char **argv) {
   }
 
   std::string descriptor = mass::buildDescriptor(**module);
+  llvm::StringMap<mass::KernelStats> unfused;
+  if (stats) {
+    mlir::OwningOpRef<mlir::ModuleOp> copy((*module)->clone());
+    mlir::PassManager pm(&context);
+    mass::addLowerToLinalg(pm, optLevel, /*fuse=*/false);
+    if (mlir::failed(pm.run(*copy)))
+      return 1;
+    unfused = mass::collectKernelStats(*copy);
+  }
   if (mlir::failed(runPasses([&](mlir::PassManager &pm) {
         mass::addLowerToLinalg(pm, optLevel);
       })))
     return 1;
+  if (stats)
+    mass::printKernelStats(unfused, mass::collectKernelStats(**module),
+                           llvm::outs());
   if (emit == Stage::Linalg)
     return print();
 
