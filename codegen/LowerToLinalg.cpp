@@ -243,6 +243,11 @@ Value phi(OpBuilder &b, Location l, Value x) {
       l, cst(b, l, 0.5), b.create<arith::AddFOp>(l, cst(b, l, 1.0), erf));
 }
 
+/// The scalar op `ScalarOp` applied to x.
+template <typename ScalarOp> Value scalarOp(OpBuilder &b, Location l, Value x) {
+  return b.create<ScalarOp>(l, x);
+}
+
 //===----------------------------------------------------------------------===//
 // Patterns
 //===----------------------------------------------------------------------===//
@@ -861,10 +866,7 @@ public:
     MLIRContext *ctx = &getContext();
     RewritePatternSet patterns(ctx);
     using S = Value (*)(OpBuilder &, Location, Value);
-    patterns.add<UnaryPattern<NegOp>>(
-        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
-          return b.create<arith::NegFOp>(l, x);
-        }));
+    patterns.add<UnaryPattern<NegOp>>(ctx, S(scalarOp<arith::NegFOp>));
     patterns.add<UnaryPattern<ReluOp>>(
         ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
           return b.create<arith::MaximumFOp>(l, x, cst(b, l, 0.0));
@@ -877,30 +879,15 @@ public:
         ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
           return sigmoid(b, l, x);
         }));
-    patterns.add<UnaryPattern<TanhOp>>(
-        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
-          return b.create<math::TanhOp>(l, x);
-        }));
+    patterns.add<UnaryPattern<TanhOp>>(ctx, S(scalarOp<math::TanhOp>));
     patterns.add<UnaryPattern<SiluOp>>(
         ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
           return b.create<arith::MulFOp>(l, x, sigmoid(b, l, x));
         }));
-    patterns.add<UnaryPattern<ExpOp>>(
-        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
-          return b.create<math::ExpOp>(l, x);
-        }));
-    patterns.add<UnaryPattern<LogOp>>(
-        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
-          return b.create<math::LogOp>(l, x);
-        }));
-    patterns.add<UnaryPattern<SqrtOp>>(
-        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
-          return b.create<math::SqrtOp>(l, x);
-        }));
-    patterns.add<UnaryPattern<AbsOp>>(
-        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
-          return b.create<math::AbsFOp>(l, x);
-        }));
+    patterns.add<UnaryPattern<ExpOp>>(ctx, S(scalarOp<math::ExpOp>));
+    patterns.add<UnaryPattern<LogOp>>(ctx, S(scalarOp<math::LogOp>));
+    patterns.add<UnaryPattern<SqrtOp>>(ctx, S(scalarOp<math::SqrtOp>));
+    patterns.add<UnaryPattern<AbsOp>>(ctx, S(scalarOp<math::AbsFOp>));
     patterns.add<UnaryPattern<SignOp>>(
         ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
           Value zero = cst(b, l, 0.0);
