@@ -59,4 +59,32 @@ def MassOuterParallel : Pass<"mass-outer-parallel", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::mlir::scf::SCFDialect"];
 }
 
+def MassGemm : Pass<"mass-gemm", "::mlir::func::FuncOp"> {
+  let summary = "Register-blocked, vectorised matmul kernels for contractions";
+  let description = [{
+    Rewrites each f32 contraction on buffers, a linalg.generic over loops
+    (batch..., m, k, n) computing C[b..., m, n] += A[b..., m, k] *
+    B[b..., k, n] (A may also be read as A[b..., k, m]), into a blocked
+    kernel: threads split C into panels of two vectors' width; each panel
+    runs over blocks of `tile-k` steps of k; inside, `rows` rows of C by the
+    panel's width stay in vector registers while k advances, each step
+    loading one row of the panel from B and broadcasting one element of A
+    per row into fused multiply-adds. Rows left over use a one-row kernel;
+    a panel cut by the edge of C uses masked loads and stores. The B and C
+    operands need unit stride along n.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect"
+  ];
+  let options = [
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
+           "f32 lanes per vector register (16 for AVX-512, 8 for AVX2)">,
+    Option<"rows", "rows", "int64_t", /*default=*/"8",
+           "Rows of C held in registers by the kernel">,
+    Option<"tileK", "tile-k", "int64_t", /*default=*/"256",
+           "Steps of k per block (the panel of B stays in L1)">
+  ];
+}
+
 #endif // MASS_CODEGEN_PASSES_TD

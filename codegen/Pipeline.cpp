@@ -16,6 +16,7 @@
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
 #include "mlir/Conversion/SCFToOpenMP/SCFToOpenMP.h"
+#include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVMPass.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -53,11 +54,12 @@
 using namespace mlir;
 
 void mass::registerCodegen(DialectRegistry &registry) {
-  registry.insert<affine::AffineDialect, arith::ArithDialect,
-                  bufferization::BufferizationDialect, cf::ControlFlowDialect,
-                  func::FuncDialect, linalg::LinalgDialect, LLVM::LLVMDialect,
-                  math::MathDialect, memref::MemRefDialect, omp::OpenMPDialect,
-                  scf::SCFDialect, tensor::TensorDialect>();
+  registry
+      .insert<affine::AffineDialect, arith::ArithDialect,
+              bufferization::BufferizationDialect, cf::ControlFlowDialect,
+              func::FuncDialect, linalg::LinalgDialect, LLVM::LLVMDialect,
+              math::MathDialect, memref::MemRefDialect, omp::OpenMPDialect,
+              scf::SCFDialect, tensor::TensorDialect, vector::VectorDialect>();
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(
       registry);
@@ -81,7 +83,18 @@ void mass::addLowerToLinalg(OpPassManager &pm, unsigned optLevel, bool fuse) {
   pm.addPass(createCSEPass());
 }
 
-void mass::addCpuToLLVM(OpPassManager &pm) {
+int64_t mass::hostVectorWidth() {
+  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+  auto has = [&](llvm::StringRef name) { return features.lookup(name); };
+  if (has("avx512f"))
+    return 16;
+  if (has("avx2") && has("fma"))
+    return 8;
+  return 4;
+}
+
+void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
+                        int64_t vectorWidth) {
   pm.addNestedPass<func::FuncOp>(createMassDistinctResults());
   bufferization::OneShotBufferizationOptions bufferization;
   bufferization.bufferizeFunctionBoundaries = true;
@@ -95,6 +108,16 @@ void mass::addCpuToLLVM(OpPassManager &pm) {
   pm.addPass(bufferization::createBufferResultsToOutParamsPass(outParams));
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  // Matmuls become register-blocked vector kernels; at -O0 they stay the
+  // plain loop nests they are in linalg.
+  if (optLevel >= 1) {
+    MassGemmOptions gemm;
+    gemm.vectorWidth = vectorWidth > 0 ? vectorWidth : hostVectorWidth();
+    // Two vectors per row: 8 rows use 16 of AVX-512's 32 registers for
+    // the block of C, 6 rows 12 of AVX2's 16.
+    gemm.rows = gemm.vectorWidth >= 16 ? 8 : 6;
+    pm.addNestedPass<func::FuncOp>(createMassGemm(gemm));
+  }
   // Threads split the outermost loop of each nest (OpenMP, sized at run
   // time by the program's --threads); the inner loops stay plain loops.
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
@@ -108,6 +131,7 @@ void mass::addCpuToLLVM(OpPassManager &pm) {
   // erf and tanh have no LLVM intrinsic: call libm for them.
   pm.addPass(createConvertMathToLibmPass());
   pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertVectorToLLVMPass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());

@@ -19,8 +19,15 @@ void registerCodegen(mlir::DialectRegistry &registry);
 /// arithmetic may be reassociated and contracted.
 void addLowerToLinalg(mlir::OpPassManager &pm, unsigned optLevel,
                       bool fuse = true);
-/// Bufferization and conversion to the LLVM dialect, for the CPU.
-void addCpuToLLVM(mlir::OpPassManager &pm);
+/// f32 lanes in the host's widest vector registers (16 with AVX-512, 8
+/// with AVX2, else 4).
+int64_t hostVectorWidth();
+
+/// Bufferization and conversion to the LLVM dialect, for the CPU. From -O1
+/// on, matmuls become vector kernels `vectorWidth` lanes wide (0: the
+/// host's).
+void addCpuToLLVM(mlir::OpPassManager &pm, unsigned optLevel,
+                  int64_t vectorWidth = 0);
 
 /// Translates the LLVM-dialect module to LLVM IR for the host, adds the
 /// model descriptor and the packed entry points of runtime/include/mass/

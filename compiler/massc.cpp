@@ -67,6 +67,16 @@ cl::opt<OptLevel> optLevel(cl::desc("Optimization level"), cl::init(O2),
                                       clEnumVal(O2, "default"),
                                       clEnumVal(O3, "aggressive")),
                            cl::cat(category));
+cl::opt<bool> fuse("fuse",
+                   cl::desc("Fuse elementwise chains and reductions into one "
+                            "loop nest each (from -O1; --fuse=false turns "
+                            "it off)"),
+                   cl::init(true), cl::cat(category));
+cl::opt<int64_t> vectorWidth(
+    "vector-width",
+    cl::desc("f32 lanes per vector in the matmul kernels (16 for AVX-512, 8 "
+             "for AVX2; default: the host's widest)"),
+    cl::init(0), cl::cat(category));
 cl::list<std::string> includeDirs("I", cl::desc("Import search directory"),
                                   cl::value_desc("dir"), cl::Prefix,
                                   cl::cat(category));
@@ -169,7 +179,7 @@ int main(int argc, char **argv) {
     unfused = mass::collectKernelStats(*copy);
   }
   if (mlir::failed(runPasses([&](mlir::PassManager &pm) {
-        mass::addLowerToLinalg(pm, optLevel);
+        mass::addLowerToLinalg(pm, optLevel, fuse);
       })))
     return 1;
   if (stats)
@@ -185,8 +195,13 @@ int main(int argc, char **argv) {
     func.removeArgAttrsAttr();
     func.removeResAttrsAttr();
   }
-  if (mlir::failed(
-          runPasses([](mlir::PassManager &pm) { mass::addCpuToLLVM(pm); })))
+  if (vectorWidth < 0 || (vectorWidth & (vectorWidth - 1)) != 0) {
+    llvm::errs() << "massc: error: --vector-width must be a power of two\n";
+    return 1;
+  }
+  if (mlir::failed(runPasses([](mlir::PassManager &pm) {
+        mass::addCpuToLLVM(pm, optLevel, vectorWidth);
+      })))
     return 1;
   llvm::LLVMContext llvmContext;
   auto llvmModule =

@@ -15,6 +15,33 @@ import masstest  # noqa: E402
 SPEC = os.path.join(os.path.dirname(__file__), "..", "lit", "spec", "fixtures")
 TOL = 1e-4
 
+# Many ops in one model (test_many_ops_two_tasks, test_fused_matches_unfused).
+ZOO = """
+model zoo {
+  input x: f32[B, 6, 8]
+  label y: i32[B]
+  label t: f32[B, 6]
+  w = param(f32[8, 8], init: normal(std: 0.3))
+  h = matmul(x, w) |> gelu
+  a = softmax(h, axis: -1) * silu(h)
+  s = transpose(h, perm: [0, 2, 1])
+  m = mean(s, axis: 2)
+  mx = max(h, axis: 1)
+  z = dense(m + mx, 5)
+  u = log_softmax(dense(reshape(a, [-1, 48]), 5), axis: 1)
+  q = sqrt(abs(z) + 1.0) - log(exp(-abs(u)) + 1.0)
+  task cls(weight: 0.7) {
+    logits = z + u * q
+    loss = cross_entropy(logits, y, smoothing: 0.1)
+    metric accuracy(logits, y)
+  }
+  task reg(weight: 0.3) {
+    pred = dense(sum(h, axis: 2) / 8.0, 6) |> tanh
+    loss = mse(pred, t) + l1(sigmoid(pred), t)
+  }
+}
+"""
+
 
 def torch_grads(params, loss_fn):
     tensors = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
@@ -92,38 +119,70 @@ class GradParity(unittest.TestCase):
         grads, losses, total = torch_grads(params, loss)
         self.check(ours, grads, losses, total, losses)
 
+    def test_matmul_edges(self):
+        """Sizes that cut the matmul kernels' blocks: 13 rows (not a multiple
+        of the kernel's rows), 70 and 37 columns (partial vector panels),
+        300 steps of k (more than one block of k)."""
+        source = """
+model edges {
+  input x: f32[B, 300]
+  label y: i32[B]
+  h = dense(x, 70) |> relu
+  out = dense(h, 37)
+  task cls { loss = cross_entropy(out, y) }
+}
+"""
+        work = masstest.Workdir()
+        rng = np.random.default_rng(4)
+        n = 13
+        x = rng.standard_normal((n, 300)).astype(np.float32)
+        y = rng.integers(0, 37, n).astype(np.int32)
+        masstest.write_npy_dir(work.file("data"), {"x": x, "y": y})
+        params = {"h.weight": (70, 300), "h.bias": (70,), "out.weight": (37, 70), "out.bias": (37,)}
+        params = {k: (rng.standard_normal(s) * 0.1).astype(np.float32) for k, s in params.items()}
+
+        def loss(p):
+            h = F.relu(F.linear(torch.tensor(x), p["h.weight"], p["h.bias"]))
+            out = F.linear(h, p["out.weight"], p["out.bias"])
+            return F.cross_entropy(out, torch.tensor(y, dtype=torch.long))
+
+        grads, total, _ = torch_grads(params, loss)
+        # The host's vector width, then AVX2's and SSE's.
+        for width in ("0", "8", "4"):
+            with self.subTest(vector_width=width):
+                exe = masstest.compile_model(source, work, "edges" + width,
+                                             extra=["--vector-width=" + width])
+                ours = masstest.dump_grads(exe, work, params, work.file("data"), n)
+                self.check(ours, grads, total, total, {"cls": total})
+
+    def test_fused_matches_unfused(self):
+        """Fusion changes no result: the programs built with and without
+        --fuse give the same losses and gradients within 1e-5."""
+        work = masstest.Workdir()
+        rng = np.random.default_rng(5)
+        n = 24
+        data = {"x": rng.standard_normal((n, 6, 8)).astype(np.float32),
+                "y": rng.integers(0, 5, n).astype(np.int32),
+                "t": rng.standard_normal((n, 6)).astype(np.float32)}
+        masstest.write_npy_dir(work.file("data"), data)
+        fused = masstest.compile_model(ZOO, work, "fused")
+        unfused = masstest.compile_model(ZOO, work, "unfused", extra=["--fuse=false"])
+        shapes = masstest.param_shapes(fused)
+        params = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in shapes.items()}
+        a = masstest.dump_grads(fused, work, params, work.file("data"), n)
+        b = masstest.dump_grads(unfused, work, params, work.file("data"), n)
+        self.assertEqual(set(a), set(b))
+        for name in a:
+            err = masstest.rel_error(a[name], b[name])
+            self.assertLess(err, 1e-5, f"{name}: relative error {err:.2e}")
+
     def test_many_ops_two_tasks(self):
         """Ops beyond the spec files: batched matmul, gelu, silu, softmax,
         log_softmax, transpose, mean/max/sum over axes, reshape, division,
         sqrt/abs/log/exp, smoothing, unlabelled samples, mse, l1 and two
         weighted tasks."""
-        source = """
-model zoo {
-  input x: f32[B, 6, 8]
-  label y: i32[B]
-  label t: f32[B, 6]
-  w = param(f32[8, 8], init: normal(std: 0.3))
-  h = matmul(x, w) |> gelu
-  a = softmax(h, axis: -1) * silu(h)
-  s = transpose(h, perm: [0, 2, 1])
-  m = mean(s, axis: 2)
-  mx = max(h, axis: 1)
-  z = dense(m + mx, 5)
-  u = log_softmax(dense(reshape(a, [-1, 48]), 5), axis: 1)
-  q = sqrt(abs(z) + 1.0) - log(exp(-abs(u)) + 1.0)
-  task cls(weight: 0.7) {
-    logits = z + u * q
-    loss = cross_entropy(logits, y, smoothing: 0.1)
-    metric accuracy(logits, y)
-  }
-  task reg(weight: 0.3) {
-    pred = dense(sum(h, axis: 2) / 8.0, 6) |> tanh
-    loss = mse(pred, t) + l1(sigmoid(pred), t)
-  }
-}
-"""
         work = masstest.Workdir()
-        exe = masstest.compile_model(source, work, "zoo")
+        exe = masstest.compile_model(ZOO, work, "zoo")
         rng = np.random.default_rng(2)
         n = 24
         x = rng.standard_normal((n, 6, 8)).astype(np.float32)

@@ -22,12 +22,18 @@ class Workdir:
         return os.path.join(self.path, name)
 
 
-def compile_model(source, work, name="model", opt="-O2"):
+# The optimisation level of every compile: ctest runs each suite at -O0 and
+# at -O3.
+OPT = os.environ.get("MASS_OPT", "-O2")
+
+
+def compile_model(source, work, name="model", opt=None, extra=()):
+    opt = opt or OPT
     src = work.file(name + ".mass")
     with open(src, "w") as f:
         f.write(source)
     exe = work.file(name)
-    subprocess.run([MASSC, src, "-o", exe, opt], check=True)
+    subprocess.run([MASSC, src, "-o", exe, opt, *extra], check=True)
     return exe
 
 

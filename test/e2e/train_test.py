@@ -28,8 +28,8 @@ class Train(unittest.TestCase):
         subprocess.run(["bash", os.path.join(ROOT, "examples", "data", "fetch_mnist.sh")], check=True)
         work = masstest.Workdir()
         exe = work.file("mlp")
-        subprocess.run([masstest.MASSC, os.path.join(ROOT, "examples", "mnist_mlp.mass"), "-o", exe],
-                       check=True)
+        subprocess.run([masstest.MASSC, os.path.join(ROOT, "examples", "mnist_mlp.mass"), "-o", exe,
+                        masstest.OPT], check=True)
         log = work.file("log.jsonl")
         run = subprocess.run([exe, "--log", log], cwd=os.path.join(ROOT, "examples"), check=True,
                              capture_output=True, text=True)

@@ -1,0 +1,311 @@
+//===- Gemm.cpp - Register-blocked matmul kernels ---------------*- C++ -*-===//
+//
+// Contractions on buffers become blocked loops over vector registers: the
+// classic outer-product micro-kernel (a block of C held in registers while
+// k advances), written with the vector dialect so that LLVM only has to
+// allocate registers and pick instructions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Passes.h"
+
+#include "mlir/Dialect/Utils/StructuredOpsUtils.h"
+#include "mlir/IR/BuiltinTypes.h"
+
+namespace mass {
+#define GEN_PASS_DEF_MASSGEMM
+#include "codegen/Passes.h.inc"
+} // namespace mass
+
+using namespace mlir;
+
+namespace {
+
+/// A matched contraction: loops (batch..., m, k, n).
+struct Contraction {
+  linalg::GenericOp op;
+  unsigned batch;
+  Value a, b, c;
+  AffineMap mapA, mapB;
+};
+
+bool isDim(AffineExpr e, unsigned pos) {
+  auto d = dyn_cast<AffineDimExpr>(e);
+  return d && d.getPosition() == pos;
+}
+
+/// Batch results of an operand map: each a batch loop at most `batch` or a
+/// constant 0 (a broadcast operand).
+bool batchResults(AffineMap map, unsigned count, unsigned batch) {
+  for (unsigned i = 0; i < count; ++i) {
+    AffineExpr e = map.getResult(i);
+    auto d = dyn_cast<AffineDimExpr>(e);
+    auto c = dyn_cast<AffineConstantExpr>(e);
+    if (!(d && d.getPosition() < batch) && !(c && c.getValue() == 0))
+      return false;
+  }
+  return true;
+}
+
+bool unitInnerStride(Value v) {
+  auto type = cast<MemRefType>(v.getType());
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  return succeeded(getStridesAndOffset(type, strides, offset)) &&
+         !strides.empty() && strides.back() == 1;
+}
+
+/// The body yields out + in0 * in1 (in either order).
+bool isMulAdd(linalg::GenericOp op) {
+  Block &body = op.getRegion().front();
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  if (body.getOperations().size() != 3 || yield.getNumOperands() != 1)
+    return false;
+  auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
+  if (!add)
+    return false;
+  Value acc = body.getArgument(2);
+  Value other = add.getLhs() == acc   ? add.getRhs()
+                : add.getRhs() == acc ? add.getLhs()
+                                      : Value();
+  auto mul = other ? other.getDefiningOp<arith::MulFOp>() : nullptr;
+  if (!mul)
+    return false;
+  Value x = body.getArgument(0), y = body.getArgument(1);
+  return (mul.getLhs() == x && mul.getRhs() == y) ||
+         (mul.getLhs() == y && mul.getRhs() == x);
+}
+
+std::optional<Contraction> match(linalg::GenericOp op) {
+  if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
+      op.getNumDpsInits() != 1 || op.getNumLoops() < 3)
+    return std::nullopt;
+  unsigned loops = op.getNumLoops(), batch = loops - 3;
+  auto iters = op.getIteratorTypesArray();
+  for (unsigned i = 0; i < loops; ++i)
+    if ((iters[i] == utils::IteratorType::reduction) != (i == batch + 1))
+      return std::nullopt;
+  Contraction c{op,
+                batch,
+                op.getDpsInputs()[0],
+                op.getDpsInputs()[1],
+                op.getDpsInits()[0],
+                op.getIndexingMapsArray()[0],
+                op.getIndexingMapsArray()[1]};
+  for (Value v : {c.a, c.b, c.c}) {
+    auto type = dyn_cast<MemRefType>(v.getType());
+    if (!type || !type.getElementType().isF32())
+      return std::nullopt;
+  }
+  if (!isMulAdd(op) || !unitInnerStride(c.b) || !unitInnerStride(c.c))
+    return std::nullopt;
+  // C[b..., m, n]
+  AffineMap mapC = op.getIndexingMapsArray()[2];
+  if (mapC.getNumResults() != batch + 2 || mapC.getNumSymbols() != 0)
+    return std::nullopt;
+  for (unsigned i = 0; i < batch; ++i)
+    if (!isDim(mapC.getResult(i), i))
+      return std::nullopt;
+  if (!isDim(mapC.getResult(batch), batch) ||
+      !isDim(mapC.getResult(batch + 1), batch + 2))
+    return std::nullopt;
+  // A[b..., m, k] or A[b..., k, m]; B[b..., k, n].
+  unsigned ra = c.mapA.getNumResults(), rb = c.mapB.getNumResults();
+  if (ra < 2 || rb < 2 || !batchResults(c.mapA, ra - 2, batch) ||
+      !batchResults(c.mapB, rb - 2, batch))
+    return std::nullopt;
+  AffineExpr a0 = c.mapA.getResult(ra - 2), a1 = c.mapA.getResult(ra - 1);
+  bool aDirect = isDim(a0, batch) && isDim(a1, batch + 1);
+  bool aTransposed = isDim(a0, batch + 1) && isDim(a1, batch);
+  if (!(aDirect || aTransposed) ||
+      !isDim(c.mapB.getResult(rb - 2), batch + 1) ||
+      !isDim(c.mapB.getResult(rb - 1), batch + 2))
+    return std::nullopt;
+  return c;
+}
+
+/// Emits the kernels for one contraction in place of its op.
+class GemmEmitter {
+public:
+  GemmEmitter(Contraction c, int64_t width, int64_t rows, int64_t tileK)
+      : c(c), b(c.op), loc(c.op.getLoc()), width(width), rows(rows),
+        tileK(tileK), vecType(VectorType::get({width}, b.getF32Type())) {}
+
+  void emit() {
+    unsigned nb = c.batch;
+    Value zero = index(0), one = index(1);
+    m = size(c.c, nb);
+    n = size(c.c, nb + 1);
+    // The position of k among A's results.
+    unsigned ra = c.mapA.getNumResults();
+    unsigned kPos = isDim(c.mapA.getResult(ra - 1), nb + 1) ? ra - 1 : ra - 2;
+    k = size(c.a, kPos);
+    int64_t panel = 2 * width;
+    SmallVector<Value> lbs(nb + 1, zero), steps(nb + 1, one), ubs;
+    for (unsigned i = 0; i < nb; ++i)
+      ubs.push_back(size(c.c, i));
+    ubs.push_back(b.create<arith::CeilDivUIOp>(loc, n, index(panel)));
+    auto par = b.create<scf::ParallelOp>(loc, lbs, ubs, steps);
+    b.setInsertionPointToStart(par.getBody());
+    ValueRange ivs = par.getInductionVars();
+    batchIvs.assign(ivs.begin(), ivs.begin() + nb);
+    Value j0 = b.create<arith::MulIOp>(loc, ivs.back(), index(panel));
+    Value left = b.create<arith::SubIOp>(loc, n, j0);
+    Value full = b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::sge, left,
+                                         index(panel));
+    auto branch = b.create<scf::IfOp>(loc, full, /*withElseRegion=*/true);
+    b.setInsertionPointToStart(branch.thenBlock());
+    panelLoops(j0, {});
+    b.setInsertionPointToStart(branch.elseBlock());
+    SmallVector<Value> masks;
+    for (int64_t v = 0; v < 2; ++v) {
+      Value lanes = b.create<arith::SubIOp>(loc, left, index(v * width));
+      lanes = b.create<arith::MaxSIOp>(
+          loc, b.create<arith::MinSIOp>(loc, lanes, index(width)), zero);
+      masks.push_back(b.create<vector::CreateMaskOp>(
+          loc, VectorType::get({width}, b.getI1Type()), ValueRange{lanes}));
+    }
+    panelLoops(j0, masks);
+    c.op.erase();
+  }
+
+private:
+  Contraction c;
+  OpBuilder b;
+  Location loc;
+  int64_t width, rows, tileK;
+  VectorType vecType;
+  Value m, n, k;
+  SmallVector<Value> batchIvs;
+
+  Value index(int64_t v) { return b.create<arith::ConstantIndexOp>(loc, v); }
+
+  /// The size of `memref` along `dim`: a constant when the type knows it.
+  Value size(Value memref, unsigned dim) {
+    auto type = cast<MemRefType>(memref.getType());
+    if (!type.isDynamicDim(dim))
+      return index(type.getDimSize(dim));
+    return b.create<memref::DimOp>(loc, memref, dim);
+  }
+
+  /// Indices into an operand through its map, given the loop values.
+  SmallVector<Value> indices(AffineMap map, Value mv, Value kv, Value nv) {
+    SmallVector<Value> out;
+    unsigned nb = c.batch;
+    for (AffineExpr e : map.getResults()) {
+      if (auto cst = dyn_cast<AffineConstantExpr>(e)) {
+        out.push_back(index(cst.getValue()));
+        continue;
+      }
+      unsigned pos = cast<AffineDimExpr>(e).getPosition();
+      out.push_back(pos < nb        ? batchIvs[pos]
+                    : pos == nb     ? mv
+                    : pos == nb + 1 ? kv
+                                    : nv);
+    }
+    return out;
+  }
+
+  SmallVector<Value> cIndices(Value row, Value col) {
+    SmallVector<Value> out(batchIvs.begin(), batchIvs.end());
+    out.push_back(row);
+    out.push_back(col);
+    return out;
+  }
+
+  Value load(Value base, ValueRange idx, Value mask) {
+    if (!mask)
+      return b.create<vector::LoadOp>(loc, vecType, base, idx);
+    Value pass = b.create<arith::ConstantOp>(
+        loc, vecType, DenseElementsAttr::get(vecType, 0.0f));
+    return b.create<vector::MaskedLoadOp>(loc, vecType, base, idx, mask, pass);
+  }
+
+  void store(Value value, Value base, ValueRange idx, Value mask) {
+    if (!mask)
+      b.create<vector::StoreOp>(loc, value, base, idx);
+    else
+      b.create<vector::MaskedStoreOp>(loc, base, idx, mask, value);
+  }
+
+  /// The blocks of k and the rows of one panel of C starting at column j0.
+  void panelLoops(Value j0, ArrayRef<Value> masks) {
+    auto kLoop = b.create<scf::ForOp>(loc, index(0), k, index(tileK));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(kLoop.getBody());
+    Value k0 = kLoop.getInductionVar();
+    Value k1 = b.create<arith::MinSIOp>(
+        loc, b.create<arith::AddIOp>(loc, k0, index(tileK)), k);
+    Value rest = b.create<arith::RemUIOp>(loc, m, index(rows));
+    Value mainRows = b.create<arith::SubIOp>(loc, m, rest);
+    auto blocks = b.create<scf::ForOp>(loc, index(0), mainRows, index(rows));
+    b.setInsertionPointToStart(blocks.getBody());
+    kernel(blocks.getInductionVar(), rows, j0, masks, k0, k1);
+    b.setInsertionPoint(kLoop.getBody()->getTerminator());
+    auto single = b.create<scf::ForOp>(loc, mainRows, m, index(1));
+    b.setInsertionPointToStart(single.getBody());
+    kernel(single.getInductionVar(), 1, j0, masks, k0, k1);
+  }
+
+  /// C[i : i + count, j0 : j0 + 2 * width] += A[i.., k0 : k1] * B[k0 : k1,
+  /// j0..] with the block of C in registers.
+  void kernel(Value i, int64_t count, Value j0, ArrayRef<Value> masks, Value k0,
+              Value k1) {
+    OpBuilder::InsertionGuard guard(b);
+    SmallVector<Value> rowIdx, colIdx;
+    for (int64_t r = 0; r < count; ++r)
+      rowIdx.push_back(r == 0 ? i : b.create<arith::AddIOp>(loc, i, index(r)));
+    for (int64_t v = 0; v < 2; ++v)
+      colIdx.push_back(
+          v == 0 ? j0 : b.create<arith::AddIOp>(loc, j0, index(v * width)));
+    auto mask = [&](int64_t v) { return masks.empty() ? Value() : masks[v]; };
+    SmallVector<Value> acc;
+    for (int64_t r = 0; r < count; ++r)
+      for (int64_t v = 0; v < 2; ++v)
+        acc.push_back(load(c.c, cIndices(rowIdx[r], colIdx[v]), mask(v)));
+    auto loop = b.create<scf::ForOp>(
+        loc, k0, k1, index(1), acc,
+        [&](OpBuilder &nb, Location, Value kv, ValueRange carried) {
+          OpBuilder::InsertionGuard inner(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          SmallVector<Value> bRow, next;
+          for (int64_t v = 0; v < 2; ++v)
+            bRow.push_back(
+                load(c.b, indices(c.mapB, Value(), kv, colIdx[v]), mask(v)));
+          for (int64_t r = 0; r < count; ++r) {
+            Value a = b.create<memref::LoadOp>(
+                loc, c.a, indices(c.mapA, rowIdx[r], kv, Value()));
+            Value splat = b.create<vector::BroadcastOp>(loc, vecType, a);
+            for (int64_t v = 0; v < 2; ++v)
+              next.push_back(b.create<vector::FMAOp>(loc, splat, bRow[v],
+                                                     carried[r * 2 + v]));
+          }
+          b.create<scf::YieldOp>(loc, next);
+        });
+    for (int64_t r = 0; r < count; ++r)
+      for (int64_t v = 0; v < 2; ++v)
+        store(loop.getResult(r * 2 + v), c.c, cIndices(rowIdx[r], colIdx[v]),
+              mask(v));
+  }
+};
+
+class Gemm : public mass::impl::MassGemmBase<Gemm> {
+  using MassGemmBase::MassGemmBase;
+
+  void runOnOperation() override {
+    if (vectorWidth < 1 || rows < 1 || tileK < 1) {
+      getOperation().emitError(
+          "mass-gemm: vector-width, rows and tile-k must be positive");
+      return signalPassFailure();
+    }
+    SmallVector<Contraction> found;
+    getOperation().walk([&](linalg::GenericOp op) {
+      if (auto c = match(op))
+        found.push_back(*c);
+    });
+    for (const Contraction &c : found)
+      GemmEmitter(c, vectorWidth, rows, tileK).emit();
+  }
+};
+
+} // namespace

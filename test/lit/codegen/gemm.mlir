@@ -1,0 +1,124 @@
+// RUN: mass-opt --mass-gemm="vector-width=4 rows=2 tile-k=32" --cse %s | FileCheck %s
+
+#a = affine_map<(m, k, n) -> (m, k)>
+#at = affine_map<(m, k, n) -> (k, m)>
+#b = affine_map<(m, k, n) -> (k, n)>
+#c = affine_map<(m, k, n) -> (m, n)>
+
+// C += A * B: threads split C into panels of two vectors (8 columns); k runs
+// in blocks of 32; a block of 2 rows x 8 columns of C stays in registers
+// across the k loop, fed by one row of B and a broadcast element of A per
+// row. Rows past the last full block use a one-row kernel; the last panel,
+// cut by the edge of C, uses masked loads and stores.
+// CHECK-LABEL: func.func @matmul
+// CHECK-SAME: (%[[A:.*]]: memref<?x64xf32>, %[[B:.*]]: memref<64x10xf32>, %[[C:.*]]: memref<?x10xf32>)
+// CHECK-DAG: %[[M:.*]] = memref.dim %[[C]], %c0
+// CHECK-DAG: %[[PANELS:.*]] = arith.ceildivui %c10, %c8
+// CHECK: scf.parallel (%[[P:.*]]) = (%c0) to (%[[PANELS]]) step (%c1) {
+// CHECK: %[[J:.*]] = arith.muli %[[P]], %c8
+// CHECK: %[[FULL:.*]] = arith.cmpi sge
+// CHECK: scf.if %[[FULL]] {
+// CHECK: scf.for %[[K0:.*]] = %c0 to %c64 step %c32 {
+// CHECK: %[[K1:.*]] = arith.minsi
+// CHECK: %[[REST:.*]] = arith.remui %[[M]], %c2
+// CHECK: %[[MAIN:.*]] = arith.subi %[[M]], %[[REST]]
+// CHECK: scf.for %[[I:.*]] = %c0 to %[[MAIN]] step %c2 {
+// CHECK: %[[C00:.*]] = vector.load %[[C]][%[[I]], %[[J]]] : memref<?x10xf32>, vector<4xf32>
+// CHECK-COUNT-3: vector.load %[[C]]
+// CHECK: %[[R:.*]]:4 = scf.for %[[K:.*]] = %[[K0]] to %[[K1]] step %c1 iter_args(%[[ACC:.*]] = %[[C00]], {{.*}}) -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
+// CHECK: %[[B0:.*]] = vector.load %[[B]][%[[K]], %[[J]]]
+// CHECK: %[[B1:.*]] = vector.load %[[B]][%[[K]], %{{.*}}]
+// CHECK: %[[X:.*]] = memref.load %[[A]][%[[I]], %[[K]]]
+// CHECK: %[[XS:.*]] = vector.broadcast %[[X]] : f32 to vector<4xf32>
+// CHECK: vector.fma %[[XS]], %[[B0]], %[[ACC]] : vector<4xf32>
+// CHECK: vector.fma %[[XS]], %[[B1]]
+// CHECK-COUNT-2: vector.fma
+// CHECK: scf.yield
+// CHECK: vector.store %[[R]]#0, %[[C]][%[[I]], %[[J]]]
+// CHECK: scf.for %{{.*}} = %[[MAIN]] to %[[M]] step %c1 {
+// CHECK: scf.for {{.*}} -> (vector<4xf32>, vector<4xf32>) {
+// CHECK: } else {
+// CHECK: vector.create_mask %{{.*}} : vector<4xi1>
+// CHECK: vector.create_mask %{{.*}} : vector<4xi1>
+// CHECK: vector.maskedload %[[C]]
+// CHECK: vector.maskedload %[[B]]
+// CHECK: vector.maskedstore %[[C]]
+// CHECK-NOT: linalg.generic
+func.func @matmul(%A: memref<?x64xf32>, %B: memref<64x10xf32>, %C: memref<?x10xf32>) {
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%A, %B : memref<?x64xf32>, memref<64x10xf32>) outs(%C : memref<?x10xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// A read transposed, A[k, m], as in dW = dyT * x.
+// CHECK-LABEL: func.func @transposed_lhs
+// CHECK-SAME: (%[[A:.*]]: memref<?x16xf32>
+// CHECK: scf.for %[[K:.*]] = {{.*}} iter_args
+// CHECK: memref.load %[[A]][%[[K]], %{{.*}}] : memref<?x16xf32>
+func.func @transposed_lhs(%A: memref<?x16xf32>, %B: memref<?x8xf32>, %C: memref<16x8xf32>) {
+  linalg.generic {indexing_maps = [#at, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%A, %B : memref<?x16xf32>, memref<?x8xf32>) outs(%C : memref<16x8xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %y, %x : f32
+    %s = arith.addf %p, %acc : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// Batched, with a broadcast right operand: the batch loop is parallel too,
+// and B's batch index is the constant 0.
+// CHECK-LABEL: func.func @batched
+// CHECK-SAME: (%[[A:.*]]: memref<3x4x8xf32>, %[[B:.*]]: memref<1x8x16xf32>, %[[C:.*]]: memref<3x4x16xf32>)
+// CHECK: scf.parallel (%[[BI:.*]], %{{.*}}) = (%c0, %c0) to (%c3, %{{.*}}) step (%c1, %c1) {
+// CHECK: vector.load %[[C]][%[[BI]], %{{.*}}, %{{.*}}]
+// CHECK: vector.load %[[B]][%c0, %{{.*}}, %{{.*}}]
+// CHECK: memref.load %[[A]][%[[BI]], %{{.*}}, %{{.*}}]
+#ba = affine_map<(b, m, k, n) -> (b, m, k)>
+#bb = affine_map<(b, m, k, n) -> (0, k, n)>
+#bc = affine_map<(b, m, k, n) -> (b, m, n)>
+func.func @batched(%A: memref<3x4x8xf32>, %B: memref<1x8x16xf32>, %C: memref<3x4x16xf32>) {
+  linalg.generic {indexing_maps = [#ba, #bb, #bc], iterator_types = ["parallel", "parallel", "reduction", "parallel"]}
+      ins(%A, %B : memref<3x4x8xf32>, memref<1x8x16xf32>) outs(%C : memref<3x4x16xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// Left alone: a body that is not a multiply-add, a B without unit stride
+// along n, and a contraction on tensors.
+// CHECK-LABEL: func.func @not_matched
+// CHECK-COUNT-3: linalg.generic
+// CHECK-NOT: vector.
+func.func @not_matched(%A: memref<4x8xf32>, %B: memref<8x16xf32>, %S: memref<8x16xf32, strided<[32, 2]>>, %C: memref<4x16xf32>, %T: tensor<4x8xf32>, %U: tensor<8x16xf32>, %V: tensor<4x16xf32>) -> tensor<4x16xf32> {
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%A, %B : memref<4x8xf32>, memref<8x16xf32>) outs(%C : memref<4x16xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.maximumf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%A, %S : memref<4x8xf32>, memref<8x16xf32, strided<[32, 2]>>) outs(%C : memref<4x16xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  %r = linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%T, %U : tensor<4x8xf32>, tensor<8x16xf32>) outs(%V : tensor<4x16xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  } -> tensor<4x16xf32>
+  return %r : tensor<4x16xf32>
+}
