@@ -260,9 +260,17 @@ template <typename OpT> struct Pattern : public OpConversionPattern<OpT> {
   matchAndRewrite(OpT op, Adaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     Lowering l(rewriter, op.getLoc());
+    Operation *before = op->getPrevNode();
     FailureOr<SmallVector<Value>> results = lower(op, l);
     if (failed(results))
       return failure();
+    // The linalg ops of a fusion group's member carry the group's mark.
+    if (Attribute group = op->getAttr(kFusionGroupAttr))
+      for (Operation *it = before ? before->getNextNode()
+                                  : &op->getBlock()->front();
+           it != op.getOperation(); it = it->getNextNode())
+        if (isa<linalg::LinalgOp>(it))
+          it->setAttr(kFusionGroupAttr, group);
     rewriter.replaceOp(op, *results);
     return success();
   }
@@ -862,8 +870,35 @@ class LowerToLinalg : public mass::impl::MassLowerToLinalgBase<LowerToLinalg> {
 public:
   using MassLowerToLinalgBase::MassLowerToLinalgBase;
 
+  /// Replaces each mass.fusion op by its body, marking the body's ops with
+  /// the group they belong to.
+  void inlineFusionGroups() {
+    SmallVector<FusionOp> groups;
+    getOperation().walk([&](FusionOp op) { groups.push_back(op); });
+    OpBuilder b(&getContext());
+    for (auto [id, group] : llvm::enumerate(groups)) {
+      Block &body = group.getBody().front();
+      for (auto [arg, input] :
+           llvm::zip(body.getArguments(), group.getInputs()))
+        arg.replaceAllUsesWith(input);
+      auto yield = cast<YieldOp>(body.getTerminator());
+      for (auto [result, value] :
+           llvm::zip(group.getResults(), yield.getValues()))
+        result.replaceAllUsesWith(value);
+      Attribute mark = b.getI64IntegerAttr(id);
+      for (Operation &op : body.without_terminator())
+        if (!op.hasTrait<OpTrait::ConstantLike>())
+          op.setAttr(kFusionGroupAttr, mark);
+      group->getBlock()->getOperations().splice(
+          group->getIterator(), body.getOperations(), body.begin(),
+          std::prev(body.end()));
+      group.erase();
+    }
+  }
+
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
+    inlineFusionGroups();
     RewritePatternSet patterns(ctx);
     using S = Value (*)(OpBuilder &, Location, Value);
     patterns.add<UnaryPattern<NegOp>>(ctx, S(scalarOp<arith::NegFOp>));

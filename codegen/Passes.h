@@ -15,6 +15,10 @@
 
 namespace mass {
 
+/// Marks the linalg ops lowered from one mass.fusion group, so that
+/// mass-fuse-loops fuses them into one loop nest.
+constexpr llvm::StringLiteral kFusionGroupAttr = "mass.fusion_group";
+
 #define GEN_PASS_DECL
 #include "codegen/Passes.h.inc"
 

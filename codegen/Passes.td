@@ -23,14 +23,17 @@ def MassLowerToLinalg : Pass<"mass-lower-to-linalg", "::mlir::ModuleOp"> {
 }
 
 def MassFuseLoops : Pass<"mass-fuse-loops", "::mlir::ModuleOp"> {
-  let summary = "Fuses producer-consumer linalg ops over the same iteration space";
+  let summary = "Fuses producer-consumer linalg ops into one loop nest";
   let description = [{
-    Elementwise producers with a single use are fused into their consumer
-    when both run the same number of loops: chains of elementwise ops, and
-    elementwise ops feeding a reduction over their own elements, become one
-    loop nest with no tensor between them. A producer is not fused into a
-    consumer with more loops (a contraction), where it would be recomputed
-    for every element of the extra loop.
+    The linalg ops lowered from one `mass.fusion` group (marked
+    `mass.fusion_group`) are fused until the group is one linalg.generic:
+    a producer's result that ops outside the group read becomes one more
+    result of the fused op. Outside groups, elementwise producers with a
+    single use are fused into their consumer when both run the same number
+    of loops (the several ops one mass op lowers to). A producer is not
+    fused into a consumer with more loops (a contraction), where it would
+    be recomputed for every element of the extra loop. The marks are
+    removed at the end.
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }

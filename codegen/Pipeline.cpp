@@ -3,6 +3,7 @@
 
 #include "codegen/Pipeline.h"
 #include "codegen/Passes.h"
+#include "dialects/Mass/Passes.h"
 
 #include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
@@ -69,6 +70,12 @@ void mass::registerCodegen(DialectRegistry &registry) {
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
   registerOpenMPDialectTranslation(registry);
+}
+
+void mass::addFusion(OpPassManager &pm) {
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createMassFuse());
 }
 
 void mass::addLowerToLinalg(OpPassManager &pm, unsigned optLevel, bool fuse) {

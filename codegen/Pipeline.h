@@ -15,8 +15,14 @@ namespace mass {
 /// code generation uses.
 void registerCodegen(mlir::DialectRegistry &registry);
 
-/// mass ops to linalg on tensors (`--emit=linalg`); from -O2 on, float
-/// arithmetic may be reassociated and contracted.
+/// Groups elementwise chains and reductions into mass.fusion ops
+/// (`--emit=fused`).
+void addFusion(mlir::OpPassManager &pm);
+
+/// mass ops to linalg on tensors (`--emit=linalg`); with `fuse`, each
+/// fusion group becomes one loop nest and the ops one mass op lowers to
+/// are fused; from -O2 on, float arithmetic may be reassociated and
+/// contracted.
 void addLowerToLinalg(mlir::OpPassManager &pm, unsigned optLevel,
                       bool fuse = true);
 /// f32 lanes in the host's widest vector registers (16 with AVX-512, 8

@@ -49,7 +49,8 @@ cl::opt<Stage> emit(
     cl::values(clEnumValN(Stage::Ast, "ast", "the syntax tree"),
                clEnumValN(Stage::Mass, "mass", "the mass dialect as generated"),
                clEnumValN(Stage::Grad, "grad", "after autodiff"),
-               clEnumValN(Stage::Fused, "fused", "after fusion"),
+               clEnumValN(Stage::Fused, "fused",
+                          "after fusion (mass.fusion groups, from -O1)"),
                clEnumValN(Stage::Linalg, "linalg", "after lowering to linalg"),
                clEnumValN(Stage::Llvm, "llvm", "LLVM IR"),
                clEnumValN(Stage::Ptx, "ptx", "PTX (CUDA target)"),
@@ -157,10 +158,8 @@ int main(int argc, char **argv) {
     return 1;
   if (emit == Stage::Grad)
     return print();
-  if (emit == Stage::Fused || emit == Stage::Dot) {
-    llvm::errs() << "massc: error: --emit="
-                 << (emit == Stage::Fused ? "fused" : "dot")
-                 << " is not supported yet\n";
+  if (emit == Stage::Dot) {
+    llvm::errs() << "massc: error: --emit=dot is not supported yet\n";
     return 1;
   }
   if (target == Target::Cuda || emit == Stage::Ptx) {
@@ -178,8 +177,13 @@ int main(int argc, char **argv) {
       return 1;
     unfused = mass::collectKernelStats(*copy);
   }
+  bool fusing = fuse && optLevel >= 1;
+  if (fusing && mlir::failed(runPasses(mass::addFusion)))
+    return 1;
+  if (emit == Stage::Fused)
+    return print();
   if (mlir::failed(runPasses([&](mlir::PassManager &pm) {
-        mass::addLowerToLinalg(pm, optLevel, fuse);
+        mass::addLowerToLinalg(pm, optLevel, fusing);
       })))
     return 1;
   if (stats)

@@ -130,3 +130,21 @@ LogicalResult TopKOp::verify() {
 
 #define GET_OP_CLASSES
 #include "dialects/Mass/MassOps.cpp.inc"
+
+LogicalResult FusionOp::verifyRegions() {
+  Block &body = getBody().front();
+  if (body.getNumArguments() != getInputs().size())
+    return emitOpError() << "has " << getInputs().size() << " inputs but its "
+                         << "block takes " << body.getNumArguments()
+                         << " arguments";
+  for (auto [input, arg] : llvm::zip(getInputs(), body.getArguments()))
+    if (input.getType() != arg.getType())
+      return emitOpError() << "block argument " << arg.getArgNumber()
+                           << " has type " << arg.getType() << ", its input "
+                           << input.getType();
+  auto yield = cast<YieldOp>(body.getTerminator());
+  if (yield.getValues().getTypes() != getResultTypes())
+    return emitOpError() << "yields " << yield.getValues().getTypes()
+                         << " but has results " << getResultTypes();
+  return success();
+}

@@ -5,6 +5,7 @@
 include "MassDialect.td"
 include "MassInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 def Mass_F32Tensor : RankedTensorOf<[F32]>;
@@ -269,6 +270,47 @@ def Mass_SquaredErrorOp : Mass_Op<"squared_error",
   let arguments = (ins Mass_F32Tensor:$pred, Mass_F32Tensor:$target);
   let results = (outs Mass_Scalar:$sum, Mass_Scalar:$count);
   let assemblyFormat = "$pred `,` $target attr-dict `:` type($pred)";
+}
+
+//===----------------------------------------------------------------------===//
+// Fusion
+//===----------------------------------------------------------------------===//
+
+def Mass_FusionOp : Mass_Op<"fusion", [IsolatedFromAbove,
+    RecursiveMemoryEffects, SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "A group of ops that code generation runs as one loop nest";
+  let description = [{
+    Made by `mass-fuse`: elementwise ops over one shape, possibly ending in
+    a reduction of that shape, with the values that flow between them kept
+    inside. The block's arguments are the group's inputs; `mass.yield`
+    returns the values used outside the group. Lowering turns the group
+    into one loop nest that writes only the results.
+
+    ```mlir
+    %r = mass.fusion ins(%x, %b : tensor<?x8xf32>, tensor<8xf32>) {
+    ^bb0(%a: tensor<?x8xf32>, %c: tensor<8xf32>):
+      %0 = mass.add %a, %c : tensor<?x8xf32>, tensor<8xf32> -> tensor<?x8xf32>
+      %1 = mass.relu %0 : tensor<?x8xf32>
+      mass.yield %1 : tensor<?x8xf32>
+    } -> tensor<?x8xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$inputs);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    (`ins` `(` $inputs^ `:` type($inputs) `)`)? attr-dict-with-keyword $body
+    `->` type($results)
+  }];
+  let hasRegionVerifier = 1;
+}
+
+def Mass_YieldOp : Mass_Op<"yield", [Pure, Terminator, ReturnLike,
+    HasParent<"FusionOp">]> {
+  let summary = "The results of a fusion group";
+  let arguments = (ins Variadic<AnyRankedTensor>:$values);
+  let assemblyFormat = "($values^ `:` type($values))? attr-dict";
+  let builders = [OpBuilder<(ins), [{ build($_builder, $_state, {}); }]>];
 }
 
 #endif // MASS_OPS_TD

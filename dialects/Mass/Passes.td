@@ -39,4 +39,20 @@ def MassPredict : Pass<"mass-predict", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mass::MassDialect"];
 }
 
+def MassFuse : Pass<"mass-fuse", "::mlir::func::FuncOp"> {
+  let summary = "Groups producer-consumer chains into mass.fusion regions";
+  let description = [{
+    Walking from the last op up, each elementwise op or reduction (`sum`,
+    `max`) roots a group; a producer joins when it is elementwise, its
+    result has the group's shape (the root's input shape for a reduction),
+    and every other user of its result comes after the root (so the group
+    can run where the root is). A value of an elementwise group used outside
+    it becomes one more result: the optimizer's new moments and parameter
+    come out of one group. A reduction's group yields only the reduction.
+    Groups of two or more ops become `mass.fusion` ops; splat constants are
+    copied into them. Lowering turns each group into one loop nest.
+  }];
+  let dependentDialects = ["::mass::MassDialect"];
+}
+
 #endif // MASS_PASSES_TD

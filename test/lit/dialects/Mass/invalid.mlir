@@ -117,3 +117,39 @@ func.func @mse_types(%p: tensor<?x1xf32>, %t: tensor<?x2xf32>) {
   %0 = "mass.mse"(%p, %t) : (tensor<?x1xf32>, tensor<?x2xf32>) -> tensor<f32>
   return
 }
+
+// -----
+
+func.func @fusion_yield(%x: tensor<?x8xf32>) {
+  // expected-error @+1 {{'mass.fusion' op yields 'tensor<?x8xf32>' but has results 'tensor<8xf32>'}}
+  %0 = mass.fusion ins(%x : tensor<?x8xf32>) {
+  ^bb0(%a: tensor<?x8xf32>):
+    %1 = mass.relu %a : tensor<?x8xf32>
+    mass.yield %1 : tensor<?x8xf32>
+  } -> tensor<8xf32>
+  return
+}
+
+// -----
+
+func.func @fusion_arguments(%x: tensor<?x8xf32>) {
+  // expected-error @+1 {{'mass.fusion' op block argument 0 has type 'tensor<8xf32>', its input 'tensor<?x8xf32>'}}
+  %0 = mass.fusion ins(%x : tensor<?x8xf32>) {
+  ^bb0(%a: tensor<8xf32>):
+    %1 = mass.relu %a : tensor<8xf32>
+    mass.yield %1 : tensor<8xf32>
+  } -> tensor<8xf32>
+  return
+}
+
+// -----
+
+func.func @fusion_isolated(%x: tensor<?x8xf32>) {
+  // expected-note @+1 {{required by region isolation constraints}}
+  %0 = mass.fusion {
+    // expected-error @+1 {{using value defined outside the region}}
+    %1 = mass.relu %x : tensor<?x8xf32>
+    mass.yield %1 : tensor<?x8xf32>
+  } -> tensor<?x8xf32>
+  return
+}

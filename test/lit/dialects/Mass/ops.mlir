@@ -70,3 +70,20 @@ func.func @losses(%logits: tensor<?x10xf32>, %labels: tensor<?xi32>,
   %8:2 = mass.squared_error %p, %t : tensor<?x1xf32>
   return %0 : tensor<f32>
 }
+
+// CHECK-LABEL: func.func @fusion
+func.func @fusion(%x: tensor<?x8xf32>, %b: tensor<8xf32>) -> (tensor<?x8xf32>, tensor<?x8xf32>) {
+  // CHECK: %[[R:.*]]:2 = mass.fusion ins(%{{.*}}, %{{.*}} : tensor<?x8xf32>, tensor<8xf32>) {
+  // CHECK-NEXT: ^bb0(%[[A:.*]]: tensor<?x8xf32>, %[[C:.*]]: tensor<8xf32>):
+  // CHECK-NEXT: %[[S:.*]] = mass.add %[[A]], %[[C]]
+  // CHECK-NEXT: %[[T:.*]] = mass.relu %[[S]]
+  // CHECK-NEXT: mass.yield %[[S]], %[[T]] : tensor<?x8xf32>, tensor<?x8xf32>
+  // CHECK-NEXT: } -> tensor<?x8xf32>, tensor<?x8xf32>
+  %0:2 = mass.fusion ins(%x, %b : tensor<?x8xf32>, tensor<8xf32>) {
+  ^bb0(%a: tensor<?x8xf32>, %c: tensor<8xf32>):
+    %1 = mass.add %a, %c : tensor<?x8xf32>, tensor<8xf32> -> tensor<?x8xf32>
+    %2 = mass.relu %1 : tensor<?x8xf32>
+    mass.yield %1, %2 : tensor<?x8xf32>, tensor<?x8xf32>
+  } -> tensor<?x8xf32>, tensor<?x8xf32>
+  return %0#0, %0#1 : tensor<?x8xf32>, tensor<?x8xf32>
+}
