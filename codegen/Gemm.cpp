@@ -11,8 +11,10 @@
 
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace mass {
+#define GEN_PASS_DEF_MASSFOLDTRANSPOSES
 #define GEN_PASS_DEF_MASSGEMM
 #include "codegen/Passes.h.inc"
 } // namespace mass
@@ -27,6 +29,8 @@ struct Contraction {
   unsigned batch;
   Value a, b, c;
   AffineMap mapA, mapB;
+  /// B read as B[b..., n, k] (x * W^T with W as stored).
+  bool bTransposed = false;
 };
 
 bool isDim(AffineExpr e, unsigned pos) {
@@ -97,7 +101,7 @@ std::optional<Contraction> match(linalg::GenericOp op) {
     if (!type || !type.getElementType().isF32())
       return std::nullopt;
   }
-  if (!isMulAdd(op) || !unitInnerStride(c.b) || !unitInnerStride(c.c))
+  if (!isMulAdd(op) || !unitInnerStride(c.c))
     return std::nullopt;
   // C[b..., m, n]
   AffineMap mapC = op.getIndexingMapsArray()[2];
@@ -117,9 +121,11 @@ std::optional<Contraction> match(linalg::GenericOp op) {
   AffineExpr a0 = c.mapA.getResult(ra - 2), a1 = c.mapA.getResult(ra - 1);
   bool aDirect = isDim(a0, batch) && isDim(a1, batch + 1);
   bool aTransposed = isDim(a0, batch + 1) && isDim(a1, batch);
-  if (!(aDirect || aTransposed) ||
-      !isDim(c.mapB.getResult(rb - 2), batch + 1) ||
-      !isDim(c.mapB.getResult(rb - 1), batch + 2))
+  AffineExpr b0 = c.mapB.getResult(rb - 2), b1 = c.mapB.getResult(rb - 1);
+  bool bDirect = isDim(b0, batch + 1) && isDim(b1, batch + 2);
+  c.bTransposed = isDim(b0, batch + 2) && isDim(b1, batch + 1);
+  if (!(aDirect || aTransposed) || !(bDirect || c.bTransposed) ||
+      (bDirect && !unitInnerStride(c.b)))
     return std::nullopt;
   return c;
 }
@@ -127,9 +133,11 @@ std::optional<Contraction> match(linalg::GenericOp op) {
 /// Emits the kernels for one contraction in place of its op.
 class GemmEmitter {
 public:
-  GemmEmitter(Contraction c, int64_t width, int64_t rows, int64_t tileK)
+  GemmEmitter(Contraction c, int64_t width, int64_t rows, int64_t tileM,
+              int64_t tileK)
       : c(c), b(c.op), loc(c.op.getLoc()), width(width), rows(rows),
-        tileK(tileK), vecType(VectorType::get({width}, b.getF32Type())) {}
+        tileM(tileM), tileK(tileK),
+        vecType(VectorType::get({width}, b.getF32Type())) {}
 
   void emit() {
     unsigned nb = c.batch;
@@ -145,11 +153,23 @@ public:
     for (unsigned i = 0; i < nb; ++i)
       ubs.push_back(size(c.c, i));
     ubs.push_back(b.create<arith::CeilDivUIOp>(loc, n, index(panel)));
+    // Blocks of rows of C, so that A's block stays in L2 while every panel
+    // passes over it.
+    auto rowBlocks = b.create<scf::ForOp>(loc, zero, m, index(tileM));
+    b.setInsertionPointToStart(rowBlocks.getBody());
+    m0 = rowBlocks.getInductionVar();
+    m1 = b.create<arith::MinSIOp>(
+        loc, b.create<arith::AddIOp>(loc, m0, index(tileM)), m);
     auto par = b.create<scf::ParallelOp>(loc, lbs, ubs, steps);
     b.setInsertionPointToStart(par.getBody());
     ValueRange ivs = par.getInductionVars();
     batchIvs.assign(ivs.begin(), ivs.begin() + nb);
     Value j0 = b.create<arith::MulIOp>(loc, ivs.back(), index(panel));
+    // The panel's block of B, copied row by row (k) into contiguous,
+    // aligned memory on the thread's stack, zero past the edge of C.
+    packed = b.create<memref::AllocaOp>(
+        loc, MemRefType::get({tileK, panel}, b.getF32Type()),
+        b.getI64IntegerAttr(64));
     Value left = b.create<arith::SubIOp>(loc, n, j0);
     Value full = b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::sge, left,
                                          index(panel));
@@ -173,9 +193,9 @@ private:
   Contraction c;
   OpBuilder b;
   Location loc;
-  int64_t width, rows, tileK;
+  int64_t width, rows, tileM, tileK;
   VectorType vecType;
-  Value m, n, k;
+  Value m, n, k, packed, m0, m1;
   SmallVector<Value> batchIvs;
 
   Value index(int64_t v) { return b.create<arith::ConstantIndexOp>(loc, v); }
@@ -236,15 +256,68 @@ private:
     Value k0 = kLoop.getInductionVar();
     Value k1 = b.create<arith::MinSIOp>(
         loc, b.create<arith::AddIOp>(loc, k0, index(tileK)), k);
-    Value rest = b.create<arith::RemUIOp>(loc, m, index(rows));
-    Value mainRows = b.create<arith::SubIOp>(loc, m, rest);
-    auto blocks = b.create<scf::ForOp>(loc, index(0), mainRows, index(rows));
+    pack(j0, masks, k0, k1);
+    Value count = b.create<arith::SubIOp>(loc, m1, m0);
+    Value rest = b.create<arith::RemUIOp>(loc, count, index(rows));
+    Value mainRows = b.create<arith::SubIOp>(loc, m1, rest);
+    auto blocks = b.create<scf::ForOp>(loc, m0, mainRows, index(rows));
     b.setInsertionPointToStart(blocks.getBody());
     kernel(blocks.getInductionVar(), rows, j0, masks, k0, k1);
     b.setInsertionPoint(kLoop.getBody()->getTerminator());
-    auto single = b.create<scf::ForOp>(loc, mainRows, m, index(1));
+    auto single = b.create<scf::ForOp>(loc, mainRows, m1, index(1));
     b.setInsertionPointToStart(single.getBody());
     kernel(single.getInductionVar(), 1, j0, masks, k0, k1);
+  }
+
+  /// packed[kv - k0, 0 : 2 * width] = B[kv, j0 : j0 + 2 * width] for kv in
+  /// [k0, k1), with zeros past the edge of C.
+  void pack(Value j0, ArrayRef<Value> masks, Value k0, Value k1) {
+    OpBuilder::InsertionGuard guard(b);
+    if (!c.bTransposed) {
+      // Rows of B are contiguous along n: copy them a vector at a time.
+      auto rowsLoop = b.create<scf::ForOp>(loc, k0, k1, index(1));
+      b.setInsertionPointToStart(rowsLoop.getBody());
+      Value kv = rowsLoop.getInductionVar();
+      Value row = b.create<arith::SubIOp>(loc, kv, k0);
+      for (int64_t v = 0; v < 2; ++v) {
+        Value col = b.create<arith::AddIOp>(loc, j0, index(v * width));
+        Value x = load(c.b, indices(c.mapB, Value(), kv, col),
+                       masks.empty() ? Value() : masks[v]);
+        b.create<vector::StoreOp>(loc, x, packed,
+                                  ValueRange{row, index(v * width)});
+      }
+      return;
+    }
+    // B[n, k] (W as stored): each column of the panel is a contiguous row of
+    // B; columns past the edge of C are zero.
+    Value zero = b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(0.0f));
+    auto cols = b.create<scf::ForOp>(loc, index(0), index(2 * width), index(1));
+    b.setInsertionPointToStart(cols.getBody());
+    Value slot = cols.getInductionVar();
+    Value col = b.create<arith::AddIOp>(loc, j0, slot);
+    auto copyColumn = [&](bool inside) {
+      auto loop = b.create<scf::ForOp>(loc, k0, k1, index(1));
+      OpBuilder::InsertionGuard inner(b);
+      b.setInsertionPointToStart(loop.getBody());
+      Value kv = loop.getInductionVar();
+      Value x = inside ? b.create<memref::LoadOp>(
+                             loc, c.b, indices(c.mapB, Value(), kv, col))
+                       : zero;
+      b.create<memref::StoreOp>(
+          loc, x, packed,
+          ValueRange{b.create<arith::SubIOp>(loc, kv, k0), slot});
+    };
+    if (masks.empty()) {
+      copyColumn(true);
+      return;
+    }
+    Value inside =
+        b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::slt, col, n);
+    auto branch = b.create<scf::IfOp>(loc, inside, /*withElseRegion=*/true);
+    b.setInsertionPointToStart(branch.thenBlock());
+    copyColumn(true);
+    b.setInsertionPointToStart(branch.elseBlock());
+    copyColumn(false);
   }
 
   /// C[i : i + count, j0 : j0 + 2 * width] += A[i.., k0 : k1] * B[k0 : k1,
@@ -269,9 +342,10 @@ private:
           OpBuilder::InsertionGuard inner(b);
           b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
           SmallVector<Value> bRow, next;
+          Value row = b.create<arith::SubIOp>(loc, kv, k0);
           for (int64_t v = 0; v < 2; ++v)
-            bRow.push_back(
-                load(c.b, indices(c.mapB, Value(), kv, colIdx[v]), mask(v)));
+            bRow.push_back(b.create<vector::LoadOp>(
+                loc, vecType, packed, ValueRange{row, index(v * width)}));
           for (int64_t r = 0; r < count; ++r) {
             Value a = b.create<memref::LoadOp>(
                 loc, c.a, indices(c.mapA, rowIdx[r], kv, Value()));
@@ -289,13 +363,58 @@ private:
   }
 };
 
+/// The transpose that produces `v` when it swaps the last two axes only.
+linalg::TransposeOp swapOfLastTwo(Value v) {
+  auto t = v.getDefiningOp<linalg::TransposeOp>();
+  if (!t)
+    return nullptr;
+  ArrayRef<int64_t> perm = t.getPermutation();
+  int64_t rank = perm.size();
+  for (int64_t i = 0; i < rank; ++i) {
+    int64_t expected = i < rank - 2 ? i : (i == rank - 2 ? rank - 1 : rank - 2);
+    if (perm[i] != expected)
+      return nullptr;
+  }
+  return rank >= 2 ? t : nullptr;
+}
+
+class FoldTransposes
+    : public mass::impl::MassFoldTransposesBase<FoldTransposes> {
+  void runOnOperation() override {
+    llvm::SetVector<linalg::TransposeOp> folded;
+    getOperation().walk([&](linalg::GenericOp op) {
+      if (op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 ||
+          op.getNumReductionLoops() != 1 || !isMulAdd(op))
+        return;
+      SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+      for (OpOperand *operand : op.getDpsInputOperands()) {
+        linalg::TransposeOp t = swapOfLastTwo(operand->get());
+        if (!t)
+          continue;
+        // Reading T[..., i, j] is reading X[..., j, i].
+        AffineMap &map = maps[operand->getOperandNumber()];
+        SmallVector<AffineExpr> exprs(map.getResults());
+        std::swap(exprs[exprs.size() - 2], exprs[exprs.size() - 1]);
+        map = AffineMap::get(map.getNumDims(), map.getNumSymbols(), exprs,
+                             op.getContext());
+        operand->set(t.getInput());
+        folded.insert(t);
+      }
+      op.setIndexingMapsAttr(OpBuilder(op).getAffineMapArrayAttr(maps));
+    });
+    for (linalg::TransposeOp t : folded)
+      if (t->use_empty())
+        t->erase();
+  }
+};
+
 class Gemm : public mass::impl::MassGemmBase<Gemm> {
   using MassGemmBase::MassGemmBase;
 
   void runOnOperation() override {
-    if (vectorWidth < 1 || rows < 1 || tileK < 1) {
+    if (vectorWidth < 1 || rows < 1 || tileM < 1 || tileK < 1) {
       getOperation().emitError(
-          "mass-gemm: vector-width, rows and tile-k must be positive");
+          "mass-gemm: vector-width, rows, tile-m and tile-k must be positive");
       return signalPassFailure();
     }
     SmallVector<Contraction> found;
@@ -304,7 +423,7 @@ class Gemm : public mass::impl::MassGemmBase<Gemm> {
         found.push_back(*c);
     });
     for (const Contraction &c : found)
-      GemmEmitter(c, vectorWidth, rows, tileK).emit();
+      GemmEmitter(c, vectorWidth, rows, tileM, tileK).emit();
   }
 };
 

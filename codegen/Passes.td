@@ -62,19 +62,33 @@ def MassOuterParallel : Pass<"mass-outer-parallel", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::mlir::scf::SCFDialect"];
 }
 
+def MassFoldTransposes : Pass<"mass-fold-transposes", "::mlir::func::FuncOp"> {
+  let summary = "Reads transposed matmul operands in place";
+  let description = [{
+    A linalg.transpose that swaps the last two axes of a contraction's
+    operand (x * W^T, dy^T * x) is folded into the contraction's indexing
+    map, so no transposed copy is made: mass-gemm's kernels read A as
+    [m, k] or [k, m] and pack B from [k, n] or [n, k].
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 def MassGemm : Pass<"mass-gemm", "::mlir::func::FuncOp"> {
   let summary = "Register-blocked, vectorised matmul kernels for contractions";
   let description = [{
     Rewrites each f32 contraction on buffers, a linalg.generic over loops
     (batch..., m, k, n) computing C[b..., m, n] += A[b..., m, k] *
     B[b..., k, n] (A may also be read as A[b..., k, m]), into a blocked
-    kernel: threads split C into panels of two vectors' width; each panel
-    runs over blocks of `tile-k` steps of k; inside, `rows` rows of C by the
-    panel's width stay in vector registers while k advances, each step
-    loading one row of the panel from B and broadcasting one element of A
-    per row into fused multiply-adds. Rows left over use a one-row kernel;
-    a panel cut by the edge of C uses masked loads and stores. The B and C
-    operands need unit stride along n.
+    kernel: for each block of `tile-m` rows of C, threads split C into
+    panels of two vectors' width; each panel runs over blocks of `tile-k`
+    steps of k, copying its block of B (read as B[k, n] or B[n, k]) into
+    contiguous memory on the stack; then `rows` rows of C by the panel's
+    width stay in vector registers while k advances, each step loading one
+    row of the packed block and broadcasting one element of A (read as
+    A[m, k] or A[k, m]) per row into fused multiply-adds. Rows left over
+    use a one-row kernel; a panel cut by the edge of C uses masked loads
+    and stores of C. C needs unit stride along n, and B too when read as
+    B[k, n].
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect",
@@ -85,6 +99,8 @@ def MassGemm : Pass<"mass-gemm", "::mlir::func::FuncOp"> {
            "f32 lanes per vector register (16 for AVX-512, 8 for AVX2)">,
     Option<"rows", "rows", "int64_t", /*default=*/"8",
            "Rows of C held in registers by the kernel">,
+    Option<"tileM", "tile-m", "int64_t", /*default=*/"256",
+           "Rows of C per block (A's block stays in L2)">,
     Option<"tileK", "tile-k", "int64_t", /*default=*/"256",
            "Steps of k per block (the panel of B stays in L1)">
   ];

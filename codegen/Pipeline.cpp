@@ -86,6 +86,9 @@ void mass::addLowerToLinalg(OpPassManager &pm, unsigned optLevel, bool fuse) {
   pm.addPass(createMassLowerToLinalg(options));
   if (fuse && optLevel >= 1)
     pm.addPass(createMassFuseLoops());
+  // mass-gemm's kernels read transposed operands in place.
+  if (optLevel >= 1)
+    pm.addNestedPass<func::FuncOp>(createMassFoldTransposes());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 }

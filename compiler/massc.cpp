@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/Descriptor.h"
+#include "codegen/Passes.h"
 #include "codegen/Pipeline.h"
 #include "codegen/Stats.h"
 #include "compiler/Elaborator.h"
@@ -99,6 +100,9 @@ int main(int argc, char **argv) {
   // MLIR's printing and pass-manager flags (--mlir-print-debuginfo,
   // --mlir-print-ir-after-all, ...) work on every stage.
   mlir::registerAsmPrinterCLOptions();
+  // By name for --mlir-print-ir-after=mass-gemm and the like.
+  mass::registerMassPasses();
+  mass::registerMassCodegenPasses();
   mlir::registerMLIRContextCLOptions();
   mlir::registerPassManagerCLOptions();
   cl::HideUnrelatedOptions(category);

@@ -1,33 +1,44 @@
-// RUN: mass-opt --mass-gemm="vector-width=4 rows=2 tile-k=32" --cse %s | FileCheck %s
+// RUN: mass-opt --mass-gemm="vector-width=4 rows=2 tile-k=32 tile-m=64" --cse %s | FileCheck %s
+// RUN: mass-opt --mass-fold-transposes %s | FileCheck %s --check-prefix=FOLD
 
 #a = affine_map<(m, k, n) -> (m, k)>
 #at = affine_map<(m, k, n) -> (k, m)>
 #b = affine_map<(m, k, n) -> (k, n)>
+#bt = affine_map<(m, k, n) -> (n, k)>
 #c = affine_map<(m, k, n) -> (m, n)>
 
-// C += A * B: threads split C into panels of two vectors (8 columns); k runs
-// in blocks of 32; a block of 2 rows x 8 columns of C stays in registers
-// across the k loop, fed by one row of B and a broadcast element of A per
-// row. Rows past the last full block use a one-row kernel; the last panel,
-// cut by the edge of C, uses masked loads and stores.
+// C += A * B: for each block of 64 rows of C, threads split C into panels
+// of two vectors (8 columns); k runs in blocks of 32, each copying the
+// panel's block of B to the stack; a block of 2 rows x 8 columns of C stays
+// in registers across the k loop, fed by one row of the packed block and a
+// broadcast element of A per row. Rows past the last full block use a
+// one-row kernel; the last panel, cut by the edge of C, uses masked loads
+// and stores.
 // CHECK-LABEL: func.func @matmul
 // CHECK-SAME: (%[[A:.*]]: memref<?x64xf32>, %[[B:.*]]: memref<64x10xf32>, %[[C:.*]]: memref<?x10xf32>)
 // CHECK-DAG: %[[M:.*]] = memref.dim %[[C]], %c0
 // CHECK-DAG: %[[PANELS:.*]] = arith.ceildivui %c10, %c8
+// CHECK: scf.for %[[M0:.*]] = %c0 to %[[M]] step %c64 {
+// CHECK: %[[M1:.*]] = arith.minsi
 // CHECK: scf.parallel (%[[P:.*]]) = (%c0) to (%[[PANELS]]) step (%c1) {
 // CHECK: %[[J:.*]] = arith.muli %[[P]], %c8
+// CHECK: %[[PACK:.*]] = memref.alloca() {alignment = 64 : i64} : memref<32x8xf32>
 // CHECK: %[[FULL:.*]] = arith.cmpi sge
 // CHECK: scf.if %[[FULL]] {
 // CHECK: scf.for %[[K0:.*]] = %c0 to %c64 step %c32 {
 // CHECK: %[[K1:.*]] = arith.minsi
-// CHECK: %[[REST:.*]] = arith.remui %[[M]], %c2
-// CHECK: %[[MAIN:.*]] = arith.subi %[[M]], %[[REST]]
-// CHECK: scf.for %[[I:.*]] = %c0 to %[[MAIN]] step %c2 {
+// CHECK: scf.for %[[KP:.*]] = %[[K0]] to %[[K1]] step %c1 {
+// CHECK: %[[ROW:.*]] = vector.load %[[B]][%[[KP]], %{{.*}}] : memref<64x10xf32>, vector<4xf32>
+// CHECK: vector.store %[[ROW]], %[[PACK]]
+// CHECK: %[[REST:.*]] = arith.remui
+// CHECK: %[[MAIN:.*]] = arith.subi %[[M1]], %[[REST]]
+// CHECK: scf.for %[[I:.*]] = %[[M0]] to %[[MAIN]] step %c2 {
 // CHECK: %[[C00:.*]] = vector.load %[[C]][%[[I]], %[[J]]] : memref<?x10xf32>, vector<4xf32>
 // CHECK-COUNT-3: vector.load %[[C]]
 // CHECK: %[[R:.*]]:4 = scf.for %[[K:.*]] = %[[K0]] to %[[K1]] step %c1 iter_args(%[[ACC:.*]] = %[[C00]], {{.*}}) -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
-// CHECK: %[[B0:.*]] = vector.load %[[B]][%[[K]], %[[J]]]
-// CHECK: %[[B1:.*]] = vector.load %[[B]][%[[K]], %{{.*}}]
+// CHECK: %[[KK:.*]] = arith.subi %[[K]], %[[K0]]
+// CHECK: %[[B0:.*]] = vector.load %[[PACK]][%[[KK]], %c0]
+// CHECK: %[[B1:.*]] = vector.load %[[PACK]][%[[KK]], %c4]
 // CHECK: %[[X:.*]] = memref.load %[[A]][%[[I]], %[[K]]]
 // CHECK: %[[XS:.*]] = vector.broadcast %[[X]] : f32 to vector<4xf32>
 // CHECK: vector.fma %[[XS]], %[[B0]], %[[ACC]] : vector<4xf32>
@@ -35,18 +46,42 @@
 // CHECK-COUNT-2: vector.fma
 // CHECK: scf.yield
 // CHECK: vector.store %[[R]]#0, %[[C]][%[[I]], %[[J]]]
-// CHECK: scf.for %{{.*}} = %[[MAIN]] to %[[M]] step %c1 {
+// CHECK: scf.for %{{.*}} = %[[MAIN]] to %[[M1]] step %c1 {
 // CHECK: scf.for {{.*}} -> (vector<4xf32>, vector<4xf32>) {
 // CHECK: } else {
 // CHECK: vector.create_mask %{{.*}} : vector<4xi1>
 // CHECK: vector.create_mask %{{.*}} : vector<4xi1>
-// CHECK: vector.maskedload %[[C]]
 // CHECK: vector.maskedload %[[B]]
+// CHECK: vector.maskedload %[[C]]
 // CHECK: vector.maskedstore %[[C]]
 // CHECK-NOT: linalg.generic
 func.func @matmul(%A: memref<?x64xf32>, %B: memref<64x10xf32>, %C: memref<?x10xf32>) {
   linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
       ins(%A, %B : memref<?x64xf32>, memref<64x10xf32>) outs(%C : memref<?x10xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// B read as B[n, k], as in x * W^T: the panel's block is copied column by
+// column from rows of B; past the edge of C, columns are zero.
+// CHECK-LABEL: func.func @transposed_rhs
+// CHECK-SAME: (%[[A:.*]]: memref<?x16xf32>, %[[B:.*]]: memref<8x16xf32>
+// CHECK: scf.for %[[COL:.*]] = %c0 to %c8 step %c1 {
+// CHECK: scf.for %[[KP:.*]] =
+// CHECK: memref.load %[[B]][%{{.*}}, %[[KP]]] : memref<8x16xf32>
+// CHECK: } else {
+// CHECK: arith.cmpi slt
+// CHECK: scf.if
+// CHECK: memref.load %[[B]]
+// CHECK: } else {
+// CHECK: memref.store %cst
+func.func @transposed_rhs(%A: memref<?x16xf32>, %B: memref<8x16xf32>, %C: memref<?x8xf32>) {
+  linalg.generic {indexing_maps = [#a, #bt, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%A, %B : memref<?x16xf32>, memref<8x16xf32>) outs(%C : memref<?x8xf32>) {
   ^bb0(%x: f32, %y: f32, %acc: f32):
     %p = arith.mulf %x, %y : f32
     %s = arith.addf %acc, %p : f32
@@ -76,8 +111,8 @@ func.func @transposed_lhs(%A: memref<?x16xf32>, %B: memref<?x8xf32>, %C: memref<
 // CHECK-LABEL: func.func @batched
 // CHECK-SAME: (%[[A:.*]]: memref<3x4x8xf32>, %[[B:.*]]: memref<1x8x16xf32>, %[[C:.*]]: memref<3x4x16xf32>)
 // CHECK: scf.parallel (%[[BI:.*]], %{{.*}}) = (%c0, %c0) to (%c3, %{{.*}}) step (%c1, %c1) {
-// CHECK: vector.load %[[C]][%[[BI]], %{{.*}}, %{{.*}}]
 // CHECK: vector.load %[[B]][%c0, %{{.*}}, %{{.*}}]
+// CHECK: vector.load %[[C]][%[[BI]], %{{.*}}, %{{.*}}]
 // CHECK: memref.load %[[A]][%[[BI]], %{{.*}}, %{{.*}}]
 #ba = affine_map<(b, m, k, n) -> (b, m, k)>
 #bb = affine_map<(b, m, k, n) -> (0, k, n)>
@@ -121,4 +156,24 @@ func.func @not_matched(%A: memref<4x8xf32>, %B: memref<8x16xf32>, %S: memref<8x1
     linalg.yield %s : f32
   } -> tensor<4x16xf32>
   return %r : tensor<4x16xf32>
+}
+
+// mass-fold-transposes: a transpose of the last two axes feeding a
+// contraction is read in place through the contraction's map.
+// FOLD-LABEL: func.func @fold
+// FOLD-SAME: (%[[X:.*]]: tensor<?x16xf32>, %[[W:.*]]: tensor<8x16xf32>
+// FOLD-NOT: linalg.transpose
+// FOLD: linalg.generic {indexing_maps = [#{{.*}}, #[[BT:.*]], #{{.*}}]
+// FOLD-SAME: ins(%[[X]], %[[W]] : tensor<?x16xf32>, tensor<8x16xf32>)
+func.func @fold(%x: tensor<?x16xf32>, %w: tensor<8x16xf32>, %init: tensor<?x8xf32>) -> tensor<?x8xf32> {
+  %e = tensor.empty() : tensor<16x8xf32>
+  %wt = linalg.transpose ins(%w : tensor<8x16xf32>) outs(%e : tensor<16x8xf32>) permutation = [1, 0]
+  %r = linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %wt : tensor<?x16xf32>, tensor<16x8xf32>) outs(%init : tensor<?x8xf32>) {
+  ^bb0(%p: f32, %q: f32, %acc: f32):
+    %m = arith.mulf %p, %q : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<?x8xf32>
+  return %r : tensor<?x8xf32>
 }
