@@ -88,3 +88,27 @@ std::string mass::buildDescriptor(ModuleOp module) {
   os << llvm::json::Value(std::move(root));
   return out;
 }
+
+std::string mass::addArenaPlans(const std::string &descriptor,
+                                ModuleOp module) {
+  auto plans = module->getAttrOfType<DictionaryAttr>("mass.arena");
+  llvm::Expected<llvm::json::Value> root = llvm::json::parse(descriptor);
+  if (!root) {
+    llvm::consumeError(root.takeError());
+    return descriptor;
+  }
+  llvm::json::Object *entries = root->getAsObject()->getObject("entries");
+  for (NamedAttribute plan :
+       plans ? plans.getValue() : ArrayRef<NamedAttribute>{}) {
+    llvm::json::Object *entry = entries->getObject(plan.getName());
+    auto sizes = dyn_cast<DenseI64ArrayAttr>(plan.getValue());
+    if (!entry || !sizes || sizes.size() != 2)
+      continue;
+    (*entry)["arena"] =
+        llvm::json::Object{{"bytes", sizes[0]}, {"bytes_per_sample", sizes[1]}};
+  }
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  os << *root;
+  return out;
+}

@@ -15,6 +15,12 @@ namespace mass {
 /// Built from the mass module after autodiff and the optimizer pass.
 std::string buildDescriptor(mlir::ModuleOp module);
 
+/// `descriptor` with, for each entry point that mass-arena gave an arena
+/// (the module's `mass.arena`), `"arena": {"bytes": N, "bytes_per_sample":
+/// M}`: the entry takes one more argument after its results, a buffer of
+/// at least N + M * batch bytes, 64-byte aligned.
+std::string addArenaPlans(const std::string &descriptor, mlir::ModuleOp module);
+
 } // namespace mass
 
 #endif // MASS_CODEGEN_DESCRIPTOR_H

@@ -50,6 +50,24 @@ def MassDistinctResults : Pass<"mass-distinct-results", "::mlir::func::FuncOp"> 
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
 }
 
+def MassArena : Pass<"mass-arena", "::mlir::ModuleOp"> {
+  let summary = "Plans every intermediate buffer of a function into one arena";
+  let description = [{
+    The top-level memref.alloc ops of each function become memref.view ops
+    of one byte buffer, a new last argument (`memref<?xi8>`) that the
+    caller provides. Each buffer is live from its allocation to the last
+    op that reads it or a view of it; buffers that are not live at the
+    same time share memory (first fit, largest first, 64-byte aligned).
+    Sizes with the batch in them form a second pool, placed after the
+    fixed one at offsets that scale with the batch. The module's
+    `mass.arena` attribute maps each function with an arena to its
+    [bytes, bytes per sample]. Allocations with another dynamic size, or
+    one that escapes, keep their allocation.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
 def MassOuterParallel : Pass<"mass-outer-parallel", "::mlir::func::FuncOp"> {
   let summary = "Keeps only the outermost dimension of each loop nest parallel";
   let description = [{

@@ -116,6 +116,9 @@ void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
   bufferization::BufferResultsToOutParamsOpts outParams;
   outParams.hoistStaticAllocs = true;
   pm.addPass(bufferization::createBufferResultsToOutParamsPass(outParams));
+  // Intermediates live in one arena the caller provides: no allocation
+  // inside a call.
+  pm.addPass(createMassArena());
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
   // Matmuls become register-blocked vector kernels; at -O0 they stay the

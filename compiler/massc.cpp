@@ -211,6 +211,7 @@ int main(int argc, char **argv) {
         mass::addCpuToLLVM(pm, optLevel, vectorWidth);
       })))
     return 1;
+  descriptor = mass::addArenaPlans(descriptor, **module);
   llvm::LLVMContext llvmContext;
   auto llvmModule =
       mass::translateForHost(**module, llvmContext, descriptor, optLevel);

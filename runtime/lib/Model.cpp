@@ -3,6 +3,10 @@
 
 #include "Model.h"
 
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
 #include <cstring>
 
 using namespace mass::rt;
@@ -45,6 +49,17 @@ static bool parseEntry(const Json &j, EntrySpec &e, std::string &error) {
     if (!parseValue(r, e.results.back(), error))
       return false;
   }
+  const Json &arena = j["arena"];
+  if (arena.isObject()) {
+    e.hasArena = true;
+    e.arenaBytes = static_cast<int64_t>(arena.numberOr("bytes", -1));
+    e.arenaBytesPerSample =
+        static_cast<int64_t>(arena.numberOr("bytes_per_sample", -1));
+    if (e.arenaBytes < 0 || e.arenaBytesPerSample < 0) {
+      error = "the model descriptor has a malformed arena";
+      return false;
+    }
+  }
   return true;
 }
 
@@ -84,11 +99,16 @@ bool ModelSpec::parse(const char *descriptor, ModelSpec &out,
 EntryCall::EntryCall(const EntrySpec &spec) {
   auto add = [&](const ValueSpec &v) {
     words.emplace_back(3 + 2 * v.shape.size(), 0);
+    batched.push_back(!v.shape.empty() && v.shape[0] < 0);
   };
   for (const ValueSpec &v : spec.args)
     add(v);
   for (const ValueSpec &v : spec.results)
     add(v);
+  if (spec.hasArena) {
+    arena = &spec;
+    words.emplace_back(5, 0); // memref<?xi8>
+  }
   for (auto &w : words)
     pointers.push_back(w.data());
 }
@@ -106,6 +126,39 @@ void EntryCall::bind(size_t index, void *data,
     w[3 + rank + k] = stride;
     stride *= shape[k];
   }
+  if (batched[index])
+    batch = shape[0];
 }
 
-void EntryCall::invoke(void (*entry)(void **)) { entry(pointers.data()); }
+void *mass::rt::reserveArena(size_t bytes) {
+  struct Free {
+    void operator()(void *p) const { std::free(p); }
+  };
+  static std::unique_ptr<void, Free> memory;
+  static size_t capacity = 0;
+  if (bytes > capacity) {
+    size_t rounded = (bytes + 63) / 64 * 64;
+    memory.reset(std::aligned_alloc(64, rounded));
+    if (!memory) {
+      std::fprintf(stderr, "error: cannot allocate %zu bytes for the arena\n",
+                   rounded);
+      std::exit(1);
+    }
+    capacity = rounded;
+  }
+  return memory.get();
+}
+
+void EntryCall::invoke(void (*entry)(void **)) {
+  if (arena) {
+    size_t bytes = arena->arenaSize(batch);
+    void *memory = reserveArena(bytes);
+    std::vector<int64_t> &w = words.back();
+    std::memcpy(&w[0], &memory, sizeof(void *));
+    std::memcpy(&w[1], &memory, sizeof(void *));
+    w[2] = 0;
+    w[3] = static_cast<int64_t>(bytes);
+    w[4] = 1;
+  }
+  entry(pointers.data());
+}

@@ -25,7 +25,20 @@ struct ValueSpec {
 struct EntrySpec {
   bool present = false;
   std::vector<ValueSpec> args, results;
+  /// The arena the entry's intermediates live in (planned by massc), passed
+  /// after the results: bytes + bytesPerSample * batch.
+  bool hasArena = false;
+  int64_t arenaBytes = 0, arenaBytesPerSample = 0;
+
+  size_t arenaSize(int64_t batch) const {
+    return static_cast<size_t>(arenaBytes + arenaBytesPerSample * batch);
+  }
 };
+
+/// The one arena every entry point's call uses (calls never overlap):
+/// grown to `bytes` if smaller, 64-byte aligned. Reserving it for the
+/// largest batch before training keeps allocation out of the steps.
+void *reserveArena(size_t bytes);
 
 struct ModelSpec {
   std::string name;
@@ -48,12 +61,17 @@ public:
   /// `shape`.
   void bind(size_t index, void *data, const std::vector<int64_t> &shape);
   void bind(size_t index, Tensor &t) { bind(index, t.data(), t.shape); }
+  /// Binds the arena, sized for the batch of the values bound last, and
+  /// calls `entry`.
   void invoke(void (*entry)(void **));
-  size_t size() const { return words.size(); }
+  size_t size() const { return words.size() - (arena ? 1 : 0); }
 
 private:
   std::vector<std::vector<int64_t>> words; // per value: 3 + 2 * rank
   std::vector<void *> pointers;
+  std::vector<bool> batched; // per value: is dimension 0 the batch
+  int64_t batch = 0;
+  const EntrySpec *arena = nullptr;
 };
 
 } // namespace mass::rt

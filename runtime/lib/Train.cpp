@@ -297,6 +297,12 @@ void Trainer::allocate() {
   trainCall = EntryCall(spec.trainStep);
   updateCall = EntryCall(spec.update);
   forwardCall = EntryCall(spec.forward);
+  // Every batch holds at most `batch` samples: the arena is allocated once.
+  size_t arena = 0;
+  for (const EntrySpec *e : {&spec.trainStep, &spec.update, &spec.forward,
+                             &spec.predict, &spec.score})
+    arena = std::max(arena, e->arenaSize(batch));
+  reserveArena(arena);
 }
 
 void Trainer::initParams() {

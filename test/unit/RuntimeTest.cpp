@@ -230,4 +230,37 @@ TEST(Model, ParsesDescriptorAndBindsMemrefs) {
   EXPECT_EQ(seen.words[6], 1);
 }
 
+TEST(Model, PassesAnArenaSizedForTheBatch) {
+  const char *descriptor = R"({"version": 1, "model": "m",
+    "entries": {"forward": {"arena": {"bytes": 128, "bytes_per_sample": 64},
+      "args": [{"role": "input", "name": "x", "dtype": "f32",
+                "shape": [-1, 3]}],
+      "results": [{"role": "output", "name": "loss.t", "dtype": "f32",
+                   "shape": []}]}}})";
+  ModelSpec spec;
+  std::string error;
+  ASSERT_TRUE(ModelSpec::parse(descriptor, spec, error)) << error;
+  ASSERT_TRUE(spec.forward.hasArena);
+  EXPECT_EQ(spec.forward.arenaSize(10), 128u + 640u);
+
+  EntryCall call(spec.forward);
+  ASSERT_EQ(call.size(), 2u); // the arena is not a value
+  float x[30], loss;
+  call.bind(0, x, {10, 3});
+  call.bind(1, &loss, {});
+  static int64_t arena[5];
+  call.invoke([](void **args) {
+    std::copy_n(static_cast<int64_t *>(args[2]), 5, arena);
+  });
+  EXPECT_NE(arena[1], 0);
+  EXPECT_EQ(arena[1] % 64, 0); // aligned
+  EXPECT_EQ(arena[3], 128 + 64 * 10);
+  EXPECT_EQ(arena[4], 1);
+
+  const char *bad = R"({"version": 1, "entries": {"forward": {
+      "arena": {"bytes": -1}, "args": [], "results": []}}})";
+  EXPECT_FALSE(ModelSpec::parse(bad, spec, error));
+  EXPECT_NE(error.find("arena"), std::string::npos) << error;
+}
+
 } // namespace
