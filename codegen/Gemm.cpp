@@ -161,6 +161,7 @@ public:
     m1 = b.create<arith::MinSIOp>(
         loc, b.create<arith::AddIOp>(loc, m0, index(tileM)), m);
     auto par = b.create<scf::ParallelOp>(loc, lbs, ubs, steps);
+    par->setAttr(mass::kParallelKernelAttr, b.getUnitAttr());
     b.setInsertionPointToStart(par.getBody());
     ValueRange ivs = par.getInductionVars();
     batchIvs.assign(ivs.begin(), ivs.begin() + nb);

@@ -3,6 +3,8 @@
 
 #include "codegen/Passes.h"
 
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+
 namespace mass {
 #define GEN_PASS_DEF_MASSOUTERPARALLEL
 #include "codegen/Passes.h.inc"
@@ -43,7 +45,36 @@ void restructure(scf::ParallelOp op, bool keepFirst) {
   op.erase();
 }
 
+/// The static trip count of the iterations `op`'s body runs, nested loops
+/// included; nullopt when a bound is only known at run time (the batch).
+std::optional<int64_t> staticWork(scf::ParallelOp op) {
+  int64_t work = 1;
+  bool known = true;
+  auto count = [&](ValueRange lbs, ValueRange ubs, ValueRange steps) {
+    for (auto [lb, ub, step] : llvm::zip(lbs, ubs, steps)) {
+      std::optional<int64_t> l = getConstantIntValue(lb),
+                             u = getConstantIntValue(ub),
+                             s = getConstantIntValue(step);
+      if (!l || !u || !s || *s <= 0) {
+        known = false;
+        return;
+      }
+      work *= std::max<int64_t>(0, (*u - *l + *s - 1) / *s);
+    }
+  };
+  count(op.getLowerBound(), op.getUpperBound(), op.getStep());
+  op.getBody()->walk([&](Operation *inner) {
+    if (auto loop = dyn_cast<scf::ForOp>(inner))
+      count(loop.getLowerBound(), loop.getUpperBound(), loop.getStep());
+    else if (auto par = dyn_cast<scf::ParallelOp>(inner))
+      count(par.getLowerBound(), par.getUpperBound(), par.getStep());
+  });
+  return known ? std::optional<int64_t>(work) : std::nullopt;
+}
+
 class OuterParallel : public mass::impl::MassOuterParallelBase<OuterParallel> {
+  using MassOuterParallelBase::MassOuterParallelBase;
+
   void runOnOperation() override {
     SmallVector<scf::ParallelOp> loops;
     getOperation().walk([&](scf::ParallelOp op) { loops.push_back(op); });
@@ -53,9 +84,16 @@ class OuterParallel : public mass::impl::MassOuterParallelBase<OuterParallel> {
                      "supported");
         return signalPassFailure();
       }
-      bool nested = op->getParentOfType<scf::ParallelOp>() != nullptr;
-      if (nested || op.getNumLoops() > 1)
-        restructure(op, /*keepFirst=*/!nested);
+      // Threads pay off for a matmul's panels, and for a loop nest at the
+      // top of the function with enough iterations; a nest inside a
+      // sequential loop would start its threads at every iteration.
+      bool kernel = op->hasAttr(mass::kParallelKernelAttr);
+      std::optional<int64_t> work = staticWork(op);
+      bool sequential = !kernel && (op->getParentOfType<scf::ParallelOp>() ||
+                                    op->getParentOfType<scf::ForOp>() ||
+                                    (work && *work < minWork));
+      if (sequential || op.getNumLoops() > 1)
+        restructure(op, /*keepFirst=*/!sequential);
     }
   }
 };

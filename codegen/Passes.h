@@ -19,6 +19,10 @@ namespace mass {
 /// mass-fuse-loops fuses them into one loop nest.
 constexpr llvm::StringLiteral kFusionGroupAttr = "mass.fusion_group";
 
+/// Marks the scf.parallel of a mass-gemm kernel, whose panels are worth
+/// threads wherever the loop is.
+constexpr llvm::StringLiteral kParallelKernelAttr = "mass.parallel_kernel";
+
 #define GEN_PASS_DECL
 #include "codegen/Passes.h.inc"
 

@@ -69,15 +69,23 @@ def MassArena : Pass<"mass-arena", "::mlir::ModuleOp"> {
 }
 
 def MassOuterParallel : Pass<"mass-outer-parallel", "::mlir::func::FuncOp"> {
-  let summary = "Keeps only the outermost dimension of each loop nest parallel";
+  let summary = "Keeps only the outermost dimension of worthwhile loop nests parallel";
   let description = [{
     After linalg becomes scf.parallel loops, each outermost scf.parallel
     keeps its first dimension parallel and runs the others as scf.for
-    loops inside it; scf.parallel loops nested in another become scf.for
-    nests. Threads then split the outer loop only, and the inner loops
-    stay plain loops that LLVM vectorises.
+    loops inside it, so threads split the outer loop only and the inner
+    loops stay plain loops that LLVM vectorises. A nest becomes sequential
+    when starting threads costs more than it saves: nested in another loop
+    (it would start them at every iteration), or with fewer than
+    `min-work` iterations in all when its bounds are constants. Loops that
+    mass-gemm marks `mass.parallel_kernel` stay parallel.
   }];
   let dependentDialects = ["::mlir::scf::SCFDialect"];
+  let options = [
+    Option<"minWork", "min-work", "int64_t", /*default=*/"16384",
+           "Iterations below which a nest with constant bounds runs on one "
+           "thread">
+  ];
 }
 
 def MassFoldTransposes : Pass<"mass-fold-transposes", "::mlir::func::FuncOp"> {

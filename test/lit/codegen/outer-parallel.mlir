@@ -46,3 +46,41 @@ func.func @two_dims(%a: memref<?x4xf32>, %n: index) {
   }
   return
 }
+
+// Threads are not worth starting for a nest inside a sequential loop (a
+// column sum's inner loop) or for a small nest with constant bounds; a
+// matmul kernel's panels keep them wherever they are.
+// CHECK-LABEL: func.func @worth
+// CHECK: scf.for
+// CHECK-NEXT: scf.for
+// CHECK: scf.for
+// CHECK-NEXT: scf.for
+// CHECK: scf.for
+// CHECK-NEXT: scf.parallel
+// CHECK: mass.parallel_kernel
+func.func @worth(%a: memref<?x8xf32>, %s: memref<8xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %c16 = arith.constant 16 : index
+  scf.for %i = %c0 to %n step %c1 {
+    scf.parallel (%j) = (%c0) to (%c8) step (%c1) {
+      %x = memref.load %a[%i, %j] : memref<?x8xf32>
+      memref.store %x, %s[%j] : memref<8xf32>
+      scf.reduce
+    }
+  }
+  scf.parallel (%i, %j) = (%c0, %c0) to (%c16, %c8) step (%c1, %c1) {
+    %x = memref.load %s[%j] : memref<8xf32>
+    memref.store %x, %a[%i, %j] : memref<?x8xf32>
+    scf.reduce
+  }
+  scf.for %i = %c0 to %n step %c1 {
+    scf.parallel (%j) = (%c0) to (%c8) step (%c1) {
+      %x = memref.load %a[%i, %j] : memref<?x8xf32>
+      memref.store %x, %s[%j] : memref<8xf32>
+      scf.reduce
+    } {mass.parallel_kernel}
+  }
+  return
+}
