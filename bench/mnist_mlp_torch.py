@@ -9,11 +9,15 @@ import os
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import openblas  # noqa: E402
+
 threads = sys.argv[3] if len(sys.argv) > 3 else None
 if threads:
     # PyTorch 1.13 here calls OpenBLAS, which ignores torch.set_num_threads.
-    os.environ["OPENBLAS_NUM_THREADS"] = threads
-    os.environ["OMP_NUM_THREADS"] = threads
+    os.environ.update(openblas.torch_env(threads))
+elif openblas.best_core():
+    os.environ["OPENBLAS_CORETYPE"] = openblas.best_core()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

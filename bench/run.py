@@ -4,8 +4,8 @@ For each model, massc -O3 builds the training program, which times training
 steps (train_step + update) on one batch with --benchmark; its PyTorch twin
 (same layers, loss, optimizer and batch) times the same steps after a
 warm-up. Both run at 1 and 2 threads (PyTorch pinned through
-OPENBLAS_NUM_THREADS and OMP_NUM_THREADS as well as torch.set_num_threads).
-A GEMM micro-benchmark times the generated matmul (a model whose forward is
+OPENBLAS_NUM_THREADS and OMP_NUM_THREADS as well as torch.set_num_threads,
+and given OpenBLAS's kernel for the host's vectors: see openblas.py). A GEMM micro-benchmark times the generated matmul (a model whose forward is
 one matmul and a mean) against torch.matmul. Each figure is the best of
 three runs.
 
@@ -18,6 +18,9 @@ import sys
 import tempfile
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import openblas  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 MASSC = os.path.join(ROOT, "build", "bin", "massc")
@@ -100,7 +103,7 @@ def best(measure):
 
 
 def torch_ms(kind, batch, steps, threads):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    env = openblas.torch_env(threads)
     out = subprocess.run(["/usr/bin/python3", "-c", TORCH, str(threads), kind, str(batch), str(steps)],
                          env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out)["ms"]
@@ -112,6 +115,11 @@ def mass_ms(exe, data, batch, steps, threads, key):
                           "--threads", str(threads)], check=True, capture_output=True, text=True).stdout
     line = [l for l in out.splitlines() if l.startswith("benchmark ")][0]
     return json.loads(line[len("benchmark "):])[key]
+
+
+def torch_version():
+    return subprocess.run(["/usr/bin/python3", "-c", "import torch; print(torch.__version__)"],
+                          check=True, capture_output=True, text=True).stdout.strip()
 
 
 def compile_model(source, work, name):
@@ -135,6 +143,8 @@ def main():
     work = tempfile.mkdtemp(prefix="mass-bench-")
     rng = np.random.default_rng(0)
     rows = []
+    print(f"PyTorch {torch_version()}, OpenBLAS kernel {openblas.best_core() or 'chosen by OpenBLAS'}"
+          " (OPENBLAS_CORETYPE)\n")
     print("| model | batch | threads | Mass ms/step | PyTorch ms/step | time ratio (Mass/PyTorch) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for title, (source, batch, steps, kind) in MODELS.items():
@@ -153,7 +163,7 @@ def main():
     print("| GEMM n×n×n | threads | Mass GFLOP/s | torch.matmul GFLOP/s | ratio (Mass/PyTorch) |")
     print("| --- | --- | --- | --- | --- |")
     for n in (256, 512, 1024, 2048):
-        reps = 3 if n >= 1024 or QUICK else 10
+        reps = 3 if n >= 2048 or QUICK else 10
         source = f"""
 model gemm{n} {{
   input a: f32[B, {n}]

@@ -141,52 +141,70 @@ public:
 
   void emit() {
     unsigned nb = c.batch;
-    Value zero = index(0), one = index(1);
     m = size(c.c, nb);
     n = size(c.c, nb + 1);
     // The position of k among A's results.
     unsigned ra = c.mapA.getNumResults();
     unsigned kPos = isDim(c.mapA.getResult(ra - 1), nb + 1) ? ra - 1 : ra - 2;
     k = size(c.a, kPos);
-    int64_t panel = 2 * width;
-    SmallVector<Value> lbs(nb + 1, zero), steps(nb + 1, one), ubs;
-    for (unsigned i = 0; i < nb; ++i)
-      ubs.push_back(size(c.c, i));
-    ubs.push_back(b.create<arith::CeilDivUIOp>(loc, n, index(panel)));
+    int64_t groups = (tileM + rows - 1) / rows;
+    // A's block of rows and of k, copied once for all threads into row
+    // groups of the kernel's height, k-major: the kernel's broadcasts
+    // read consecutive addresses. Its size is fixed: the arena plans it.
+    packedA = b.create<memref::AllocOp>(
+        loc, MemRefType::get({groups, tileK, rows}, b.getF32Type()),
+        b.getI64IntegerAttr(64));
+    for (unsigned i = 0; i < nb; ++i) {
+      auto loop = b.create<scf::ForOp>(loc, index(0), size(c.c, i), index(1));
+      b.setInsertionPointToStart(loop.getBody());
+      batchIvs.push_back(loop.getInductionVar());
+    }
     // Blocks of rows of C, so that A's block stays in L2 while every panel
     // passes over it.
-    auto rowBlocks = b.create<scf::ForOp>(loc, zero, m, index(tileM));
+    auto rowBlocks =
+        b.create<scf::ForOp>(loc, index(0), m, index(groups * rows));
     b.setInsertionPointToStart(rowBlocks.getBody());
     m0 = rowBlocks.getInductionVar();
     m1 = b.create<arith::MinSIOp>(
-        loc, b.create<arith::AddIOp>(loc, m0, index(tileM)), m);
-    auto par = b.create<scf::ParallelOp>(loc, lbs, ubs, steps);
+        loc, b.create<arith::AddIOp>(loc, m0, index(groups * rows)), m);
+    Value rest = b.create<arith::RemUIOp>(
+        loc, b.create<arith::SubIOp>(loc, m1, m0), index(rows));
+    mainEnd = b.create<arith::SubIOp>(loc, m1, rest);
+    auto kLoop = b.create<scf::ForOp>(loc, index(0), k, index(tileK));
+    b.setInsertionPointToStart(kLoop.getBody());
+    Value k0 = kLoop.getInductionVar();
+    Value k1 = b.create<arith::MinSIOp>(
+        loc, b.create<arith::AddIOp>(loc, k0, index(tileK)), k);
+    packA(k0, k1);
+    auto par = b.create<scf::ParallelOp>(
+        loc, ValueRange{index(0)},
+        ValueRange{b.create<arith::CeilDivUIOp>(loc, n, index(2 * width))},
+        ValueRange{index(1)});
     par->setAttr(mass::kParallelKernelAttr, b.getUnitAttr());
     b.setInsertionPointToStart(par.getBody());
-    ValueRange ivs = par.getInductionVars();
-    batchIvs.assign(ivs.begin(), ivs.begin() + nb);
-    Value j0 = b.create<arith::MulIOp>(loc, ivs.back(), index(panel));
+    Value j0 = b.create<arith::MulIOp>(loc, par.getInductionVars()[0],
+                                       index(2 * width));
     // The panel's block of B, copied row by row (k) into contiguous,
     // aligned memory on the thread's stack, zero past the edge of C.
-    packed = b.create<memref::AllocaOp>(
-        loc, MemRefType::get({tileK, panel}, b.getF32Type()),
+    packedB = b.create<memref::AllocaOp>(
+        loc, MemRefType::get({tileK, 2 * width}, b.getF32Type()),
         b.getI64IntegerAttr(64));
     Value left = b.create<arith::SubIOp>(loc, n, j0);
     Value full = b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::sge, left,
-                                         index(panel));
+                                         index(2 * width));
     auto branch = b.create<scf::IfOp>(loc, full, /*withElseRegion=*/true);
     b.setInsertionPointToStart(branch.thenBlock());
-    panelLoops(j0, {});
+    panelBody(j0, {}, k0, k1);
     b.setInsertionPointToStart(branch.elseBlock());
     SmallVector<Value> masks;
     for (int64_t v = 0; v < 2; ++v) {
       Value lanes = b.create<arith::SubIOp>(loc, left, index(v * width));
       lanes = b.create<arith::MaxSIOp>(
-          loc, b.create<arith::MinSIOp>(loc, lanes, index(width)), zero);
+          loc, b.create<arith::MinSIOp>(loc, lanes, index(width)), index(0));
       masks.push_back(b.create<vector::CreateMaskOp>(
           loc, VectorType::get({width}, b.getI1Type()), ValueRange{lanes}));
     }
-    panelLoops(j0, masks);
+    panelBody(j0, masks, k0, k1);
     c.op.erase();
   }
 
@@ -196,7 +214,7 @@ private:
   Location loc;
   int64_t width, rows, tileM, tileK;
   VectorType vecType;
-  Value m, n, k, packed, m0, m1;
+  Value m, n, k, packedA, packedB, m0, m1, mainEnd;
   SmallVector<Value> batchIvs;
 
   Value index(int64_t v) { return b.create<arith::ConstantIndexOp>(loc, v); }
@@ -249,25 +267,46 @@ private:
       b.create<vector::MaskedStoreOp>(loc, base, idx, mask, value);
   }
 
-  /// The blocks of k and the rows of one panel of C starting at column j0.
-  void panelLoops(Value j0, ArrayRef<Value> masks) {
-    auto kLoop = b.create<scf::ForOp>(loc, index(0), k, index(tileK));
+  /// packedA[g, kv - k0, r] = A[m0 + g * rows + r, kv] for the row groups
+  /// of the block, threads splitting the groups.
+  void packA(Value k0, Value k1) {
     OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(kLoop.getBody());
-    Value k0 = kLoop.getInductionVar();
-    Value k1 = b.create<arith::MinSIOp>(
-        loc, b.create<arith::AddIOp>(loc, k0, index(tileK)), k);
+    Value count = b.create<arith::DivUIOp>(
+        loc, b.create<arith::SubIOp>(loc, mainEnd, m0), index(rows));
+    auto par = b.create<scf::ParallelOp>(
+        loc, ValueRange{index(0)}, ValueRange{count}, ValueRange{index(1)});
+    par->setAttr(mass::kParallelKernelAttr, b.getUnitAttr());
+    b.setInsertionPointToStart(par.getBody());
+    Value g = par.getInductionVars()[0];
+    Value first = b.create<arith::AddIOp>(
+        loc, m0, b.create<arith::MulIOp>(loc, g, index(rows)));
+    auto loop = b.create<scf::ForOp>(loc, k0, k1, index(1));
+    b.setInsertionPointToStart(loop.getBody());
+    Value kv = loop.getInductionVar();
+    Value at = b.create<arith::SubIOp>(loc, kv, k0);
+    for (int64_t r = 0; r < rows; ++r) {
+      Value row = b.create<arith::AddIOp>(loc, first, index(r));
+      Value x =
+          b.create<memref::LoadOp>(loc, c.a, indices(c.mapA, row, kv, Value()));
+      b.create<memref::StoreOp>(loc, x, packedA, ValueRange{g, at, index(r)});
+    }
+  }
+
+  /// One panel of C starting at column j0, for one block of k: its block of
+  /// B packed, then the row groups with the kernel, then the rows left.
+  void panelBody(Value j0, ArrayRef<Value> masks, Value k0, Value k1) {
+    OpBuilder::InsertionGuard guard(b);
     pack(j0, masks, k0, k1);
-    Value count = b.create<arith::SubIOp>(loc, m1, m0);
-    Value rest = b.create<arith::RemUIOp>(loc, count, index(rows));
-    Value mainRows = b.create<arith::SubIOp>(loc, m1, rest);
-    auto blocks = b.create<scf::ForOp>(loc, m0, mainRows, index(rows));
+    auto blocks = b.create<scf::ForOp>(loc, m0, mainEnd, index(rows));
     b.setInsertionPointToStart(blocks.getBody());
-    kernel(blocks.getInductionVar(), rows, j0, masks, k0, k1);
-    b.setInsertionPoint(kLoop.getBody()->getTerminator());
-    auto single = b.create<scf::ForOp>(loc, mainRows, m1, index(1));
+    Value i = blocks.getInductionVar();
+    Value g = b.create<arith::DivUIOp>(loc, b.create<arith::SubIOp>(loc, i, m0),
+                                       index(rows));
+    kernel(i, rows, g, j0, masks, k0, k1);
+    b.setInsertionPointAfter(blocks);
+    auto single = b.create<scf::ForOp>(loc, mainEnd, m1, index(1));
     b.setInsertionPointToStart(single.getBody());
-    kernel(single.getInductionVar(), 1, j0, masks, k0, k1);
+    kernel(single.getInductionVar(), 1, Value(), j0, masks, k0, k1);
   }
 
   /// packed[kv - k0, 0 : 2 * width] = B[kv, j0 : j0 + 2 * width] for kv in
@@ -284,7 +323,7 @@ private:
         Value col = b.create<arith::AddIOp>(loc, j0, index(v * width));
         Value x = load(c.b, indices(c.mapB, Value(), kv, col),
                        masks.empty() ? Value() : masks[v]);
-        b.create<vector::StoreOp>(loc, x, packed,
+        b.create<vector::StoreOp>(loc, x, packedB,
                                   ValueRange{row, index(v * width)});
       }
       return;
@@ -305,7 +344,7 @@ private:
                              loc, c.b, indices(c.mapB, Value(), kv, col))
                        : zero;
       b.create<memref::StoreOp>(
-          loc, x, packed,
+          loc, x, packedB,
           ValueRange{b.create<arith::SubIOp>(loc, kv, k0), slot});
     };
     if (masks.empty()) {
@@ -323,8 +362,8 @@ private:
 
   /// C[i : i + count, j0 : j0 + 2 * width] += A[i.., k0 : k1] * B[k0 : k1,
   /// j0..] with the block of C in registers.
-  void kernel(Value i, int64_t count, Value j0, ArrayRef<Value> masks, Value k0,
-              Value k1) {
+  void kernel(Value i, int64_t count, Value group, Value j0,
+              ArrayRef<Value> masks, Value k0, Value k1) {
     OpBuilder::InsertionGuard guard(b);
     SmallVector<Value> rowIdx, colIdx;
     for (int64_t r = 0; r < count; ++r)
@@ -346,10 +385,13 @@ private:
           Value row = b.create<arith::SubIOp>(loc, kv, k0);
           for (int64_t v = 0; v < 2; ++v)
             bRow.push_back(b.create<vector::LoadOp>(
-                loc, vecType, packed, ValueRange{row, index(v * width)}));
+                loc, vecType, packedB, ValueRange{row, index(v * width)}));
           for (int64_t r = 0; r < count; ++r) {
-            Value a = b.create<memref::LoadOp>(
-                loc, c.a, indices(c.mapA, rowIdx[r], kv, Value()));
+            Value a =
+                group ? b.create<memref::LoadOp>(
+                            loc, packedA, ValueRange{group, row, index(r)})
+                      : b.create<memref::LoadOp>(
+                            loc, c.a, indices(c.mapA, rowIdx[r], kv, Value()));
             Value splat = b.create<vector::BroadcastOp>(loc, vecType, a);
             for (int64_t v = 0; v < 2; ++v)
               next.push_back(b.create<vector::FMAOp>(loc, splat, bRow[v],

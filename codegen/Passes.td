@@ -100,22 +100,23 @@ def MassFoldTransposes : Pass<"mass-fold-transposes", "::mlir::func::FuncOp"> {
 }
 
 def MassGemm : Pass<"mass-gemm", "::mlir::func::FuncOp"> {
-  let summary = "Register-blocked, vectorised matmul kernels for contractions";
+  let summary = "Packed, register-blocked, vectorised matmul kernels for contractions";
   let description = [{
     Rewrites each f32 contraction on buffers, a linalg.generic over loops
     (batch..., m, k, n) computing C[b..., m, n] += A[b..., m, k] *
-    B[b..., k, n] (A may also be read as A[b..., k, m]), into a blocked
-    kernel: for each block of `tile-m` rows of C, threads split C into
-    panels of two vectors' width; each panel runs over blocks of `tile-k`
-    steps of k, copying its block of B (read as B[k, n] or B[n, k]) into
-    contiguous memory on the stack; then `rows` rows of C by the panel's
-    width stay in vector registers while k advances, each step loading one
-    row of the packed block and broadcasting one element of A (read as
-    A[m, k] or A[k, m]) per row into fused multiply-adds. Rows left over
-    use a one-row kernel; a panel cut by the edge of C uses masked loads
-    and stores of C. C needs unit stride along n, and B too when read as
-    B[k, n].
-  }];
+    B[b..., k, n] (A may also be read as A[b..., k, m] and B as
+    B[b..., n, k]), into a blocked kernel. For each block of `tile-m` rows
+    of C and `tile-k` steps of k, threads copy A's block into groups of
+    `rows` rows, k-major, in a buffer allocated once (the arena plans it);
+    then threads split C into panels two vectors wide, each copying its
+    block of B into contiguous memory on the stack, zero past the edge of
+    C. Inside, `rows` rows of C by the panel's width stay in vector
+    registers while k advances, each step loading one row of the packed B
+    and broadcasting one element of the packed A per row into fused
+    multiply-adds. Rows left over use a one-row kernel that reads A in
+    place; a panel cut by the edge of C uses masked loads and stores of C.
+    Batch loops run outside, one after another. C needs unit stride along
+    n, and B too when read as B[k, n].  }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect"

@@ -7,47 +7,57 @@
 #bt = affine_map<(m, k, n) -> (n, k)>
 #c = affine_map<(m, k, n) -> (m, n)>
 
-// C += A * B: for each block of 64 rows of C, threads split C into panels
-// of two vectors (8 columns); k runs in blocks of 32, each copying the
-// panel's block of B to the stack; a block of 2 rows x 8 columns of C stays
-// in registers across the k loop, fed by one row of the packed block and a
-// broadcast element of A per row. Rows past the last full block use a
-// one-row kernel; the last panel, cut by the edge of C, uses masked loads
-// and stores.
+// C += A * B: for each block of 64 rows of C and block of 32 steps of k,
+// threads first copy A's block into groups of 2 rows, k-major; then they
+// split C into panels of two vectors (8 columns), each copying its block of
+// B to the stack. A block of 2 rows x 8 columns of C stays in registers
+// across the k loop, fed by one row of the packed B and a broadcast element
+// of the packed A per row. Rows past the last full group use a one-row
+// kernel that reads A in place; the last panel, cut by the edge of C, uses
+// masked loads and stores.
 // CHECK-LABEL: func.func @matmul
 // CHECK-SAME: (%[[A:.*]]: memref<?x64xf32>, %[[B:.*]]: memref<64x10xf32>, %[[C:.*]]: memref<?x10xf32>)
-// CHECK-DAG: %[[M:.*]] = memref.dim %[[C]], %c0
-// CHECK-DAG: %[[PANELS:.*]] = arith.ceildivui %c10, %c8
+// CHECK: %[[M:.*]] = memref.dim %[[C]], %c0
+// CHECK: %[[PA:.*]] = memref.alloc() {alignment = 64 : i64} : memref<32x32x2xf32>
 // CHECK: scf.for %[[M0:.*]] = %c0 to %[[M]] step %c64 {
 // CHECK: %[[M1:.*]] = arith.minsi
-// CHECK: scf.parallel (%[[P:.*]]) = (%c0) to (%[[PANELS]]) step (%c1) {
-// CHECK: %[[J:.*]] = arith.muli %[[P]], %c8
-// CHECK: %[[PACK:.*]] = memref.alloca() {alignment = 64 : i64} : memref<32x8xf32>
-// CHECK: %[[FULL:.*]] = arith.cmpi sge
-// CHECK: scf.if %[[FULL]] {
-// CHECK: scf.for %[[K0:.*]] = %c0 to %c64 step %c32 {
-// CHECK: %[[K1:.*]] = arith.minsi
-// CHECK: scf.for %[[KP:.*]] = %[[K0]] to %[[K1]] step %c1 {
-// CHECK: %[[ROW:.*]] = vector.load %[[B]][%[[KP]], %{{.*}}] : memref<64x10xf32>, vector<4xf32>
-// CHECK: vector.store %[[ROW]], %[[PACK]]
 // CHECK: %[[REST:.*]] = arith.remui
 // CHECK: %[[MAIN:.*]] = arith.subi %[[M1]], %[[REST]]
+// CHECK: scf.for %[[K0:.*]] = %c0 to %c64 step %c32 {
+// CHECK: %[[K1:.*]] = arith.minsi
+// CHECK: scf.parallel (%[[G:.*]]) = (%c0) to (%{{.*}}) step (%c1) {
+// CHECK: scf.for %[[KA:.*]] = %[[K0]] to %[[K1]] step %c1 {
+// CHECK: %[[X0:.*]] = memref.load %[[A]][%{{.*}}, %[[KA]]]
+// CHECK: memref.store %[[X0]], %[[PA]][%[[G]], %{{.*}}, %c0]
+// CHECK: } {mass.parallel_kernel}
+// CHECK: %[[PANELS:.*]] = arith.ceildivui %c10, %c8
+// CHECK: scf.parallel (%[[P:.*]]) = (%c0) to (%[[PANELS]]) step (%c1) {
+// CHECK: %[[J:.*]] = arith.muli %[[P]], %c8
+// CHECK: %[[PB:.*]] = memref.alloca() {alignment = 64 : i64} : memref<32x8xf32>
+// CHECK: %[[FULL:.*]] = arith.cmpi sge
+// CHECK: scf.if %[[FULL]] {
+// CHECK: scf.for %[[KP:.*]] = %[[K0]] to %[[K1]] step %c1 {
+// CHECK: %[[ROW:.*]] = vector.load %[[B]][%[[KP]], %{{.*}}] : memref<64x10xf32>, vector<4xf32>
+// CHECK: vector.store %[[ROW]], %[[PB]]
 // CHECK: scf.for %[[I:.*]] = %[[M0]] to %[[MAIN]] step %c2 {
+// CHECK: %[[GI:.*]] = arith.divui
 // CHECK: %[[C00:.*]] = vector.load %[[C]][%[[I]], %[[J]]] : memref<?x10xf32>, vector<4xf32>
 // CHECK-COUNT-3: vector.load %[[C]]
 // CHECK: %[[R:.*]]:4 = scf.for %[[K:.*]] = %[[K0]] to %[[K1]] step %c1 iter_args(%[[ACC:.*]] = %[[C00]], {{.*}}) -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
 // CHECK: %[[KK:.*]] = arith.subi %[[K]], %[[K0]]
-// CHECK: %[[B0:.*]] = vector.load %[[PACK]][%[[KK]], %c0]
-// CHECK: %[[B1:.*]] = vector.load %[[PACK]][%[[KK]], %c4]
-// CHECK: %[[X:.*]] = memref.load %[[A]][%[[I]], %[[K]]]
+// CHECK: %[[B0:.*]] = vector.load %[[PB]][%[[KK]], %c0]
+// CHECK: %[[B1:.*]] = vector.load %[[PB]][%[[KK]], %c4]
+// CHECK: %[[X:.*]] = memref.load %[[PA]][%[[GI]], %[[KK]], %c0]
 // CHECK: %[[XS:.*]] = vector.broadcast %[[X]] : f32 to vector<4xf32>
 // CHECK: vector.fma %[[XS]], %[[B0]], %[[ACC]] : vector<4xf32>
 // CHECK: vector.fma %[[XS]], %[[B1]]
+// CHECK: memref.load %[[PA]][%[[GI]], %[[KK]], %c1]
 // CHECK-COUNT-2: vector.fma
 // CHECK: scf.yield
 // CHECK: vector.store %[[R]]#0, %[[C]][%[[I]], %[[J]]]
-// CHECK: scf.for %{{.*}} = %[[MAIN]] to %[[M1]] step %c1 {
-// CHECK: scf.for {{.*}} -> (vector<4xf32>, vector<4xf32>) {
+// CHECK: scf.for %[[I1:.*]] = %[[MAIN]] to %[[M1]] step %c1 {
+// CHECK: scf.for %[[K2:[a-z0-9_]+]] = {{.*}} -> (vector<4xf32>, vector<4xf32>) {
+// CHECK: memref.load %[[A]][%[[I1]], %[[K2]]]
 // CHECK: } else {
 // CHECK: vector.create_mask %{{.*}} : vector<4xi1>
 // CHECK: vector.create_mask %{{.*}} : vector<4xi1>
@@ -106,14 +116,14 @@ func.func @transposed_lhs(%A: memref<?x16xf32>, %B: memref<?x8xf32>, %C: memref<
   return
 }
 
-// Batched, with a broadcast right operand: the batch loop is parallel too,
+// Batched, with a broadcast right operand: an outer loop over the batch,
 // and B's batch index is the constant 0.
 // CHECK-LABEL: func.func @batched
 // CHECK-SAME: (%[[A:.*]]: memref<3x4x8xf32>, %[[B:.*]]: memref<1x8x16xf32>, %[[C:.*]]: memref<3x4x16xf32>)
-// CHECK: scf.parallel (%[[BI:.*]], %{{.*}}) = (%c0, %c0) to (%c3, %{{.*}}) step (%c1, %c1) {
+// CHECK: scf.for %[[BI:.*]] = %c0 to %c3 step %c1 {
+// CHECK: memref.load %[[A]][%[[BI]], %{{.*}}, %{{.*}}]
 // CHECK: vector.load %[[B]][%c0, %{{.*}}, %{{.*}}]
 // CHECK: vector.load %[[C]][%[[BI]], %{{.*}}, %{{.*}}]
-// CHECK: memref.load %[[A]][%[[BI]], %{{.*}}, %{{.*}}]
 #ba = affine_map<(b, m, k, n) -> (b, m, k)>
 #bb = affine_map<(b, m, k, n) -> (0, k, n)>
 #bc = affine_map<(b, m, k, n) -> (b, m, n)>
