@@ -31,6 +31,8 @@ struct Contraction {
   AffineMap mapA, mapB;
   /// B read as B[b..., n, k] (x * W^T with W as stored).
   bool bTransposed = false;
+  /// B has unit stride along its last dimension.
+  bool bUnitK = false;
 };
 
 bool isDim(AffineExpr e, unsigned pos) {
@@ -124,6 +126,7 @@ std::optional<Contraction> match(linalg::GenericOp op) {
   AffineExpr b0 = c.mapB.getResult(rb - 2), b1 = c.mapB.getResult(rb - 1);
   bool bDirect = isDim(b0, batch + 1) && isDim(b1, batch + 2);
   c.bTransposed = isDim(b0, batch + 2) && isDim(b1, batch + 1);
+  c.bUnitK = unitInnerStride(c.b);
   if (!(aDirect || aTransposed) || !(bDirect || c.bTransposed) ||
       (bDirect && !unitInnerStride(c.b)))
     return std::nullopt;
@@ -167,19 +170,16 @@ public:
     m0 = rowBlocks.getInductionVar();
     m1 = b.create<arith::MinSIOp>(
         loc, b.create<arith::AddIOp>(loc, m0, index(groups * rows)), m);
-    Value rest = b.create<arith::RemUIOp>(
-        loc, b.create<arith::SubIOp>(loc, m1, m0), index(rows));
-    mainEnd = b.create<arith::SubIOp>(loc, m1, rest);
+    last = b.create<arith::SubIOp>(loc, m1, index(1));
     auto kLoop = b.create<scf::ForOp>(loc, index(0), k, index(tileK));
     b.setInsertionPointToStart(kLoop.getBody());
     Value k0 = kLoop.getInductionVar();
     Value k1 = b.create<arith::MinSIOp>(
         loc, b.create<arith::AddIOp>(loc, k0, index(tileK)), k);
     packA(k0, k1);
-    auto par = b.create<scf::ParallelOp>(
-        loc, ValueRange{index(0)},
-        ValueRange{b.create<arith::CeilDivUIOp>(loc, n, index(2 * width))},
-        ValueRange{index(1)});
+    auto par = b.create<scf::ParallelOp>(loc, ValueRange{index(0)},
+                                         ValueRange{ceilDiv(n, 2 * width)},
+                                         ValueRange{index(1)});
     par->setAttr(mass::kParallelKernelAttr, b.getUnitAttr());
     b.setInsertionPointToStart(par.getBody());
     Value j0 = b.create<arith::MulIOp>(loc, par.getInductionVars()[0],
@@ -214,10 +214,16 @@ private:
   Location loc;
   int64_t width, rows, tileM, tileK;
   VectorType vecType;
-  Value m, n, k, packedA, packedB, m0, m1, mainEnd;
+  Value m, n, k, packedA, packedB, m0, m1, last;
   SmallVector<Value> batchIvs;
 
   Value index(int64_t v) { return b.create<arith::ConstantIndexOp>(loc, v); }
+
+  /// (x + d - 1) / d, with ops the LLVM lowering knows.
+  Value ceilDiv(Value x, int64_t d) {
+    return b.create<arith::DivUIOp>(
+        loc, b.create<arith::AddIOp>(loc, x, index(d - 1)), index(d));
+  }
 
   /// The size of `memref` along `dim`: a constant when the type knows it.
   Value size(Value memref, unsigned dim) {
@@ -268,11 +274,11 @@ private:
   }
 
   /// packedA[g, kv - k0, r] = A[m0 + g * rows + r, kv] for the row groups
-  /// of the block, threads splitting the groups.
+  /// of the block, threads splitting the groups; rows past the block's end
+  /// are zero.
   void packA(Value k0, Value k1) {
     OpBuilder::InsertionGuard guard(b);
-    Value count = b.create<arith::DivUIOp>(
-        loc, b.create<arith::SubIOp>(loc, mainEnd, m0), index(rows));
+    Value count = ceilDiv(b.create<arith::SubIOp>(loc, m1, m0), rows);
     auto par = b.create<scf::ParallelOp>(
         loc, ValueRange{index(0)}, ValueRange{count}, ValueRange{index(1)});
     par->setAttr(mass::kParallelKernelAttr, b.getUnitAttr());
@@ -284,29 +290,32 @@ private:
     b.setInsertionPointToStart(loop.getBody());
     Value kv = loop.getInductionVar();
     Value at = b.create<arith::SubIOp>(loc, kv, k0);
+    Value zero = b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(0.0f));
     for (int64_t r = 0; r < rows; ++r) {
       Value row = b.create<arith::AddIOp>(loc, first, index(r));
-      Value x =
-          b.create<memref::LoadOp>(loc, c.a, indices(c.mapA, row, kv, Value()));
+      Value inside =
+          b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::slt, row, m1);
+      // Read a row that exists, then keep the value only for a real row.
+      Value x = b.create<memref::LoadOp>(
+          loc, c.a,
+          indices(c.mapA, b.create<arith::MinSIOp>(loc, row, last), kv,
+                  Value()));
+      x = b.create<arith::SelectOp>(loc, inside, x, zero);
       b.create<memref::StoreOp>(loc, x, packedA, ValueRange{g, at, index(r)});
     }
   }
 
   /// One panel of C starting at column j0, for one block of k: its block of
-  /// B packed, then the row groups with the kernel, then the rows left.
+  /// B packed, then the kernel on each group of rows.
   void panelBody(Value j0, ArrayRef<Value> masks, Value k0, Value k1) {
     OpBuilder::InsertionGuard guard(b);
     pack(j0, masks, k0, k1);
-    auto blocks = b.create<scf::ForOp>(loc, m0, mainEnd, index(rows));
+    auto blocks = b.create<scf::ForOp>(loc, m0, m1, index(rows));
     b.setInsertionPointToStart(blocks.getBody());
     Value i = blocks.getInductionVar();
     Value g = b.create<arith::DivUIOp>(loc, b.create<arith::SubIOp>(loc, i, m0),
                                        index(rows));
-    kernel(i, rows, g, j0, masks, k0, k1);
-    b.setInsertionPointAfter(blocks);
-    auto single = b.create<scf::ForOp>(loc, mainEnd, m1, index(1));
-    b.setInsertionPointToStart(single.getBody());
-    kernel(single.getInductionVar(), 1, Value(), j0, masks, k0, k1);
+    kernel(i, g, j0, masks, k0, k1);
   }
 
   /// packed[kv - k0, 0 : 2 * width] = B[kv, j0 : j0 + 2 * width] for kv in
@@ -328,8 +337,58 @@ private:
       }
       return;
     }
-    // B[n, k] (W as stored): each column of the panel is a contiguous row of
-    // B; columns past the edge of C are zero.
+    // B[n, k] (W as stored): each column of the panel is a row of B.
+    if (masks.empty()) {
+      // A full panel. With B contiguous along k, square tiles of the
+      // vector width are loaded row by row, transposed in registers and
+      // stored as rows of the packed block.
+      Value kTiles = k0;
+      if (c.bUnitK) {
+        Value span = b.create<arith::SubIOp>(loc, k1, k0);
+        kTiles = b.create<arith::AddIOp>(
+            loc, k0,
+            b.create<arith::MulIOp>(
+                loc, b.create<arith::DivUIOp>(loc, span, index(width)),
+                index(width)));
+        auto tiles = b.create<scf::ForOp>(loc, k0, kTiles, index(width));
+        OpBuilder::InsertionGuard inner(b);
+        b.setInsertionPointToStart(tiles.getBody());
+        Value kv = tiles.getInductionVar();
+        Value row = b.create<arith::SubIOp>(loc, kv, k0);
+        for (int64_t half = 0; half < 2; ++half) {
+          SmallVector<Value> tile;
+          for (int64_t i = 0; i < width; ++i) {
+            Value col =
+                b.create<arith::AddIOp>(loc, j0, index(half * width + i));
+            tile.push_back(b.create<vector::LoadOp>(
+                loc, vecType, c.b, indices(c.mapB, Value(), kv, col)));
+          }
+          transposeTile(tile);
+          for (int64_t i = 0; i < width; ++i)
+            b.create<vector::StoreOp>(
+                loc, tile[i], packedB,
+                ValueRange{b.create<arith::AddIOp>(loc, row, index(i)),
+                           index(half * width)});
+        }
+      }
+      // The steps left (or all of them): k outermost, so that each step
+      // writes one contiguous row of the packed block and reads one element
+      // of each of the panel's rows of B, whose cache lines the next steps
+      // reuse.
+      auto loop = b.create<scf::ForOp>(loc, kTiles, k1, index(1));
+      b.setInsertionPointToStart(loop.getBody());
+      Value kv = loop.getInductionVar();
+      Value row = b.create<arith::SubIOp>(loc, kv, k0);
+      for (int64_t slot = 0; slot < 2 * width; ++slot) {
+        Value col = b.create<arith::AddIOp>(loc, j0, index(slot));
+        Value x = b.create<memref::LoadOp>(loc, c.b,
+                                           indices(c.mapB, Value(), kv, col));
+        b.create<memref::StoreOp>(loc, x, packedB,
+                                  ValueRange{row, index(slot)});
+      }
+      return;
+    }
+    // The last panel: column by column, zero past the edge of C.
     Value zero = b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(0.0f));
     auto cols = b.create<scf::ForOp>(loc, index(0), index(2 * width), index(1));
     b.setInsertionPointToStart(cols.getBody());
@@ -347,10 +406,6 @@ private:
           loc, x, packedB,
           ValueRange{b.create<arith::SubIOp>(loc, kv, k0), slot});
     };
-    if (masks.empty()) {
-      copyColumn(true);
-      return;
-    }
     Value inside =
         b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::slt, col, n);
     auto branch = b.create<scf::IfOp>(loc, inside, /*withElseRegion=*/true);
@@ -360,20 +415,45 @@ private:
     copyColumn(false);
   }
 
-  /// C[i : i + count, j0 : j0 + 2 * width] += A[i.., k0 : k1] * B[k0 : k1,
-  /// j0..] with the block of C in registers.
-  void kernel(Value i, int64_t count, Value group, Value j0,
-              ArrayRef<Value> masks, Value k0, Value k1) {
+  /// Transposes the square tile whose rows are `rows` (width vectors of
+  /// width lanes) in place: at each level the off-diagonal blocks of every
+  /// diagonal block swap, two rows at a time, one two-source shuffle each.
+  void transposeTile(SmallVectorImpl<Value> &rows) {
+    for (int64_t h = width / 2; h >= 1; h /= 2) {
+      SmallVector<int64_t> low, high;
+      for (int64_t j = 0; j < width; ++j) {
+        bool second = (j & h) != 0;
+        low.push_back(second ? width + j - h : j);
+        high.push_back(second ? width + j : j + h);
+      }
+      for (int64_t i = 0; i < width; ++i) {
+        if (i & h)
+          continue;
+        Value a = rows[i], c2 = rows[i + h];
+        rows[i] = b.create<vector::ShuffleOp>(loc, a, c2, low);
+        rows[i + h] = b.create<vector::ShuffleOp>(loc, a, c2, high);
+      }
+    }
+  }
+
+  /// C[i : i + rows, j0 : j0 + 2 * width] += A[i.., k0 : k1] * B[k0 : k1,
+  /// j0..] with the block of C in registers. In the last group, rows past
+  /// the end of the block read and write the block's last row instead:
+  /// their packed A is zero, so they carry that row's old value, and they
+  /// are stored first, before the row's own result.
+  void kernel(Value i, Value group, Value j0, ArrayRef<Value> masks, Value k0,
+              Value k1) {
     OpBuilder::InsertionGuard guard(b);
     SmallVector<Value> rowIdx, colIdx;
-    for (int64_t r = 0; r < count; ++r)
-      rowIdx.push_back(r == 0 ? i : b.create<arith::AddIOp>(loc, i, index(r)));
+    for (int64_t r = 0; r < rows; ++r)
+      rowIdx.push_back(b.create<arith::MinSIOp>(
+          loc, r == 0 ? i : b.create<arith::AddIOp>(loc, i, index(r)), last));
     for (int64_t v = 0; v < 2; ++v)
       colIdx.push_back(
           v == 0 ? j0 : b.create<arith::AddIOp>(loc, j0, index(v * width)));
     auto mask = [&](int64_t v) { return masks.empty() ? Value() : masks[v]; };
     SmallVector<Value> acc;
-    for (int64_t r = 0; r < count; ++r)
+    for (int64_t r = 0; r < rows; ++r)
       for (int64_t v = 0; v < 2; ++v)
         acc.push_back(load(c.c, cIndices(rowIdx[r], colIdx[v]), mask(v)));
     auto loop = b.create<scf::ForOp>(
@@ -386,12 +466,9 @@ private:
           for (int64_t v = 0; v < 2; ++v)
             bRow.push_back(b.create<vector::LoadOp>(
                 loc, vecType, packedB, ValueRange{row, index(v * width)}));
-          for (int64_t r = 0; r < count; ++r) {
-            Value a =
-                group ? b.create<memref::LoadOp>(
-                            loc, packedA, ValueRange{group, row, index(r)})
-                      : b.create<memref::LoadOp>(
-                            loc, c.a, indices(c.mapA, rowIdx[r], kv, Value()));
+          for (int64_t r = 0; r < rows; ++r) {
+            Value a = b.create<memref::LoadOp>(
+                loc, packedA, ValueRange{group, row, index(r)});
             Value splat = b.create<vector::BroadcastOp>(loc, vecType, a);
             for (int64_t v = 0; v < 2; ++v)
               next.push_back(b.create<vector::FMAOp>(loc, splat, bRow[v],
@@ -399,7 +476,7 @@ private:
           }
           b.create<scf::YieldOp>(loc, next);
         });
-    for (int64_t r = 0; r < count; ++r)
+    for (int64_t r = rows; r-- > 0;)
       for (int64_t v = 0; v < 2; ++v)
         store(loop.getResult(r * 2 + v), c.c, cIndices(rowIdx[r], colIdx[v]),
               mask(v));

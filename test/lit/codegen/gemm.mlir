@@ -8,30 +8,31 @@
 #c = affine_map<(m, k, n) -> (m, n)>
 
 // C += A * B: for each block of 64 rows of C and block of 32 steps of k,
-// threads first copy A's block into groups of 2 rows, k-major; then they
-// split C into panels of two vectors (8 columns), each copying its block of
-// B to the stack. A block of 2 rows x 8 columns of C stays in registers
-// across the k loop, fed by one row of the packed B and a broadcast element
-// of the packed A per row. Rows past the last full group use a one-row
-// kernel that reads A in place; the last panel, cut by the edge of C, uses
-// masked loads and stores.
+// threads first copy A's block into groups of 2 rows, k-major (zero past
+// the last row); then they split C into panels of two vectors (8 columns),
+// each copying its block of B to the stack. A block of 2 rows x 8 columns
+// of C stays in registers across the k loop, fed by one row of the packed
+// B and a broadcast element of the packed A per row. In the last group, a
+// row past the end of C reads and writes C's last row, stored first; the
+// last panel, cut by the edge of C, uses masked loads and stores.
 // CHECK-LABEL: func.func @matmul
 // CHECK-SAME: (%[[A:.*]]: memref<?x64xf32>, %[[B:.*]]: memref<64x10xf32>, %[[C:.*]]: memref<?x10xf32>)
 // CHECK: %[[M:.*]] = memref.dim %[[C]], %c0
 // CHECK: %[[PA:.*]] = memref.alloc() {alignment = 64 : i64} : memref<32x32x2xf32>
 // CHECK: scf.for %[[M0:.*]] = %c0 to %[[M]] step %c64 {
 // CHECK: %[[M1:.*]] = arith.minsi
-// CHECK: %[[REST:.*]] = arith.remui
-// CHECK: %[[MAIN:.*]] = arith.subi %[[M1]], %[[REST]]
+// CHECK: %[[LAST:.*]] = arith.subi %[[M1]], %c1
 // CHECK: scf.for %[[K0:.*]] = %c0 to %c64 step %c32 {
 // CHECK: %[[K1:.*]] = arith.minsi
 // CHECK: scf.parallel (%[[G:.*]]) = (%c0) to (%{{.*}}) step (%c1) {
 // CHECK: scf.for %[[KA:.*]] = %[[K0]] to %[[K1]] step %c1 {
-// CHECK: %[[X0:.*]] = memref.load %[[A]][%{{.*}}, %[[KA]]]
-// CHECK: memref.store %[[X0]], %[[PA]][%[[G]], %{{.*}}, %c0]
+// CHECK: %[[IN:.*]] = arith.cmpi slt, %[[ROW0:.*]], %[[M1]]
+// CHECK: %[[CLAMPED:.*]] = arith.minsi %[[ROW0]], %[[LAST]]
+// CHECK: %[[X0:.*]] = memref.load %[[A]][%[[CLAMPED]], %[[KA]]]
+// CHECK: %[[Z0:.*]] = arith.select %[[IN]], %[[X0]], %cst
+// CHECK: memref.store %[[Z0]], %[[PA]][%[[G]], %{{.*}}, %c0]
 // CHECK: } {mass.parallel_kernel}
-// CHECK: %[[PANELS:.*]] = arith.ceildivui %c10, %c8
-// CHECK: scf.parallel (%[[P:.*]]) = (%c0) to (%[[PANELS]]) step (%c1) {
+// CHECK: scf.parallel (%[[P:.*]]) = (%c0) to (%{{.*}}) step (%c1) {
 // CHECK: %[[J:.*]] = arith.muli %[[P]], %c8
 // CHECK: %[[PB:.*]] = memref.alloca() {alignment = 64 : i64} : memref<32x8xf32>
 // CHECK: %[[FULL:.*]] = arith.cmpi sge
@@ -39,9 +40,11 @@
 // CHECK: scf.for %[[KP:.*]] = %[[K0]] to %[[K1]] step %c1 {
 // CHECK: %[[ROW:.*]] = vector.load %[[B]][%[[KP]], %{{.*}}] : memref<64x10xf32>, vector<4xf32>
 // CHECK: vector.store %[[ROW]], %[[PB]]
-// CHECK: scf.for %[[I:.*]] = %[[M0]] to %[[MAIN]] step %c2 {
+// CHECK: scf.for %[[I:.*]] = %[[M0]] to %[[M1]] step %c2 {
 // CHECK: %[[GI:.*]] = arith.divui
-// CHECK: %[[C00:.*]] = vector.load %[[C]][%[[I]], %[[J]]] : memref<?x10xf32>, vector<4xf32>
+// CHECK: %[[R0:.*]] = arith.minsi %[[I]], %[[LAST]]
+// CHECK: %[[R1:.*]] = arith.minsi %{{.*}}, %[[LAST]]
+// CHECK: %[[C00:.*]] = vector.load %[[C]][%[[R0]], %[[J]]] : memref<?x10xf32>, vector<4xf32>
 // CHECK-COUNT-3: vector.load %[[C]]
 // CHECK: %[[R:.*]]:4 = scf.for %[[K:.*]] = %[[K0]] to %[[K1]] step %c1 iter_args(%[[ACC:.*]] = %[[C00]], {{.*}}) -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
 // CHECK: %[[KK:.*]] = arith.subi %[[K]], %[[K0]]
@@ -54,10 +57,9 @@
 // CHECK: memref.load %[[PA]][%[[GI]], %[[KK]], %c1]
 // CHECK-COUNT-2: vector.fma
 // CHECK: scf.yield
-// CHECK: vector.store %[[R]]#0, %[[C]][%[[I]], %[[J]]]
-// CHECK: scf.for %[[I1:.*]] = %[[MAIN]] to %[[M1]] step %c1 {
-// CHECK: scf.for %[[K2:[a-z0-9_]+]] = {{.*}} -> (vector<4xf32>, vector<4xf32>) {
-// CHECK: memref.load %[[A]][%[[I1]], %[[K2]]]
+// CHECK: vector.store %[[R]]#2, %[[C]][%[[R1]], %[[J]]]
+// CHECK: vector.store %[[R]]#3
+// CHECK: vector.store %[[R]]#0, %[[C]][%[[R0]], %[[J]]]
 // CHECK: } else {
 // CHECK: vector.create_mask %{{.*}} : vector<4xi1>
 // CHECK: vector.create_mask %{{.*}} : vector<4xi1>
@@ -76,11 +78,21 @@ func.func @matmul(%A: memref<?x64xf32>, %B: memref<64x10xf32>, %C: memref<?x10xf
   return
 }
 
-// B read as B[n, k], as in x * W^T: the panel's block is copied column by
-// column from rows of B; past the edge of C, columns are zero.
+// B read as B[n, k], as in x * W^T: in a full panel, square tiles of B
+// are loaded a row (of k) at a time, transposed with two-source shuffles
+// and stored as rows of the packed block; steps of k left over are copied
+// one element at a time. In the last panel, columns past the edge of C
+// are zero.
 // CHECK-LABEL: func.func @transposed_rhs
 // CHECK-SAME: (%[[A:.*]]: memref<?x16xf32>, %[[B:.*]]: memref<8x16xf32>
-// CHECK: scf.for %[[COL:.*]] = %c0 to %c8 step %c1 {
+// CHECK: scf.if
+// CHECK: scf.for %[[KT:.*]] = %{{.*}} to %{{.*}} step %c4 {
+// CHECK-COUNT-4: vector.load %[[B]][%{{.*}}, %[[KT]]] : memref<8x16xf32>, vector<4xf32>
+// CHECK: vector.shuffle {{.*}} [0, 1, 4, 5]
+// CHECK: vector.shuffle {{.*}} [2, 3, 6, 7]
+// CHECK: vector.shuffle {{.*}} [0, 4, 2, 6]
+// CHECK: vector.shuffle {{.*}} [1, 5, 3, 7]
+// CHECK: vector.store
 // CHECK: scf.for %[[KP:.*]] =
 // CHECK: memref.load %[[B]][%{{.*}}, %[[KP]]] : memref<8x16xf32>
 // CHECK: } else {
@@ -103,7 +115,8 @@ func.func @transposed_rhs(%A: memref<?x16xf32>, %B: memref<8x16xf32>, %C: memref
 // A read transposed, A[k, m], as in dW = dyT * x.
 // CHECK-LABEL: func.func @transposed_lhs
 // CHECK-SAME: (%[[A:.*]]: memref<?x16xf32>
-// CHECK: scf.for %[[K:.*]] = {{.*}} iter_args
+// CHECK: scf.parallel
+// CHECK: scf.for %[[K:.*]] = {{.*}} {
 // CHECK: memref.load %[[A]][%[[K]], %{{.*}}] : memref<?x16xf32>
 func.func @transposed_lhs(%A: memref<?x16xf32>, %B: memref<?x8xf32>, %C: memref<16x8xf32>) {
   linalg.generic {indexing_maps = [#at, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
