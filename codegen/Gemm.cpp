@@ -33,6 +33,11 @@ struct Contraction {
   bool bTransposed = false;
   /// B has unit stride along its last dimension.
   bool bUnitK = false;
+  /// The op just before that fills C with what the contraction adds onto:
+  /// a constant (linalg.fill) or, with no batch, a vector along n (the
+  /// bias, broadcast over rows by a linalg.generic).
+  Operation *init = nullptr;
+  Value initScalar, initRow;
 };
 
 bool isDim(AffineExpr e, unsigned pos) {
@@ -82,6 +87,41 @@ bool isMulAdd(linalg::GenericOp op) {
          (mul.getLhs() == y && mul.getRhs() == x);
 }
 
+/// The op that fills `c` just before `op` (only pure ops between them).
+void findInit(Contraction &c) {
+  Operation *prev = c.op->getPrevNode();
+  while (prev && isPure(prev))
+    prev = prev->getPrevNode();
+  if (!prev)
+    return;
+  if (auto fill = dyn_cast<linalg::FillOp>(prev)) {
+    if (fill.hasPureBufferSemantics() && fill.getDpsInits()[0] == c.c) {
+      c.init = fill;
+      c.initScalar = fill.getDpsInputs()[0];
+    }
+    return;
+  }
+  auto generic = dyn_cast<linalg::GenericOp>(prev);
+  if (!generic || c.batch != 0 || !generic.hasPureBufferSemantics() ||
+      generic.getNumDpsInputs() != 1 || generic.getNumDpsInits() != 1 ||
+      generic.getDpsInits()[0] != c.c ||
+      generic.getNumParallelLoops() != generic.getNumLoops())
+    return;
+  Value row = generic.getDpsInputs()[0];
+  auto rowType = dyn_cast<MemRefType>(row.getType());
+  AffineMap in = generic.getIndexingMapsArray()[0];
+  AffineMap out = generic.getIndexingMapsArray()[1];
+  Block &body = generic.getRegion().front();
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  if (rowType && rowType.getRank() == 1 && unitInnerStride(row) &&
+      out.isIdentity() && in.getNumResults() == 1 &&
+      isDim(in.getResult(0), 1) && body.getOperations().size() == 1 &&
+      yield.getOperand(0) == body.getArgument(0)) {
+    c.init = generic;
+    c.initRow = row;
+  }
+}
+
 std::optional<Contraction> match(linalg::GenericOp op) {
   if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
       op.getNumDpsInits() != 1 || op.getNumLoops() < 3)
@@ -127,6 +167,7 @@ std::optional<Contraction> match(linalg::GenericOp op) {
   bool bDirect = isDim(b0, batch + 1) && isDim(b1, batch + 2);
   c.bTransposed = isDim(b0, batch + 2) && isDim(b1, batch + 1);
   c.bUnitK = unitInnerStride(c.b);
+  findInit(c);
   if (!(aDirect || aTransposed) || !(bDirect || c.bTransposed) ||
       (bDirect && !unitInnerStride(c.b)))
     return std::nullopt;
@@ -150,6 +191,14 @@ public:
     unsigned ra = c.mapA.getNumResults();
     unsigned kPos = isDim(c.mapA.getResult(ra - 1), nb + 1) ? ra - 1 : ra - 2;
     k = size(c.a, kPos);
+    if (c.init) {
+      // The kernel starts from the init in its first block of k instead of
+      // reading C; the fill itself only runs when there is no k at all.
+      Value none =
+          b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::eq, k, index(0));
+      auto branch = b.create<scf::IfOp>(loc, none, /*withElseRegion=*/false);
+      c.init->moveBefore(branch.thenBlock()->getTerminator());
+    }
     int64_t groups = (tileM + rows - 1) / rows;
     // A's block of rows and of k, copied once for all threads into row
     // groups of the kernel's height, k-major: the kernel's broadcasts
@@ -452,10 +501,41 @@ private:
       colIdx.push_back(
           v == 0 ? j0 : b.create<arith::AddIOp>(loc, j0, index(v * width)));
     auto mask = [&](int64_t v) { return masks.empty() ? Value() : masks[v]; };
+    auto loadC = [&] {
+      SmallVector<Value> values;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t v = 0; v < 2; ++v)
+          values.push_back(load(c.c, cIndices(rowIdx[r], colIdx[v]), mask(v)));
+      return values;
+    };
     SmallVector<Value> acc;
-    for (int64_t r = 0; r < rows; ++r)
+    if (!c.init) {
+      acc = loadC();
+    } else {
+      // The first block of k starts from the init (the fill's constant, or
+      // the bias row), later ones from C.
+      Value first =
+          b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::eq, k0, index(0));
+      SmallVector<Type> types(rows * 2, vecType);
+      auto branch = b.create<scf::IfOp>(loc, types, first,
+                                        /*withElseRegion=*/true);
+      OpBuilder::InsertionGuard inner(b);
+      b.setInsertionPointToStart(branch.thenBlock());
+      SmallVector<Value> start;
       for (int64_t v = 0; v < 2; ++v)
-        acc.push_back(load(c.c, cIndices(rowIdx[r], colIdx[v]), mask(v)));
+        start.push_back(
+            c.initScalar
+                ? b.create<vector::BroadcastOp>(loc, vecType, c.initScalar)
+                      .getResult()
+                : load(c.initRow, ValueRange{colIdx[v]}, mask(v)));
+      SmallVector<Value> values;
+      for (int64_t r = 0; r < rows; ++r)
+        values.append(start.begin(), start.end());
+      b.create<scf::YieldOp>(loc, values);
+      b.setInsertionPointToStart(branch.elseBlock());
+      b.create<scf::YieldOp>(loc, loadC());
+      acc.assign(branch.getResults().begin(), branch.getResults().end());
+    }
     auto loop = b.create<scf::ForOp>(
         loc, k0, k1, index(1), acc,
         [&](OpBuilder &nb, Location, Value kv, ValueRange carried) {

@@ -115,8 +115,11 @@ def MassGemm : Pass<"mass-gemm", "::mlir::func::FuncOp"> {
     and broadcasting one element of the packed A per row into fused
     multiply-adds. Rows left over use a one-row kernel that reads A in
     place; a panel cut by the edge of C uses masked loads and stores of C.
-    Batch loops run outside, one after another. C needs unit stride along
-    n, and B too when read as B[k, n].  }];
+    Batch loops run outside, one after another. When the op just before
+    fills C with a constant (a weight gradient's zero) or broadcasts a
+    bias row into it, the kernel's first block of k starts from that value
+    instead of reading C, and the fill only runs when k is empty. C needs
+    unit stride along n, and B too when read as B[k, n].  }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect"

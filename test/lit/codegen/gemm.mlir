@@ -200,3 +200,57 @@ func.func @fold(%x: tensor<?x16xf32>, %w: tensor<8x16xf32>, %init: tensor<?x8xf3
   } -> tensor<?x8xf32>
   return %r : tensor<?x8xf32>
 }
+
+// What C starts from, written just before (the zero of a weight gradient,
+// the bias of a dense layer), becomes the kernel's first accumulators: the
+// first block of k starts from it instead of reading C, and the op that
+// wrote it only runs when there is no k at all.
+// CHECK-LABEL: func.func @bias_start
+// CHECK-SAME: (%[[A:.*]]: memref<?x16xf32>, %[[W:.*]]: memref<16x8xf32>, %[[BIAS:.*]]: memref<8xf32>, %[[C:.*]]: memref<?x8xf32>)
+// CHECK: %[[NONE:.*]] = arith.cmpi eq, %c16, %c0
+// CHECK: scf.if %[[NONE]] {
+// CHECK-NEXT: linalg.generic
+// CHECK: scf.for %[[K0:[a-z0-9_]+]] = %c0 to %c16 step %c32
+// CHECK: %[[FIRST:.*]] = arith.cmpi eq, %[[K0]], %c0
+// CHECK: scf.if %[[FIRST]] -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
+// CHECK: %[[B0:.*]] = vector.load %[[BIAS]]
+// CHECK: %[[B1:.*]] = vector.load %[[BIAS]]
+// CHECK: scf.yield %[[B0]], %[[B1]], %[[B0]], %[[B1]]
+// CHECK: } else {
+// CHECK: vector.load %[[C]]
+#row = affine_map<(m, n) -> (n)>
+#id = affine_map<(m, n) -> (m, n)>
+func.func @bias_start(%A: memref<?x16xf32>, %W: memref<16x8xf32>, %bias: memref<8xf32>, %C: memref<?x8xf32>) {
+  linalg.generic {indexing_maps = [#row, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%bias : memref<8xf32>) outs(%C : memref<?x8xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    linalg.yield %x : f32
+  }
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%A, %W : memref<?x16xf32>, memref<16x8xf32>) outs(%C : memref<?x8xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// CHECK-LABEL: func.func @zero_start
+// CHECK: scf.if
+// CHECK-NEXT: linalg.fill
+// CHECK: scf.if %{{.*}} -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
+// CHECK: %[[Z:.*]] = vector.broadcast %cst : f32 to vector<4xf32>
+// CHECK: scf.yield %[[Z]], %[[Z]], %[[Z]], %[[Z]]
+func.func @zero_start(%A: memref<?x16xf32>, %W: memref<16x8xf32>, %C: memref<?x8xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%C : memref<?x8xf32>)
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%A, %W : memref<?x16xf32>, memref<16x8xf32>) outs(%C : memref<?x8xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
