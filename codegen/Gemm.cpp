@@ -11,6 +11,7 @@
 
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/SetVector.h"
 
 namespace mass {
@@ -38,6 +39,9 @@ struct Contraction {
   /// bias, broadcast over rows by a linalg.generic).
   Operation *init = nullptr;
   Value initScalar, initRow;
+  /// The elementwise op just after that reads C (an activation), applied
+  /// to the block of C in registers after its last block of k.
+  linalg::GenericOp epilogue;
 };
 
 bool isDim(AffineExpr e, unsigned pos) {
@@ -122,6 +126,49 @@ void findInit(Contraction &c) {
   }
 }
 
+/// The elementwise op over C's rows and columns just after `c`, when it
+/// reads C in place and its other operands are C-shaped, rows of n, columns
+/// of m or scalars, and its body maps elements with ops that take vectors.
+void findEpilogue(Contraction &c) {
+  Operation *next = c.op->getNextNode();
+  while (next && isPure(next))
+    next = next->getNextNode();
+  auto op = dyn_cast_or_null<linalg::GenericOp>(next);
+  if (!op || c.batch != 0 || !op.hasPureBufferSemantics() ||
+      op.getNumLoops() != 2 || op.getNumParallelLoops() != 2 ||
+      op.getNumDpsInits() != 1)
+    return;
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  Value out = op.getDpsInits()[0];
+  auto outType = dyn_cast<MemRefType>(out.getType());
+  Block &body = op.getRegion().front();
+  // The epilogue now writes while the matmul still reads A and B.
+  if (!outType || !outType.getElementType().isF32() ||
+      !maps.back().isIdentity() || !unitInnerStride(out) ||
+      !body.getArguments().back().use_empty() || out == c.a || out == c.b ||
+      out.getDefiningOp<ViewLikeOpInterface>())
+    return;
+  bool readsC = false;
+  for (OpOperand *in : op.getDpsInputOperands()) {
+    AffineMap map = maps[in->getOperandNumber()];
+    auto type = dyn_cast<MemRefType>(in->get().getType());
+    if (!type || !type.getElementType().isF32())
+      return;
+    readsC |= in->get() == c.c && map.isIdentity();
+    bool row = map.getNumResults() == 1 && isDim(map.getResult(0), 1) &&
+               unitInnerStride(in->get());
+    bool column = map.getNumResults() == 1 && isDim(map.getResult(0), 0);
+    bool full = map.isIdentity() && unitInnerStride(in->get());
+    if (!(row || column || full || map.getNumResults() == 0))
+      return;
+  }
+  for (Operation &inner : body.without_terminator())
+    if (!inner.hasTrait<OpTrait::Elementwise>() || inner.getNumRegions() != 0)
+      return;
+  if (readsC)
+    c.epilogue = op;
+}
+
 std::optional<Contraction> match(linalg::GenericOp op) {
   if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
       op.getNumDpsInits() != 1 || op.getNumLoops() < 3)
@@ -168,6 +215,7 @@ std::optional<Contraction> match(linalg::GenericOp op) {
   c.bTransposed = isDim(b0, batch + 2) && isDim(b1, batch + 1);
   c.bUnitK = unitInnerStride(c.b);
   findInit(c);
+  findEpilogue(c);
   if (!(aDirect || aTransposed) || !(bDirect || c.bTransposed) ||
       (bDirect && !unitInnerStride(c.b)))
     return std::nullopt;
@@ -255,6 +303,8 @@ public:
     }
     panelBody(j0, masks, k0, k1);
     c.op.erase();
+    if (c.epilogue)
+      c.epilogue.erase();
   }
 
 private:
@@ -560,6 +610,60 @@ private:
       for (int64_t v = 0; v < 2; ++v)
         store(loop.getResult(r * 2 + v), c.c, cIndices(rowIdx[r], colIdx[v]),
               mask(v));
+    if (!c.epilogue)
+      return;
+    // After the last block of k, the epilogue maps the block of C, still in
+    // registers, into its own output.
+    Value lastBlock =
+        b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::eq, k1, k);
+    auto branch = b.create<scf::IfOp>(loc, lastBlock, /*withElseRegion=*/false);
+    b.setInsertionPoint(branch.thenBlock()->getTerminator());
+    Value out = c.epilogue.getDpsInits()[0];
+    for (int64_t r = rows; r-- > 0;)
+      for (int64_t v = 0; v < 2; ++v)
+        store(applyEpilogue(loop.getResult(r * 2 + v), rowIdx[r], colIdx[v],
+                            mask(v)),
+              out, ValueRange{rowIdx[r], colIdx[v]}, mask(v));
+  }
+
+  /// The epilogue's body on one vector of C at (row, col), its other
+  /// operands loaded or broadcast to match.
+  Value applyEpilogue(Value acc, Value row, Value col, Value mask) {
+    linalg::GenericOp op = c.epilogue;
+    Block &body = op.getRegion().front();
+    SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+    IRMapping mapping;
+    for (OpOperand *in : op.getDpsInputOperands()) {
+      Value arg = body.getArgument(in->getOperandNumber());
+      AffineMap map = maps[in->getOperandNumber()];
+      Value x;
+      if (in->get() == c.c && map.isIdentity())
+        x = acc;
+      else if (map.isIdentity())
+        x = load(in->get(), ValueRange{row, col}, mask);
+      else if (map.getNumResults() == 1 && isDim(map.getResult(0), 1))
+        x = load(in->get(), ValueRange{col}, mask);
+      else
+        x = b.create<vector::BroadcastOp>(
+            loc, vecType,
+            b.create<memref::LoadOp>(loc, in->get(),
+                                     map.getNumResults() ? ValueRange{row}
+                                                         : ValueRange{}));
+      mapping.map(arg, x);
+    }
+    for (Operation &inner : body.without_terminator()) {
+      // Scalars from outside the body become splats.
+      for (Value operand : inner.getOperands())
+        if (!mapping.contains(operand))
+          mapping.map(
+              operand,
+              b.create<vector::BroadcastOp>(
+                  loc, VectorType::get({width}, operand.getType()), operand));
+      Operation *clone = b.clone(inner, mapping);
+      for (Value result : clone->getResults())
+        result.setType(VectorType::get({width}, result.getType()));
+    }
+    return mapping.lookup(body.getTerminator()->getOperand(0));
   }
 };
 

@@ -118,7 +118,10 @@ def MassGemm : Pass<"mass-gemm", "::mlir::func::FuncOp"> {
     Batch loops run outside, one after another. When the op just before
     fills C with a constant (a weight gradient's zero) or broadcasts a
     bias row into it, the kernel's first block of k starts from that value
-    instead of reading C, and the fill only runs when k is empty. C needs
+    instead of reading C, and the fill only runs when k is empty. When the
+    op just after is elementwise over C (an activation, a bias add), it runs
+    on the block of C still in registers after the last block of k, and
+    writes its own output there. C needs
     unit stride along n, and B too when read as B[k, n].  }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect",

@@ -254,3 +254,62 @@ func.func @zero_start(%A: memref<?x16xf32>, %W: memref<16x8xf32>, %C: memref<?x8
   }
   return
 }
+
+// The elementwise op just after that reads C (a bias add and an activation)
+// runs on the block of C still in registers, after the last block of k,
+// and writes its own output; its other operands are loaded alongside.
+// CHECK-LABEL: func.func @epilogue
+// CHECK-SAME: (%[[A:.*]]: memref<?x16xf32>, %[[W:.*]]: memref<16x8xf32>, %[[C:.*]]: memref<?x8xf32>, %[[ROW:.*]]: memref<8xf32>, %[[D:.*]]: memref<?x8xf32>)
+// CHECK: %[[R:.*]]:4 = scf.for
+// CHECK: vector.store %[[R]]#0, %[[C]]
+// CHECK: %[[LAST:.*]] = arith.cmpi eq
+// CHECK: scf.if %[[LAST]] {
+// CHECK: %[[Y:.*]] = vector.load %[[ROW]]
+// CHECK: %[[S:.*]] = arith.addf %[[R]]#2, %[[Y]] : vector<4xf32>
+// CHECK: %[[Z:.*]] = vector.broadcast %cst : f32 to vector<4xf32>
+// CHECK: %[[M:.*]] = arith.maximumf %[[S]], %[[Z]] : vector<4xf32>
+// CHECK: vector.store %[[M]], %[[D]]
+// CHECK-NOT: linalg.generic
+// CHECK: return
+#e = affine_map<(m, n) -> (m, n)>
+#er = affine_map<(m, n) -> (n)>
+func.func @epilogue(%A: memref<?x16xf32>, %W: memref<16x8xf32>, %C: memref<?x8xf32>, %row: memref<8xf32>, %D: memref<?x8xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%A, %W : memref<?x16xf32>, memref<16x8xf32>) outs(%C : memref<?x8xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [#e, #er, #e], iterator_types = ["parallel", "parallel"]}
+      ins(%C, %row : memref<?x8xf32>, memref<8xf32>) outs(%D : memref<?x8xf32>) {
+  ^bb0(%x: f32, %y: f32, %o: f32):
+    %s = arith.addf %x, %y : f32
+    %m = arith.maximumf %s, %zero : f32
+    linalg.yield %m : f32
+  }
+  return
+}
+
+// Not an epilogue: an op that writes over A, which the matmul still reads
+// while its panels run.
+// CHECK-LABEL: func.func @writes_over_a
+// CHECK: scf.for
+// CHECK: linalg.generic
+func.func @writes_over_a(%A: memref<?x8xf32>, %W: memref<8x8xf32>, %C: memref<?x8xf32>) {
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%A, %W : memref<?x8xf32>, memref<8x8xf32>) outs(%C : memref<?x8xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [#e, #e], iterator_types = ["parallel", "parallel"]}
+      ins(%C : memref<?x8xf32>) outs(%A : memref<?x8xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %n = arith.negf %x : f32
+    linalg.yield %n : f32
+  }
+  return
+}
