@@ -618,12 +618,20 @@ private:
         b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::eq, k1, k);
     auto branch = b.create<scf::IfOp>(loc, lastBlock, /*withElseRegion=*/false);
     b.setInsertionPoint(branch.thenBlock()->getTerminator());
+    // Every value first, then the stores: the output may be one of the
+    // epilogue's inputs (an add in place), and a row past the end of the
+    // block, which reads and writes the last row, must not write it before
+    // the last row has read it.
     Value out = c.epilogue.getDpsInits()[0];
+    SmallVector<Value> values;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t v = 0; v < 2; ++v)
+        values.push_back(applyEpilogue(loop.getResult(r * 2 + v), rowIdx[r],
+                                       colIdx[v], mask(v)));
     for (int64_t r = rows; r-- > 0;)
       for (int64_t v = 0; v < 2; ++v)
-        store(applyEpilogue(loop.getResult(r * 2 + v), rowIdx[r], colIdx[v],
-                            mask(v)),
-              out, ValueRange{rowIdx[r], colIdx[v]}, mask(v));
+        store(values[r * 2 + v], out, ValueRange{rowIdx[r], colIdx[v]},
+              mask(v));
   }
 
   /// The epilogue's body on one vector of C at (row, col), its other

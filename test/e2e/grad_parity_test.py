@@ -155,6 +155,38 @@ model edges {
                 ours = masstest.dump_grads(exe, work, params, work.file("data"), n)
                 self.check(ours, grads, total, total, {"cls": total})
 
+    def test_two_branches_added(self):
+        """Two dense branches added (the add runs inside the second matmul's
+        kernel, in place on the first branch's buffer) with a batch that
+        leaves a partial group of rows."""
+        source = """
+model branches {
+  input x: f32[B, 6]
+  label y: i32[B]
+  out = dense(x, 4) + dense(relu(x), 4)
+  task cls { loss = cross_entropy(out, y) }
+}
+"""
+        work = masstest.Workdir()
+        exe = masstest.compile_model(source, work, "branches")
+        rng = np.random.default_rng(7)
+        n = 9
+        x = rng.standard_normal((n, 6)).astype(np.float32)
+        y = rng.integers(0, 4, n).astype(np.int32)
+        masstest.write_npy_dir(work.file("data"), {"x": x, "y": y})
+        shapes = masstest.param_shapes(exe)
+        params = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in shapes.items()}
+        ours = masstest.dump_grads(exe, work, params, work.file("data"), n)
+
+        def loss(p):
+            X = torch.tensor(x)
+            out = (F.linear(X, p["out.0.weight"], p["out.0.bias"])
+                   + F.linear(F.relu(X), p["out.1.weight"], p["out.1.bias"]))
+            return F.cross_entropy(out, torch.tensor(y, dtype=torch.long))
+
+        grads, total, _ = torch_grads(params, loss)
+        self.check(ours, grads, total, total, {"cls": total})
+
     def test_fused_matches_unfused(self):
         """Fusion changes no result: the programs built with and without
         --fuse give the same losses and gradients within 1e-5."""

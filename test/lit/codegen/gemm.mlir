@@ -257,7 +257,10 @@ func.func @zero_start(%A: memref<?x16xf32>, %W: memref<16x8xf32>, %C: memref<?x8
 
 // The elementwise op just after that reads C (a bias add and an activation)
 // runs on the block of C still in registers, after the last block of k,
-// and writes its own output; its other operands are loaded alongside.
+// and writes its own output; its other operands are loaded alongside. All
+// of its values are computed before the first store: its output may be
+// one of its inputs, and the last group's rows past the end of C read and
+// write C's last row.
 // CHECK-LABEL: func.func @epilogue
 // CHECK-SAME: (%[[A:.*]]: memref<?x16xf32>, %[[W:.*]]: memref<16x8xf32>, %[[C:.*]]: memref<?x8xf32>, %[[ROW:.*]]: memref<8xf32>, %[[D:.*]]: memref<?x8xf32>)
 // CHECK: %[[R:.*]]:4 = scf.for
@@ -265,9 +268,13 @@ func.func @zero_start(%A: memref<?x16xf32>, %W: memref<16x8xf32>, %C: memref<?x8
 // CHECK: %[[LAST:.*]] = arith.cmpi eq
 // CHECK: scf.if %[[LAST]] {
 // CHECK: %[[Y:.*]] = vector.load %[[ROW]]
-// CHECK: %[[S:.*]] = arith.addf %[[R]]#2, %[[Y]] : vector<4xf32>
+// CHECK: %[[S:.*]] = arith.addf %[[R]]#0, %[[Y]] : vector<4xf32>
 // CHECK: %[[Z:.*]] = vector.broadcast %cst : f32 to vector<4xf32>
 // CHECK: %[[M:.*]] = arith.maximumf %[[S]], %[[Z]] : vector<4xf32>
+// CHECK-COUNT-3: arith.maximumf
+// CHECK-NOT: vector.load
+// CHECK: vector.store {{.*}}, %[[D]]
+// CHECK: vector.store {{.*}}, %[[D]]
 // CHECK: vector.store %[[M]], %[[D]]
 // CHECK-NOT: linalg.generic
 // CHECK: return
