@@ -11,7 +11,6 @@
 #include "codegen/Passes.h"
 
 #include "mlir/IR/BuiltinTypes.h"
-#include "mlir/IR/Matchers.h"
 #include "mlir/Interfaces/DataLayoutInterfaces.h"
 
 namespace mass {
@@ -67,14 +66,6 @@ lastUse(Value root, Block &block,
 /// language's only dynamic dimension is the batch), or of a buffer whose
 /// own size there is the batch.
 bool isBatch(Value size, int depth = 0) {
-  // (x * c) / c, as a reshape computes the batch back from an element count.
-  if (auto div = size.getDefiningOp<arith::DivUIOp>()) {
-    auto mul = div.getLhs().getDefiningOp<arith::MulIOp>();
-    APInt c1, c2;
-    return mul && matchPattern(div.getRhs(), m_ConstantInt(&c1)) &&
-           matchPattern(mul.getRhs(), m_ConstantInt(&c2)) && c1 == c2 &&
-           !c1.isZero() && depth <= 8 && isBatch(mul.getLhs(), depth + 1);
-  }
   auto dim = size.getDefiningOp<memref::DimOp>();
   std::optional<int64_t> index = dim ? dim.getConstantIndex() : std::nullopt;
   if (!index || depth > 8)

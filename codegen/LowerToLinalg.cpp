@@ -481,13 +481,26 @@ struct ReshapePattern : public Pattern<ReshapeOp> {
     for (int64_t d : type.getShape())
       if (!ShapedType::isDynamic(d))
         known *= d;
-    for (int64_t d : type.getShape())
-      dims.push_back(
-          ShapedType::isDynamic(d)
-              ? l.b.create<arith::DivUIOp>(
-                    l.loc, total,
-                    l.b.create<arith::ConstantIndexOp>(l.loc, known))
-              : l.b.create<arith::ConstantIndexOp>(l.loc, d).getResult());
+    // A leading batch that the reshape keeps (the other axes hold as many
+    // elements on both sides) is the input's own batch: no division, and
+    // the size stays recognisably the batch for later passes.
+    bool keepsBatch = inType.getRank() > 0 && type.getRank() > 0 &&
+                      inType.isDynamicDim(0) && type.isDynamicDim(0);
+    if (keepsBatch) {
+      int64_t restIn = 1;
+      for (int64_t d : inType.getShape().drop_front())
+        restIn *= ShapedType::isDynamic(d) ? -1 : d;
+      keepsBatch = restIn == known;
+    }
+    for (auto [i, d] : llvm::enumerate(type.getShape())) {
+      if (!ShapedType::isDynamic(d))
+        dims.push_back(l.b.create<arith::ConstantIndexOp>(l.loc, d));
+      else if (i == 0 && keepsBatch)
+        dims.push_back(l.b.create<tensor::DimOp>(l.loc, op.getInput(), 0));
+      else
+        dims.push_back(l.b.create<arith::DivUIOp>(
+            l.loc, total, l.b.create<arith::ConstantIndexOp>(l.loc, known)));
+    }
     Value shape = l.b.create<tensor::FromElementsOp>(
         l.loc, RankedTensorType::get({type.getRank()}, l.b.getIndexType()),
         dims);

@@ -109,6 +109,10 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "massc: compile a .mass model into a training "
                               "program\n");
+  if (vectorWidth < 0 || (vectorWidth & (vectorWidth - 1)) != 0) {
+    llvm::errs() << "massc: error: --vector-width must be a power of two\n";
+    return 1;
+  }
 
   mlir::DialectRegistry registry;
   registry.insert<mass::MassDialect>();
@@ -202,10 +206,6 @@ int main(int argc, char **argv) {
     func->setAttr("llvm.emit_c_interface", mlir::UnitAttr::get(&context));
     func.removeArgAttrsAttr();
     func.removeResAttrsAttr();
-  }
-  if (vectorWidth < 0 || (vectorWidth & (vectorWidth - 1)) != 0) {
-    llvm::errs() << "massc: error: --vector-width must be a power of two\n";
-    return 1;
   }
   if (mlir::failed(runPasses([](mlir::PassManager &pm) {
         mass::addCpuToLLVM(pm, optLevel, vectorWidth);
