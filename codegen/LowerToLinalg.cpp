@@ -509,6 +509,57 @@ struct ReshapePattern : public Pattern<ReshapeOp> {
   }
 };
 
+/// Offsets, sizes and strides of the run of `len` positions at `offset`
+/// along `axis` of `like`, all of the other axes.
+static void runAlong(Lowering &l, Value like, int64_t axis, int64_t offset,
+                     int64_t len, SmallVectorImpl<OpFoldResult> &offsets,
+                     SmallVectorImpl<OpFoldResult> &sizes,
+                     SmallVectorImpl<OpFoldResult> &strides) {
+  auto type = tensorType(like);
+  for (int64_t d = 0; d < type.getRank(); ++d) {
+    offsets.push_back(l.b.getIndexAttr(d == axis ? offset : 0));
+    if (d == axis)
+      sizes.push_back(l.b.getIndexAttr(len));
+    else if (type.isDynamicDim(d))
+      sizes.push_back(l.b.create<tensor::DimOp>(l.loc, like, d).getResult());
+    else
+      sizes.push_back(l.b.getIndexAttr(type.getDimSize(d)));
+    strides.push_back(l.b.getIndexAttr(1));
+  }
+}
+
+struct ConcatPattern : public Pattern<ConcatOp> {
+  using Pattern::Pattern;
+  FailureOr<SmallVector<Value>> lower(ConcatOp op, Lowering &l) const override {
+    auto type = tensorType(op.getResult());
+    int64_t axis = op.getAxis() < 0 ? op.getAxis() + type.getRank()
+                                    : op.getAxis();
+    Value out = l.empty(type, l.dynamicSizes(type, op.getInputs()));
+    int64_t offset = 0;
+    for (Value in : op.getInputs()) {
+      int64_t len = tensorType(in).getDimSize(axis);
+      SmallVector<OpFoldResult> offsets, sizes, strides;
+      runAlong(l, in, axis, offset, len, offsets, sizes, strides);
+      out = l.b.create<tensor::InsertSliceOp>(l.loc, in, out, offsets, sizes,
+                                              strides);
+      offset += len;
+    }
+    return SmallVector<Value>{out};
+  }
+};
+
+struct SlicePattern : public Pattern<SliceOp> {
+  using Pattern::Pattern;
+  FailureOr<SmallVector<Value>> lower(SliceOp op, Lowering &l) const override {
+    auto type = tensorType(op.getResult());
+    SmallVector<OpFoldResult> offsets, sizes, strides;
+    runAlong(l, op.getInput(), op.getAxis(), op.getOffset(),
+             type.getDimSize(op.getAxis()), offsets, sizes, strides);
+    return SmallVector<Value>{l.b.create<tensor::ExtractSliceOp>(
+        l.loc, type, op.getInput(), offsets, sizes, strides)};
+  }
+};
+
 struct TransposePattern : public Pattern<TransposeOp> {
   using Pattern::Pattern;
   FailureOr<SmallVector<Value>> lower(TransposeOp op,
@@ -952,7 +1003,8 @@ public:
                  BinaryPattern<MulOp, arith::MulFOp>,
                  BinaryPattern<DivOp, arith::DivFOp>, BroadcastPattern,
                  GeluGradPattern, DensePattern, MatmulPattern, ReshapePattern,
-                 TransposePattern, ReducePattern<SumOp>, ReducePattern<MeanOp>,
+                 TransposePattern, ConcatPattern, SlicePattern,
+                 ReducePattern<SumOp>, ReducePattern<MeanOp>,
                  ReducePattern<MaxOp>, SoftmaxPattern<SoftmaxOp>,
                  SoftmaxPattern<LogSoftmaxOp>, CrossEntropyPattern,
                  CrossEntropyGradPattern, AccuracyPattern, TopKPattern>(ctx);

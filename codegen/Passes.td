@@ -68,6 +68,17 @@ def MassArena : Pass<"mass-arena", "::mlir::ModuleOp"> {
                            "::mlir::memref::MemRefDialect"];
 }
 
+def MassStridedCopies : Pass<"mass-strided-copies", "::mlir::func::FuncOp"> {
+  let summary = "Turns copies that involve strided views into linalg.copy";
+  let description = [{
+    memref.copy between buffers of identity layout lowers to memcpy; with a
+    strided view on either side (a slice of a concatenation) it would call
+    MLIR's C runner library, which training programs do not link. Those
+    copies become linalg.copy, which lowers to loops.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 def MassOuterParallel : Pass<"mass-outer-parallel", "::mlir::func::FuncOp"> {
   let summary = "Keeps only the outermost dimension of worthwhile loop nests parallel";
   let description = [{

@@ -31,6 +31,7 @@
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Linalg/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/OpenMP/OpenMPDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
@@ -134,11 +135,14 @@ void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
   // Threads split the outermost loop of each nest (OpenMP, sized at run
   // time by the program's --threads); the inner loops stay plain loops.
+  pm.addNestedPass<func::FuncOp>(createMassStridedCopies());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addNestedPass<func::FuncOp>(createMassOuterParallel());
   pm.addPass(createConvertSCFToOpenMPPass());
   // Inlines the alloca scopes around loop bodies that allocate nothing.
   pm.addPass(createCanonicalizerPass());
+  // Views (slices) become offsets and strides computed explicitly.
+  pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createConvertSCFToCFPass());
   pm.addPass(createCanonicalizerPass());

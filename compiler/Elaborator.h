@@ -63,7 +63,7 @@ struct LayerSpec {
   llvm::StringRef name;
   std::vector<llvm::StringRef> params;
   LayerBuilder build = nullptr;
-  bool variadic = false;
+  bool variadic = false; // positional arguments are inputs, `params` keywords
   bool isMetric = false; // only in `metric` statements
 };
 

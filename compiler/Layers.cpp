@@ -386,6 +386,36 @@ static FailureOr<Value> buildTranspose(Elaborator &e, const Args &a) {
                 a);
 }
 
+static FailureOr<Value> buildConcat(Elaborator &e, const Args &a) {
+  FailureOr<int64_t> axis = a.integer("axis", 1);
+  if (failed(axis))
+    return failure();
+  if (a.rest().empty()) {
+    e.error(a.loc()) << "concat: needs the tensors to join, as in "
+                        "concat(a, b, axis: 1)";
+    return failure();
+  }
+  llvm::SmallVector<mlir::Value> inputs;
+  llvm::SmallVector<Shape> shapes;
+  for (const Value &v : a.rest()) {
+    if (!v.isTensor() || !isF32(v.tensor)) {
+      e.error(v.loc) << "concat: each input must be an f32 tensor, got "
+                     << v.describe();
+      return failure();
+    }
+    inputs.push_back(v.tensor);
+    shapes.emplace_back(shapeOf(v.tensor));
+  }
+  llvm::SmallVector<llvm::ArrayRef<int64_t>> refs(shapes.begin(), shapes.end());
+  FailureOr<Shape> shape = e.check(concatShape(refs, *axis), a.loc());
+  if (failed(shape))
+    return failure();
+  mlir::OpBuilder &b = e.getBuilder();
+  return result(b.create<ConcatOp>(e.location(a.loc()), e.f32Tensor(*shape),
+                                   inputs, b.getI64IntegerAttr(*axis)),
+                a);
+}
+
 //===----------------------------------------------------------------------===//
 // Losses and metrics
 //===----------------------------------------------------------------------===//
@@ -539,6 +569,7 @@ static const std::vector<LayerSpec> &table() {
       {"reshape", {"x", "shape"}, buildReshape},
       {"flatten", {"x"}, buildFlatten},
       {"transpose", {"x", "perm"}, buildTranspose},
+      {"concat", {"?axis"}, buildConcat, /*variadic=*/true},
       {"cross_entropy", {"logits", "labels", "?smoothing"}, buildCrossEntropy},
       {"mse", {"pred", "target"}, buildPair<MseOp>},
       {"bce", {"pred", "target"}, buildPair<BceOp>},
@@ -559,7 +590,6 @@ static const std::vector<LayerSpec> &table() {
       {"maxpool", {"x", "k", "?stride", "?pad"}},
       {"avgpool", {"x", "k", "?stride", "?pad"}},
       {"global_avgpool", {"x"}},
-      {"concat", {"?axis"}, nullptr, /*variadic=*/true},
   };
   return specs;
 }

@@ -873,11 +873,13 @@ FailureOr<Value> Elaborator::evalCall(const ast::CallExpr &call) {
     return failure();
   }
 
-  // Bind the arguments to the layer's parameters.
+  // Bind the arguments to the layer's parameters. A variadic layer takes
+  // all of its positional arguments as its inputs and its parameters by
+  // keyword (`concat(a, b, c, axis: 1)`).
   Args args(*this, call);
   size_t next = 0;
   for (Value &v : positional) {
-    if (next < layer->params.size()) {
+    if (!layer->variadic && next < layer->params.size()) {
       args.bound[layer->params[next++].ltrim('?')] = std::move(v);
     } else if (layer->variadic) {
       args.extra.push_back(std::move(v));

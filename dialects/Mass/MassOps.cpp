@@ -148,3 +148,29 @@ LogicalResult FusionOp::verifyRegions() {
                          << " but has results " << getResultTypes();
   return success();
 }
+
+LogicalResult ConcatOp::verify() {
+  SmallVector<ArrayRef<int64_t>> shapes;
+  for (Value in : getInputs())
+    shapes.push_back(shapeOf(in));
+  return checkResult(*this, concatShape(shapes, getAxis()), getResult());
+}
+
+LogicalResult SliceOp::verify() {
+  ArrayRef<int64_t> in = shapeOf(getInput()), out = shapeOf(getResult());
+  int64_t axis = getAxis(), offset = getOffset();
+  if (axis < 0 || axis >= (int64_t)in.size() || in.size() != out.size())
+    return emitOpError() << "axis " << axis << " does not fit "
+                         << formatShape(in) << " -> " << formatShape(out);
+  for (int64_t d = 0; d < (int64_t)in.size(); ++d)
+    if (d != axis && in[d] != out[d])
+      return emitOpError() << "result " << formatShape(out)
+                           << " differs from " << formatShape(in)
+                           << " off axis " << axis;
+  if (ShapedType::isDynamic(in[axis]) || ShapedType::isDynamic(out[axis]) ||
+      offset < 0 || offset + out[axis] > in[axis])
+    return emitOpError() << "positions " << offset << " to "
+                         << offset + out[axis] << " are not in "
+                         << formatShape(in) << " along axis " << axis;
+  return success();
+}

@@ -114,6 +114,35 @@ def Mass_TransposeOp : Mass_Op<"transpose", [Pure, Differentiable]> {
   let hasVerifier = 1;
 }
 
+def Mass_ConcatOp : Mass_Op<"concat", [Pure, Differentiable]> {
+  let summary = "inputs joined along an axis, as torch.cat";
+  let description = [{
+    The inputs have one rank and equal sizes except along `axis`, which is
+    not the batch; the result's size there is the sum of theirs.
+  }];
+  let arguments = (ins Variadic<Mass_F32Tensor>:$inputs, I64Attr:$axis);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $inputs `axis` `=` $axis attr-dict `:` type($inputs) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Mass_SliceOp : Mass_Op<"slice", [Pure]> {
+  let summary = "a run of positions along one axis (the VJP of concat)";
+  let description = [{
+    `result` takes positions `offset` to `offset` + its size along `axis`
+    of `input`, and all of the other axes.
+  }];
+  let arguments = (ins Mass_F32Tensor:$input, I64Attr:$axis, I64Attr:$offset);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `axis` `=` $axis `offset` `=` $offset attr-dict `:` type($input)
+    `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 def Mass_BroadcastOp : Mass_Op<"broadcast", [Pure, Differentiable]> {
   let summary = "NumPy-broadcasts input to the shape of like";
   let description = [{

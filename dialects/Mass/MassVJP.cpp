@@ -210,6 +210,21 @@ LogicalResult TransposeOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
   return success();
 }
 
+LogicalResult ConcatOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
+                                 Grads &dxs) {
+  int64_t rank = MassBuilder::typeOf(getResult()).getRank();
+  int64_t axis = getAxis() < 0 ? getAxis() + rank : getAxis();
+  int64_t offset = 0;
+  for (Value in : getInputs()) {
+    RankedTensorType type = MassBuilder::typeOf(in);
+    dxs.push_back(b.create<SliceOp>(getLoc(), type, dys[0],
+                                    b.getI64IntegerAttr(axis),
+                                    b.getI64IntegerAttr(offset)));
+    offset += type.getDimSize(axis);
+  }
+  return success();
+}
+
 LogicalResult BroadcastOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
                                     Grads &dxs) {
   dxs.push_back(MassBuilder(b, getLoc())

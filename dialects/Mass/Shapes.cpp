@@ -107,6 +107,35 @@ ShapeResult mass::reduceShape(ArrayRef<int64_t> input, ArrayRef<int64_t> axes,
   return out;
 }
 
+ShapeResult mass::concatShape(ArrayRef<ArrayRef<int64_t>> inputs,
+                              int64_t axis) {
+  if (inputs.empty())
+    return ShapeResult::error("concat: needs at least one tensor");
+  int64_t rank = inputs[0].size();
+  if (axis < -rank || axis >= rank)
+    return ShapeResult::error("concat: axis " + std::to_string(axis) +
+                              " is out of range for " +
+                              formatShape(inputs[0]));
+  if (axis < 0)
+    axis += rank;
+  Shape out(inputs[0].begin(), inputs[0].end());
+  out[axis] = 0;
+  for (ArrayRef<int64_t> in : inputs) {
+    bool fits = (int64_t)in.size() == rank;
+    for (int64_t d = 0; fits && d < rank; ++d)
+      fits = d == axis || in[d] == inputs[0][d];
+    if (!fits)
+      return ShapeResult::error("concat: " + formatShape(in) +
+                                " does not fit " + formatShape(inputs[0]) +
+                                " along axis " + std::to_string(axis));
+    if (isDynamic(in[axis]))
+      return ShapeResult::error(
+          "concat: cannot join along the batch axis of " + formatShape(in));
+    out[axis] += in[axis];
+  }
+  return out;
+}
+
 ShapeResult mass::transposeShape(ArrayRef<int64_t> input,
                                  ArrayRef<int64_t> perm) {
   if (perm.size() != input.size())

@@ -51,6 +51,10 @@ ShapeResult matmulShape(llvm::ArrayRef<int64_t> lhs,
                         llvm::ArrayRef<int64_t> rhs);
 ShapeResult reduceShape(llvm::ArrayRef<int64_t> input,
                         llvm::ArrayRef<int64_t> axes, bool keepdim);
+/// Inputs joined along `axis` (negative counts from the end): same rank,
+/// equal sizes but along `axis`, which may not be the batch.
+ShapeResult concatShape(llvm::ArrayRef<llvm::ArrayRef<int64_t>> inputs,
+                        int64_t axis);
 ShapeResult transposeShape(llvm::ArrayRef<int64_t> input,
                            llvm::ArrayRef<int64_t> perm);
 /// `target` may hold one -1 (or a dynamic size) to be inferred.

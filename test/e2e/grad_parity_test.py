@@ -187,6 +187,45 @@ model branches {
         grads, total, _ = torch_grads(params, loss)
         self.check(ours, grads, total, total, {"cls": total})
 
+    def test_concat(self):
+        """concat joins branches (as an Inception block does) along the
+        feature axis and a middle axis; its gradient splits dy back."""
+        source = """
+model cat {
+  input x: f32[B, 6]
+  label y: i32[B]
+  a = dense(x, 5) |> tanh
+  b = dense(x, 3) |> sigmoid
+  h = concat(a, b, x, axis: 1)
+  r = concat(reshape(h, [-1, 2, 7]), reshape(x, [-1, 3, 2]) |> transpose(perm: [0, 2, 1]), axis: 2)
+  out = dense(h, 4) + dense(flatten(r), 4)
+  task cls { loss = cross_entropy(out, y) }
+}
+"""
+        work = masstest.Workdir()
+        exe = masstest.compile_model(source, work, "cat")
+        rng = np.random.default_rng(6)
+        n = 9
+        x = rng.standard_normal((n, 6)).astype(np.float32)
+        y = rng.integers(0, 4, n).astype(np.int32)
+        masstest.write_npy_dir(work.file("data"), {"x": x, "y": y})
+        shapes = masstest.param_shapes(exe)
+        params = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in shapes.items()}
+        ours = masstest.dump_grads(exe, work, params, work.file("data"), n)
+
+        def loss(p):
+            X = torch.tensor(x)
+            a = torch.tanh(F.linear(X, p["a.weight"], p["a.bias"]))
+            b = torch.sigmoid(F.linear(X, p["b.weight"], p["b.bias"]))
+            h = torch.cat([a, b, X], 1)
+            r = torch.cat([h.reshape(-1, 2, 7), X.reshape(-1, 3, 2).transpose(1, 2)], 2)
+            out = (F.linear(h, p["out.0.weight"], p["out.0.bias"])
+                   + F.linear(r.flatten(1), p["out.1.weight"], p["out.1.bias"]))
+            return F.cross_entropy(out, torch.tensor(y, dtype=torch.long))
+
+        grads, total, _ = torch_grads(params, loss)
+        self.check(ours, grads, total, total, {"cls": total})
+
     def test_fused_matches_unfused(self):
         """Fusion changes no result: the programs built with and without
         --fuse give the same losses and gradients within 1e-5."""

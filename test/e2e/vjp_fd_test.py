@@ -44,10 +44,13 @@ TERMS = {
     "max": "max(a, axis: 2)",
     "softmax": "softmax(a, axis: 1) * 3.0",
     "log_softmax": "log_softmax(a, axis: -1)",
+    "concat": "concat(a, tanh(a), axis: 2) * q_cat",
+    "concat_mid": "concat(a * 2.0, a, axis: 1)",
 }
 
 EXTRA_PARAMS = {"q_add": "f32[4]", "q_sub": "f32[3, 1]", "q_mul": "f32[4]",
-                "q_div": "f32[1, 4]", "q_matmul": "f32[4, 2]", "q_tr": "f32[3]"}
+                "q_div": "f32[1, 4]", "q_matmul": "f32[4, 2]", "q_tr": "f32[3]",
+                "q_cat": "f32[8]"}
 
 
 def ops_model():
