@@ -8,7 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "codegen/Passes.h"
+#include "codegen/Lowering.h"
 
 #include "dialects/Mass/MassOps.h"
 #include "dialects/Mass/Shapes.h"
@@ -26,210 +26,12 @@ namespace mass {
 } // namespace mass
 
 using namespace mass;
+using namespace mass::lowering;
 using namespace mlir;
 
 namespace {
 
-using Body = function_ref<Value(OpBuilder &, Location, ValueRange)>;
-
-RankedTensorType tensorType(Value v) {
-  return cast<RankedTensorType>(v.getType());
-}
-
-/// Builds linalg IR at one location.
-class Lowering {
-public:
-  Lowering(OpBuilder &b, Location loc) : b(b), loc(loc) {}
-
-  OpBuilder &b;
-  Location loc;
-
-  Value f32(double v) {
-    return b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(v));
-  }
-
-  /// The dynamic sizes of `type`, read from the operands: each dynamic
-  /// dimension is taken from an operand that has a dynamic dimension at the
-  /// same position counted from the end.
-  SmallVector<Value> dynamicSizes(RankedTensorType type, ValueRange from) {
-    SmallVector<Value> sizes;
-    int64_t rank = type.getRank();
-    for (int64_t i = 0; i < rank; ++i) {
-      if (!type.isDynamicDim(i))
-        continue;
-      Value size;
-      for (Value v : from) {
-        auto t = dyn_cast<RankedTensorType>(v.getType());
-        int64_t j = t ? i - rank + t.getRank() : -1;
-        if (t && j >= 0 && t.isDynamicDim(j)) {
-          size = b.create<tensor::DimOp>(loc, v, j);
-          break;
-        }
-      }
-      assert(size && "no operand carries the dynamic size");
-      sizes.push_back(size);
-    }
-    return sizes;
-  }
-
-  Value empty(RankedTensorType type, ArrayRef<Value> dynamic) {
-    return b.create<tensor::EmptyOp>(loc, type.getShape(),
-                                     type.getElementType(), dynamic);
-  }
-
-  Value filled(RankedTensorType type, ArrayRef<Value> dynamic, Value scalar) {
-    return b.create<linalg::FillOp>(loc, scalar, empty(type, dynamic))
-        .getResult(0);
-  }
-
-  /// Maps the result's loops onto an operand of `shape`, NumPy style: the
-  /// operand's axes align with the last ones; its size-1 axes against
-  /// larger result axes read index 0.
-  AffineMap broadcastMap(ArrayRef<int64_t> shape, ArrayRef<int64_t> result) {
-    SmallVector<AffineExpr> exprs;
-    int64_t lead = result.size() - shape.size();
-    for (int64_t j = 0; j < (int64_t)shape.size(); ++j) {
-      if (shape[j] == 1 && result[j + lead] != 1)
-        exprs.push_back(b.getAffineConstantExpr(0));
-      else
-        exprs.push_back(b.getAffineDimExpr(j + lead));
-    }
-    return AffineMap::get(result.size(), 0, exprs, b.getContext());
-  }
-
-  /// An elementwise op over broadcast operands.
-  Value elementwise(RankedTensorType type, ValueRange inputs, Body body) {
-    SmallVector<AffineMap> maps;
-    for (Value in : inputs)
-      maps.push_back(broadcastMap(tensorType(in).getShape(), type.getShape()));
-    maps.push_back(b.getMultiDimIdentityMap(type.getRank()));
-    SmallVector<utils::IteratorType> iters(type.getRank(),
-                                           utils::IteratorType::parallel);
-    Value init = empty(type, dynamicSizes(type, inputs));
-    return b
-        .create<linalg::GenericOp>(
-            loc, type, inputs, init, maps, iters,
-            [&](OpBuilder &nb, Location nl, ValueRange args) {
-              nb.create<linalg::YieldOp>(nl, body(nb, nl, args.drop_back()));
-            })
-        .getResult(0);
-  }
-
-  /// Reduces `inputs` (of one shape) over `axes` into a tensor without
-  /// those axes, starting from `init`; `body` gets the input elements and
-  /// the accumulator last.
-  Value reduce(ValueRange inputs, ArrayRef<int64_t> axes, Value init, Body body,
-               Type elementType = {}) {
-    auto inType = tensorType(inputs[0]);
-    int64_t rank = inType.getRank();
-    SmallVector<int64_t> shape;
-    SmallVector<AffineExpr> outExprs;
-    SmallVector<utils::IteratorType> iters;
-    SmallVector<Value> dynamic;
-    for (int64_t i = 0; i < rank; ++i) {
-      bool reduced = llvm::is_contained(axes, i);
-      iters.push_back(reduced ? utils::IteratorType::reduction
-                              : utils::IteratorType::parallel);
-      if (reduced)
-        continue;
-      shape.push_back(inType.getDimSize(i));
-      outExprs.push_back(b.getAffineDimExpr(i));
-      if (inType.isDynamicDim(i))
-        dynamic.push_back(b.create<tensor::DimOp>(loc, inputs[0], i));
-    }
-    auto outType = RankedTensorType::get(
-        shape, elementType ? elementType : inType.getElementType());
-    SmallVector<AffineMap> maps(inputs.size(), b.getMultiDimIdentityMap(rank));
-    maps.push_back(AffineMap::get(rank, 0, outExprs, b.getContext()));
-    Value acc = filled(outType, dynamic, init);
-    return b
-        .create<linalg::GenericOp>(
-            loc, outType, inputs, acc, maps, iters,
-            [&](OpBuilder &nb, Location nl, ValueRange args) {
-              nb.create<linalg::YieldOp>(nl, body(nb, nl, args));
-            })
-        .getResult(0);
-  }
-
-  /// `x` along `axis` combined with a per-row value `row` (x without that
-  /// axis), elementwise.
-  Value withRow(Value x, Value row, int64_t axis, Body body,
-                Type elementType = {}) {
-    auto type = tensorType(x);
-    if (elementType)
-      type = RankedTensorType::get(type.getShape(), elementType);
-    int64_t rank = type.getRank();
-    SmallVector<AffineExpr> rowExprs;
-    for (int64_t i = 0; i < rank; ++i)
-      if (i != axis)
-        rowExprs.push_back(b.getAffineDimExpr(i));
-    SmallVector<AffineMap> maps = {
-        b.getMultiDimIdentityMap(rank),
-        AffineMap::get(rank, 0, rowExprs, b.getContext()),
-        b.getMultiDimIdentityMap(rank)};
-    SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
-    Value init = empty(type, dynamicSizes(type, {x}));
-    return b
-        .create<linalg::GenericOp>(
-            loc, type, ValueRange{x, row}, init, maps, iters,
-            [&](OpBuilder &nb, Location nl, ValueRange args) {
-              nb.create<linalg::YieldOp>(nl, body(nb, nl, args.drop_back()));
-            })
-        .getResult(0);
-  }
-
-  /// The number of elements of `x` along `axes` as an f32 scalar.
-  Value count(Value x, ArrayRef<int64_t> axes) {
-    Value n = b.create<arith::ConstantIndexOp>(loc, 1);
-    for (int64_t a : axes) {
-      Value d = b.create<tensor::DimOp>(loc, x, a);
-      n = b.create<arith::MulIOp>(loc, n, d);
-    }
-    Value i64 = b.create<arith::IndexCastOp>(loc, b.getI64Type(), n);
-    return b.create<arith::SIToFPOp>(loc, b.getF32Type(), i64);
-  }
-
-  /// init += lhs * rhs over the loops of `maps`, whose reduction loop is
-  /// the one before the last.
-  Value contract(RankedTensorType type, Value lhs, Value rhs, Value init,
-                 ArrayRef<AffineMap> maps) {
-    int64_t loops = maps[0].getNumDims();
-    SmallVector<utils::IteratorType> iters(loops,
-                                           utils::IteratorType::parallel);
-    iters[loops - 2] = utils::IteratorType::reduction;
-    return b
-        .create<linalg::GenericOp>(
-            loc, type, ValueRange{lhs, rhs}, init, maps, iters,
-            [](OpBuilder &nb, Location nl, ValueRange a) {
-              Value p = nb.create<arith::MulFOp>(nl, a[0], a[1]);
-              nb.create<linalg::YieldOp>(
-                  nl, ValueRange{nb.create<arith::AddFOp>(nl, a[2], p)});
-            })
-        .getResult(0);
-  }
-
-  /// A rank-0 tensor holding `scalar`.
-  Value toTensor(Value scalar) {
-    return b.create<tensor::FromElementsOp>(
-        loc, RankedTensorType::get({}, scalar.getType()), scalar);
-  }
-
-  Value extract(Value tensor0d) {
-    return b.create<tensor::ExtractOp>(loc, tensor0d, ValueRange{});
-  }
-
-  SmallVector<int64_t> allAxes(int64_t rank) {
-    SmallVector<int64_t> axes;
-    for (int64_t i = 0; i < rank; ++i)
-      axes.push_back(i);
-    return axes;
-  }
-};
-
 // Scalar helpers for op bodies.
-Value cst(OpBuilder &b, Location l, double v) {
-  return b.create<arith::ConstantOp>(l, b.getF32FloatAttr(v));
-}
 Value sigmoid(OpBuilder &b, Location l, Value x) {
   Value e = b.create<math::ExpOp>(l, b.create<arith::NegFOp>(l, x));
   return b.create<arith::DivFOp>(l, cst(b, l, 1.0),
@@ -252,36 +54,10 @@ template <typename ScalarOp> Value scalarOp(OpBuilder &b, Location l, Value x) {
 // Patterns
 //===----------------------------------------------------------------------===//
 
-template <typename OpT> struct Pattern : public OpConversionPattern<OpT> {
-  using OpConversionPattern<OpT>::OpConversionPattern;
-  using Adaptor = typename OpConversionPattern<OpT>::OpAdaptor;
-
-  LogicalResult
-  matchAndRewrite(OpT op, Adaptor adaptor,
-                  ConversionPatternRewriter &rewriter) const override {
-    Lowering l(rewriter, op.getLoc());
-    Operation *before = op->getPrevNode();
-    FailureOr<SmallVector<Value>> results = lower(op, l);
-    if (failed(results))
-      return failure();
-    // The linalg ops of a fusion group's member carry the group's mark.
-    if (Attribute group = op->getAttr(kFusionGroupAttr))
-      for (Operation *it = before ? before->getNextNode()
-                                  : &op->getBlock()->front();
-           it != op.getOperation(); it = it->getNextNode())
-        if (isa<linalg::LinalgOp>(it))
-          it->setAttr(kFusionGroupAttr, group);
-    rewriter.replaceOp(op, *results);
-    return success();
-  }
-
-  virtual FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const = 0;
-};
-
 /// Unary elementwise ops: `fn` maps one scalar.
-template <typename OpT> struct UnaryPattern : public Pattern<OpT> {
+template <typename OpT> struct UnaryPattern : public MassPattern<OpT> {
   using Fn = Value (*)(OpBuilder &, Location, Value);
-  UnaryPattern(MLIRContext *ctx, Fn fn) : Pattern<OpT>(ctx), fn(fn) {}
+  UnaryPattern(MLIRContext *ctx, Fn fn) : MassPattern<OpT>(ctx), fn(fn) {}
   Fn fn;
   FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const override {
     return SmallVector<Value>{
@@ -293,8 +69,8 @@ template <typename OpT> struct UnaryPattern : public Pattern<OpT> {
 };
 
 template <typename OpT, typename ArithOp>
-struct BinaryPattern : public Pattern<OpT> {
-  using Pattern<OpT>::Pattern;
+struct BinaryPattern : public MassPattern<OpT> {
+  using MassPattern<OpT>::MassPattern;
   FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const override {
     return SmallVector<Value>{
         l.elementwise(tensorType(op.getResult()), op->getOperands(),
@@ -304,8 +80,8 @@ struct BinaryPattern : public Pattern<OpT> {
   }
 };
 
-struct BroadcastPattern : public Pattern<BroadcastOp> {
-  using Pattern::Pattern;
+struct BroadcastPattern : public MassPattern<BroadcastOp> {
+  using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(BroadcastOp op,
                                       Lowering &l) const override {
     auto type = tensorType(op.getResult());
@@ -325,8 +101,8 @@ struct BroadcastPattern : public Pattern<BroadcastOp> {
   }
 };
 
-struct GeluGradPattern : public Pattern<GeluGradOp> {
-  using Pattern::Pattern;
+struct GeluGradPattern : public MassPattern<GeluGradOp> {
+  using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(GeluGradOp op,
                                       Lowering &l) const override {
     // gelu'(x) = Phi(x) + x * exp(-x^2 / 2) / sqrt(2 pi)
@@ -350,8 +126,8 @@ struct GeluGradPattern : public Pattern<GeluGradOp> {
 // Linear algebra
 //===----------------------------------------------------------------------===//
 
-struct DensePattern : public Pattern<DenseOp> {
-  using Pattern::Pattern;
+struct DensePattern : public MassPattern<DenseOp> {
+  using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(DenseOp op, Lowering &l) const override {
     auto type = tensorType(op.getResult());
     int64_t rank = type.getRank();
@@ -403,8 +179,8 @@ struct DensePattern : public Pattern<DenseOp> {
   }
 };
 
-struct MatmulPattern : public Pattern<MatmulOp> {
-  using Pattern::Pattern;
+struct MatmulPattern : public MassPattern<MatmulOp> {
+  using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(MatmulOp op, Lowering &l) const override {
     auto type = tensorType(op.getResult());
     auto lhsType = tensorType(op.getLhs()), rhsType = tensorType(op.getRhs());
@@ -462,8 +238,8 @@ struct MatmulPattern : public Pattern<MatmulOp> {
 // Shape
 //===----------------------------------------------------------------------===//
 
-struct ReshapePattern : public Pattern<ReshapeOp> {
-  using Pattern::Pattern;
+struct ReshapePattern : public MassPattern<ReshapeOp> {
+  using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(ReshapeOp op,
                                       Lowering &l) const override {
     auto type = tensorType(op.getResult());
@@ -528,12 +304,12 @@ static void runAlong(Lowering &l, Value like, int64_t axis, int64_t offset,
   }
 }
 
-struct ConcatPattern : public Pattern<ConcatOp> {
-  using Pattern::Pattern;
+struct ConcatPattern : public MassPattern<ConcatOp> {
+  using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(ConcatOp op, Lowering &l) const override {
     auto type = tensorType(op.getResult());
-    int64_t axis = op.getAxis() < 0 ? op.getAxis() + type.getRank()
-                                    : op.getAxis();
+    int64_t axis =
+        op.getAxis() < 0 ? op.getAxis() + type.getRank() : op.getAxis();
     Value out = l.empty(type, l.dynamicSizes(type, op.getInputs()));
     int64_t offset = 0;
     for (Value in : op.getInputs()) {
@@ -548,8 +324,8 @@ struct ConcatPattern : public Pattern<ConcatOp> {
   }
 };
 
-struct SlicePattern : public Pattern<SliceOp> {
-  using Pattern::Pattern;
+struct SlicePattern : public MassPattern<SliceOp> {
+  using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(SliceOp op, Lowering &l) const override {
     auto type = tensorType(op.getResult());
     SmallVector<OpFoldResult> offsets, sizes, strides;
@@ -560,8 +336,8 @@ struct SlicePattern : public Pattern<SliceOp> {
   }
 };
 
-struct TransposePattern : public Pattern<TransposeOp> {
-  using Pattern::Pattern;
+struct TransposePattern : public MassPattern<TransposeOp> {
+  using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(TransposeOp op,
                                       Lowering &l) const override {
     auto type = tensorType(op.getResult());
@@ -597,8 +373,8 @@ Value toResultType(Lowering &l, Value reduced, RankedTensorType type) {
   return tmp.getResult(); // lowered by ReshapePattern in the same conversion
 }
 
-template <typename OpT> struct ReducePattern : public Pattern<OpT> {
-  using Pattern<OpT>::Pattern;
+template <typename OpT> struct ReducePattern : public MassPattern<OpT> {
+  using MassPattern<OpT>::MassPattern;
   FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const override {
     int64_t rank = tensorType(op.getInput()).getRank();
     SmallVector<int64_t> axes = normalized(op.getAxes(), rank);
@@ -621,8 +397,8 @@ template <typename OpT> struct ReducePattern : public Pattern<OpT> {
   }
 };
 
-template <typename OpT> struct SoftmaxPattern : public Pattern<OpT> {
-  using Pattern<OpT>::Pattern;
+template <typename OpT> struct SoftmaxPattern : public MassPattern<OpT> {
+  using MassPattern<OpT>::MassPattern;
   FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const override {
     Value x = op.getInput();
     int64_t rank = tensorType(x).getRank();
@@ -729,8 +505,8 @@ Value total(Lowering &l, Value x) {
                   });
 }
 
-struct CrossEntropyPattern : public Pattern<CrossEntropyOp> {
-  using Pattern::Pattern;
+struct CrossEntropyPattern : public MassPattern<CrossEntropyOp> {
+  using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(CrossEntropyOp op,
                                       Lowering &l) const override {
     RowStats s = rowStats(l, op.getLogits(), op.getLabels());
@@ -756,8 +532,8 @@ struct CrossEntropyPattern : public Pattern<CrossEntropyOp> {
   }
 };
 
-struct CrossEntropyGradPattern : public Pattern<CrossEntropyGradOp> {
-  using Pattern::Pattern;
+struct CrossEntropyGradPattern : public MassPattern<CrossEntropyGradOp> {
+  using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(CrossEntropyGradOp op,
                                       Lowering &l) const override {
     RowStats s = rowStats(l, op.getLogits(), op.getLabels());
@@ -804,9 +580,9 @@ struct CrossEntropyGradPattern : public Pattern<CrossEntropyGradOp> {
 /// f(pred, target) summed over all elements: as a mean (a loss, one
 /// result), or as the sum and the element count (a metric, two results).
 template <typename OpT, bool Mean>
-struct PairReducePattern : public Pattern<OpT> {
+struct PairReducePattern : public MassPattern<OpT> {
   using Fn = Value (*)(OpBuilder &, Location, Value, Value);
-  PairReducePattern(MLIRContext *ctx, Fn fn) : Pattern<OpT>(ctx), fn(fn) {}
+  PairReducePattern(MLIRContext *ctx, Fn fn) : MassPattern<OpT>(ctx), fn(fn) {}
   Fn fn;
   FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const override {
     Value e =
@@ -840,8 +616,8 @@ Value bceWithLogits(OpBuilder &b, Location l, Value x, Value t) {
                                  b.create<math::Log1pOp>(l, e));
 }
 
-struct AccuracyPattern : public Pattern<AccuracyOp> {
-  using Pattern::Pattern;
+struct AccuracyPattern : public MassPattern<AccuracyOp> {
+  using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(AccuracyOp op,
                                       Lowering &l) const override {
     Value logits = op.getLogits(), labels = op.getLabels();
@@ -907,8 +683,8 @@ struct AccuracyPattern : public Pattern<AccuracyOp> {
   }
 };
 
-struct TopKPattern : public Pattern<TopKOp> {
-  using Pattern::Pattern;
+struct TopKPattern : public MassPattern<TopKOp> {
+  using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(TopKOp op, Lowering &l) const override {
     RowStats s = rowStats(l, op.getLogits(), op.getLabels());
     Value ahead =
@@ -1015,6 +791,8 @@ public:
     patterns.add<PairReducePattern<AbsErrorOp, false>>(ctx, P(absError));
     patterns.add<PairReducePattern<SquaredErrorOp, false>>(ctx,
                                                            P(squaredError));
+
+    populateVisionPatterns(patterns);
 
     ConversionTarget target(*ctx);
     target.addIllegalDialect<MassDialect>();

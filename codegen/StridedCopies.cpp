@@ -1,4 +1,5 @@
-//===- StridedCopies.cpp - Copies between strided buffers as loops -*- C++ -*-===//
+//===- StridedCopies.cpp - Copies between strided buffers as loops -*- C++
+//-*-===//
 //
 // A memref.copy between buffers of identity layout becomes memcpy; one that
 // involves a strided view (a slice of a concatenation) would become a call
@@ -18,8 +19,7 @@ using namespace mlir;
 
 namespace {
 
-class StridedCopies
-    : public mass::impl::MassStridedCopiesBase<StridedCopies> {
+class StridedCopies : public mass::impl::MassStridedCopiesBase<StridedCopies> {
   void runOnOperation() override {
     SmallVector<memref::CopyOp> copies;
     getOperation().walk([&](memref::CopyOp op) {

@@ -171,6 +171,128 @@ static FailureOr<Value> buildDense(Elaborator &e, const Args &a) {
                 a);
 }
 
+/// A window size given as one number for both axes.
+static FailureOr<int64_t> windowArg(Elaborator &e, const Args &a,
+                                    llvm::StringRef name, int64_t dflt,
+                                    int64_t least) {
+  FailureOr<int64_t> v = a.integer(name, dflt);
+  if (failed(v))
+    return failure();
+  if (*v < least) {
+    e.error(a.argLoc(name)) << a.getCall().callee << ": '" << name
+                            << "' must be at least " << least << ", got " << *v;
+    return failure();
+  }
+  return v;
+}
+
+static FailureOr<mlir::Value> nchwArg(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> x = f32Arg(e, a, "x");
+  if (failed(x))
+    return failure();
+  if (shapeOf(*x).size() != 4) {
+    e.error(a.get("x").loc)
+        << a.getCall().callee << " expects an NCHW tensor [B, C, H, W], got "
+        << a.get("x").describe();
+    return failure();
+  }
+  return x;
+}
+
+static FailureOr<Value> buildConv2d(Elaborator &e, const Args &a) {
+  if (!a.has("kernel")) {
+    e.error(a.loc())
+        << "conv2d needs `kernel:`, as in conv2d(x, 32, kernel: 3)";
+    return failure();
+  }
+  FailureOr<mlir::Value> x = nchwArg(e, a);
+  FailureOr<int64_t> out = windowArg(e, a, "out", 0, 1);
+  FailureOr<int64_t> kernel = windowArg(e, a, "kernel", 0, 1);
+  FailureOr<int64_t> stride = windowArg(e, a, "stride", 1, 1);
+  FailureOr<int64_t> pad = windowArg(e, a, "pad", 0, 0);
+  FailureOr<int64_t> dilation = windowArg(e, a, "dilation", 1, 1);
+  FailureOr<int64_t> groups = windowArg(e, a, "groups", 1, 1);
+  FailureOr<bool> hasBias = a.boolean("bias", true);
+  if (failed(x) || failed(out) || failed(kernel) || failed(stride) ||
+      failed(pad) || failed(dilation) || failed(groups) || failed(hasBias))
+    return failure();
+  llvm::ArrayRef<int64_t> in = shapeOf(*x);
+  if (!mlir::ShapedType::isDynamic(in[1]) && in[1] % *groups) {
+    e.error(a.argLoc("groups"))
+        << "conv2d: groups (" << *groups << ") must divide the input's "
+        << in[1] << " channels";
+    return failure();
+  }
+  Window window;
+  window.stride = {*stride, *stride};
+  window.padding = {*pad, *pad};
+  window.dilation = {*dilation, *dilation};
+  int64_t perGroup = in[1] / *groups;
+  Shape weightShape = {*out, perGroup, *kernel, *kernel};
+  FailureOr<Shape> shape =
+      e.check(conv2dShape(in, weightShape, window, *groups), a.loc());
+  if (failed(shape) || failed(e.beginParamCall(a.loc(), "conv2d")))
+    return failure();
+  // torch.nn.Conv2d: kaiming_uniform(a=sqrt(5)) for the weight and the same
+  // bound for the bias, 1/sqrt(fan_in).
+  Init init{Init::Kind::Uniform,
+            1.0 / std::sqrt(static_cast<double>(perGroup * *kernel * *kernel))};
+  mlir::Value w = e.addParam(weightShape, "weight", init, a.loc());
+  mlir::OpBuilder &b = e.getBuilder();
+  mlir::Location loc = e.location(a.loc());
+  mlir::Value y = b.create<Conv2dOp>(
+      loc, e.f32Tensor(*shape), *x, w, b.getDenseI64ArrayAttr(window.stride),
+      b.getDenseI64ArrayAttr(window.padding),
+      b.getDenseI64ArrayAttr(window.dilation), b.getI64IntegerAttr(*groups));
+  if (*hasBias) {
+    mlir::Value bias = e.addParam({*out}, "bias", init, a.loc());
+    mlir::Value column =
+        b.create<ReshapeOp>(loc, e.f32Tensor({*out, 1, 1}), bias);
+    y = b.create<AddOp>(loc, y.getType(), y, column);
+  }
+  return result(y, a);
+}
+
+template <typename OpT>
+static FailureOr<Value> buildPool(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> x = nchwArg(e, a);
+  FailureOr<int64_t> kernel = windowArg(e, a, "k", 0, 1);
+  if (failed(x) || failed(kernel))
+    return failure();
+  FailureOr<int64_t> stride = windowArg(e, a, "stride", *kernel, 1);
+  FailureOr<int64_t> pad = windowArg(e, a, "pad", 0, 0);
+  if (failed(stride) || failed(pad))
+    return failure();
+  Window window;
+  window.kernel = {*kernel, *kernel};
+  window.stride = {*stride, *stride};
+  window.padding = {*pad, *pad};
+  FailureOr<Shape> shape =
+      e.check(poolShape(a.getCall().callee, shapeOf(*x), window), a.loc());
+  if (failed(shape))
+    return failure();
+  mlir::OpBuilder &b = e.getBuilder();
+  return result(b.create<OpT>(e.location(a.loc()), e.f32Tensor(*shape), *x,
+                              b.getDenseI64ArrayAttr(window.kernel),
+                              b.getDenseI64ArrayAttr(window.stride),
+                              b.getDenseI64ArrayAttr(window.padding)),
+                a);
+}
+
+/// The mean over H and W, keeping them as size 1: [B, C, 1, 1].
+static FailureOr<Value> buildGlobalAvgPool(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> x = nchwArg(e, a);
+  if (failed(x))
+    return failure();
+  llvm::ArrayRef<int64_t> in = shapeOf(*x);
+  mlir::OpBuilder &b = e.getBuilder();
+  return result(b.create<MeanOp>(e.location(a.loc()),
+                                 e.f32Tensor({in[0], in[1], 1, 1}), *x,
+                                 b.getDenseI64ArrayAttr({2, 3}),
+                                 /*keepdim=*/true),
+                a);
+}
+
 /// `param(f32[...], init: zeros | ones | xavier_uniform | kaiming_uniform |
 /// normal(std: s) | uniform(a: a))`, named after its binding.
 static FailureOr<Value> buildParam(Elaborator &e, const Args &a) {
@@ -578,18 +700,19 @@ static const std::vector<LayerSpec> &table() {
       {"top_k", {"logits", "labels", "?k"}, buildTopK, false, true},
       {"mae", {"pred", "target"}, buildPair<AbsErrorOp>, false, true},
       {"rmse", {"pred", "target"}, buildPair<SquaredErrorOp>, false, true},
-      // Part of the language, not of this compiler yet.
       {"conv2d",
        {"x", "out", "?kernel", "?stride", "?pad", "?bias", "?groups",
-        "?dilation"}},
+        "?dilation"},
+       buildConv2d},
+      {"maxpool", {"x", "k", "?stride", "?pad"}, buildPool<MaxPoolOp>},
+      {"avgpool", {"x", "k", "?stride", "?pad"}, buildPool<AvgPoolOp>},
+      {"global_avgpool", {"x"}, buildGlobalAvgPool},
+      // Part of the language, not of this compiler yet.
       {"batchnorm", {"x", "?momentum", "?eps"}},
       {"layernorm", {"x", "?eps"}},
       {"embedding", {"ids", "?vocab", "?dim"}},
       {"attention", {"q", "k", "v", "?heads", "?causal"}},
       {"dropout", {"x", "?p"}},
-      {"maxpool", {"x", "k", "?stride", "?pad"}},
-      {"avgpool", {"x", "k", "?stride", "?pad"}},
-      {"global_avgpool", {"x"}},
   };
   return specs;
 }

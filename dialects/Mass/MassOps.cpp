@@ -164,13 +164,75 @@ LogicalResult SliceOp::verify() {
                          << formatShape(in) << " -> " << formatShape(out);
   for (int64_t d = 0; d < (int64_t)in.size(); ++d)
     if (d != axis && in[d] != out[d])
-      return emitOpError() << "result " << formatShape(out)
-                           << " differs from " << formatShape(in)
-                           << " off axis " << axis;
+      return emitOpError() << "result " << formatShape(out) << " differs from "
+                           << formatShape(in) << " off axis " << axis;
   if (ShapedType::isDynamic(in[axis]) || ShapedType::isDynamic(out[axis]) ||
       offset < 0 || offset + out[axis] > in[axis])
     return emitOpError() << "positions " << offset << " to "
                          << offset + out[axis] << " are not in "
                          << formatShape(in) << " along axis " << axis;
   return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Convolution and pooling
+//===----------------------------------------------------------------------===//
+
+template <typename Op> static Window convWindow(Op op) {
+  Window w;
+  w.stride.assign(op.getStride().begin(), op.getStride().end());
+  w.padding.assign(op.getPadding().begin(), op.getPadding().end());
+  w.dilation.assign(op.getDilation().begin(), op.getDilation().end());
+  return w;
+}
+
+template <typename Op> static Window poolWindow(Op op) {
+  Window w;
+  w.kernel.assign(op.getKernel().begin(), op.getKernel().end());
+  w.stride.assign(op.getStride().begin(), op.getStride().end());
+  w.padding.assign(op.getPadding().begin(), op.getPadding().end());
+  return w;
+}
+
+/// The convolution of `input` by `weight` gives `output`'s shape.
+template <typename Op>
+static LogicalResult verifyConv(Op op, Value input, Value weight,
+                                Value output) {
+  return checkResult(op,
+                     conv2dShape(shapeOf(input), shapeOf(weight),
+                                 convWindow(op), op.getGroups()),
+                     output);
+}
+
+LogicalResult Conv2dOp::verify() {
+  return verifyConv(*this, getInput(), getWeight(), getResult());
+}
+LogicalResult Conv2dGradInputOp::verify() {
+  return verifyConv(*this, getResult(), getWeight(), getGrad());
+}
+LogicalResult Conv2dGradWeightOp::verify() {
+  return verifyConv(*this, getInput(), getResult(), getGrad());
+}
+
+template <typename Op>
+static LogicalResult verifyPool(Op op, Value input, Value output) {
+  return checkResult(
+      op,
+      poolShape(op->getName().stripDialect(), shapeOf(input), poolWindow(op)),
+      output);
+}
+
+LogicalResult MaxPoolOp::verify() {
+  return verifyPool(*this, getInput(), getResult());
+}
+LogicalResult AvgPoolOp::verify() {
+  return verifyPool(*this, getInput(), getResult());
+}
+LogicalResult MaxPoolGradOp::verify() {
+  if (getResult().getType() != getInput().getType())
+    return emitOpError("the result's type must be the input's");
+  return verifyPool(*this, getInput(), getGrad());
+}
+LogicalResult AvgPoolGradOp::verify() {
+  return verifyPool(*this, getResult(), getGrad());
 }

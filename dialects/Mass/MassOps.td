@@ -158,6 +158,104 @@ def Mass_BroadcastOp : Mass_Op<"broadcast", [Pure, Differentiable]> {
 }
 
 //===----------------------------------------------------------------------===//
+// Convolution and pooling: NCHW activations, OIHW weights (PyTorch's)
+//===----------------------------------------------------------------------===//
+
+class Mass_ConvLikeOp<string mnemonic, list<Trait> traits = []>
+    : Mass_Op<mnemonic, !listconcat([Pure], traits)> {
+  let hasVerifier = 1;
+}
+
+def Mass_Conv2dOp : Mass_ConvLikeOp<"conv2d", [Differentiable]> {
+  let summary = "2-D cross-correlation, as torch.nn.functional.conv2d";
+  let description = [{
+    `input [N, C, H, W]`, `weight [O, C / groups, KH, KW]`; the result is
+    `[N, O, OH, OW]` with `OH = (H + 2 pad - dilation (KH - 1) - 1) / stride
+    + 1` (and so for W). `stride`, `padding` and `dilation` hold the height's
+    value and the width's. Zero padding. The bias, if any, is a separate add.
+  }];
+  let arguments = (ins Mass_F32Tensor:$input, Mass_F32Tensor:$weight,
+                       DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$padding,
+                       DenseI64ArrayAttr:$dilation, I64Attr:$groups);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight `stride` `=` $stride `padding` `=` $padding
+    `dilation` `=` $dilation `groups` `=` $groups attr-dict `:`
+    type($input) `,` type($weight) `->` type($result)
+  }];
+}
+
+def Mass_Conv2dGradInputOp : Mass_ConvLikeOp<"conv2d_grad_input"> {
+  let summary = "the gradient of conv2d with respect to its input";
+  let description = [{
+    `grad` is the gradient of the convolution's result; the result has the
+    input's type (which the result of the convolution alone does not fix).
+  }];
+  let arguments = (ins Mass_F32Tensor:$grad, Mass_F32Tensor:$weight,
+                       DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$padding,
+                       DenseI64ArrayAttr:$dilation, I64Attr:$groups);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $grad `,` $weight `stride` `=` $stride `padding` `=` $padding
+    `dilation` `=` $dilation `groups` `=` $groups attr-dict `:`
+    type($grad) `,` type($weight) `->` type($result)
+  }];
+}
+
+def Mass_Conv2dGradWeightOp : Mass_ConvLikeOp<"conv2d_grad_weight"> {
+  let summary = "the gradient of conv2d with respect to its weight";
+  let arguments = (ins Mass_F32Tensor:$grad, Mass_F32Tensor:$input,
+                       DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$padding,
+                       DenseI64ArrayAttr:$dilation, I64Attr:$groups);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $grad `,` $input `stride` `=` $stride `padding` `=` $padding
+    `dilation` `=` $dilation `groups` `=` $groups attr-dict `:`
+    type($grad) `,` type($input) `->` type($result)
+  }];
+}
+
+class Mass_PoolOp<string mnemonic, string what>
+    : Mass_ConvLikeOp<mnemonic, [Differentiable]> {
+  let summary = what;
+  let arguments = (ins Mass_F32Tensor:$input, DenseI64ArrayAttr:$kernel,
+                       DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$padding);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `kernel` `=` $kernel `stride` `=` $stride `padding` `=` $padding
+    attr-dict `:` type($input) `->` type($result)
+  }];
+}
+
+def Mass_MaxPoolOp : Mass_PoolOp<"maxpool",
+    "windowed maximum over H and W, padding never chosen (max_pool2d)">;
+def Mass_AvgPoolOp : Mass_PoolOp<"avgpool",
+    "windowed mean over H and W, zero padding counted (avg_pool2d)">;
+
+def Mass_MaxPoolGradOp : Mass_ConvLikeOp<"maxpool_grad"> {
+  let summary = "the gradient of maxpool: each window's to its first maximum";
+  let arguments = (ins Mass_F32Tensor:$input, Mass_F32Tensor:$grad,
+                       DenseI64ArrayAttr:$kernel, DenseI64ArrayAttr:$stride,
+                       DenseI64ArrayAttr:$padding);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $grad `kernel` `=` $kernel `stride` `=` $stride `padding` `=`
+    $padding attr-dict `:` type($input) `,` type($grad) `->` type($result)
+  }];
+}
+
+def Mass_AvgPoolGradOp : Mass_ConvLikeOp<"avgpool_grad"> {
+  let summary = "the gradient of avgpool, spread evenly over each window";
+  let arguments = (ins Mass_F32Tensor:$grad, DenseI64ArrayAttr:$kernel,
+                       DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$padding);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $grad `kernel` `=` $kernel `stride` `=` $stride `padding` `=` $padding
+    attr-dict `:` type($grad) `->` type($result)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // Reductions and normalised exponentials
 //===----------------------------------------------------------------------===//
 

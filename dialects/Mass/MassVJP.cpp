@@ -234,6 +234,37 @@ LogicalResult BroadcastOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
 }
 
 //===----------------------------------------------------------------------===//
+// Convolution and pooling
+//===----------------------------------------------------------------------===//
+
+LogicalResult Conv2dOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
+                                 Grads &dxs) {
+  dxs.push_back(b.create<Conv2dGradInputOp>(
+      getLoc(), getInput().getType(), dys[0], getWeight(), getStrideAttr(),
+      getPaddingAttr(), getDilationAttr(), getGroupsAttr()));
+  dxs.push_back(b.create<Conv2dGradWeightOp>(
+      getLoc(), getWeight().getType(), dys[0], getInput(), getStrideAttr(),
+      getPaddingAttr(), getDilationAttr(), getGroupsAttr()));
+  return success();
+}
+
+LogicalResult MaxPoolOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
+                                  Grads &dxs) {
+  dxs.push_back(b.create<MaxPoolGradOp>(getLoc(), getInput().getType(),
+                                        getInput(), dys[0], getKernelAttr(),
+                                        getStrideAttr(), getPaddingAttr()));
+  return success();
+}
+
+LogicalResult AvgPoolOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
+                                  Grads &dxs) {
+  dxs.push_back(b.create<AvgPoolGradOp>(getLoc(), getInput().getType(), dys[0],
+                                        getKernelAttr(), getStrideAttr(),
+                                        getPaddingAttr()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // Reductions
 //===----------------------------------------------------------------------===//
 

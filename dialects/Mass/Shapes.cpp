@@ -114,8 +114,7 @@ ShapeResult mass::concatShape(ArrayRef<ArrayRef<int64_t>> inputs,
   int64_t rank = inputs[0].size();
   if (axis < -rank || axis >= rank)
     return ShapeResult::error("concat: axis " + std::to_string(axis) +
-                              " is out of range for " +
-                              formatShape(inputs[0]));
+                              " is out of range for " + formatShape(inputs[0]));
   if (axis < 0)
     axis += rank;
   Shape out(inputs[0].begin(), inputs[0].end());
@@ -129,8 +128,8 @@ ShapeResult mass::concatShape(ArrayRef<ArrayRef<int64_t>> inputs,
                                 " does not fit " + formatShape(inputs[0]) +
                                 " along axis " + std::to_string(axis));
     if (isDynamic(in[axis]))
-      return ShapeResult::error(
-          "concat: cannot join along the batch axis of " + formatShape(in));
+      return ShapeResult::error("concat: cannot join along the batch axis of " +
+                                formatShape(in));
     out[axis] += in[axis];
   }
   return out;
@@ -217,4 +216,104 @@ ShapeResult mass::classifierShape(ArrayRef<int64_t> logits,
                               "; expected [" +
                               formatShape(logits.take_front()).substr(1));
   return Shape{};
+}
+
+/// The output size of a window along one axis, or -1 when it has none.
+static int64_t windowOutput(int64_t in, int64_t kernel, int64_t stride,
+                            int64_t pad, int64_t dilation) {
+  int64_t span = dilation * (kernel - 1) + 1;
+  if (in + 2 * pad < span)
+    return -1;
+  return (in + 2 * pad - span) / stride + 1;
+}
+
+/// Checks the window's numbers and the spatial sizes of `input`; fills
+/// the output's H and W into `out`.
+static std::optional<std::string> spatial(llvm::StringRef op,
+                                          ArrayRef<int64_t> input,
+                                          const Window &w, Shape &out) {
+  auto pair = [](ArrayRef<int64_t> v) {
+    return v[0] == v[1]
+               ? std::to_string(v[0])
+               : "[" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + "]";
+  };
+  if (input.size() != 4)
+    return op.str() + ": expected an NCHW tensor [N, C, H, W], got " +
+           formatShape(input);
+  if (w.kernel.size() != 2 || w.stride.size() != 2 || w.padding.size() != 2 ||
+      w.dilation.size() != 2)
+    return op.str() + ": kernel, stride, padding and dilation need two values";
+  for (int i = 0; i < 2; ++i) {
+    if (w.kernel[i] < 1)
+      return op.str() + ": the kernel must be positive, got " + pair(w.kernel);
+    if (w.stride[i] < 1)
+      return op.str() + ": the stride must be positive, got " + pair(w.stride);
+    if (w.dilation[i] < 1)
+      return op.str() + ": the dilation must be positive, got " +
+             pair(w.dilation);
+    if (w.padding[i] < 0)
+      return op.str() + ": the padding must not be negative, got " +
+             pair(w.padding);
+    if (isDynamic(input[2 + i]))
+      return op.str() + ": H and W must have static sizes, got " +
+             formatShape(input);
+    int64_t size = windowOutput(input[2 + i], w.kernel[i], w.stride[i],
+                                w.padding[i], w.dilation[i]);
+    if (size < 1)
+      return op.str() + ": a " + pair(w.kernel) + " window" +
+             (w.dilation[i] > 1 ? " dilated by " + pair(w.dilation) : "") +
+             " does not fit " + formatShape(input) + " padded by " +
+             pair(w.padding);
+    out.push_back(size);
+  }
+  return std::nullopt;
+}
+
+ShapeResult mass::conv2dShape(ArrayRef<int64_t> input, ArrayRef<int64_t> weight,
+                              const Window &window, int64_t groups) {
+  if (weight.size() != 4)
+    return ShapeResult::error("conv2d: expected a weight [O, C / groups, KH, "
+                              "KW], got " +
+                              formatShape(weight));
+  if (input.size() == 4 && isDynamic(input[1]))
+    return ShapeResult::error("conv2d: the channel axis must have a static "
+                              "size, got " +
+                              formatShape(input));
+  if (groups < 1)
+    return ShapeResult::error("conv2d: groups must be positive, got " +
+                              std::to_string(groups));
+  Window w = window;
+  w.kernel = {weight[2], weight[3]};
+  Shape out;
+  if (input.size() == 4) {
+    out = {input[0], weight[0]};
+    if (input[1] % groups || weight[0] % groups)
+      return ShapeResult::error(
+          "conv2d: groups (" + std::to_string(groups) +
+          ") must divide the input's channels (" + std::to_string(input[1]) +
+          ") and the output's (" + std::to_string(weight[0]) + ")");
+    if (input[1] / groups != weight[1])
+      return ShapeResult::error("conv2d: a weight " + formatShape(weight) +
+                                " takes " + std::to_string(weight[1] * groups) +
+                                " input channels, got " + formatShape(input));
+  }
+  if (std::optional<std::string> e = spatial("conv2d", input, w, out))
+    return ShapeResult::error(*e);
+  return out;
+}
+
+ShapeResult mass::poolShape(llvm::StringRef op, ArrayRef<int64_t> input,
+                            const Window &window) {
+  Shape out;
+  if (input.size() == 4)
+    out = {input[0], input[1]};
+  if (std::optional<std::string> e = spatial(op, input, window, out))
+    return ShapeResult::error(*e);
+  for (int i = 0; i < 2; ++i)
+    if (2 * window.padding[i] > window.kernel[i])
+      return ShapeResult::error(
+          op.str() + ": the padding (" + std::to_string(window.padding[i]) +
+          ") may be at most half the kernel (" +
+          std::to_string(window.kernel[i]) + "), as in PyTorch");
+  return out;
 }

@@ -11,6 +11,7 @@
 
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringRef.h"
 
 #include <string>
 #include <variant>
@@ -60,6 +61,19 @@ ShapeResult transposeShape(llvm::ArrayRef<int64_t> input,
 /// `target` may hold one -1 (or a dynamic size) to be inferred.
 ShapeResult reshapeShape(llvm::ArrayRef<int64_t> input,
                          llvm::ArrayRef<int64_t> target);
+/// A sliding window over H and W: each array holds the height's value and
+/// the width's.
+struct Window {
+  llvm::SmallVector<int64_t, 2> kernel, stride, padding, dilation = {1, 1};
+};
+/// conv2d: `input [N, C, H, W]`, `weight [O, C / groups, KH, KW]` (the
+/// window's kernel comes from the weight).
+ShapeResult conv2dShape(llvm::ArrayRef<int64_t> input,
+                        llvm::ArrayRef<int64_t> weight, const Window &window,
+                        int64_t groups);
+/// maxpool and avgpool (`op` names the op in messages): `[N, C, H, W]`.
+ShapeResult poolShape(llvm::StringRef op, llvm::ArrayRef<int64_t> input,
+                      const Window &window);
 /// Checks `logits [B, C]` against class-index `labels [B]`.
 ShapeResult classifierShape(llvm::ArrayRef<int64_t> logits,
                             llvm::ArrayRef<int64_t> labels);

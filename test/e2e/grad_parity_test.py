@@ -226,6 +226,51 @@ model cat {
         grads, total, _ = torch_grads(params, loss)
         self.check(ours, grads, total, total, {"cls": total})
 
+    def test_convolutions_and_pools(self):
+        """Strided, padded, dilated, grouped and 1x1 convolutions, with and
+        without bias, overlapping and padded max and average pools, and the
+        global average pool, on an odd image size and a batch that is not a
+        multiple of anything."""
+        source = """
+model conv {
+  input x: f32[B, 4, 11, 11]
+  label y: i32[B]
+  a = conv2d(x, 6, kernel: 3, stride: 2, pad: 1) |> tanh |> maxpool(3, stride: 1, pad: 1)
+  b = conv2d(x, 6, kernel: 3, dilation: 2, groups: 2, bias: false) |> sigmoid |> avgpool(3, stride: 2, pad: 1)
+  c = conv2d(x, 3, kernel: 1) |> maxpool(2)
+  d = conv2d(x, 4, kernel: 5, stride: 3, pad: 2, groups: 4)
+  out = dense(flatten(a), 5) + dense(flatten(b), 5) + dense(flatten(global_avgpool(c)), 5) + dense(flatten(d), 5)
+  task cls { loss = cross_entropy(out, y) }
+}
+"""
+        work = masstest.Workdir()
+        exe = masstest.compile_model(source, work, "conv")
+        rng = np.random.default_rng(8)
+        n = 7
+        x = rng.standard_normal((n, 4, 11, 11)).astype(np.float32)
+        y = rng.integers(0, 5, n).astype(np.int32)
+        masstest.write_npy_dir(work.file("data"), {"x": x, "y": y})
+        shapes = masstest.param_shapes(exe)
+        params = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in shapes.items()}
+        ours = masstest.dump_grads(exe, work, params, work.file("data"), n)
+
+        def loss(p):
+            X = torch.tensor(x)
+            a = F.max_pool2d(torch.tanh(F.conv2d(X, p["a.weight"], p["a.bias"], stride=2, padding=1)),
+                             3, stride=1, padding=1)
+            b = F.avg_pool2d(torch.sigmoid(F.conv2d(X, p["b.weight"], dilation=2, groups=2)),
+                             3, stride=2, padding=1)
+            c = F.max_pool2d(F.conv2d(X, p["c.weight"], p["c.bias"]), 2)
+            d = F.conv2d(X, p["d.weight"], p["d.bias"], stride=3, padding=2, groups=4)
+            out = (F.linear(a.flatten(1), p["out.0.weight"], p["out.0.bias"])
+                   + F.linear(b.flatten(1), p["out.1.weight"], p["out.1.bias"])
+                   + F.linear(c.mean((2, 3)), p["out.2.weight"], p["out.2.bias"])
+                   + F.linear(d.flatten(1), p["out.3.weight"], p["out.3.bias"]))
+            return F.cross_entropy(out, torch.tensor(y, dtype=torch.long))
+
+        grads, total, _ = torch_grads(params, loss)
+        self.check(ours, grads, total, total, {"cls": total})
+
     def test_fused_matches_unfused(self):
         """Fusion changes no result: the programs built with and without
         --fuse give the same losses and gradients within 1e-5."""

@@ -46,6 +46,10 @@ TERMS = {
     "log_softmax": "log_softmax(a, axis: -1)",
     "concat": "concat(a, tanh(a), axis: 2) * q_cat",
     "concat_mid": "concat(a * 2.0, a, axis: 1)",
+    "conv2d": "conv2d(reshape(a, [-1, 1, 3, 4]), 2, kernel: 2, stride: 2, pad: 1)",
+    "conv2d_grouped": "conv2d(reshape(a, [-1, 2, 3, 2]), 4, kernel: 2, dilation: 2, pad: 1, groups: 2)",
+    "maxpool": "maxpool(reshape(a, [-1, 1, 3, 4]), 2, stride: 1, pad: 1)",
+    "avgpool": "avgpool(reshape(a, [-1, 1, 3, 4]), 3, stride: 2, pad: 1)",
 }
 
 EXTRA_PARAMS = {"q_add": "f32[4]", "q_sub": "f32[3, 1]", "q_mul": "f32[4]",

@@ -65,3 +65,16 @@ func.func @transpose(%x: tensor<?x3x4xf32>) -> tensor<4x?x3xf32> {
   %0 = mass.transpose %x perm = [2, 0, 1] : tensor<?x3x4xf32> -> tensor<4x?x3xf32>
   return %0 : tensor<4x?x3xf32>
 }
+
+// concat inserts each input at its offset along the axis; slice, its VJP,
+// extracts one back.
+// CHECK-LABEL: func.func @concat
+func.func @concat(%a: tensor<?x3xf32>, %b: tensor<?x4xf32>) -> (tensor<?x7xf32>, tensor<?x4xf32>) {
+  // CHECK: %[[E:.*]] = tensor.empty(%{{.*}}) : tensor<?x7xf32>
+  // CHECK: %[[A:.*]] = tensor.insert_slice %arg0 into %[[E]][0, 0] [%{{.*}}, 3] [1, 1] : tensor<?x3xf32> into tensor<?x7xf32>
+  // CHECK: %[[B:.*]] = tensor.insert_slice %arg1 into %[[A]][0, 3] [%{{.*}}, 4] [1, 1] : tensor<?x4xf32> into tensor<?x7xf32>
+  %0 = mass.concat %a, %b axis = 1 : tensor<?x3xf32>, tensor<?x4xf32> -> tensor<?x7xf32>
+  // CHECK: tensor.extract_slice %[[B]][0, 3] [%{{.*}}, 4] [1, 1] : tensor<?x7xf32> to tensor<?x4xf32>
+  %1 = mass.slice %0 axis = 1 offset = 3 : tensor<?x7xf32> -> tensor<?x4xf32>
+  return %0, %1 : tensor<?x7xf32>, tensor<?x4xf32>
+}

@@ -153,3 +153,75 @@ func.func @fusion_isolated(%x: tensor<?x8xf32>) {
   } -> tensor<?x8xf32>
   return
 }
+
+// -----
+
+func.func @conv_channels(%x: tensor<?x4x9x9xf32>, %w: tensor<6x3x3x3xf32>) {
+  // expected-error @+1 {{conv2d: a weight [6, 3, 3, 3] takes 6 input channels, got [B, 4, 9, 9]}}
+  %0 = mass.conv2d %x, %w stride = [1, 1] padding = [0, 0] dilation = [1, 1] groups = 2 : tensor<?x4x9x9xf32>, tensor<6x3x3x3xf32> -> tensor<?x6x7x7xf32>
+  return
+}
+
+// -----
+
+func.func @conv_groups(%x: tensor<?x4x9x9xf32>, %w: tensor<5x2x3x3xf32>) {
+  // expected-error @+1 {{conv2d: groups (2) must divide the input's channels (4) and the output's (5)}}
+  %0 = mass.conv2d %x, %w stride = [1, 1] padding = [0, 0] dilation = [1, 1] groups = 2 : tensor<?x4x9x9xf32>, tensor<5x2x3x3xf32> -> tensor<?x5x7x7xf32>
+  return
+}
+
+// -----
+
+func.func @conv_window(%x: tensor<?x4x3x3xf32>, %w: tensor<6x4x3x3xf32>) {
+  // expected-error @+1 {{conv2d: a 3 window dilated by 2 does not fit [B, 4, 3, 3] padded by 0}}
+  %0 = mass.conv2d %x, %w stride = [1, 1] padding = [0, 0] dilation = [2, 2] groups = 1 : tensor<?x4x3x3xf32>, tensor<6x4x3x3xf32> -> tensor<?x6x1x1xf32>
+  return
+}
+
+// -----
+
+func.func @conv_result(%x: tensor<?x4x9x9xf32>, %w: tensor<6x4x3x3xf32>) {
+  // expected-error @+1 {{result shape [B, 6, 9, 9] should be [B, 6, 5, 5]}}
+  %0 = mass.conv2d %x, %w stride = [2, 2] padding = [1, 1] dilation = [1, 1] groups = 1 : tensor<?x4x9x9xf32>, tensor<6x4x3x3xf32> -> tensor<?x6x9x9xf32>
+  return
+}
+
+// -----
+
+func.func @conv_grad_input(%dy: tensor<?x6x5x5xf32>, %w: tensor<6x4x3x3xf32>) {
+  // expected-error @+1 {{result shape [B, 6, 5, 5] should be [B, 6, 3, 3]}}
+  %0 = mass.conv2d_grad_input %dy, %w stride = [2, 2] padding = [1, 1] dilation = [1, 1] groups = 1 : tensor<?x6x5x5xf32>, tensor<6x4x3x3xf32> -> tensor<?x4x5x5xf32>
+  return
+}
+
+// -----
+
+func.func @pool_padding(%x: tensor<?x4x9x9xf32>) {
+  // expected-error @+1 {{maxpool: the padding (2) may be at most half the kernel (3), as in PyTorch}}
+  %0 = mass.maxpool %x kernel = [3, 3] stride = [1, 1] padding = [2, 2] : tensor<?x4x9x9xf32> -> tensor<?x4x11x11xf32>
+  return
+}
+
+// -----
+
+func.func @pool_rank(%x: tensor<?x4x9xf32>) {
+  // expected-error @+1 {{avgpool: expected an NCHW tensor [N, C, H, W], got [B, 4, 9]}}
+  %0 = mass.avgpool %x kernel = [3, 3] stride = [1, 1] padding = [0, 0] : tensor<?x4x9xf32> -> tensor<?x4x7x7xf32>
+  return
+}
+
+// -----
+
+func.func @concat_batch(%a: tensor<?x3xf32>) {
+  // expected-error @+1 {{concat: cannot join along the batch axis of [B, 3]}}
+  %0 = mass.concat %a, %a axis = 0 : tensor<?x3xf32>, tensor<?x3xf32> -> tensor<?x3xf32>
+  return
+}
+
+// -----
+
+func.func @slice_range(%a: tensor<?x6xf32>) {
+  // expected-error @+1 {{positions 4 to 7 are not in [B, 6] along axis 1}}
+  %0 = mass.slice %a axis = 1 offset = 4 : tensor<?x6xf32> -> tensor<?x3xf32>
+  return
+}

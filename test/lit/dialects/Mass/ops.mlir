@@ -87,3 +87,29 @@ func.func @fusion(%x: tensor<?x8xf32>, %b: tensor<8xf32>) -> (tensor<?x8xf32>, t
   } -> tensor<?x8xf32>, tensor<?x8xf32>
   return %0#0, %0#1 : tensor<?x8xf32>, tensor<?x8xf32>
 }
+
+// CHECK-LABEL: func.func @vision
+func.func @vision(%x: tensor<?x4x9x9xf32>, %w: tensor<6x2x3x3xf32>,
+                  %dy: tensor<?x6x5x5xf32>, %a: tensor<?x3xf32>)
+    -> (tensor<?x4x9x9xf32>, tensor<6x2x3x3xf32>, tensor<?x4x4x4xf32>,
+        tensor<?x4x9x9xf32>, tensor<?x4x9x9xf32>, tensor<?x3xf32>) {
+  // CHECK: mass.conv2d %{{.*}}, %{{.*}} stride = [2, 2] padding = [1, 1] dilation = [1, 1] groups = 2 : tensor<?x4x9x9xf32>, tensor<6x2x3x3xf32> -> tensor<?x6x5x5xf32>
+  %0 = mass.conv2d %x, %w stride = [2, 2] padding = [1, 1] dilation = [1, 1] groups = 2 : tensor<?x4x9x9xf32>, tensor<6x2x3x3xf32> -> tensor<?x6x5x5xf32>
+  // CHECK: mass.conv2d_grad_input %{{.*}}, %{{.*}} stride = [2, 2] padding = [1, 1] dilation = [1, 1] groups = 2 : tensor<?x6x5x5xf32>, tensor<6x2x3x3xf32> -> tensor<?x4x9x9xf32>
+  %1 = mass.conv2d_grad_input %dy, %w stride = [2, 2] padding = [1, 1] dilation = [1, 1] groups = 2 : tensor<?x6x5x5xf32>, tensor<6x2x3x3xf32> -> tensor<?x4x9x9xf32>
+  // CHECK: mass.conv2d_grad_weight %{{.*}}, %{{.*}} stride = [2, 2] padding = [1, 1] dilation = [1, 1] groups = 2 : tensor<?x6x5x5xf32>, tensor<?x4x9x9xf32> -> tensor<6x2x3x3xf32>
+  %2 = mass.conv2d_grad_weight %dy, %x stride = [2, 2] padding = [1, 1] dilation = [1, 1] groups = 2 : tensor<?x6x5x5xf32>, tensor<?x4x9x9xf32> -> tensor<6x2x3x3xf32>
+  // CHECK: mass.maxpool %{{.*}} kernel = [3, 3] stride = [2, 2] padding = [1, 1] : tensor<?x4x9x9xf32> -> tensor<?x4x5x5xf32>
+  %3 = mass.maxpool %x kernel = [3, 3] stride = [2, 2] padding = [1, 1] : tensor<?x4x9x9xf32> -> tensor<?x4x5x5xf32>
+  // CHECK: mass.avgpool %{{.*}} kernel = [2, 2] stride = [2, 2] padding = [0, 0] : tensor<?x4x9x9xf32> -> tensor<?x4x4x4xf32>
+  %4 = mass.avgpool %x kernel = [2, 2] stride = [2, 2] padding = [0, 0] : tensor<?x4x9x9xf32> -> tensor<?x4x4x4xf32>
+  // CHECK: mass.maxpool_grad %{{.*}}, %{{.*}} kernel = [3, 3] stride = [2, 2] padding = [1, 1] : tensor<?x4x9x9xf32>, tensor<?x4x5x5xf32> -> tensor<?x4x9x9xf32>
+  %5 = mass.maxpool_grad %x, %3 kernel = [3, 3] stride = [2, 2] padding = [1, 1] : tensor<?x4x9x9xf32>, tensor<?x4x5x5xf32> -> tensor<?x4x9x9xf32>
+  // CHECK: mass.avgpool_grad %{{.*}} kernel = [2, 2] stride = [2, 2] padding = [0, 0] : tensor<?x4x4x4xf32> -> tensor<?x4x9x9xf32>
+  %6 = mass.avgpool_grad %4 kernel = [2, 2] stride = [2, 2] padding = [0, 0] : tensor<?x4x4x4xf32> -> tensor<?x4x9x9xf32>
+  // CHECK: mass.concat %{{.*}}, %{{.*}} axis = 1 : tensor<?x3xf32>, tensor<?x3xf32> -> tensor<?x6xf32>
+  %7 = mass.concat %a, %a axis = 1 : tensor<?x3xf32>, tensor<?x3xf32> -> tensor<?x6xf32>
+  // CHECK: mass.slice %{{.*}} axis = 1 offset = 3 : tensor<?x6xf32> -> tensor<?x3xf32>
+  %8 = mass.slice %7 axis = 1 offset = 3 : tensor<?x6xf32> -> tensor<?x3xf32>
+  return %1, %2, %4, %5, %6, %8 : tensor<?x4x9x9xf32>, tensor<6x2x3x3xf32>, tensor<?x4x4x4xf32>, tensor<?x4x9x9xf32>, tensor<?x4x9x9xf32>, tensor<?x3xf32>
+}

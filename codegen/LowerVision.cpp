@@ -1,0 +1,523 @@
+//===- LowerVision.cpp - Convolutions and pools to linalg on tensors ------===//
+//
+// A convolution becomes a matrix product on the fast path: im2col gathers
+// the input's windows into columns [groups, C/g * KH * KW, N * OH * OW], one
+// batched contraction per group multiplies them by the weight seen as
+// [groups, O/g, C/g * KH * KW], and a transposing copy puts the result back
+// into NCHW. The two gradients are products of the same shapes: the
+// weight's takes dy (transposed to [groups, O/g, N * OH * OW]) times the
+// columns transposed; the input's takes the weight transposed times dy and
+// scatters the columns back with col2im, written as a gather over each input
+// element's windows. Pools are reductions over the window with the element
+// read at the window's position.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Lowering.h"
+
+#include "dialects/Mass/MassOps.h"
+
+#include <limits>
+
+using namespace mass;
+using namespace mass::lowering;
+using namespace mlir;
+
+namespace {
+
+/// Index arithmetic inside op bodies.
+struct IndexMath {
+  OpBuilder &b;
+  Location loc;
+
+  Value c(int64_t v) { return b.create<arith::ConstantIndexOp>(loc, v); }
+  Value add(Value x, Value y) { return b.create<arith::AddIOp>(loc, x, y); }
+  Value sub(Value x, Value y) { return b.create<arith::SubIOp>(loc, x, y); }
+  Value mul(Value x, int64_t v) {
+    return v == 1 ? x : b.create<arith::MulIOp>(loc, x, c(v)).getResult();
+  }
+  Value div(Value x, int64_t v) {
+    return v == 1 ? x : b.create<arith::DivSIOp>(loc, x, c(v)).getResult();
+  }
+  Value rem(Value x, int64_t v) {
+    return b.create<arith::RemSIOp>(loc, x, c(v));
+  }
+  Value cmp(arith::CmpIPredicate p, Value x, Value y) {
+    return b.create<arith::CmpIOp>(loc, p, x, y);
+  }
+  Value both(Value x, Value y) { return b.create<arith::AndIOp>(loc, x, y); }
+  Value index(unsigned dim) { return b.create<linalg::IndexOp>(loc, dim); }
+  /// `x` if it lies in [0, size), else 0: an address that is safe to read.
+  Value clamp(Value x, Value valid) {
+    return b.create<arith::SelectOp>(loc, valid, x, c(0));
+  }
+  Value inRange(Value x, int64_t size) {
+    return both(cmp(arith::CmpIPredicate::sge, x, c(0)),
+                cmp(arith::CmpIPredicate::slt, x, c(size)));
+  }
+};
+
+/// Where window position `k` of output position `o` reads along one axis:
+/// o * stride - pad + k * dilation, and whether that lies in [0, size).
+std::pair<Value, Value> source(IndexMath &m, Value o, Value k, int64_t stride,
+                               int64_t pad, int64_t dilation, int64_t size) {
+  Value i = m.add(m.sub(m.mul(o, stride), m.c(pad)), m.mul(k, dilation));
+  Value valid = m.inRange(i, size);
+  return {m.clamp(i, valid), valid};
+}
+
+/// The output position whose window position `k` reads input position `i`
+/// along one axis, and whether there is one.
+std::pair<Value, Value> target(IndexMath &m, Value i, Value k, int64_t stride,
+                               int64_t pad, int64_t dilation, int64_t outSize) {
+  Value num = m.sub(m.add(i, m.c(pad)), m.mul(k, dilation));
+  Value valid = m.cmp(arith::CmpIPredicate::sge, num, m.c(0));
+  if (stride != 1)
+    valid = m.both(valid,
+                   m.cmp(arith::CmpIPredicate::eq, m.rem(num, stride), m.c(0)));
+  Value o = m.div(num, stride);
+  valid = m.both(valid, m.cmp(arith::CmpIPredicate::slt, o, m.c(outSize)));
+  return {m.clamp(o, valid), valid};
+}
+
+/// The numbers of one convolution.
+struct ConvShape {
+  int64_t n = ShapedType::kDynamic, c, h, w, o, kh, kw, oh, ow, groups;
+  int64_t sh, sw, ph, pw, dh, dw;
+  int64_t cg() const { return c / groups; }
+  int64_t og() const { return o / groups; }
+  int64_t patch() const { return cg() * kh * kw; }
+
+  template <typename Op>
+  ConvShape(Op op, RankedTensorType input, RankedTensorType weight,
+            RankedTensorType output) {
+    n = input.getDimSize(0);
+    c = input.getDimSize(1);
+    h = input.getDimSize(2);
+    w = input.getDimSize(3);
+    o = weight.getDimSize(0);
+    kh = weight.getDimSize(2);
+    kw = weight.getDimSize(3);
+    oh = output.getDimSize(2);
+    ow = output.getDimSize(3);
+    groups = op.getGroups();
+    sh = op.getStride()[0];
+    sw = op.getStride()[1];
+    ph = op.getPadding()[0];
+    pw = op.getPadding()[1];
+    dh = op.getDilation()[0];
+    dw = op.getDilation()[1];
+  }
+};
+
+AffineMap map(OpBuilder &b, unsigned dims, ArrayRef<AffineExpr> exprs) {
+  return AffineMap::get(dims, 0, exprs, b.getContext());
+}
+
+AffineMap dimsMap(OpBuilder &b, unsigned dims, ArrayRef<unsigned> which) {
+  SmallVector<AffineExpr> exprs;
+  for (unsigned d : which)
+    exprs.push_back(b.getAffineDimExpr(d));
+  return map(b, dims, exprs);
+}
+
+/// A linalg.generic whose loops are the dimensions of `init` (identity
+/// output map) followed by the loops `extra` of the given sizes, reduced.
+Value generic(Lowering &l, Value init, ValueRange inputs,
+              ArrayRef<AffineMap> inputMaps, ArrayRef<int64_t> extra,
+              Body body) {
+  auto type = tensorType(init);
+  unsigned rank = type.getRank(), loops = rank + extra.size();
+  SmallVector<Value> ins(inputs);
+  SmallVector<AffineMap> maps(inputMaps);
+  SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
+  if (!extra.empty()) {
+    // The reduced loops take their sizes from a tensor of that shape whose
+    // values are never read.
+    ins.push_back(l.b.create<tensor::EmptyOp>(l.loc, extra, l.b.getF32Type()));
+    SmallVector<unsigned> dims;
+    for (unsigned i = 0; i < extra.size(); ++i) {
+      dims.push_back(rank + i);
+      iters.push_back(utils::IteratorType::reduction);
+    }
+    maps.push_back(dimsMap(l.b, loops, dims));
+  }
+  SmallVector<unsigned> outDims;
+  for (unsigned i = 0; i < rank; ++i)
+    outDims.push_back(i);
+  maps.push_back(dimsMap(l.b, loops, outDims));
+  unsigned used = inputs.size();
+  return l.b
+      .create<linalg::GenericOp>(
+          l.loc, type, ins, init, maps, iters,
+          [&](OpBuilder &b, Location loc, ValueRange args) {
+            SmallVector<Value> passed(args.take_front(used));
+            passed.push_back(args.back());
+            b.create<linalg::YieldOp>(loc, body(b, loc, passed));
+          })
+      .getResult(0);
+}
+
+/// tensor.empty of `shape` whose first size, if dynamic, is `batch`.
+Value emptyWithBatch(Lowering &l, ArrayRef<int64_t> shape, Value batchOf,
+                     unsigned batchDim) {
+  SmallVector<Value> dynamic;
+  for (int64_t d : shape)
+    if (ShapedType::isDynamic(d))
+      dynamic.push_back(l.b.create<tensor::DimOp>(l.loc, batchOf, batchDim));
+  return l.empty(RankedTensorType::get(shape, l.b.getF32Type()), dynamic);
+}
+
+Value collapse(Lowering &l, Value v, ArrayRef<ReassociationIndices> groups) {
+  return l.b.create<tensor::CollapseShapeOp>(l.loc, v, groups);
+}
+
+Value expand(Lowering &l, Value v, ArrayRef<int64_t> shape,
+             ArrayRef<ReassociationIndices> groups, Value batchOf,
+             unsigned batchDim) {
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t d : shape)
+    sizes.push_back(
+        ShapedType::isDynamic(d)
+            ? OpFoldResult(l.b.create<tensor::DimOp>(l.loc, batchOf, batchDim))
+            : OpFoldResult(l.b.getIndexAttr(d)));
+  return l.b.create<tensor::ExpandShapeOp>(
+      l.loc, RankedTensorType::get(shape, l.b.getF32Type()), v, groups, sizes);
+}
+
+/// The input's windows as columns: [g, C/g * KH * KW, N * OH * OW].
+Value im2col(Lowering &l, const ConvShape &s, Value x) {
+  Value init =
+      emptyWithBatch(l, {s.groups, s.cg(), s.kh, s.kw, s.n, s.oh, s.ow}, x, 0);
+  Value col =
+      generic(l, init, {}, {}, {}, [&](OpBuilder &b, Location loc, ValueRange) {
+        IndexMath m{b, loc};
+        auto [ih, vh] =
+            source(m, m.index(5), m.index(2), s.sh, s.ph, s.dh, s.h);
+        auto [iw, vw] =
+            source(m, m.index(6), m.index(3), s.sw, s.pw, s.dw, s.w);
+        Value channel = m.add(m.mul(m.index(0), s.cg()), m.index(1));
+        Value v = b.create<tensor::ExtractOp>(
+            loc, x, ValueRange{m.index(4), channel, ih, iw});
+        return Value(b.create<arith::SelectOp>(loc, m.both(vh, vw), v,
+                                               cst(b, loc, 0.0)));
+      });
+  return collapse(l, col, {{0}, {1, 2, 3}, {4, 5, 6}});
+}
+
+/// The weight [O, C/g, KH, KW] as [g, O/g, C/g * KH * KW].
+Value groupedWeight(Lowering &l, const ConvShape &s, Value w) {
+  Value flat = collapse(l, w, {{0}, {1, 2, 3}});
+  return l.b.create<tensor::ExpandShapeOp>(
+      l.loc,
+      RankedTensorType::get({s.groups, s.og(), s.patch()}, l.b.getF32Type()),
+      flat, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+}
+
+/// dy [N, O, OH, OW] as [g, O/g, N * OH * OW].
+Value groupedGrad(Lowering &l, const ConvShape &s, Value dy) {
+  Value init = emptyWithBatch(l, {s.groups, s.og(), s.n, s.oh, s.ow}, dy, 0);
+  AffineExpr g = l.b.getAffineDimExpr(0), og = l.b.getAffineDimExpr(1);
+  AffineMap in = map(l.b, 5,
+                     {l.b.getAffineDimExpr(2), g * s.og() + og,
+                      l.b.getAffineDimExpr(3), l.b.getAffineDimExpr(4)});
+  Value t = generic(l, init, {dy}, {in}, {},
+                    [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+  return collapse(l, t, {{0}, {1}, {2, 3, 4}});
+}
+
+/// acc[b, m, n] += A * B over loops (b, m, k, n), C starting at zero.
+Value product(Lowering &l, ArrayRef<int64_t> cShape, Value batchOf,
+              unsigned batchDim, Value a, AffineMap mapA, Value bMat,
+              AffineMap mapB) {
+  // C's buffer is made with the batch split out, so that its size is a
+  // multiple of the batch the arena can plan.
+  SmallVector<int64_t> split = {cShape[0], cShape[1]};
+  bool batched = ShapedType::isDynamic(cShape[2]);
+  Value init;
+  if (batched) {
+    Value full = emptyWithBatch(
+        l, {cShape[0], cShape[1], ShapedType::kDynamic, cShape[3]}, batchOf,
+        batchDim);
+    init = collapse(l, full, {{0}, {1}, {2, 3}});
+  } else {
+    init = l.empty(RankedTensorType::get({cShape[0], cShape[1], cShape[2]},
+                                         l.b.getF32Type()),
+                   {});
+  }
+  init = l.b.create<linalg::FillOp>(l.loc, l.f32(0), init).getResult(0);
+  AffineMap mapC = dimsMap(l.b, 4, {0, 1, 3});
+  return l.contract(cast<RankedTensorType>(init.getType()), a, bMat, init,
+                    {mapA, mapB, mapC});
+}
+
+struct Conv2dPattern : public MassPattern<Conv2dOp> {
+  using MassPattern::MassPattern;
+  FailureOr<SmallVector<Value>> lower(Conv2dOp op, Lowering &l) const override {
+    auto outType = tensorType(op.getResult());
+    ConvShape s(op, tensorType(op.getInput()), tensorType(op.getWeight()),
+                outType);
+    Value col = im2col(l, s, op.getInput());
+    Value w = groupedWeight(l, s, op.getWeight());
+    // [g, O/g, N * OH * OW] = [g, O/g, K] x [g, K, N * OH * OW]
+    Value t = product(l, {s.groups, s.og(), ShapedType::kDynamic, s.oh * s.ow},
+                      op.getInput(), 0, w, dimsMap(l.b, 4, {0, 1, 2}), col,
+                      dimsMap(l.b, 4, {0, 2, 3}));
+    t = expand(l, t, {s.groups, s.og(), s.n, s.oh, s.ow}, {{0}, {1}, {2, 3, 4}},
+               op.getInput(), 0);
+    // Back to NCHW.
+    AffineExpr o = l.b.getAffineDimExpr(1);
+    AffineMap in = map(l.b, 4,
+                       {o.floorDiv(s.og()), o % s.og(), l.b.getAffineDimExpr(0),
+                        l.b.getAffineDimExpr(2), l.b.getAffineDimExpr(3)});
+    Value init = l.empty(outType, l.dynamicSizes(outType, {op.getInput()}));
+    return SmallVector<Value>{
+        generic(l, init, {t}, {in}, {},
+                [](OpBuilder &, Location, ValueRange a) { return a[0]; })};
+  }
+};
+
+struct Conv2dGradWeightPattern : public MassPattern<Conv2dGradWeightOp> {
+  using MassPattern::MassPattern;
+  FailureOr<SmallVector<Value>> lower(Conv2dGradWeightOp op,
+                                      Lowering &l) const override {
+    auto wType = tensorType(op.getResult());
+    ConvShape s(op, tensorType(op.getInput()), wType, tensorType(op.getGrad()));
+    Value col = im2col(l, s, op.getInput());
+    Value dy = groupedGrad(l, s, op.getGrad());
+    // [g, O/g, K] = [g, O/g, N * OH * OW] x [g, K, N * OH * OW]^T
+    Value dw =
+        product(l, {s.groups, s.og(), s.patch()}, {}, 0, dy,
+                dimsMap(l.b, 4, {0, 1, 2}), col, dimsMap(l.b, 4, {0, 3, 2}));
+    Value flat = collapse(l, dw, {{0, 1}, {2}});
+    return SmallVector<Value>{l.b.create<tensor::ExpandShapeOp>(
+        l.loc, wType, flat, ArrayRef<ReassociationIndices>{{0}, {1, 2, 3}})};
+  }
+};
+
+struct Conv2dGradInputPattern : public MassPattern<Conv2dGradInputOp> {
+  using MassPattern::MassPattern;
+  FailureOr<SmallVector<Value>> lower(Conv2dGradInputOp op,
+                                      Lowering &l) const override {
+    auto inType = tensorType(op.getResult());
+    ConvShape s(op, inType, tensorType(op.getWeight()),
+                tensorType(op.getGrad()));
+    Value dy = groupedGrad(l, s, op.getGrad());
+    Value w = groupedWeight(l, s, op.getWeight());
+    // [g, K, N * OH * OW] = [g, O/g, K]^T x [g, O/g, N * OH * OW]
+    Value dcol =
+        product(l, {s.groups, s.patch(), ShapedType::kDynamic, s.oh * s.ow},
+                op.getGrad(), 0, w, dimsMap(l.b, 4, {0, 2, 1}), dy,
+                dimsMap(l.b, 4, {0, 2, 3}));
+    dcol = expand(l, dcol, {s.groups, s.cg(), s.kh, s.kw, s.n, s.oh, s.ow},
+                  {{0}, {1, 2, 3}, {4, 5, 6}}, op.getGrad(), 0);
+    // col2im: each input element sums the columns that read it.
+    Value init =
+        l.filled(inType, l.dynamicSizes(inType, {op.getGrad()}), l.f32(0));
+    return SmallVector<Value>{generic(
+        l, init, {}, {}, {s.kh, s.kw},
+        [&](OpBuilder &b, Location loc, ValueRange a) {
+          IndexMath m{b, loc};
+          Value kh = m.index(4), kw = m.index(5), ch = m.index(1);
+          auto [oh, vh] = target(m, m.index(2), kh, s.sh, s.ph, s.dh, s.oh);
+          auto [ow, vw] = target(m, m.index(3), kw, s.sw, s.pw, s.dw, s.ow);
+          Value v = b.create<tensor::ExtractOp>(
+              loc, dcol,
+              ValueRange{m.div(ch, s.cg()), m.rem(ch, s.cg()), kh, kw,
+                         m.index(0), oh, ow});
+          v = b.create<arith::SelectOp>(loc, m.both(vh, vw), v,
+                                        cst(b, loc, 0.0));
+          return Value(b.create<arith::AddFOp>(loc, a.back(), v));
+        })};
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Pools
+//===----------------------------------------------------------------------===//
+
+struct PoolShape {
+  int64_t c, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
+  template <typename Op>
+  PoolShape(Op op, RankedTensorType input, RankedTensorType output) {
+    c = input.getDimSize(1);
+    h = input.getDimSize(2);
+    w = input.getDimSize(3);
+    oh = output.getDimSize(2);
+    ow = output.getDimSize(3);
+    kh = op.getKernel()[0];
+    kw = op.getKernel()[1];
+    sh = op.getStride()[0];
+    sw = op.getStride()[1];
+    ph = op.getPadding()[0];
+    pw = op.getPadding()[1];
+  }
+};
+
+/// Reads x at window position (loops 4, 5) of output position (loops 0-3);
+/// `valid` tells whether the position lies inside x.
+Value windowRead(IndexMath &m, const PoolShape &s, Value x, Value &valid) {
+  auto [ih, vh] = source(m, m.index(2), m.index(4), s.sh, s.ph, 1, s.h);
+  auto [iw, vw] = source(m, m.index(3), m.index(5), s.sw, s.pw, 1, s.w);
+  valid = m.both(vh, vw);
+  return m.b.create<tensor::ExtractOp>(
+      m.loc, x, ValueRange{m.index(0), m.index(1), ih, iw});
+}
+
+struct MaxPoolPattern : public MassPattern<MaxPoolOp> {
+  using MassPattern::MassPattern;
+  FailureOr<SmallVector<Value>> lower(MaxPoolOp op,
+                                      Lowering &l) const override {
+    auto type = tensorType(op.getResult());
+    PoolShape s(op, tensorType(op.getInput()), type);
+    Value init = l.filled(type, l.dynamicSizes(type, {op.getInput()}),
+                          l.f32(-std::numeric_limits<float>::infinity()));
+    return SmallVector<Value>{generic(
+        l, init, {}, {}, {s.kh, s.kw},
+        [&](OpBuilder &b, Location loc, ValueRange a) {
+          IndexMath m{b, loc};
+          Value valid;
+          Value v = windowRead(m, s, op.getInput(), valid);
+          Value best = b.create<arith::MaximumFOp>(loc, a.back(), v);
+          return Value(b.create<arith::SelectOp>(loc, valid, best, a.back()));
+        })};
+  }
+};
+
+struct AvgPoolPattern : public MassPattern<AvgPoolOp> {
+  using MassPattern::MassPattern;
+  FailureOr<SmallVector<Value>> lower(AvgPoolOp op,
+                                      Lowering &l) const override {
+    auto type = tensorType(op.getResult());
+    PoolShape s(op, tensorType(op.getInput()), type);
+    SmallVector<Value> dynamic = l.dynamicSizes(type, {op.getInput()});
+    Value sum = generic(
+        l, l.filled(type, dynamic, l.f32(0)), {}, {}, {s.kh, s.kw},
+        [&](OpBuilder &b, Location loc, ValueRange a) {
+          IndexMath m{b, loc};
+          Value valid;
+          Value v = windowRead(m, s, op.getInput(), valid);
+          v = b.create<arith::SelectOp>(loc, valid, v, cst(b, loc, 0.0));
+          return Value(b.create<arith::AddFOp>(loc, a.back(), v));
+        });
+    // Padding counts (count_include_pad): every window has KH * KW.
+    double area = static_cast<double>(s.kh * s.kw);
+    return SmallVector<Value>{l.elementwise(
+        type, {sum}, [&](OpBuilder &b, Location loc, ValueRange a) -> Value {
+          return b.create<arith::DivFOp>(loc, a[0], cst(b, loc, area));
+        })};
+  }
+};
+
+/// For input position (loops 0-3) and window position (loops 4, 5): the
+/// output position whose window holds it there, and whether there is one.
+std::pair<Value, Value> windowOwner(IndexMath &m, const PoolShape &s,
+                                    Value &oh) {
+  auto [h, vh] = target(m, m.index(2), m.index(4), s.sh, s.ph, 1, s.oh);
+  auto [w, vw] = target(m, m.index(3), m.index(5), s.sw, s.pw, 1, s.ow);
+  oh = h;
+  return {w, m.both(vh, vw)};
+}
+
+struct AvgPoolGradPattern : public MassPattern<AvgPoolGradOp> {
+  using MassPattern::MassPattern;
+  FailureOr<SmallVector<Value>> lower(AvgPoolGradOp op,
+                                      Lowering &l) const override {
+    auto type = tensorType(op.getResult());
+    PoolShape s(op, type, tensorType(op.getGrad()));
+    Value init = l.filled(type, l.dynamicSizes(type, {op.getGrad()}), l.f32(0));
+    double area = static_cast<double>(s.kh * s.kw);
+    return SmallVector<Value>{generic(
+        l, init, {}, {}, {s.kh, s.kw},
+        [&](OpBuilder &b, Location loc, ValueRange a) {
+          IndexMath m{b, loc};
+          Value oh;
+          auto [ow, valid] = windowOwner(m, s, oh);
+          Value v = b.create<tensor::ExtractOp>(
+              loc, op.getGrad(), ValueRange{m.index(0), m.index(1), oh, ow});
+          v = b.create<arith::DivFOp>(loc, v, cst(b, loc, area));
+          v = b.create<arith::SelectOp>(loc, valid, v, cst(b, loc, 0.0));
+          return Value(b.create<arith::AddFOp>(loc, a.back(), v));
+        })};
+  }
+};
+
+struct MaxPoolGradPattern : public MassPattern<MaxPoolGradOp> {
+  using MassPattern::MassPattern;
+  FailureOr<SmallVector<Value>> lower(MaxPoolGradOp op,
+                                      Lowering &l) const override {
+    auto type = tensorType(op.getResult());
+    auto outType = tensorType(op.getGrad());
+    PoolShape s(op, type, outType);
+    Value x = op.getInput();
+    // Each window's first maximum (in row-major window order, as PyTorch),
+    // as its flat position h * W + w in the input plane.
+    auto i64 = l.b.getI64Type();
+    auto idxType = RankedTensorType::get(outType.getShape(), i64);
+    SmallVector<Value> dynamic = l.dynamicSizes(outType, {x});
+    Value best = l.filled(outType, dynamic,
+                          l.f32(-std::numeric_limits<float>::infinity()));
+    Value where =
+        l.b.create<linalg::FillOp>(l.loc,
+                                   ValueRange{l.b.create<arith::ConstantOp>(
+                                       l.loc, l.b.getI64IntegerAttr(-1))},
+                                   ValueRange{l.empty(idxType, dynamic)})
+            .getResult(0);
+    SmallVector<AffineMap> maps = {dimsMap(l.b, 6, {4, 5}),
+                                   dimsMap(l.b, 6, {0, 1, 2, 3}),
+                                   dimsMap(l.b, 6, {0, 1, 2, 3})};
+    SmallVector<utils::IteratorType> iters(4, utils::IteratorType::parallel);
+    iters.append(2, utils::IteratorType::reduction);
+    Value window = l.b.create<tensor::EmptyOp>(
+        l.loc, ArrayRef<int64_t>{s.kh, s.kw}, l.b.getF32Type());
+    auto argmax = l.b.create<linalg::GenericOp>(
+        l.loc, TypeRange{outType, idxType}, ValueRange{window},
+        ValueRange{best, where}, maps, iters,
+        [&](OpBuilder &b, Location loc, ValueRange a) {
+          IndexMath m{b, loc};
+          auto [ih, vh] = source(m, m.index(2), m.index(4), s.sh, s.ph, 1, s.h);
+          auto [iw, vw] = source(m, m.index(3), m.index(5), s.sw, s.pw, 1, s.w);
+          Value v = b.create<tensor::ExtractOp>(
+              loc, x, ValueRange{m.index(0), m.index(1), ih, iw});
+          Value pos = b.create<arith::IndexCastOp>(loc, b.getI64Type(),
+                                                   m.add(m.mul(ih, s.w), iw));
+          Value none = b.create<arith::CmpIOp>(
+              loc, arith::CmpIPredicate::slt, a[2],
+              b.create<arith::ConstantOp>(loc, b.getI64IntegerAttr(0)));
+          Value above =
+              b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OGT, v, a[1]);
+          Value take =
+              m.both(m.both(vh, vw), b.create<arith::OrIOp>(loc, none, above));
+          b.create<linalg::YieldOp>(
+              loc, ValueRange{b.create<arith::SelectOp>(loc, take, v, a[1]),
+                              b.create<arith::SelectOp>(loc, take, pos, a[2])});
+        });
+    Value argmaxes = argmax.getResult(1);
+    Value init = l.filled(type, l.dynamicSizes(type, {x}), l.f32(0));
+    return SmallVector<Value>{generic(
+        l, init, {}, {}, {s.kh, s.kw},
+        [&](OpBuilder &b, Location loc, ValueRange a) {
+          IndexMath m{b, loc};
+          Value oh;
+          auto [ow, valid] = windowOwner(m, s, oh);
+          SmallVector<Value> at = {m.index(0), m.index(1), oh, ow};
+          Value chosen = b.create<tensor::ExtractOp>(loc, argmaxes, at);
+          Value self = b.create<arith::IndexCastOp>(
+              loc, b.getI64Type(), m.add(m.mul(m.index(2), s.w), m.index(3)));
+          Value hit =
+              m.both(valid, b.create<arith::CmpIOp>(
+                                loc, arith::CmpIPredicate::eq, chosen, self));
+          Value v = b.create<tensor::ExtractOp>(loc, op.getGrad(), at);
+          v = b.create<arith::SelectOp>(loc, hit, v, cst(b, loc, 0.0));
+          return Value(b.create<arith::AddFOp>(loc, a.back(), v));
+        })};
+  }
+};
+
+} // namespace
+
+void mass::lowering::populateVisionPatterns(RewritePatternSet &patterns) {
+  patterns.add<Conv2dPattern, Conv2dGradWeightPattern, Conv2dGradInputPattern,
+               MaxPoolPattern, AvgPoolPattern, MaxPoolGradPattern,
+               AvgPoolGradPattern>(patterns.getContext());
+}

@@ -1,0 +1,258 @@
+//===- Lowering.h - Helpers shared by the mass-to-linalg patterns -*- C++
+//-*-===//
+//
+// The builder of linalg IR at one location and the pattern base that marks
+// the linalg ops of a fusion group's member, used by LowerToLinalg.cpp and
+// the vision ops' patterns in LowerVision.cpp.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MASS_CODEGEN_LOWERING_H
+#define MASS_CODEGEN_LOWERING_H
+
+#include "codegen/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/AffineMap.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+namespace mass::lowering {
+
+using namespace mlir;
+
+using Body = function_ref<Value(OpBuilder &, Location, ValueRange)>;
+
+inline RankedTensorType tensorType(Value v) {
+  return cast<RankedTensorType>(v.getType());
+}
+
+/// Builds linalg IR at one location.
+class Lowering {
+public:
+  Lowering(OpBuilder &b, Location loc) : b(b), loc(loc) {}
+
+  OpBuilder &b;
+  Location loc;
+
+  Value f32(double v) {
+    return b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(v));
+  }
+
+  /// The dynamic sizes of `type`, read from the operands: each dynamic
+  /// dimension is taken from an operand that has a dynamic dimension at the
+  /// same position counted from the end.
+  SmallVector<Value> dynamicSizes(RankedTensorType type, ValueRange from) {
+    SmallVector<Value> sizes;
+    int64_t rank = type.getRank();
+    for (int64_t i = 0; i < rank; ++i) {
+      if (!type.isDynamicDim(i))
+        continue;
+      Value size;
+      for (Value v : from) {
+        auto t = dyn_cast<RankedTensorType>(v.getType());
+        int64_t j = t ? i - rank + t.getRank() : -1;
+        if (t && j >= 0 && t.isDynamicDim(j)) {
+          size = b.create<tensor::DimOp>(loc, v, j);
+          break;
+        }
+      }
+      assert(size && "no operand carries the dynamic size");
+      sizes.push_back(size);
+    }
+    return sizes;
+  }
+
+  Value empty(RankedTensorType type, ArrayRef<Value> dynamic) {
+    return b.create<tensor::EmptyOp>(loc, type.getShape(),
+                                     type.getElementType(), dynamic);
+  }
+
+  Value filled(RankedTensorType type, ArrayRef<Value> dynamic, Value scalar) {
+    return b.create<linalg::FillOp>(loc, scalar, empty(type, dynamic))
+        .getResult(0);
+  }
+
+  /// Maps the result's loops onto an operand of `shape`, NumPy style: the
+  /// operand's axes align with the last ones; its size-1 axes against
+  /// larger result axes read index 0.
+  AffineMap broadcastMap(ArrayRef<int64_t> shape, ArrayRef<int64_t> result) {
+    SmallVector<AffineExpr> exprs;
+    int64_t lead = result.size() - shape.size();
+    for (int64_t j = 0; j < (int64_t)shape.size(); ++j) {
+      if (shape[j] == 1 && result[j + lead] != 1)
+        exprs.push_back(b.getAffineConstantExpr(0));
+      else
+        exprs.push_back(b.getAffineDimExpr(j + lead));
+    }
+    return AffineMap::get(result.size(), 0, exprs, b.getContext());
+  }
+
+  /// An elementwise op over broadcast operands.
+  Value elementwise(RankedTensorType type, ValueRange inputs, Body body) {
+    SmallVector<AffineMap> maps;
+    for (Value in : inputs)
+      maps.push_back(broadcastMap(tensorType(in).getShape(), type.getShape()));
+    maps.push_back(b.getMultiDimIdentityMap(type.getRank()));
+    SmallVector<utils::IteratorType> iters(type.getRank(),
+                                           utils::IteratorType::parallel);
+    Value init = empty(type, dynamicSizes(type, inputs));
+    return b
+        .create<linalg::GenericOp>(
+            loc, type, inputs, init, maps, iters,
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              nb.create<linalg::YieldOp>(nl, body(nb, nl, args.drop_back()));
+            })
+        .getResult(0);
+  }
+
+  /// Reduces `inputs` (of one shape) over `axes` into a tensor without
+  /// those axes, starting from `init`; `body` gets the input elements and
+  /// the accumulator last.
+  Value reduce(ValueRange inputs, ArrayRef<int64_t> axes, Value init, Body body,
+               Type elementType = {}) {
+    auto inType = tensorType(inputs[0]);
+    int64_t rank = inType.getRank();
+    SmallVector<int64_t> shape;
+    SmallVector<AffineExpr> outExprs;
+    SmallVector<utils::IteratorType> iters;
+    SmallVector<Value> dynamic;
+    for (int64_t i = 0; i < rank; ++i) {
+      bool reduced = llvm::is_contained(axes, i);
+      iters.push_back(reduced ? utils::IteratorType::reduction
+                              : utils::IteratorType::parallel);
+      if (reduced)
+        continue;
+      shape.push_back(inType.getDimSize(i));
+      outExprs.push_back(b.getAffineDimExpr(i));
+      if (inType.isDynamicDim(i))
+        dynamic.push_back(b.create<tensor::DimOp>(loc, inputs[0], i));
+    }
+    auto outType = RankedTensorType::get(
+        shape, elementType ? elementType : inType.getElementType());
+    SmallVector<AffineMap> maps(inputs.size(), b.getMultiDimIdentityMap(rank));
+    maps.push_back(AffineMap::get(rank, 0, outExprs, b.getContext()));
+    Value acc = filled(outType, dynamic, init);
+    return b
+        .create<linalg::GenericOp>(
+            loc, outType, inputs, acc, maps, iters,
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              nb.create<linalg::YieldOp>(nl, body(nb, nl, args));
+            })
+        .getResult(0);
+  }
+
+  /// `x` along `axis` combined with a per-row value `row` (x without that
+  /// axis), elementwise.
+  Value withRow(Value x, Value row, int64_t axis, Body body,
+                Type elementType = {}) {
+    auto type = tensorType(x);
+    if (elementType)
+      type = RankedTensorType::get(type.getShape(), elementType);
+    int64_t rank = type.getRank();
+    SmallVector<AffineExpr> rowExprs;
+    for (int64_t i = 0; i < rank; ++i)
+      if (i != axis)
+        rowExprs.push_back(b.getAffineDimExpr(i));
+    SmallVector<AffineMap> maps = {
+        b.getMultiDimIdentityMap(rank),
+        AffineMap::get(rank, 0, rowExprs, b.getContext()),
+        b.getMultiDimIdentityMap(rank)};
+    SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
+    Value init = empty(type, dynamicSizes(type, {x}));
+    return b
+        .create<linalg::GenericOp>(
+            loc, type, ValueRange{x, row}, init, maps, iters,
+            [&](OpBuilder &nb, Location nl, ValueRange args) {
+              nb.create<linalg::YieldOp>(nl, body(nb, nl, args.drop_back()));
+            })
+        .getResult(0);
+  }
+
+  /// The number of elements of `x` along `axes` as an f32 scalar.
+  Value count(Value x, ArrayRef<int64_t> axes) {
+    Value n = b.create<arith::ConstantIndexOp>(loc, 1);
+    for (int64_t a : axes) {
+      Value d = b.create<tensor::DimOp>(loc, x, a);
+      n = b.create<arith::MulIOp>(loc, n, d);
+    }
+    Value i64 = b.create<arith::IndexCastOp>(loc, b.getI64Type(), n);
+    return b.create<arith::SIToFPOp>(loc, b.getF32Type(), i64);
+  }
+
+  /// init += lhs * rhs over the loops of `maps`, whose reduction loop is
+  /// the one before the last.
+  Value contract(RankedTensorType type, Value lhs, Value rhs, Value init,
+                 ArrayRef<AffineMap> maps) {
+    int64_t loops = maps[0].getNumDims();
+    SmallVector<utils::IteratorType> iters(loops,
+                                           utils::IteratorType::parallel);
+    iters[loops - 2] = utils::IteratorType::reduction;
+    return b
+        .create<linalg::GenericOp>(
+            loc, type, ValueRange{lhs, rhs}, init, maps, iters,
+            [](OpBuilder &nb, Location nl, ValueRange a) {
+              Value p = nb.create<arith::MulFOp>(nl, a[0], a[1]);
+              nb.create<linalg::YieldOp>(
+                  nl, ValueRange{nb.create<arith::AddFOp>(nl, a[2], p)});
+            })
+        .getResult(0);
+  }
+
+  /// A rank-0 tensor holding `scalar`.
+  Value toTensor(Value scalar) {
+    return b.create<tensor::FromElementsOp>(
+        loc, RankedTensorType::get({}, scalar.getType()), scalar);
+  }
+
+  Value extract(Value tensor0d) {
+    return b.create<tensor::ExtractOp>(loc, tensor0d, ValueRange{});
+  }
+
+  SmallVector<int64_t> allAxes(int64_t rank) {
+    SmallVector<int64_t> axes;
+    for (int64_t i = 0; i < rank; ++i)
+      axes.push_back(i);
+    return axes;
+  }
+};
+
+/// An f32 constant for op bodies.
+inline Value cst(OpBuilder &b, Location l, double v) {
+  return b.create<arith::ConstantOp>(l, b.getF32FloatAttr(v));
+}
+
+/// Lowers one mass op with `lower`; the linalg ops it creates for a member
+/// of a fusion group carry the group's mark.
+template <typename OpT> struct MassPattern : public OpConversionPattern<OpT> {
+  using OpConversionPattern<OpT>::OpConversionPattern;
+  using Adaptor = typename OpConversionPattern<OpT>::OpAdaptor;
+
+  LogicalResult
+  matchAndRewrite(OpT op, Adaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Lowering l(rewriter, op.getLoc());
+    Operation *before = op->getPrevNode();
+    FailureOr<SmallVector<Value>> results = lower(op, l);
+    if (failed(results))
+      return failure();
+    // The linalg ops of a fusion group's member carry the group's mark.
+    if (Attribute group = op->getAttr(kFusionGroupAttr))
+      for (Operation *it = before ? before->getNextNode()
+                                  : &op->getBlock()->front();
+           it != op.getOperation(); it = it->getNextNode())
+        if (isa<linalg::LinalgOp>(it))
+          it->setAttr(kFusionGroupAttr, group);
+    rewriter.replaceOp(op, *results);
+    return success();
+  }
+
+  virtual FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const = 0;
+};
+
+/// The patterns of the convolution, pooling, normalisation and dropout ops.
+void populateVisionPatterns(RewritePatternSet &patterns);
+
+} // namespace mass::lowering
+
+#endif // MASS_CODEGEN_LOWERING_H

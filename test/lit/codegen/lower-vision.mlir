@@ -1,0 +1,83 @@
+// RUN: mass-opt --mass-lower-to-linalg %s | FileCheck %s
+
+// The maps, printed first.
+// CHECK-DAG: #[[ALL7:.*]] = affine_map<(d0, d1, d2, d3, d4, d5, d6) -> (d0, d1, d2, d3, d4, d5, d6)>
+// CHECK-DAG: #[[A:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+// CHECK-DAG: #[[B:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d2, d3)>
+// CHECK-DAG: #[[C:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
+// CHECK-DAG: #[[NCHW:.*]] = affine_map<(d0, d1, d2, d3) -> (d1 floordiv 3, d1 mod 3, d0, d2, d3)>
+// CHECK-DAG: #[[DY:.*]] = affine_map<(d0, d1, d2, d3, d4) -> (d2, d0 * 3 + d1, d3, d4)>
+// CHECK-DAG: #[[WT:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d2, d1)>
+// CHECK-DAG: #[[WIN:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d4, d5)>
+// CHECK-DAG: #[[BT:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d3, d2)>
+
+// A grouped convolution: im2col gathers windows into [g, C/g*KH*KW, N*OH*OW]
+// columns (zero outside the input), one contraction per group multiplies
+// them by the weight seen as [g, O/g, C/g*KH*KW], and a copy returns NCHW.
+// CHECK-LABEL: func.func @conv
+// CHECK: %[[COLS:.*]] = linalg.generic {indexing_maps = [#[[ALL7]]]{{.*}} outs(%{{.*}} : tensor<2x2x3x3x?x5x5xf32>)
+// CHECK: tensor.extract %arg0
+// CHECK: arith.select
+// CHECK: %[[COL:.*]] = tensor.collapse_shape %[[COLS]] {{\[\[}}0], [1, 2, 3], [4, 5, 6]] : tensor<2x2x3x3x?x5x5xf32> into tensor<2x18x?xf32>
+// CHECK: %[[W:.*]] = tensor.expand_shape %{{.*}} {{\[\[}}0, 1], [2]] output_shape [2, 3, 18] : tensor<6x18xf32> into tensor<2x3x18xf32>
+// The product's buffer keeps the batch as an axis of its own.
+// CHECK: %[[E:.*]] = tensor.empty(%{{.*}}) : tensor<2x3x?x25xf32>
+// CHECK: %[[CE:.*]] = tensor.collapse_shape %[[E]]
+// CHECK: %[[Z:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[CE]] : tensor<2x3x?xf32>)
+// CHECK: %[[P:.*]] = linalg.generic {indexing_maps = [#[[A]], #[[B]], #[[C]]], iterator_types = ["parallel", "parallel", "reduction", "parallel"]} ins(%[[W]], %[[COL]] : tensor<2x3x18xf32>, tensor<2x18x?xf32>) outs(%[[Z]] : tensor<2x3x?xf32>)
+// CHECK: %[[PX:.*]] = tensor.expand_shape %[[P]] {{\[\[}}0], [1], [2, 3, 4]] output_shape [2, 3, %{{.*}}, 5, 5]
+// CHECK: linalg.generic {indexing_maps = [#[[NCHW]], #{{.*}}]{{.*}} ins(%[[PX]] : tensor<2x3x?x5x5xf32>) outs(%{{.*}} : tensor<?x6x5x5xf32>)
+func.func @conv(%x: tensor<?x4x9x9xf32>, %w: tensor<6x2x3x3xf32>) -> tensor<?x6x5x5xf32> {
+  %0 = mass.conv2d %x, %w stride = [2, 2] padding = [1, 1] dilation = [1, 1] groups = 2 : tensor<?x4x9x9xf32>, tensor<6x2x3x3xf32> -> tensor<?x6x5x5xf32>
+  return %0 : tensor<?x6x5x5xf32>
+}
+
+// The input's gradient: the weight transposed times dy gives columns, and
+// col2im sums, for each input element, the columns that read it (a
+// reduction over the window, stride checked with remsi).
+// CHECK-LABEL: func.func @grads
+// CHECK: linalg.generic {indexing_maps = [#[[DY]], #{{.*}}]{{.*}} ins(%arg0 : tensor<?x6x5x5xf32>) outs(%{{.*}} : tensor<2x3x?x5x5xf32>)
+// CHECK: linalg.generic {indexing_maps = [#[[WT]], #[[B]], #[[C]]]{{.*}} ins(%{{.*}}, %{{.*}} : tensor<2x3x18xf32>, tensor<2x3x?xf32>) outs(%{{.*}} : tensor<2x18x?xf32>)
+// CHECK: %[[DCOL:.*]] = tensor.expand_shape %{{.*}} {{\[\[}}0], [1, 2, 3], [4, 5, 6]]
+// CHECK: linalg.generic {indexing_maps = [#[[WIN]], #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction", "reduction"]} ins(%{{.*}} : tensor<3x3xf32>) outs(%{{.*}} : tensor<?x4x9x9xf32>)
+// CHECK: arith.remsi
+// CHECK: tensor.extract %[[DCOL]]
+// The weight's gradient: dy times the columns transposed, over N*OH*OW.
+// CHECK: tensor.collapse_shape %{{.*}} : tensor<2x2x3x3x?x5x5xf32> into tensor<2x18x?xf32>
+// CHECK: linalg.generic {indexing_maps = [#[[A]], #[[BT]], #[[C]]]{{.*}} ins(%{{.*}}, %{{.*}} : tensor<2x3x?xf32>, tensor<2x18x?xf32>) outs(%{{.*}} : tensor<2x3x18xf32>)
+// CHECK: tensor.expand_shape %{{.*}} {{\[\[}}0], [1, 2, 3]] output_shape [6, 2, 3, 3]
+func.func @grads(%dy: tensor<?x6x5x5xf32>, %x: tensor<?x4x9x9xf32>, %w: tensor<6x2x3x3xf32>) -> (tensor<?x4x9x9xf32>, tensor<6x2x3x3xf32>) {
+  %0 = mass.conv2d_grad_input %dy, %w stride = [2, 2] padding = [1, 1] dilation = [1, 1] groups = 2 : tensor<?x6x5x5xf32>, tensor<6x2x3x3xf32> -> tensor<?x4x9x9xf32>
+  %1 = mass.conv2d_grad_weight %dy, %x stride = [2, 2] padding = [1, 1] dilation = [1, 1] groups = 2 : tensor<?x6x5x5xf32>, tensor<?x4x9x9xf32> -> tensor<6x2x3x3xf32>
+  return %0, %1 : tensor<?x4x9x9xf32>, tensor<6x2x3x3xf32>
+}
+
+// Pools reduce over the window: max from -inf skipping padding, the mean
+// summing then dividing by the whole window (padding counts). max's
+// gradient first finds each window's first maximum, then each input element
+// sums dy over the windows that chose it.
+// CHECK-LABEL: func.func @pools
+// CHECK: %[[NEGINF:.*]] = arith.constant 0xFF800000 : f32
+// CHECK: linalg.fill ins(%[[NEGINF]] : f32)
+// CHECK: linalg.generic {indexing_maps = [#[[WIN]], #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction", "reduction"]} ins(%{{.*}} : tensor<3x3xf32>) outs(%{{.*}} : tensor<?x3x4x4xf32>)
+// CHECK: arith.maximumf
+// CHECK: linalg.generic
+// CHECK: arith.addf
+// CHECK: linalg.generic
+// CHECK: arith.divf %{{.*}}, %{{.*}} : f32
+// CHECK: linalg.generic {{.*}} outs(%{{.*}}, %{{.*}} : tensor<?x3x4x4xf32>, tensor<?x3x4x4xi64>)
+// CHECK: arith.cmpf ogt
+// CHECK: linalg.yield %{{.*}}, %{{.*}} : f32, i64
+// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<?x3x8x8xf32>)
+// CHECK: tensor.extract %{{.*}}#1
+// CHECK: tensor.extract %arg1
+// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<?x3x8x8xf32>)
+// CHECK: tensor.extract %arg1
+// CHECK: arith.divf
+func.func @pools(%x: tensor<?x3x8x8xf32>, %dy: tensor<?x3x4x4xf32>) -> (tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>, tensor<?x3x8x8xf32>, tensor<?x3x8x8xf32>) {
+  %0 = mass.maxpool %x kernel = [3, 3] stride = [2, 2] padding = [1, 1] : tensor<?x3x8x8xf32> -> tensor<?x3x4x4xf32>
+  %1 = mass.avgpool %x kernel = [3, 3] stride = [2, 2] padding = [1, 1] : tensor<?x3x8x8xf32> -> tensor<?x3x4x4xf32>
+  %2 = mass.maxpool_grad %x, %dy kernel = [3, 3] stride = [2, 2] padding = [1, 1] : tensor<?x3x8x8xf32>, tensor<?x3x4x4xf32> -> tensor<?x3x8x8xf32>
+  %3 = mass.avgpool_grad %dy kernel = [3, 3] stride = [2, 2] padding = [1, 1] : tensor<?x3x4x4xf32> -> tensor<?x3x8x8xf32>
+  return %0, %1, %2, %3 : tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>, tensor<?x3x8x8xf32>, tensor<?x3x8x8xf32>
+}
