@@ -17,6 +17,9 @@
 
 #include "dialects/Mass/MassOps.h"
 
+#include "mlir/Dialect/Math/IR/Math.h"
+
+#include <algorithm>
 #include <limits>
 
 using namespace mass;
@@ -514,10 +517,207 @@ struct MaxPoolGradPattern : public MassPattern<MaxPoolGradOp> {
   }
 };
 
+//===----------------------------------------------------------------------===//
+// Batch norm and dropout
+//===----------------------------------------------------------------------===//
+
+/// The map from x's loops to its channel (axis 1).
+AffineMap channelMap(OpBuilder &b, unsigned rank) {
+  return dimsMap(b, rank, {1});
+}
+
+/// Per channel: the sum over every other axis of `body`'s value for each
+/// element of x (inputs: x's element, then each of `perChannel`'s).
+Value channelSum(Lowering &l, Value x, ValueRange perChannel, Body body) {
+  auto type = tensorType(x);
+  unsigned rank = type.getRank();
+  auto outType =
+      RankedTensorType::get({type.getDimSize(1)}, type.getElementType());
+  SmallVector<Value> ins = {x};
+  ins.append(perChannel.begin(), perChannel.end());
+  SmallVector<AffineMap> maps = {l.b.getMultiDimIdentityMap(rank)};
+  maps.append(perChannel.size() + 1, channelMap(l.b, rank));
+  SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::reduction);
+  iters[1] = utils::IteratorType::parallel;
+  return l.b
+      .create<linalg::GenericOp>(
+          l.loc, outType, ins, l.filled(outType, {}, l.f32(0)), maps, iters,
+          [&](OpBuilder &b, Location loc, ValueRange a) {
+            Value v = body(b, loc, a.drop_back());
+            b.create<linalg::YieldOp>(
+                loc, ValueRange{b.create<arith::AddFOp>(loc, a.back(), v)});
+          })
+      .getResult(0);
+}
+
+struct BatchNormPattern : public MassPattern<BatchNormOp> {
+  using MassPattern::MassPattern;
+  FailureOr<SmallVector<Value>> lower(BatchNormOp op,
+                                      Lowering &l) const override {
+    Value x = op.getInput();
+    auto type = tensorType(x);
+    auto vecType = tensorType(op.getWeight());
+    unsigned rank = type.getRank();
+    double eps = op.getEps().convertToDouble(),
+           momentum = op.getMomentum().convertToDouble();
+    auto perChannel = [&](ValueRange ins, Body body) {
+      return l.elementwise(vecType, ins, body);
+    };
+    Value mean, invstd, newMean, newVar;
+    if (op.getTraining()) {
+      SmallVector<int64_t> axes;
+      for (unsigned i = 0; i < rank; ++i)
+        if (i != 1)
+          axes.push_back(i);
+      Value n = l.count(x, axes);
+      Value sum = channelSum(
+          l, x, {}, [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+      mean = perChannel({sum}, [&](OpBuilder &b, Location loc, ValueRange a) {
+        return Value(b.create<arith::DivFOp>(loc, a[0], n));
+      });
+      // Two passes: the squares are taken about the mean.
+      Value squares = channelSum(
+          l, x, {mean}, [](OpBuilder &b, Location loc, ValueRange a) {
+            Value d = b.create<arith::SubFOp>(loc, a[0], a[1]);
+            return Value(b.create<arith::MulFOp>(loc, d, d));
+          });
+      invstd =
+          perChannel({squares}, [&](OpBuilder &b, Location loc, ValueRange a) {
+            Value var = b.create<arith::DivFOp>(loc, a[0], n);
+            Value shifted = b.create<arith::AddFOp>(loc, var, cst(b, loc, eps));
+            return Value(b.create<arith::DivFOp>(
+                loc, cst(b, loc, 1.0), b.create<math::SqrtOp>(loc, shifted)));
+          });
+      auto blend = [&](OpBuilder &b, Location loc, Value old, Value stat) {
+        Value kept =
+            b.create<arith::MulFOp>(loc, old, cst(b, loc, 1 - momentum));
+        Value moved = b.create<arith::MulFOp>(loc, stat, cst(b, loc, momentum));
+        return Value(b.create<arith::AddFOp>(loc, kept, moved));
+      };
+      newMean = perChannel({op.getRunningMean(), mean},
+                           [&](OpBuilder &b, Location loc, ValueRange a) {
+                             return blend(b, loc, a[0], a[1]);
+                           });
+      // The running variance takes the unbiased estimate, n / (n - 1).
+      newVar = perChannel(
+          {op.getRunningVar(), squares},
+          [&](OpBuilder &b, Location loc, ValueRange a) {
+            Value dof = b.create<arith::SubFOp>(loc, n, cst(b, loc, 1.0));
+            dof = b.create<arith::MaximumFOp>(loc, dof, cst(b, loc, 1.0));
+            Value unbiased = b.create<arith::DivFOp>(loc, a[1], dof);
+            return blend(b, loc, a[0], unbiased);
+          });
+    } else {
+      mean = newMean = op.getRunningMean();
+      newVar = op.getRunningVar();
+      invstd =
+          perChannel({newVar}, [&](OpBuilder &b, Location loc, ValueRange a) {
+            Value shifted =
+                b.create<arith::AddFOp>(loc, a[0], cst(b, loc, eps));
+            return Value(b.create<arith::DivFOp>(
+                loc, cst(b, loc, 1.0), b.create<math::SqrtOp>(loc, shifted)));
+          });
+    }
+    // y = (x - mean) * invstd * weight + bias, one pass.
+    SmallVector<AffineMap> maps = {l.b.getMultiDimIdentityMap(rank)};
+    maps.append(4, channelMap(l.b, rank));
+    maps.push_back(l.b.getMultiDimIdentityMap(rank));
+    SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
+    Value y =
+        l.b.create<linalg::GenericOp>(
+               l.loc, type,
+               ValueRange{x, mean, invstd, op.getWeight(), op.getBias()},
+               l.empty(type, l.dynamicSizes(type, {x})), maps, iters,
+               [](OpBuilder &b, Location loc, ValueRange a) {
+                 Value d = b.create<arith::SubFOp>(loc, a[0], a[1]);
+                 Value scaled = b.create<arith::MulFOp>(
+                     loc, d, b.create<arith::MulFOp>(loc, a[2], a[3]));
+                 b.create<linalg::YieldOp>(
+                     loc,
+                     ValueRange{b.create<arith::AddFOp>(loc, scaled, a[4])});
+               })
+            .getResult(0);
+    return SmallVector<Value>{y, mean, invstd, newMean, newVar};
+  }
+};
+
+/// murmur3's 32-bit finaliser: every input bit flips each output bit with
+/// probability about 1/2.
+Value mix32(OpBuilder &b, Location loc, Value h) {
+  auto i32 = [&](uint32_t v) {
+    return b.create<arith::ConstantOp>(
+        loc, b.getI32IntegerAttr(static_cast<int32_t>(v)));
+  };
+  auto shiftXor = [&](Value x, uint32_t by) {
+    return b.create<arith::XOrIOp>(loc, x,
+                                   b.create<arith::ShRUIOp>(loc, x, i32(by)));
+  };
+  h = shiftXor(h, 16);
+  h = b.create<arith::MulIOp>(loc, h, i32(0x85ebca6bu));
+  h = shiftXor(h, 13);
+  h = b.create<arith::MulIOp>(loc, h, i32(0xc2b2ae35u));
+  return shiftXor(h, 16);
+}
+
+struct DropoutPattern : public MassPattern<DropoutOp> {
+  using MassPattern::MassPattern;
+  FailureOr<SmallVector<Value>> lower(DropoutOp op,
+                                      Lowering &l) const override {
+    if (!op.getTraining() || !op.getSeed() || op.getP().isZero())
+      return SmallVector<Value>{op.getInput()};
+    auto type = tensorType(op.getInput());
+    OpBuilder &b = l.b;
+    Location loc = l.loc;
+    auto i32 = [&](OpBuilder &b, uint32_t v) {
+      return b.create<arith::ConstantOp>(
+          loc, b.getI32IntegerAttr(static_cast<int32_t>(v)));
+    };
+    Value seed = l.extract(op.getSeed());
+    Value off = b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::slt, seed,
+                                        i32(b, 0));
+    // The stream's key: the seed and the dropout's number, mixed.
+    Value key =
+        mix32(b, loc,
+              b.create<arith::AddIOp>(
+                  loc, b.create<arith::MulIOp>(loc, seed, i32(b, 0x9e3779b9u)),
+                  i32(b, static_cast<uint32_t>(op.getStream() * 0x632be5abu))));
+    double p = op.getP().convertToDouble();
+    uint32_t threshold =
+        static_cast<uint32_t>(std::min(p * 4294967296.0, 4294967295.0));
+    float scale = static_cast<float>(1.0 / (1.0 - p));
+    return SmallVector<Value>{l.elementwise(
+        type, {op.getInput()},
+        [&](OpBuilder &b, Location loc, ValueRange a) -> Value {
+          // The element's position in row-major order (mod 2^32).
+          Value pos = i32(b, 0);
+          for (int64_t d = 0; d < type.getRank(); ++d) {
+            if (d)
+              pos = b.create<arith::MulIOp>(
+                  loc, pos, i32(b, static_cast<uint32_t>(type.getDimSize(d))));
+            Value i = b.create<arith::IndexCastOp>(
+                loc, b.getI32Type(), b.create<linalg::IndexOp>(loc, d));
+            pos = b.create<arith::AddIOp>(loc, pos, i);
+          }
+          Value h = mix32(
+              b, loc,
+              b.create<arith::XOrIOp>(
+                  loc, b.create<arith::MulIOp>(loc, pos, i32(b, 0xcc9e2d51u)),
+                  key));
+          Value keep = b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::uge,
+                                               h, i32(b, threshold));
+          Value kept = b.create<arith::MulFOp>(loc, a[0], cst(b, loc, scale));
+          Value y =
+              b.create<arith::SelectOp>(loc, keep, kept, cst(b, loc, 0.0));
+          return b.create<arith::SelectOp>(loc, off, a[0], y);
+        })};
+  }
+};
+
 } // namespace
 
 void mass::lowering::populateVisionPatterns(RewritePatternSet &patterns) {
   patterns.add<Conv2dPattern, Conv2dGradWeightPattern, Conv2dGradInputPattern,
                MaxPoolPattern, AvgPoolPattern, MaxPoolGradPattern,
-               AvgPoolGradPattern>(patterns.getContext());
+               AvgPoolGradPattern, BatchNormPattern, DropoutPattern>(
+      patterns.getContext());
 }

@@ -79,6 +79,18 @@ def MassStridedCopies : Pass<"mass-strided-copies", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
+def MassAllocaScopes : Pass<"mass-alloca-scopes", "::mlir::func::FuncOp"> {
+  let summary = "Releases a loop body's stack allocations after each iteration";
+  let description = [{
+    Saves the stack pointer at the start of every loop body that holds a
+    memref.alloca and restores it at the end (llvm.intr.stacksave and
+    stackrestore): the loops' own promise to free such memory per iteration
+    does not survive their lowering to branches, and a large loop would
+    overflow the stack.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 def MassOuterParallel : Pass<"mass-outer-parallel", "::mlir::func::FuncOp"> {
   let summary = "Keeps only the outermost dimension of worthwhile loop nests parallel";
   let description = [{

@@ -141,6 +141,8 @@ void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
   pm.addPass(createConvertSCFToOpenMPPass());
   // Inlines the alloca scopes around loop bodies that allocate nothing.
   pm.addPass(createCanonicalizerPass());
+  // The loops that allocate on the stack release it per iteration.
+  pm.addNestedPass<func::FuncOp>(createMassAllocaScopes());
   // Views (slices) become offsets and strides computed explicitly.
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());

@@ -107,6 +107,14 @@ public:
   /// name below the call ("weight", "bias"; empty for `param(...)`).
   mlir::Value addParam(llvm::ArrayRef<int64_t> shape, llvm::StringRef suffix,
                        Init init, const ast::Loc &loc);
+  /// Adds a buffer of the current call: state that training updates but
+  /// the optimizer does not (batch norm's running statistics), named and
+  /// saved like a parameter.
+  mlir::Value addBuffer(llvm::ArrayRef<int64_t> shape, llvm::StringRef suffix,
+                        Init init, const ast::Loc &loc);
+  /// A fresh number for each random op (dropout), so that each draws its
+  /// own stream.
+  int64_t nextStream() { return streams++; }
   /// Evaluates an expression in the current scope.
   mlir::FailureOr<Value> eval(const ast::Expr &expr);
 
@@ -125,6 +133,10 @@ private:
   Scope *scope = nullptr;
   Task *task = nullptr;
   bool inMetric = false;
+  int64_t streams = 0;
+
+  mlir::Value addState(llvm::StringRef role, llvm::ArrayRef<int64_t> shape,
+                       llvm::StringRef suffix, Init init, const ast::Loc &loc);
 
   struct ArgInfo {
     std::string role, name; // role: input, label or param

@@ -293,6 +293,66 @@ static FailureOr<Value> buildGlobalAvgPool(Elaborator &e, const Args &a) {
                 a);
 }
 
+static FailureOr<Value> buildBatchNorm(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> x = f32Arg(e, a, "x");
+  FailureOr<double> momentum = a.number("momentum", 0.1);
+  FailureOr<double> eps = a.number("eps", 1e-5);
+  if (failed(x) || failed(momentum) || failed(eps))
+    return failure();
+  llvm::ArrayRef<int64_t> in = shapeOf(*x);
+  if (in.size() < 2 || mlir::ShapedType::isDynamic(in[1])) {
+    e.error(a.get("x").loc) << "batchnorm normalises axis 1 of [B, C, ...], "
+                               "which needs a static size; got "
+                            << a.get("x").describe();
+    return failure();
+  }
+  if (*momentum < 0 || *momentum > 1) {
+    e.error(a.argLoc("momentum"))
+        << "batchnorm: momentum must lie in [0, 1], got " << *momentum;
+    return failure();
+  }
+  if (*eps <= 0) {
+    e.error(a.argLoc("eps")) << "batchnorm: eps must be positive, got " << *eps;
+    return failure();
+  }
+  if (failed(e.beginParamCall(a.loc(), "batchnorm")))
+    return failure();
+  // torch.nn.BatchNorm2d's order and initial values.
+  int64_t c = in[1];
+  mlir::Value w = e.addParam({c}, "weight", Init{Init::Kind::Ones}, a.loc());
+  mlir::Value bias = e.addParam({c}, "bias", Init{Init::Kind::Zeros}, a.loc());
+  mlir::Value mean =
+      e.addBuffer({c}, "running_mean", Init{Init::Kind::Zeros}, a.loc());
+  mlir::Value var =
+      e.addBuffer({c}, "running_var", Init{Init::Kind::Ones}, a.loc());
+  mlir::OpBuilder &b = e.getBuilder();
+  mlir::Type vec = w.getType();
+  auto op = b.create<BatchNormOp>(
+      e.location(a.loc()), mlir::TypeRange{x->getType(), vec, vec, vec, vec},
+      *x, w, bias, mean, var, b.getF64FloatAttr(*eps),
+      b.getF64FloatAttr(*momentum),
+      /*training=*/nullptr);
+  return result(op.getResult(), a);
+}
+
+static FailureOr<Value> buildDropout(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> x = f32Arg(e, a, "x");
+  FailureOr<double> p = a.number("p", 0.5);
+  if (failed(x) || failed(p))
+    return failure();
+  if (*p < 0 || *p >= 1) {
+    e.error(a.argLoc("p")) << "dropout: p must lie in [0, 1), got " << *p;
+    return failure();
+  }
+  mlir::OpBuilder &b = e.getBuilder();
+  return result(b.create<DropoutOp>(e.location(a.loc()), x->getType(), *x,
+                                    /*seed=*/mlir::Value(),
+                                    b.getF64FloatAttr(*p),
+                                    b.getI64IntegerAttr(e.nextStream()),
+                                    /*training=*/nullptr),
+                a);
+}
+
 /// `param(f32[...], init: zeros | ones | xavier_uniform | kaiming_uniform |
 /// normal(std: s) | uniform(a: a))`, named after its binding.
 static FailureOr<Value> buildParam(Elaborator &e, const Args &a) {
@@ -707,12 +767,12 @@ static const std::vector<LayerSpec> &table() {
       {"maxpool", {"x", "k", "?stride", "?pad"}, buildPool<MaxPoolOp>},
       {"avgpool", {"x", "k", "?stride", "?pad"}, buildPool<AvgPoolOp>},
       {"global_avgpool", {"x"}, buildGlobalAvgPool},
+      {"batchnorm", {"x", "?momentum", "?eps"}, buildBatchNorm},
+      {"dropout", {"x", "?p"}, buildDropout},
       // Part of the language, not of this compiler yet.
-      {"batchnorm", {"x", "?momentum", "?eps"}},
       {"layernorm", {"x", "?eps"}},
       {"embedding", {"ids", "?vocab", "?dim"}},
       {"attention", {"q", "k", "v", "?heads", "?causal"}},
-      {"dropout", {"x", "?p"}},
   };
   return specs;
 }

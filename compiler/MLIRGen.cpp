@@ -168,15 +168,28 @@ LogicalResult Elaborator::beginParamCall(const ast::Loc &loc,
   return success();
 }
 
-mlir::Value Elaborator::addParam(llvm::ArrayRef<int64_t> shape,
+mlir::Value Elaborator::addState(llvm::StringRef role,
+                                 llvm::ArrayRef<int64_t> shape,
                                  llvm::StringRef suffix, Init init,
                                  const ast::Loc &loc) {
   mlir::Value arg = body->addArgument(f32Tensor(shape), location(loc));
-  argInfo.push_back({"param", "", init});
+  argInfo.push_back({role.str(), "", init});
   Frame &frame = frames.back();
   frame.entries.push_back({arg.cast<mlir::BlockArgument>().getArgNumber(),
                            frame.currentSlot, suffix.str()});
   return arg;
+}
+
+mlir::Value Elaborator::addParam(llvm::ArrayRef<int64_t> shape,
+                                 llvm::StringRef suffix, Init init,
+                                 const ast::Loc &loc) {
+  return addState("param", shape, suffix, init, loc);
+}
+
+mlir::Value Elaborator::addBuffer(llvm::ArrayRef<int64_t> shape,
+                                  llvm::StringRef suffix, Init init,
+                                  const ast::Loc &loc) {
+  return addState("buffer", shape, suffix, init, loc);
 }
 
 //===----------------------------------------------------------------------===//
@@ -306,7 +319,7 @@ FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> Elaborator::run() {
     llvm::SmallVector<mlir::NamedAttribute> attrs;
     attrs.push_back(builder.getNamedAttr("mass." + info.role,
                                          builder.getStringAttr(info.name)));
-    if (info.role == "param") {
+    if (info.role == "param" || info.role == "buffer") {
       static const char *kinds[] = {"uniform", "normal", "zeros", "ones"};
       attrs.push_back(builder.getNamedAttr(
           "mass.init",

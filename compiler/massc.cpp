@@ -20,6 +20,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Support/Timing.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
@@ -105,6 +106,7 @@ int main(int argc, char **argv) {
   mass::registerMassCodegenPasses();
   mlir::registerMLIRContextCLOptions();
   mlir::registerPassManagerCLOptions();
+  mlir::registerDefaultTimingManagerCLOptions();
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(argc, argv,
                               "massc: compile a .mass model into a training "
@@ -146,10 +148,15 @@ int main(int argc, char **argv) {
     return 0;
   }
 
+  // --mlir-timing reports each pass's time.
+  mlir::DefaultTimingManager timing;
+  mlir::applyDefaultTimingManagerCLOptions(timing);
+  mlir::TimingScope timingRoot = timing.getRootScope();
   auto runPasses = [&](auto addPasses) {
     mlir::PassManager pm(&context);
     if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
       return mlir::failure();
+    pm.enableTiming(timingRoot);
     addPasses(pm);
     return pm.run(**module);
   };

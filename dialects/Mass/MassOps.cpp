@@ -236,3 +236,29 @@ LogicalResult MaxPoolGradOp::verify() {
 LogicalResult AvgPoolGradOp::verify() {
   return verifyPool(*this, getResult(), getGrad());
 }
+
+//===----------------------------------------------------------------------===//
+// Normalisation and dropout
+//===----------------------------------------------------------------------===//
+
+LogicalResult BatchNormOp::verify() {
+  ArrayRef<int64_t> in = shapeOf(getInput()), w = shapeOf(getWeight());
+  if (in.size() < 2 || ShapedType::isDynamic(in[1]))
+    return emitOpError() << "expects an input [N, C, ...] with a static C, got "
+                         << formatShape(in);
+  if (w.size() != 1 || w[0] != in[1])
+    return emitOpError() << "weight " << formatShape(w) << " should be [C] = ["
+                         << in[1] << "]";
+  double eps = getEps().convertToDouble(),
+         momentum = getMomentum().convertToDouble();
+  if (eps <= 0 || momentum < 0 || momentum > 1)
+    return emitOpError() << "needs eps > 0 and momentum in [0, 1]";
+  return success();
+}
+
+LogicalResult DropoutOp::verify() {
+  double p = getP().convertToDouble();
+  if (p < 0 || p >= 1)
+    return emitOpError() << "p must lie in [0, 1), got " << p;
+  return success();
+}

@@ -14,6 +14,8 @@ defvar Differentiable = DeclareOpInterfaceMethods<Mass_DifferentiableOpInterface
 
 def Mass_Scalar : 0DTensorOf<[F32]>,
     BuildableType<"::mlir::RankedTensorType::get({}, $_builder.getF32Type())">;
+def Mass_Seed : 0DTensorOf<[I32]>,
+    BuildableType<"::mlir::RankedTensorType::get({}, $_builder.getI32Type())">;
 
 //===----------------------------------------------------------------------===//
 // Elementwise
@@ -253,6 +255,61 @@ def Mass_AvgPoolGradOp : Mass_ConvLikeOp<"avgpool_grad"> {
     $grad `kernel` `=` $kernel `stride` `=` $stride `padding` `=` $padding
     attr-dict `:` type($grad) `->` type($result)
   }];
+}
+
+//===----------------------------------------------------------------------===//
+// Normalisation and dropout: ops whose training mode differs
+//===----------------------------------------------------------------------===//
+
+def Mass_BatchNormOp : Mass_Op<"batchnorm", [Pure, Differentiable,
+    AllTypesMatch<["input", "result"]>,
+    AllTypesMatch<["weight", "bias", "running_mean", "running_var", "mean",
+                   "invstd", "new_running_mean", "new_running_var"]>]> {
+  let summary = "batch normalisation over axis 1, as torch.nn.BatchNorm2d";
+  let description = [{
+    `result = (input - mean) * invstd * weight + bias` per channel (axis 1).
+    In training mode `mean` and `invstd = 1 / sqrt(var + eps)` come from the
+    batch (biased variance over every axis but 1), and the running
+    statistics move towards them: `new = (1 - momentum) * old + momentum *
+    stat`, with the unbiased variance. In evaluation mode they come from the
+    running statistics, which are returned unchanged. `mean` and `invstd`
+    are results so that the VJP reuses them.
+  }];
+  let arguments = (ins Mass_F32Tensor:$input, Mass_F32Tensor:$weight,
+                       Mass_F32Tensor:$bias, Mass_F32Tensor:$running_mean,
+                       Mass_F32Tensor:$running_var, F64Attr:$eps,
+                       F64Attr:$momentum, UnitAttr:$training);
+  let results = (outs Mass_F32Tensor:$result, Mass_F32Tensor:$mean,
+                      Mass_F32Tensor:$invstd, Mass_F32Tensor:$new_running_mean,
+                      Mass_F32Tensor:$new_running_var);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $bias `,` $running_mean `,` $running_var
+    (`training` $training^)? `eps` `=` $eps `momentum` `=` $momentum
+    attr-dict `:` type($input) `,` type($weight)
+  }];
+  let hasVerifier = 1;
+}
+
+def Mass_DropoutOp : Mass_Op<"dropout", [Pure, Differentiable,
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "inverted dropout, drawn from a counter-based hash";
+  let description = [{
+    In training mode with a `seed`, each element is kept with probability
+    `1 - p` and scaled by `1 / (1 - p)`; the draw hashes the seed, `stream`
+    (one per dropout in the model) and the element's position, so the VJP
+    (the same dropout of the gradient) draws the same mask. A negative seed
+    turns dropout off (the gradient dump). In evaluation mode, or without a
+    seed, it is the identity.
+  }];
+  let arguments = (ins Mass_F32Tensor:$input,
+                       Optional<Mass_Seed>:$seed, F64Attr:$p,
+                       I64Attr:$stream, UnitAttr:$training);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input (`seed` $seed^)? (`training` $training^)? `p` `=` $p `stream` `=`
+    $stream attr-dict `:` type($input)
+  }];
+  let hasVerifier = 1;
 }
 
 //===----------------------------------------------------------------------===//

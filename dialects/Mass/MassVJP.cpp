@@ -265,6 +265,57 @@ LogicalResult AvgPoolOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
 }
 
 //===----------------------------------------------------------------------===//
+// Normalisation and dropout
+//===----------------------------------------------------------------------===//
+
+LogicalResult BatchNormOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
+                                    Grads &dxs) {
+  MassBuilder m(b, getLoc());
+  Value x = getInput(), dy = dys[0];
+  if (!dy)
+    return emitOpError("only the normalised result is differentiable");
+  int64_t rank = MassBuilder::typeOf(x).getRank();
+  int64_t channels = MassBuilder::typeOf(x).getDimSize(1);
+  // Per-channel vectors as [C, 1, ...], to broadcast against x.
+  SmallVector<int64_t> column(rank - 1, 1);
+  column[0] = channels;
+  auto columnType = RankedTensorType::get(column, b.getF32Type());
+  auto asColumn = [&](Value v) { return m.reshape(v, columnType); };
+  SmallVector<int64_t> axes;
+  for (int64_t i = 0; i < rank; ++i)
+    if (i != 1)
+      axes.push_back(i);
+  Value invstd = asColumn(getInvstd());
+  Value xhat = m.mul(m.sub(x, asColumn(getMean())), invstd);
+  Value dbias = m.sum(dy, axes, /*keepdim=*/false);
+  Value dweight = m.sum(m.mul(dy, xhat), axes, /*keepdim=*/false);
+  Value scale = m.mul(asColumn(getWeight()), invstd);
+  Value dx;
+  if (getTraining()) {
+    // The batch statistics depend on x too:
+    // dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)).
+    Value n = m.count(x, axes);
+    Value centred = m.sub(dy, m.div(asColumn(dbias), n));
+    dx = m.mul(m.sub(centred, m.mul(xhat, m.div(asColumn(dweight), n))), scale);
+  } else {
+    dx = m.mul(dy, scale);
+  }
+  dxs.append({dx, dweight, dbias, Value(), Value()});
+  return success();
+}
+
+LogicalResult DropoutOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
+                                  Grads &dxs) {
+  // Linear in x with the same mask: the gradient is dropped the same way.
+  dxs.push_back(b.create<DropoutOp>(getLoc(), dys[0].getType(), dys[0],
+                                    getSeed(), getPAttr(), getStreamAttr(),
+                                    getTrainingAttr()));
+  if (getSeed())
+    dxs.push_back(Value());
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // Reductions
 //===----------------------------------------------------------------------===//
 

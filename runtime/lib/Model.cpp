@@ -92,6 +92,8 @@ bool ModelSpec::parse(const char *descriptor, ModelSpec &out,
       out.labels.push_back(v);
     else if (v.role == "param")
       out.params.push_back(v);
+    else if (v.role == "buffer")
+      out.buffers.push_back(v);
   }
   return true;
 }

@@ -45,7 +45,9 @@ struct ModelSpec {
   std::vector<std::pair<std::string, double>> tasks;
   Json train;
   EntrySpec forward, trainStep, update, predict, score;
-  std::vector<ValueSpec> inputs, labels, params; // from forward's arguments
+  // From forward's arguments. Buffers (batch norm's running statistics)
+  // are saved and loaded with the parameters but not optimised.
+  std::vector<ValueSpec> inputs, labels, params, buffers;
 
   static bool parse(const char *descriptor, ModelSpec &out, std::string &error);
 };

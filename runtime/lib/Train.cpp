@@ -10,6 +10,7 @@
 
 #include "Train.h"
 
+#include "Augment.h"
 #include "DataIO.h"
 #include "Json.h"
 #include "Model.h"
@@ -76,10 +77,15 @@ private:
   Schedule schedule;
   std::string strategy = "joint";
   std::vector<double> sampleProbs;
+  std::vector<Augmentation> augmentations;
 
   // State.
   std::mt19937_64 rng;
   std::map<std::string, Tensor> params, nextParams, grads, states, nextStates;
+  // Buffers: train_step returns their new values into nextBuffers.
+  std::map<std::string, Tensor> buffers, nextBuffers;
+  // Dropout's seed for the step; negative turns dropout off.
+  Tensor dropoutSeed{DType::I32, {}};
   std::map<std::string, Tensor> batchBuffers; // inputs and labels
   std::vector<Tensor> taskWeights;            // one scalar per task
   std::map<std::string, Tensor> outputs;      // scalars by output name
@@ -104,7 +110,9 @@ private:
               int64_t begin, int64_t count);
   void bindBatch(EntryCall &call, const EntrySpec &entry, int64_t count);
   void setTaskWeights();
-  void trainStep(int64_t count);
+  /// One forward and backward pass; dropout draws from `dropout`, or from
+  /// the generator when it is -1, or is off when it is -2.
+  void trainStep(int64_t count, int64_t dropout = -1);
   void update();
 
   struct Totals {
@@ -121,6 +129,7 @@ private:
   void writeCheckpoint(const std::string &file, bool withState, int64_t epoch);
   void resume(const std::string &dir);
   void dumpGrads();
+  void dumpPredictions();
   void dumpParams();
   int ensemble();
   int benchmark();
@@ -155,8 +164,9 @@ void Trainer::configure() {
     if (std::accumulate(sampleProbs.begin(), sampleProbs.end(), 0.0) <= 0)
       fail("strategy sample(...) gives no task a positive probability");
   }
-  if (cfg().has("augment") && !cfg()["augment"].items().empty())
-    fail("augment is not supported yet");
+  std::string error;
+  if (!parseAugmentations(cfg()["augment"], spec.inputs, augmentations, error))
+    fail(error);
 }
 
 Dataset Trainer::loadData(const Json &source, const std::string &override,
@@ -280,6 +290,10 @@ void Trainer::allocate() {
     nextParams[v.name] = Tensor(DType::F32, v.shape);
     grads[v.name] = Tensor(DType::F32, v.shape);
   }
+  for (const ValueSpec &v : spec.buffers) {
+    buffers[v.name] = Tensor(DType::F32, v.shape);
+    nextBuffers[v.name] = Tensor(DType::F32, v.shape);
+  }
   for (const ValueSpec &v : spec.update.args)
     if (v.role == "state") {
       states[v.name] = Tensor(DType::F32, v.shape);
@@ -306,6 +320,9 @@ void Trainer::allocate() {
 }
 
 void Trainer::initParams() {
+  for (const ValueSpec &v : spec.buffers)
+    std::fill(buffers[v.name].f.begin(), buffers[v.name].f.end(),
+              v.init == "ones" ? 1.0f : 0.0f);
   for (const ValueSpec &v : spec.params) {
     Tensor &t = params[v.name];
     if (v.init == "uniform") {
@@ -328,20 +345,26 @@ void Trainer::loadInit(const std::string &path,
   std::string error;
   if (!readSafetensors(path, file, error))
     fail(error);
-  for (const ValueSpec &v : spec.params) {
-    if (std::any_of(skip.begin(), skip.end(),
-                    [&](const std::string &g) { return globMatch(g, v.name); }))
-      continue;
-    auto it = file.tensors.find(v.name);
-    if (it == file.tensors.end())
-      fail("'" + path + "' has no tensor '" + v.name +
-           "' (skip it with init = load(path, skip: [...]))");
-    if (it->second.shape != v.shape || it->second.dtype != DType::F32)
-      fail("'" + path + "': '" + v.name + "' has shape " +
-           formatShape(it->second.shape) + ", the model expects " +
-           formatShape(v.shape));
-    params[v.name].f = it->second.f;
-  }
+  auto load = [&](const std::vector<ValueSpec> &specs,
+                  std::map<std::string, Tensor> &into) {
+    for (const ValueSpec &v : specs) {
+      if (std::any_of(skip.begin(), skip.end(), [&](const std::string &g) {
+            return globMatch(g, v.name);
+          }))
+        continue;
+      auto it = file.tensors.find(v.name);
+      if (it == file.tensors.end())
+        fail("'" + path + "' has no tensor '" + v.name +
+             "' (skip it with init = load(path, skip: [...]))");
+      if (it->second.shape != v.shape || it->second.dtype != DType::F32)
+        fail("'" + path + "': '" + v.name + "' has shape " +
+             formatShape(it->second.shape) + ", the model expects " +
+             formatShape(v.shape));
+      into[v.name].f = it->second.f;
+    }
+  };
+  load(spec.params, params);
+  load(spec.buffers, buffers);
 }
 
 void Trainer::gather(const Dataset &data, const std::vector<int64_t> &rows,
@@ -369,6 +392,10 @@ void Trainer::bindBatch(EntryCall &call, const EntrySpec &entry,
       call.bind(index, batchBuffers[v.name].data(), v.withBatch(count));
     else if (v.role == "param")
       call.bind(index, params[v.name]);
+    else if (v.role == "buffer")
+      call.bind(index, buffers[v.name]);
+    else if (v.role == "seed")
+      call.bind(index, dropoutSeed);
     else if (v.role == "task_weight")
       call.bind(index, taskWeights[task++]);
     ++index;
@@ -378,6 +405,8 @@ void Trainer::bindBatch(EntryCall &call, const EntrySpec &entry,
       call.bind(index, outputs[v.name]);
     else if (v.role == "grad")
       call.bind(index, grads[v.name]);
+    else if (v.role == "buffer")
+      call.bind(index, nextBuffers[v.name]);
     ++index;
   }
 }
@@ -397,9 +426,19 @@ void Trainer::setTaskWeights() {
   }
 }
 
-void Trainer::trainStep(int64_t count) {
+void Trainer::trainStep(int64_t count, int64_t dropout) {
+  // Only models with dropout draw, so that others keep their shuffles.
+  bool seeded =
+      std::any_of(spec.trainStep.args.begin(), spec.trainStep.args.end(),
+                  [](const ValueSpec &v) { return v.role == "seed"; });
+  if (dropout == -1 && seeded)
+    dropout = static_cast<int64_t>(rng() & 0x7fffffff);
+  dropoutSeed.i[0] = static_cast<int32_t>(dropout < 0 ? -1 : dropout);
   bindBatch(trainCall, spec.trainStep, count);
   trainCall.invoke(mass_train_step);
+  for (const ValueSpec &v : spec.trainStep.results)
+    if (v.role == "buffer")
+      std::swap(buffers[v.name].f, nextBuffers[v.name].f);
 }
 
 void Trainer::update() {
@@ -542,6 +581,8 @@ void Trainer::writeCheckpoint(const std::string &file, bool withState,
   NamedTensors out;
   for (const auto &[name, t] : params)
     out.tensors[name] = t;
+  for (const auto &[name, t] : buffers)
+    out.tensors[name] = t;
   out.metadata["model"] = spec.name;
   out.metadata["epoch"] = std::to_string(epoch);
   std::string error;
@@ -597,17 +638,27 @@ void Trainer::logEvent(const Json &event) {
 }
 
 void Trainer::dumpParams() {
-  int64_t total = 0;
-  for (const ValueSpec &v : spec.params) {
-    int64_t n = 1;
-    for (int64_t d : v.shape)
-      n *= d;
-    total += n;
-    std::printf("%-40s %-16s %10lld\n", v.name.c_str(),
-                formatShape(v.shape).c_str(), static_cast<long long>(n));
-  }
-  std::printf("%lld parameters in %zu tensors\n", static_cast<long long>(total),
+  auto list = [](const std::vector<ValueSpec> &specs, const char *what) {
+    int64_t total = 0;
+    for (const ValueSpec &v : specs) {
+      int64_t n = 1;
+      for (int64_t d : v.shape)
+        n *= d;
+      total += n;
+      std::printf("%-40s %-16s %10lld%s\n", v.name.c_str(),
+                  formatShape(v.shape).c_str(), static_cast<long long>(n),
+                  *what == 'b' ? "  buffer" : "");
+    }
+    return total;
+  };
+  int64_t params = list(spec.params, "param");
+  int64_t buffers = list(spec.buffers, "buffer");
+  std::printf("%lld parameters in %zu tensors", static_cast<long long>(params),
               spec.params.size());
+  if (!spec.buffers.empty())
+    std::printf("; %lld buffer values in %zu tensors",
+                static_cast<long long>(buffers), spec.buffers.size());
+  std::printf("\n");
 }
 
 void Trainer::dumpGrads() {
@@ -615,7 +666,7 @@ void Trainer::dumpGrads() {
   gather(trainData, {}, 0, count);
   for (size_t t = 0; t < spec.tasks.size(); ++t)
     taskWeights[t].f[0] = static_cast<float>(spec.tasks[t].second);
-  trainStep(count);
+  trainStep(count, opts.dropoutSeed >= 0 ? opts.dropoutSeed : -2);
   NamedTensors out;
   for (const auto &[name, g] : grads)
     out.tensors["grad." + name] = g;
@@ -631,6 +682,40 @@ void Trainer::dumpGrads() {
   out.tensors["loss"] = l;
   std::string error;
   if (!writeSafetensors(opts.dumpGrads, out, error))
+    fail(error);
+}
+
+/// Runs @predict over the validation data in evaluation mode and writes
+/// every prediction, all rows, as safetensors.
+void Trainer::dumpPredictions() {
+  if (!spec.predict.present)
+    fail("this program has no predict entry point; recompile it");
+  EntryCall predictCall(spec.predict);
+  NamedTensors out;
+  std::vector<Tensor> batchPreds;
+  for (const ValueSpec &v : spec.predict.results) {
+    batchPreds.emplace_back(DType::F32, v.withBatch(batch));
+    out.tensors[v.name] = Tensor(DType::F32, v.withBatch(valData.rows));
+  }
+  for (int64_t begin = 0; begin < valData.rows; begin += batch) {
+    int64_t count = std::min(batch, valData.rows - begin);
+    gather(valData, {}, begin, count);
+    bindBatch(predictCall, spec.predict, count);
+    size_t index = spec.predict.args.size();
+    for (size_t k = 0; k < batchPreds.size(); ++k)
+      predictCall.bind(index + k, batchPreds[k].data(),
+                       spec.predict.results[k].withBatch(count));
+    predictCall.invoke(mass_predict);
+    for (size_t k = 0; k < batchPreds.size(); ++k) {
+      Tensor &all = out.tensors[spec.predict.results[k].name];
+      int64_t row = all.rowSize();
+      std::copy_n(batchPreds[k].f.data(), count * row,
+                  all.f.data() + begin * row);
+    }
+  }
+  out.metadata["model"] = spec.name;
+  std::string error;
+  if (!writeSafetensors(opts.dumpPredictions, out, error))
     fail(error);
 }
 
@@ -652,10 +737,13 @@ int Trainer::ensemble() {
   }
   if (files.empty())
     fail("--ensemble expects A.safetensors,B.safetensors,...");
-  std::vector<std::map<std::string, Tensor>> members;
+  struct Member {
+    std::map<std::string, Tensor> params, buffers;
+  };
+  std::vector<Member> members;
   for (const std::string &file : files) {
     loadInit(file, {});
-    members.push_back(params);
+    members.push_back({params, buffers});
   }
   // Prediction buffers: one set per member, and the combination.
   std::vector<std::vector<Tensor>> preds(members.size());
@@ -671,7 +759,8 @@ int Trainer::ensemble() {
     int64_t count = std::min(batch, valData.rows - begin);
     gather(valData, {}, begin, count);
     for (size_t m = 0; m < members.size(); ++m) {
-      params = members[m];
+      params = members[m].params;
+      buffers = members[m].buffers;
       bindBatch(predictCall, spec.predict, count);
       size_t index = spec.predict.args.size();
       for (size_t k = 0; k < preds[m].size(); ++k)
@@ -707,7 +796,8 @@ int Trainer::ensemble() {
         for (int64_t e = 0; e < n; ++e)
           out[e] = std::log(std::max(out[e], 1e-30f));
     }
-    params = members[0];
+    params = members[0].params;
+    buffers = members[0].buffers;
     bindBatch(scoreCall, spec.score, count);
     size_t first = spec.score.args.size() - combined.size();
     for (size_t k = 0; k < combined.size(); ++k)
@@ -793,7 +883,8 @@ int Trainer::run() {
   if (!initPath.empty())
     loadInit(initPath, skip);
 
-  bool needTrain = !opts.evalOnly && opts.ensemble.empty();
+  bool needTrain =
+      !opts.evalOnly && opts.ensemble.empty() && opts.dumpPredictions.empty();
   if (needTrain)
     trainData = loadData(cfg()["train_data"], opts.train, "train");
   if (!opts.dumpGrads.empty()) {
@@ -814,6 +905,12 @@ int Trainer::run() {
     if (!haveVal)
       fail("--ensemble needs validation data (val_data or --val)");
     return ensemble();
+  }
+  if (!opts.dumpPredictions.empty()) {
+    if (!haveVal)
+      fail("--dump-predictions needs validation data (val_data or --val)");
+    dumpPredictions();
+    return 0;
   }
   if (opts.evalOnly) {
     if (!haveVal)
@@ -882,6 +979,8 @@ int Trainer::run() {
       int64_t begin = s * batch;
       int64_t count = std::min<int64_t>(batch, order.size() - begin);
       gather(trainData, order, begin, count);
+      for (const Augmentation &a : augmentations)
+        augment(a, batchBuffers[a.input], count, rng);
       setTaskWeights();
       trainStep(count);
       for (const auto &[task, weight] : spec.tasks) {

@@ -9,7 +9,9 @@ namespace mass::rt {
 
 /// Command-line settings; unset ones come from the model's train block.
 struct Options {
-  std::string train, val, log, checkpointDir, resume, init, ensemble, dumpGrads;
+  std::string train, val, log, checkpointDir, resume, init, ensemble, dumpGrads,
+      dumpPredictions;
+  int64_t dropoutSeed = -1; // with dumpGrads: dropout on, from this seed
   int64_t epochs = -1, batch = -1, seed = -1;
   int64_t threads = 0; // 0: OpenMP's default, one per core
   double lr = -1;

@@ -37,6 +37,11 @@ static const char *usage =
     "  --dump-grads FILE        one forward and backward pass on the first "
     "batch,\n"
     "                           gradients and losses written as safetensors\n"
+    "                           (batch norm in training mode, dropout off)\n"
+    "  --dropout-seed N         with --dump-grads: dropout on, drawn from N\n"
+    "  --dump-predictions FILE  the predictions (logits, values) on the\n"
+    "                           validation data in evaluation mode, as\n"
+    "                           safetensors pred.K [rows, ...]\n"
     "  --help\n";
 
 static bool parseInt(const char *text, int64_t &out) {
@@ -124,6 +129,10 @@ int main(int argc, char **argv) {
       o.dumpParams = true;
     } else if (flag == "--dump-grads") {
       o.dumpGrads = value();
+    } else if (flag == "--dropout-seed") {
+      integer(o.dropoutSeed, 0);
+    } else if (flag == "--dump-predictions") {
+      o.dumpPredictions = value();
     } else {
       std::fprintf(stderr, "error: unknown option '%s' (see --help)\n",
                    flag.c_str());

@@ -271,6 +271,59 @@ model conv {
         grads, total, _ = torch_grads(params, loss)
         self.check(ours, grads, total, total, {"cls": total})
 
+    def test_batchnorm_and_dropout(self):
+        """Batch norm in training mode (batch statistics, through a conv and
+        over a dense layer's features) and dropout, which --dump-grads turns
+        off; the running statistics, loaded with the weights, do not matter
+        in training mode."""
+        source = """
+block unit(x, c) {
+  conv = conv2d(x, c, kernel: 3, pad: 1, bias: false)
+  bn = batchnorm(conv, eps: 1e-3)
+  return relu(bn)
+}
+
+model bn {
+  input x: f32[B, 3, 6, 6]
+  label y: i32[B]
+  f = x |> unit(4) |> maxpool(2) |> unit(5)
+  h = dense(flatten(f), 8, bias: false)
+  n = batchnorm(h, momentum: 0.3)
+  out = dense(dropout(tanh(n), 0.4), 3)
+  task cls { loss = cross_entropy(out, y) }
+}
+"""
+        work = masstest.Workdir()
+        exe = masstest.compile_model(source, work, "bn")
+        rng = np.random.default_rng(9)
+        n = 6
+        x = rng.standard_normal((n, 3, 6, 6)).astype(np.float32)
+        y = rng.integers(0, 3, n).astype(np.int32)
+        masstest.write_npy_dir(work.file("data"), {"x": x, "y": y})
+        shapes = masstest.param_shapes(exe)
+        buffers = masstest.param_shapes(exe, buffers=True)
+        self.assertEqual(sorted(buffers), ["f.0.bn.running_mean", "f.0.bn.running_var",
+                                           "f.1.bn.running_mean", "f.1.bn.running_var",
+                                           "n.running_mean", "n.running_var"])
+        params = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in shapes.items()}
+        stats = {k: rng.uniform(0.5, 1.5, s).astype(np.float32) for k, s in buffers.items()}
+        ours = masstest.dump_grads(exe, work, {**params, **stats}, work.file("data"), n)
+
+        def loss(p):
+            def unit(h, name, c):
+                h = F.conv2d(h, p[name + ".conv.weight"], padding=1)
+                h = F.batch_norm(h, None, None, p[name + ".bn.weight"], p[name + ".bn.bias"],
+                                 training=True, eps=1e-3)
+                return F.relu(h)
+            f = unit(F.max_pool2d(unit(torch.tensor(x), "f.0", 4), 2), "f.1", 5)
+            h = F.linear(f.flatten(1), p["h.weight"])
+            h = F.batch_norm(h, None, None, p["n.weight"], p["n.bias"], training=True)
+            out = F.linear(torch.tanh(h), p["out.weight"], p["out.bias"])
+            return F.cross_entropy(out, torch.tensor(y, dtype=torch.long))
+
+        grads, total, _ = torch_grads(params, loss)
+        self.check(ours, grads, total, total, {"cls": total})
+
     def test_fused_matches_unfused(self):
         """Fusion changes no result: the programs built with and without
         --fuse give the same losses and gradients within 1e-5."""

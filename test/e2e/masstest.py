@@ -74,6 +74,14 @@ def write_npy_dir(path, arrays):
         np.save(os.path.join(path, name + ".npy"), a)
 
 
+def run(args):
+    """Runs a program; a failure shows its output."""
+    r = subprocess.run(args, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {r.returncode}:\n{r.stdout}{r.stderr}")
+    return r.stdout
+
+
 def dump_grads(exe, work, params, data_dir, batch, extra=()):
     init = work.file("init.safetensors")
     write_safetensors(init, params)
@@ -83,13 +91,16 @@ def dump_grads(exe, work, params, data_dir, batch, extra=()):
     return read_safetensors(out)
 
 
-def param_shapes(exe):
-    """Names and shapes from --dump-params."""
+def param_shapes(exe, buffers=False):
+    """Names and shapes from --dump-params: the parameters, or with
+    `buffers` the buffers."""
     text = subprocess.run([exe, "--dump-params"], check=True, capture_output=True, text=True).stdout
     shapes = {}
     for line in text.splitlines():
         parts = line.split(None, 1)
         if len(parts) == 2 and parts[1].startswith("["):
+            if parts[1].rstrip().endswith("buffer") != buffers:
+                continue
             shape = parts[1][1:parts[1].index("]")]
             shapes[parts[0]] = [int(d) for d in shape.split(",") if d.strip()]
     return shapes

@@ -1,7 +1,8 @@
 """Finite differences for every VJP rule: each rule's input comes from its
 own parameter, the loss adds one term per rule, and central differences of
 the loss (read back from --dump-grads at perturbed parameters) must match
-the analytic gradient the compiler derived."""
+the analytic gradient the compiler derived. Dropout is on, drawn from a
+fixed seed, so that every evaluation uses the same mask."""
 import os
 import re
 import sys
@@ -48,8 +49,11 @@ TERMS = {
     "concat_mid": "concat(a * 2.0, a, axis: 1)",
     "conv2d": "conv2d(reshape(a, [-1, 1, 3, 4]), 2, kernel: 2, stride: 2, pad: 1)",
     "conv2d_grouped": "conv2d(reshape(a, [-1, 2, 3, 2]), 4, kernel: 2, dilation: 2, pad: 1, groups: 2)",
-    "maxpool": "maxpool(reshape(a, [-1, 1, 3, 4]), 2, stride: 1, pad: 1)",
+    "maxpool": "maxpool(reshape(a, [-1, 1, 3, 4]), 2, pad: 1)",
     "avgpool": "avgpool(reshape(a, [-1, 1, 3, 4]), 3, stride: 2, pad: 1)",
+    "batchnorm": "batchnorm(a)",
+    "batchnorm_4d": "batchnorm(reshape(a, [-1, 2, 3, 2]), eps: 0.01)",
+    "dropout": "dropout(a, 0.3)",
 }
 
 EXTRA_PARAMS = {"q_add": "f32[4]", "q_sub": "f32[3, 1]", "q_mul": "f32[4]",
@@ -102,10 +106,13 @@ class VjpFiniteDifferences(unittest.TestCase):
         masstest.write_npy_dir(work.file("data"), {"x": x, "y": y, "t": t})
         shapes = masstest.param_shapes(exe)
         params = {k: (rng.standard_normal(s) * 0.01).astype(np.float32) for k, s in shapes.items()}
-        base = masstest.dump_grads(exe, work, params, work.file("data"), n)
+        buffers = {k: np.ones(s, np.float32) for k, s in masstest.param_shapes(exe, buffers=True).items()}
+        dropout = ["--dropout-seed", "5"]
+        base = masstest.dump_grads(exe, work, {**params, **buffers}, work.file("data"), n, dropout)
 
         def loss_at(p):
-            return float(masstest.dump_grads(exe, work, p, work.file("data"), n)["loss"])
+            return float(masstest.dump_grads(exe, work, {**p, **buffers}, work.file("data"), n,
+                                             dropout)["loss"])
 
         failures = []
         for name in sorted(shapes):

@@ -1,6 +1,7 @@
 //===- RuntimeTest.cpp - The runtime's readers, writers and schedules
 //------===//
 
+#include "Augment.h"
 #include "DataIO.h"
 #include "Json.h"
 #include "Model.h"
@@ -261,6 +262,115 @@ TEST(Model, PassesAnArenaSizedForTheBatch) {
       "arena": {"bytes": -1}, "args": [], "results": []}}})";
   EXPECT_FALSE(ModelSpec::parse(bad, spec, error));
   EXPECT_NE(error.find("arena"), std::string::npos) << error;
+}
+
+/// A batch of `n` images [n, 2, 5, 7] with distinct positive values.
+Tensor images(int64_t n) {
+  Tensor t(DType::F32, {n, 2, 5, 7});
+  for (int64_t k = 0; k < t.numel(); ++k)
+    t.f[k] = static_cast<float>(k + 1);
+  return t;
+}
+
+std::vector<Augmentation> parseOne(const std::string &item,
+                                   std::string &error) {
+  Json list;
+  EXPECT_TRUE(Json::parse(("[" + item + "]").c_str(), list, error)) << error;
+  ValueSpec image;
+  image.name = "image";
+  image.shape = {-1, 2, 5, 7};
+  ValueSpec flat;
+  flat.name = "flat";
+  flat.shape = {-1, 4};
+  std::vector<Augmentation> out;
+  if (!parseAugmentations(list, {image, flat}, out, error))
+    out.clear();
+  return out;
+}
+
+TEST(Augment, FlipMirrorsAboutHalfTheImages) {
+  std::string error;
+  auto flip = parseOne(R"({"kind": "flip", "input": "image"})", error);
+  ASSERT_EQ(flip.size(), 1u) << error;
+  Tensor original = images(64), t = original;
+  std::mt19937_64 rng(3);
+  augment(flip[0], t, 64, rng);
+  int mirrored = 0;
+  for (int64_t s = 0; s < 64; ++s) {
+    bool same = true, mirror = true;
+    for (int64_t p = 0; p < 10; ++p)
+      for (int64_t j = 0; j < 7; ++j) {
+        float got = t.f[s * 70 + p * 7 + j];
+        same &= got == original.f[s * 70 + p * 7 + j];
+        mirror &= got == original.f[s * 70 + p * 7 + (6 - j)];
+      }
+    EXPECT_TRUE(same || mirror) << "sample " << s;
+    mirrored += mirror;
+  }
+  EXPECT_GT(mirrored, 16);
+  EXPECT_LT(mirrored, 48);
+}
+
+TEST(Augment, CropShiftsWithinThePaddingAndFillsZeros) {
+  std::string error;
+  auto crop =
+      parseOne(R"({"kind": "random_crop", "input": "image", "pad": 2})", error);
+  ASSERT_EQ(crop.size(), 1u) << error;
+  Tensor original = images(40), t = original;
+  std::mt19937_64 rng(5);
+  augment(crop[0], t, 40, rng);
+  int shifted = 0;
+  for (int64_t s = 0; s < 40; ++s) {
+    // Exactly one shift within the padding explains the sample, the same
+    // for both channels.
+    int matches = 0;
+    for (int64_t dy = -2; dy <= 2; ++dy)
+      for (int64_t dx = -2; dx <= 2; ++dx) {
+        bool ok = true;
+        for (int64_t c = 0; c < 2; ++c)
+          for (int64_t i = 0; i < 5; ++i)
+            for (int64_t j = 0; j < 7; ++j) {
+              int64_t si = i + dy, sj = j + dx;
+              float want = si >= 0 && si < 5 && sj >= 0 && sj < 7
+                               ? original.f[s * 70 + c * 35 + si * 7 + sj]
+                               : 0.0f;
+              ok &= t.f[s * 70 + c * 35 + i * 7 + j] == want;
+            }
+        if (ok) {
+          ++matches;
+          shifted += dy != 0 || dx != 0;
+        }
+      }
+    EXPECT_EQ(matches, 1) << "sample " << s;
+  }
+  EXPECT_GT(shifted, 30);
+}
+
+TEST(Augment, NoiseHasTheRequestedSpread) {
+  std::string error;
+  auto noise =
+      parseOne(R"({"kind": "noise", "input": "flat", "std": 0.5})", error);
+  ASSERT_EQ(noise.size(), 1u) << error;
+  Tensor t(DType::F32, {5000, 4});
+  std::mt19937_64 rng(7);
+  augment(noise[0], t, 5000, rng);
+  double sum = 0, squares = 0;
+  for (float v : t.f) {
+    sum += v;
+    squares += v * v;
+  }
+  double mean = sum / t.numel();
+  EXPECT_NEAR(mean, 0.0, 0.02);
+  EXPECT_NEAR(std::sqrt(squares / t.numel() - mean * mean), 0.5, 0.02);
+}
+
+TEST(Augment, RejectsInputsThatAreNotImages) {
+  std::string error;
+  EXPECT_TRUE(parseOne(R"({"kind": "flip", "input": "flat"})", error).empty());
+  EXPECT_NE(error.find("needs an image"), std::string::npos) << error;
+  EXPECT_TRUE(parseOne(R"({"kind": "noise", "input": "nope", "std": 1})", error)
+                  .empty());
+  EXPECT_NE(error.find("not an f32 input"), std::string::npos) << error;
 }
 
 } // namespace

@@ -1,9 +1,11 @@
 //===- Autodiff.cpp - Reverse-mode differentiation
 //-------------------------===//
 //
-// Clones @forward into @train_step, seeds each task's loss with its weight,
-// walks the ops backwards asking each for its vector-Jacobian product, and
-// returns the accumulated gradient of every parameter.
+// Clones @forward into @train_step, puts it in training mode (batch norm
+// on batch statistics, returning its new running statistics; dropout drawn
+// from a seed argument), seeds each task's loss with its weight, walks the
+// ops backwards asking each for its vector-Jacobian product, and returns the
+// accumulated gradient of every parameter.
 //
 //===----------------------------------------------------------------------===//
 
@@ -46,6 +48,52 @@ private:
   LogicalResult differentiate(ModuleOp module, func::FuncOp forward);
 };
 
+/// A new buffer value that the step returns, named after the buffer.
+struct BufferUpdate {
+  Value value;
+  StringAttr name;
+};
+
+/// Switches the step's ops to training mode. Dropout reads a seed argument
+/// added to the step; batch norm's new running statistics become results.
+LogicalResult enterTrainingMode(func::FuncOp step,
+                                SmallVectorImpl<BufferUpdate> &updates) {
+  OpBuilder b(step.getContext());
+  Value seed;
+  auto bufferName = [&](Value v) -> StringAttr {
+    auto arg = dyn_cast<BlockArgument>(v);
+    return arg ? step.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                   "mass.buffer")
+               : StringAttr();
+  };
+  WalkResult walk = step.walk([&](Operation *op) {
+    if (auto dropout = dyn_cast<DropoutOp>(op)) {
+      if (!seed) {
+        unsigned index = step.getNumArguments();
+        step.insertArgument(index, RankedTensorType::get({}, b.getI32Type()),
+                            b.getDictionaryAttr(b.getNamedAttr(
+                                "mass.seed", b.getStringAttr("dropout"))),
+                            step.getLoc());
+        seed = step.getArgument(index);
+      }
+      dropout.getSeedMutable().assign(seed);
+      dropout.setTraining(true);
+    } else if (auto bn = dyn_cast<BatchNormOp>(op)) {
+      bn.setTraining(true);
+      StringAttr mean = bufferName(bn.getRunningMean());
+      StringAttr var = bufferName(bn.getRunningVar());
+      if (!mean || !var) {
+        bn.emitOpError("needs its running statistics as buffer arguments");
+        return WalkResult::interrupt();
+      }
+      updates.push_back({bn.getNewRunningMean(), mean});
+      updates.push_back({bn.getNewRunningVar(), var});
+    }
+    return WalkResult::advance();
+  });
+  return failure(walk.wasInterrupted());
+}
+
 } // namespace
 
 LogicalResult Autodiff::differentiate(ModuleOp module, func::FuncOp forward) {
@@ -53,6 +101,9 @@ LogicalResult Autodiff::differentiate(ModuleOp module, func::FuncOp forward) {
   b.setInsertionPointAfter(forward);
   auto step = cast<func::FuncOp>(b.clone(*forward));
   step.setSymName("train_step");
+  SmallVector<BufferUpdate> updates;
+  if (failed(enterTrainingMode(step, updates)))
+    return failure();
   Block &body = step.getBody().front();
   auto ret = cast<func::ReturnOp>(body.getTerminator());
   b.setInsertionPoint(ret);
@@ -144,6 +195,12 @@ LogicalResult Autodiff::differentiate(ModuleOp module, func::FuncOp forward) {
     results.push_back(g);
     resultAttrs.push_back(
         b.getDictionaryAttr(b.getNamedAttr("mass.grad", name)));
+  }
+  // Then the buffers' new values.
+  for (const BufferUpdate &u : updates) {
+    results.push_back(u.value);
+    resultAttrs.push_back(
+        b.getDictionaryAttr(b.getNamedAttr("mass.buffer", u.name)));
   }
   b.create<func::ReturnOp>(ret.getLoc(), results);
   ret.erase();

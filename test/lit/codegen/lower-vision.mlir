@@ -81,3 +81,33 @@ func.func @pools(%x: tensor<?x3x8x8xf32>, %dy: tensor<?x3x4x4xf32>) -> (tensor<?
   %3 = mass.avgpool_grad %dy kernel = [3, 3] stride = [2, 2] padding = [1, 1] : tensor<?x3x4x4xf32> -> tensor<?x3x8x8xf32>
   return %0, %1, %2, %3 : tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>, tensor<?x3x8x8xf32>, tensor<?x3x8x8xf32>
 }
+
+// Batch norm in training mode: per channel (axis 1) a sum, the mean, the
+// squares about the mean, invstd = 1 / sqrt(var + eps), the two running
+// statistics, and one pass for the result. In evaluation mode: invstd from
+// the running variance and the same pass. Dropout in training mode keeps
+// an element when a hash of the seed, its stream and its position clears
+// p * 2^32, and scales it by 1 / (1 - p).
+// CHECK-LABEL: func.func @bn
+// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #{{.*}}], iterator_types = ["reduction", "parallel", "reduction", "reduction"]} ins(%arg0 : tensor<?x3x4x4xf32>) outs(%{{.*}} : tensor<3xf32>)
+// CHECK: linalg.generic {{.*}} iterator_types = ["reduction", "parallel", "reduction", "reduction"]} ins(%arg0, %{{.*}} : tensor<?x3x4x4xf32>, tensor<3xf32>) outs(%{{.*}} : tensor<3xf32>)
+// CHECK: math.sqrt
+// CHECK: linalg.generic {{.*}} ins(%arg3, %{{.*}} : tensor<3xf32>, tensor<3xf32>)
+// CHECK: linalg.generic {{.*}} ins(%arg4, %{{.*}} : tensor<3xf32>, tensor<3xf32>)
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%arg0, %{{.*}}, %{{.*}}, %arg1, %arg2 :
+// CHECK: linalg.generic {{.*}} ins(%arg4 : tensor<3xf32>)
+// CHECK: math.sqrt
+// CHECK: linalg.generic {{.*}} ins(%arg0, %arg3, %{{.*}}, %arg1, %arg2 :
+// CHECK: %[[SEED:.*]] = tensor.extract %arg5[] : tensor<i32>
+// CHECK: arith.cmpi slt, %[[SEED]]
+// CHECK: linalg.generic {{.*}} ins(%arg0 : tensor<?x3x4x4xf32>)
+// CHECK: linalg.index 3
+// CHECK: arith.cmpi uge, %{{.*}}, %c1073741824_i32 : i32
+// CHECK: arith.mulf %{{.*}}, %cst{{.*}} : f32
+// CHECK: arith.select
+func.func @bn(%x: tensor<?x3x4x4xf32>, %g: tensor<3xf32>, %b: tensor<3xf32>, %m: tensor<3xf32>, %v: tensor<3xf32>, %seed: tensor<i32>) -> (tensor<?x3x4x4xf32>, tensor<3xf32>, tensor<3xf32>, tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>) {
+  %0:5 = mass.batchnorm %x, %g, %b, %m, %v training eps = 1.0e-05 momentum = 1.0e-01 : tensor<?x3x4x4xf32>, tensor<3xf32>
+  %1:5 = mass.batchnorm %x, %g, %b, %m, %v eps = 1.0e-05 momentum = 1.0e-01 : tensor<?x3x4x4xf32>, tensor<3xf32>
+  %2 = mass.dropout %x seed %seed training p = 2.5e-01 stream = 3 : tensor<?x3x4x4xf32>
+  return %0#0, %0#3, %0#4, %1#0, %2 : tensor<?x3x4x4xf32>, tensor<3xf32>, tensor<3xf32>, tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>
+}

@@ -225,3 +225,19 @@ func.func @slice_range(%a: tensor<?x6xf32>) {
   %0 = mass.slice %a axis = 1 offset = 4 : tensor<?x6xf32> -> tensor<?x3xf32>
   return
 }
+
+// -----
+
+func.func @batchnorm_weight(%x: tensor<?x3x4x4xf32>, %g: tensor<4xf32>) {
+  // expected-error @+1 {{weight [4] should be [C] = [3]}}
+  %0:5 = mass.batchnorm %x, %g, %g, %g, %g eps = 1.0e-05 momentum = 1.0e-01 : tensor<?x3x4x4xf32>, tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @dropout_p(%x: tensor<?x3xf32>) {
+  // expected-error @+1 {{p must lie in [0, 1), got 1}}
+  %0 = mass.dropout %x p = 1.0 stream = 0 : tensor<?x3xf32>
+  return
+}
