@@ -6,10 +6,14 @@ steps (train_step + update) on one batch with --benchmark; its PyTorch twin
 warm-up. Both run at 1 and 2 threads (PyTorch pinned through
 OPENBLAS_NUM_THREADS and OMP_NUM_THREADS as well as torch.set_num_threads,
 and given OpenBLAS's kernel for the host's vectors: see openblas.py). A GEMM micro-benchmark times the generated matmul (a model whose forward is
-one matmul and a mean) against torch.matmul. Each figure is the best of
-three runs.
+one matmul and a mean) against torch.matmul. Spec 02 and spec 03 run as
+written (their train blocks' optimizers; no augmentation in either) against
+PyTorch twins (torchvision's resnet18 for spec 03), whose convolutions run
+on oneDNN. Each figure is the best of three runs.
 
-usage: /usr/bin/python3 bench/run.py [--quick]
+usage: /usr/bin/python3 bench/run.py [--quick] [--only TEXT] [--no-gemm]
+  --only TEXT   only the models whose title contains TEXT
+  --no-gemm     skip the GEMM table
 """
 import json
 import os
@@ -25,6 +29,8 @@ import openblas  # noqa: E402
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 MASSC = os.path.join(ROOT, "build", "bin", "massc")
 QUICK = "--quick" in sys.argv
+SPEC = os.path.join(ROOT, "test", "lit", "spec", "fixtures")
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
 
 MODELS = {
     # name: (source, batch, steps, torch twin builder)
@@ -56,6 +62,11 @@ model wide {
 }
 train wide { optimizer = adam(lr: 1e-3) }
 """, 256, 5, "wide"),
+    # The spec files themselves (their train blocks set the optimizers).
+    "spec02 cnn (conv, batch norm, dropout)": (
+        open(os.path.join(SPEC, "02_cnn.mass")).read(), 64, 20, "cnn"),
+    "spec03 resnet-18, 32x32": (
+        open(os.path.join(SPEC, "03_resnet18.mass")).read(), 32, 5, "resnet18"),
 }
 
 TORCH = r"""
@@ -73,13 +84,35 @@ elif kind == "wide":
     model = torch.nn.Sequential(torch.nn.Linear(1024, 2048), torch.nn.ReLU(),
                                 torch.nn.Linear(2048, 2048), torch.nn.ReLU(), torch.nn.Linear(2048, 10))
     x = torch.rand(batch, 1024)
-if kind in ("mlp", "wide"):
+elif kind == "cnn":  # spec 02
+    def unit(i, o):
+        return [torch.nn.Conv2d(i, o, 3, padding=1, bias=False), torch.nn.BatchNorm2d(o),
+                torch.nn.ReLU()]
+    model = torch.nn.Sequential(*unit(1, 32), torch.nn.MaxPool2d(2), *unit(32, 64),
+                                torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                                torch.nn.Linear(3136, 128), torch.nn.ReLU(), torch.nn.Dropout(0.25),
+                                torch.nn.Linear(128, 10))
+    x = torch.rand(batch, 1, 28, 28)
+elif kind == "resnet18":  # spec 03
+    import torchvision
+    model = torchvision.models.resnet18(num_classes=10)
+    x = torch.rand(batch, 3, 32, 32)
+if kind in ("mlp", "wide", "cnn", "resnet18"):
     y = torch.randint(0, 10, (batch,))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if kind == "cnn":
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True,
+                              weight_decay=5e-4)
+    elif kind == "resnet18":
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    smoothing = 0.05 if kind == "cnn" else 0.0
     def step():
-        loss = F.cross_entropy(model(x), y)
+        loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
         opt.zero_grad()
         loss.backward()
+        if kind == "cnn":
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
 else:  # gemm N
     n = int(kind[4:])
@@ -148,17 +181,23 @@ def main():
     print("| model | batch | threads | Mass ms/step | PyTorch ms/step | time ratio (Mass/PyTorch) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for title, (source, batch, steps, kind) in MODELS.items():
+        if ONLY not in title:
+            continue
         if QUICK:
             steps = max(2, steps // 10)
         exe = compile_model(source, work, kind)
-        shape = (batch, 1, 28, 28) if kind == "mlp" else (batch, 1024)
+        shape = {"mlp": (batch, 1, 28, 28), "cnn": (batch, 1, 28, 28),
+                 "resnet18": (batch, 3, 32, 32)}.get(kind, (batch, 1024))
+        label = "class" if kind == "resnet18" else "digit"
         data = data_dir(work, kind, {"image": rng.random(shape, dtype=np.float32),
-                                     "digit": rng.integers(0, 10, batch).astype(np.int32)})
+                                     label: rng.integers(0, 10, batch).astype(np.int32)})
         for threads in (1, 2):
             ours = best(lambda: mass_ms(exe, data, batch, steps, threads, "train_step_ms"))
             theirs = best(lambda: torch_ms(kind, batch, steps, threads))
             print(f"| {title} | {batch} | {threads} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f} |",
                   flush=True)
+    if "--no-gemm" in sys.argv:
+        return
     print()
     print("| GEMM n×n×n | threads | Mass GFLOP/s | torch.matmul GFLOP/s | ratio (Mass/PyTorch) |")
     print("| --- | --- | --- | --- | --- |")

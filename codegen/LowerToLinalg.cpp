@@ -380,12 +380,24 @@ template <typename OpT> struct ReducePattern : public MassPattern<OpT> {
     SmallVector<int64_t> axes = normalized(op.getAxes(), rank);
     bool isMax = std::is_same_v<OpT, MaxOp>;
     Value init = l.f32(isMax ? -std::numeric_limits<float>::infinity() : 0.0);
-    Value r = l.reduce(op.getInput(), axes, init,
-                       [&](OpBuilder &b, Location loc, ValueRange a) -> Value {
-                         if (isMax)
-                           return b.create<arith::MaximumFOp>(loc, a[0], a[1]);
-                         return b.create<arith::AddFOp>(loc, a[0], a[1]);
-                       });
+    auto combine = [&](OpBuilder &b, Location loc, ValueRange a) -> Value {
+      if (isMax)
+        return b.create<arith::MaximumFOp>(loc, a[0], a[1]);
+      return b.create<arith::AddFOp>(loc, a[0], a[1]);
+    };
+    // With the last axis and others reduced, the last goes last, from one
+    // partial result per position along it: the innermost loop then walks
+    // rows (vectorised) instead of adding into one accumulator in memory.
+    auto inType = tensorType(op.getInput());
+    Value r;
+    if (axes.size() > 1 && axes.back() == rank - 1 &&
+        !inType.isDynamicDim(rank - 1) && inType.getDimSize(rank - 1) > 1) {
+      Value partial = l.reduce(
+          op.getInput(), ArrayRef<int64_t>(axes).drop_back(), init, combine);
+      r = l.reduce(partial, {tensorType(partial).getRank() - 1}, init, combine);
+    } else {
+      r = l.reduce(op.getInput(), axes, init, combine);
+    }
     if (std::is_same_v<OpT, MeanOp>) {
       Value n = l.count(op.getInput(), axes);
       r = l.elementwise(tensorType(r), {r},
