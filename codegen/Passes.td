@@ -91,6 +91,31 @@ def MassAllocaScopes : Pass<"mass-alloca-scopes", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }
 
+def MassVectorizeRows : Pass<"mass-vectorize-rows", "::mlir::func::FuncOp"> {
+  let summary = "Runs the short innermost rows of linalg.generic ops as vectors";
+  let description = [{
+    A linalg.generic on buffers whose innermost loop is parallel, of a static
+    size within [min-width, max-width], and walked with unit stride by every
+    operand that depends on it (others are read once per row) becomes outer
+    loops around, per chunk of the vector width (the last one masked), one
+    vector load per operand, the body's elementwise ops on vectors and one
+    vector store. Copies (linalg.copy) are generalised first. Image rows (28, 14, 7 elements) are the
+    case: LLVM unrolls such short loops completely and leaves them scalar.
+  }];
+  let dependentDialects = [
+    "::mlir::vector::VectorDialect", "::mlir::scf::SCFDialect",
+    "::mlir::affine::AffineDialect", "::mlir::memref::MemRefDialect"
+  ];
+  let options = [
+    Option<"minWidth", "min-width", "int64_t", /*default=*/"4",
+           "Shortest row to vectorise">,
+    Option<"maxWidth", "max-width", "int64_t", /*default=*/"64",
+           "Longest row to vectorise (LLVM vectorises longer loops itself)">,
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
+           "Lanes per vector; a row runs in chunks of it, the last masked">
+  ];
+}
+
 def MassOuterParallel : Pass<"mass-outer-parallel", "::mlir::func::FuncOp"> {
   let summary = "Keeps only the outermost dimension of worthwhile loop nests parallel";
   let description = [{

@@ -136,6 +136,12 @@ void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
   // Threads split the outermost loop of each nest (OpenMP, sized at run
   // time by the program's --threads); the inner loops stay plain loops.
   pm.addNestedPass<func::FuncOp>(createMassStridedCopies());
+  // Short image rows run as vectors (from -O1).
+  if (optLevel >= 1) {
+    MassVectorizeRowsOptions rows;
+    rows.vectorWidth = vectorWidth > 0 ? vectorWidth : hostVectorWidth();
+    pm.addNestedPass<func::FuncOp>(createMassVectorizeRows(rows));
+  }
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addNestedPass<func::FuncOp>(createMassOuterParallel());
   pm.addPass(createConvertSCFToOpenMPPass());

@@ -1,0 +1,50 @@
+// RUN: mass-opt --mass-vectorize-rows %s | FileCheck %s
+
+// A row of 14 walked with unit stride: one masked vector per operand, the
+// per-channel operand read once and broadcast, the body on vectors; the
+// outermost parallel loop stays parallel.
+// CHECK-LABEL: func.func @rows
+// CHECK: scf.parallel (%[[N:.*]]) =
+// CHECK: scf.for %[[C:.*]] =
+// CHECK: %[[MASK:.*]] = vector.constant_mask [14] : vector<16xi1>
+// CHECK: %[[X:.*]] = vector.maskedload %arg0[%{{.*}}, %{{.*}}, %{{.*}}], %[[MASK]], %{{.*}} : memref<?x3x14xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+// CHECK: %[[B:.*]] = memref.load %arg1[%{{.*}}] : memref<3xf32>
+// CHECK: %[[Y:.*]] = vector.maskedload %arg2
+// CHECK: %[[BB:.*]] = vector.broadcast %[[B]] : f32 to vector<16xf32>
+// CHECK: %[[S:.*]] = arith.addf %[[X]], %[[BB]] : vector<16xf32>
+// CHECK: %[[M:.*]] = arith.maximumf %[[S]], %[[Y]] : vector<16xf32>
+// CHECK: vector.maskedstore %arg2[%{{.*}}, %{{.*}}, %{{.*}}], %[[MASK]], %[[M]]
+// CHECK-NOT: linalg.generic
+func.func @rows(%x: memref<?x3x14xf32>, %b: memref<3xf32>, %y: memref<?x3x14xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d1)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%x, %b : memref<?x3x14xf32>, memref<3xf32>) outs(%y : memref<?x3x14xf32>) {
+  ^bb0(%in: f32, %c: f32, %out: f32):
+    %0 = arith.addf %in, %c : f32
+    %1 = arith.maximumf %0, %out : f32
+    linalg.yield %1 : f32
+  }
+  return
+}
+
+// A read shifted by another loop (im2col's window offset) still walks the
+// row with unit stride; a full row needs no mask.
+// CHECK-LABEL: func.func @shifted
+// CHECK: %[[ROW:.*]] = vector.load %arg0[%{{.*}}, %{{.*}}] : memref<2x20xf32>, vector<16xf32>
+// CHECK: vector.store %[[ROW]], %arg1[%{{.*}}, %{{.*}}, %{{.*}}] : memref<2x2x16xf32>, vector<16xf32>
+func.func @shifted(%x: memref<2x20xf32>, %y: memref<2x2x16xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2 + d1)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%x : memref<2x20xf32>) outs(%y : memref<2x2x16xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  }
+  return
+}
+
+// A stride of 2 along the row is left to the loops.
+// CHECK-LABEL: func.func @strided
+// CHECK: linalg.generic
+func.func @strided(%x: memref<2x32xf32>, %y: memref<2x16xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1 * 2)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%x : memref<2x32xf32>) outs(%y : memref<2x16xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  }
+  return
+}
