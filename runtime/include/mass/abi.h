@@ -19,10 +19,13 @@ extern "C" {
  *    "entries": {"forward" | "train_step" | "update":
  *                {"args": [V...], "results": [V...]}}}
  * where each V is {"role", "name", "dtype": "f32"|"i32", "shape": [..]}
- * with -1 for the batch dimension; params also carry "init" and
- * "init_scale". Roles: input, label, param, task_weight (train_step
- * arguments); output ("loss.T", "metric.T.M.sum", "metric.T.M.count",
- * "grad_norm") and grad (results); state and hyper (update arguments);
+ * with -1 for the batch dimension; params and buffers also carry "init"
+ * and "init_scale". Roles: input, label, param, buffer (state that training
+ * updates outside the optimizer: batch norm's running statistics),
+ * task_weight and seed (train_step arguments; seed is an i32 scalar that
+ * dropout draws its masks from, negative for no dropout); output ("loss.T",
+ * "metric.T.M.sum", "metric.T.M.count", "grad_norm"), grad and buffer (the
+ * buffers' new values; results); state and hyper (update arguments);
  * pred ("pred.K", predict's results and score's last arguments) with a
  * "kind": "logits" (read by classification ops) or "value".             */
 extern const char mass_model_descriptor[];
