@@ -427,21 +427,63 @@ Value poolReduce(Lowering &l, const PoolShape &s, Value x, Value init,
   return generic(l, init, {xp}, {read}, {s.kh, s.kw}, body);
 }
 
+/// Each window's maximum and where it is: its first maximum in row-major
+/// window order (as PyTorch), as the window-local position kh * KW + kw.
+/// The forward pass and the gradient build the same op, so that CSE leaves
+/// one in a training step. Padding holds -inf, never chosen over an element
+/// (the value propagates NaN, as PyTorch's).
+linalg::GenericOp windowArgmax(Lowering &l, const PoolShape &s, Value x,
+                               RankedTensorType outType) {
+  auto idxType = RankedTensorType::get(outType.getShape(), l.b.getI64Type());
+  SmallVector<Value> dynamic = l.dynamicSizes(outType, {x});
+  double lowest = -std::numeric_limits<float>::infinity();
+  Value best = l.filled(outType, dynamic, l.f32(lowest));
+  Value where =
+      l.b.create<linalg::FillOp>(l.loc,
+                                 ValueRange{l.b.create<arith::ConstantOp>(
+                                     l.loc, l.b.getI64IntegerAttr(-1))},
+                                 ValueRange{l.empty(idxType, dynamic)})
+          .getResult(0);
+  Value xp = padded(l, x, {0, 0, s.ph, s.pw}, {0, 0, s.ph, s.pw}, lowest);
+  // Loops (n, c, oh, kh, kw, ow), as `generic` orders windows.
+  auto d = [&](unsigned i) { return l.b.getAffineDimExpr(i); };
+  // The window's sizes come from a tensor of its shape, never read.
+  Value window = l.b.create<tensor::EmptyOp>(
+      l.loc, ArrayRef<int64_t>{s.kh, s.kw}, l.b.getF32Type());
+  SmallVector<AffineMap> maps = {
+      map(l.b, 6, {d(0), d(1), d(2) * s.sh + d(3), d(5) * s.sw + d(4)}),
+      dimsMap(l.b, 6, {3, 4}), dimsMap(l.b, 6, {0, 1, 2, 5}),
+      dimsMap(l.b, 6, {0, 1, 2, 5})};
+  SmallVector<utils::IteratorType> iters(6, utils::IteratorType::parallel);
+  iters[3] = iters[4] = utils::IteratorType::reduction;
+  return l.b.create<linalg::GenericOp>(
+      l.loc, TypeRange{outType, idxType}, ValueRange{xp, window},
+      ValueRange{best, where}, maps, iters,
+      [&](OpBuilder &b, Location loc, ValueRange a) {
+        IndexMath m{b, loc};
+        Value local = b.create<arith::IndexCastOp>(
+            loc, b.getI64Type(), m.add(m.mul(m.index(3), s.kw), m.index(4)));
+        // a: the element, the window's (unread) one, max so far, where.
+        Value none = b.create<arith::CmpIOp>(
+            loc, arith::CmpIPredicate::slt, a[3],
+            b.create<arith::ConstantOp>(loc, b.getI64IntegerAttr(0)));
+        Value above =
+            b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OGT, a[0], a[2]);
+        Value take = b.create<arith::OrIOp>(loc, none, above);
+        b.create<linalg::YieldOp>(
+            loc, ValueRange{b.create<arith::MaximumFOp>(loc, a[2], a[0]),
+                            b.create<arith::SelectOp>(loc, take, local, a[3])});
+      });
+}
+
 struct MaxPoolPattern : public MassPattern<MaxPoolOp> {
   using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(MaxPoolOp op,
                                       Lowering &l) const override {
     auto type = tensorType(op.getResult());
     PoolShape s(op, tensorType(op.getInput()), type);
-    double lowest = -std::numeric_limits<float>::infinity();
-    Value init =
-        l.filled(type, l.dynamicSizes(type, {op.getInput()}), l.f32(lowest));
-    // Padding holds -inf, which never wins.
     return SmallVector<Value>{
-        poolReduce(l, s, op.getInput(), init, lowest,
-                   [](OpBuilder &b, Location loc, ValueRange a) {
-                     return Value(b.create<arith::MaximumFOp>(loc, a[1], a[0]));
-                   })};
+        windowArgmax(l, s, op.getInput(), type).getResult(0)};
   }
 };
 
@@ -507,49 +549,7 @@ struct MaxPoolGradPattern : public MassPattern<MaxPoolGradOp> {
     auto outType = tensorType(op.getGrad());
     PoolShape s(op, type, outType);
     Value x = op.getInput();
-    // Each window's first maximum (in row-major window order, as PyTorch),
-    // as its flat position h * W + w in the input plane.
-    auto i64 = l.b.getI64Type();
-    auto idxType = RankedTensorType::get(outType.getShape(), i64);
-    SmallVector<Value> dynamic = l.dynamicSizes(outType, {x});
-    Value best = l.filled(outType, dynamic,
-                          l.f32(-std::numeric_limits<float>::infinity()));
-    Value where =
-        l.b.create<linalg::FillOp>(l.loc,
-                                   ValueRange{l.b.create<arith::ConstantOp>(
-                                       l.loc, l.b.getI64IntegerAttr(-1))},
-                                   ValueRange{l.empty(idxType, dynamic)})
-            .getResult(0);
-    // Loops (n, c, oh, kh, kw, ow), as `generic` orders windows.
-    SmallVector<AffineMap> maps = {dimsMap(l.b, 6, {3, 4}),
-                                   dimsMap(l.b, 6, {0, 1, 2, 5}),
-                                   dimsMap(l.b, 6, {0, 1, 2, 5})};
-    SmallVector<utils::IteratorType> iters(6, utils::IteratorType::parallel);
-    iters[3] = iters[4] = utils::IteratorType::reduction;
-    Value window = l.b.create<tensor::EmptyOp>(
-        l.loc, ArrayRef<int64_t>{s.kh, s.kw}, l.b.getF32Type());
-    auto argmax = l.b.create<linalg::GenericOp>(
-        l.loc, TypeRange{outType, idxType}, ValueRange{window},
-        ValueRange{best, where}, maps, iters,
-        [&](OpBuilder &b, Location loc, ValueRange a) {
-          IndexMath m{b, loc, /*window=*/true};
-          auto [ih, vh] = source(m, m.index(2), m.index(4), s.sh, s.ph, 1, s.h);
-          auto [iw, vw] = source(m, m.index(3), m.index(5), s.sw, s.pw, 1, s.w);
-          Value v = b.create<tensor::ExtractOp>(
-              loc, x, ValueRange{m.index(0), m.index(1), ih, iw});
-          Value pos = b.create<arith::IndexCastOp>(loc, b.getI64Type(),
-                                                   m.add(m.mul(ih, s.w), iw));
-          Value none = b.create<arith::CmpIOp>(
-              loc, arith::CmpIPredicate::slt, a[2],
-              b.create<arith::ConstantOp>(loc, b.getI64IntegerAttr(0)));
-          Value above =
-              b.create<arith::CmpFOp>(loc, arith::CmpFPredicate::OGT, v, a[1]);
-          Value take =
-              m.both(m.both(vh, vw), b.create<arith::OrIOp>(loc, none, above));
-          b.create<linalg::YieldOp>(
-              loc, ValueRange{b.create<arith::SelectOp>(loc, take, v, a[1]),
-                              b.create<arith::SelectOp>(loc, take, pos, a[2])});
-        });
+    auto argmax = windowArgmax(l, s, x, outType);
     Value argmaxes = argmax.getResult(1);
     if (s.kh == s.sh && s.kw == s.sw && s.ph == 0 && s.pw == 0) {
       // Windows that tile the input: each element has at most one, at
@@ -561,18 +561,20 @@ struct MaxPoolGradPattern : public MassPattern<MaxPoolGradOp> {
       auto d = [&](unsigned i) { return l.b.getAffineDimExpr(i); };
       AffineMap owner =
           map(l.b, 4, {d(0), d(1), d(2).floorDiv(s.sh), d(3).floorDiv(s.sw)});
-      Value routed = generic(
-          l, l.empty(coveredType, l.dynamicSizes(coveredType, {x})),
-          {argmaxes, op.getGrad()}, {owner, owner}, {},
-          [&](OpBuilder &b, Location loc, ValueRange a) {
-            IndexMath m{b, loc};
-            Value self = b.create<arith::IndexCastOp>(
-                loc, b.getI64Type(), m.add(m.mul(m.index(2), s.w), m.index(3)));
-            Value hit = b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::eq,
-                                                a[0], self);
-            return Value(
-                b.create<arith::SelectOp>(loc, hit, a[1], cst(b, loc, 0.0)));
-          });
+      Value routed =
+          generic(l, l.empty(coveredType, l.dynamicSizes(coveredType, {x})),
+                  {argmaxes, op.getGrad()}, {owner, owner}, {},
+                  [&](OpBuilder &b, Location loc, ValueRange a) {
+                    IndexMath m{b, loc};
+                    Value self = b.create<arith::IndexCastOp>(
+                        loc, b.getI64Type(),
+                        m.add(m.mul(m.rem(m.index(2), s.sh), s.kw),
+                              m.rem(m.index(3), s.sw)));
+                    Value hit = b.create<arith::CmpIOp>(
+                        loc, arith::CmpIPredicate::eq, a[0], self);
+                    return Value(b.create<arith::SelectOp>(loc, hit, a[1],
+                                                           cst(b, loc, 0.0)));
+                  });
       if (hc == s.h && wc == s.w)
         return SmallVector<Value>{routed};
       Value zeros = l.filled(type, l.dynamicSizes(type, {x}), l.f32(0));
@@ -594,7 +596,7 @@ struct MaxPoolGradPattern : public MassPattern<MaxPoolGradOp> {
           SmallVector<Value> at = {m.index(0), m.index(1), oh, ow};
           Value chosen = b.create<tensor::ExtractOp>(loc, argmaxes, at);
           Value self = b.create<arith::IndexCastOp>(
-              loc, b.getI64Type(), m.add(m.mul(m.index(2), s.w), m.index(3)));
+              loc, b.getI64Type(), m.add(m.mul(m.index(4), s.kw), m.index(5)));
           Value hit =
               m.both(valid, b.create<arith::CmpIOp>(
                                 loc, arith::CmpIPredicate::eq, chosen, self));

@@ -94,12 +94,14 @@ def MassAllocaScopes : Pass<"mass-alloca-scopes", "::mlir::func::FuncOp"> {
 def MassVectorizeRows : Pass<"mass-vectorize-rows", "::mlir::func::FuncOp"> {
   let summary = "Runs the short innermost rows of linalg.generic ops as vectors";
   let description = [{
-    A linalg.generic on buffers whose innermost loop is parallel, of a static
-    size within [min-width, max-width], and walked with unit stride by every
-    operand that depends on it (others are read once per row) becomes outer
-    loops around, per chunk of the vector width (the last one masked), one
-    vector load per operand, the body's elementwise ops on vectors and one
-    vector store. Copies (linalg.copy) are generalised first. Image rows (28, 14, 7 elements) are the
+    A linalg.generic on buffers (f32, i32 or i64) whose innermost loop is
+    parallel, of a static size within [min-width, max-width], and walked with
+    unit stride by every result and with unit stride or stride 2 (a pool's
+    read: two vectors, then the even lanes) by every input that depends on
+    it (others are read once per row) becomes outer loops around, per chunk
+    of the vector width (the last one masked), one vector load per operand,
+    the body's elementwise ops on vectors and one vector store per result.
+    Copies (linalg.copy) are generalised first. Image rows (28, 14, 7 elements) are the
     case: LLVM unrolls such short loops completely and leaves them scalar.
   }];
   let dependentDialects = [

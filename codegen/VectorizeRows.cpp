@@ -5,9 +5,9 @@
 // elements (28, 14, 7): LLVM unrolls such loops completely and leaves them
 // scalar. This pass turns the innermost loop of a linalg.generic on
 // buffers into vector code when every operand walks that loop with unit
-// stride (or not at all): one vector load per operand and row, the body's
-// ops on vectors, one vector store. The outer loops stay loops (the
-// outermost parallel one an scf.parallel, for threads).
+// stride, stride 2 (inputs only) or not at all: vector loads per operand
+// and row, the body's ops on vectors, one vector store per result. The outer
+// loops stay loops (the outermost parallel one an scf.parallel, for threads).
 //
 //===----------------------------------------------------------------------===//
 
@@ -32,21 +32,30 @@ using namespace mlir;
 
 namespace {
 
-/// How an operand walks the innermost loop.
-enum class Walk { None, Unit, Other };
+/// How an operand walks the innermost loop: not at all (read once per
+/// row), contiguously or every other element (a pool's stride), or in a way
+/// this pass leaves to loops.
+enum class Walk { None, Unit, Two, Other };
 
-/// `expr` is `d_inner + (something without d_inner)`.
-bool unitInInner(AffineExpr expr, unsigned inner) {
+/// The coefficient of d_inner in `expr` when it is `c * d_inner + (something
+/// without d_inner)`, else 0.
+int64_t innerCoefficient(AffineExpr expr, unsigned inner) {
   if (auto dim = dyn_cast<AffineDimExpr>(expr))
-    return dim.getPosition() == inner;
-  auto add = dyn_cast<AffineBinaryOpExpr>(expr);
-  if (!add || add.getKind() != AffineExprKind::Add)
-    return false;
-  if (unitInInner(add.getLHS(), inner))
-    return !add.getRHS().isFunctionOfDim(inner);
-  if (unitInInner(add.getRHS(), inner))
-    return !add.getLHS().isFunctionOfDim(inner);
-  return false;
+    return dim.getPosition() == inner ? 1 : 0;
+  auto bin = dyn_cast<AffineBinaryOpExpr>(expr);
+  if (!bin)
+    return 0;
+  if (bin.getKind() == AffineExprKind::Mul) {
+    auto c = dyn_cast<AffineConstantExpr>(bin.getRHS());
+    return c && innerCoefficient(bin.getLHS(), inner) == 1 ? c.getValue() : 0;
+  }
+  if (bin.getKind() != AffineExprKind::Add)
+    return 0;
+  if (!bin.getRHS().isFunctionOfDim(inner))
+    return innerCoefficient(bin.getLHS(), inner);
+  if (!bin.getLHS().isFunctionOfDim(inner))
+    return innerCoefficient(bin.getRHS(), inner);
+  return 0;
 }
 
 Walk walkOf(AffineMap map, unsigned inner, Value memref) {
@@ -55,20 +64,21 @@ Walk walkOf(AffineMap map, unsigned inner, Value memref) {
     uses |= e.isFunctionOfDim(inner);
   if (!uses)
     return Walk::None;
-  if (map.getNumResults() == 0)
-    return Walk::Other;
   for (AffineExpr e : map.getResults().drop_back())
     if (e.isFunctionOfDim(inner))
       return Walk::Other;
-  if (!unitInInner(map.getResults().back(), inner))
-    return Walk::Other;
+  int64_t c = innerCoefficient(map.getResults().back(), inner);
   auto type = dyn_cast<MemRefType>(memref.getType());
   SmallVector<int64_t> strides;
   int64_t offset;
   if (!type || failed(getStridesAndOffset(type, strides, offset)) ||
       strides.empty() || strides.back() != 1)
     return Walk::Other;
-  return Walk::Unit;
+  return c == 1 ? Walk::Unit : c == 2 ? Walk::Two : Walk::Other;
+}
+
+bool vectorElement(Type t) {
+  return t.isF32() || t.isInteger(64) || t.isInteger(32);
 }
 
 /// The body ops this pass knows how to apply to vectors.
@@ -90,8 +100,7 @@ bool vectorizable(Operation &op, unsigned inner) {
 }
 
 bool matches(linalg::GenericOp op, int64_t minWidth, int64_t maxWidth) {
-  if (!op.hasPureBufferSemantics() || op.getNumLoops() == 0 ||
-      op.getNumDpsInits() != 1)
+  if (!op.hasPureBufferSemantics() || op.getNumLoops() == 0)
     return false;
   unsigned inner = op.getNumLoops() - 1;
   if (op.getIteratorTypesArray()[inner] != utils::IteratorType::parallel)
@@ -102,7 +111,7 @@ bool matches(linalg::GenericOp op, int64_t minWidth, int64_t maxWidth) {
     return false;
   for (OpOperand &operand : op->getOpOperands()) {
     auto type = dyn_cast<MemRefType>(operand.get().getType());
-    if (!type || !type.getElementType().isF32())
+    if (!type || !vectorElement(type.getElementType()))
       return false;
     Walk walk =
         walkOf(op.getMatchingIndexingMap(&operand), inner, operand.get());
@@ -147,15 +156,16 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth) {
   // The row in chunks of the host's vector width, the last one masked.
   Block &body = op.getRegion().front();
   auto yield = cast<linalg::YieldOp>(body.getTerminator());
-  OpOperand &init = op.getDpsInitsMutable()[0];
+  auto vectorOf = [&](Type element) {
+    return VectorType::get({vectorWidth}, element);
+  };
+  auto maskOf = [&](int64_t lanes) {
+    return b.create<vector::ConstantMaskOp>(loc, vectorOf(b.getI1Type()),
+                                            b.getI64ArrayAttr({lanes}));
+  };
   for (int64_t offset = 0; offset < width; offset += vectorWidth) {
     int64_t lanes = std::min(vectorWidth, width - offset);
-    auto vecType = VectorType::get({vectorWidth}, b.getF32Type());
-    Value mask;
-    if (lanes < vectorWidth)
-      mask = b.create<vector::ConstantMaskOp>(
-          loc, VectorType::get({vectorWidth}, b.getI1Type()),
-          b.getI64ArrayAttr({lanes}));
+    Value mask = lanes < vectorWidth ? Value(maskOf(lanes)) : Value();
     SmallVector<Value> dims(ivs);
     dims.push_back(b.create<arith::ConstantIndexOp>(loc, offset));
     // Where each operand's chunk starts.
@@ -168,6 +178,13 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth) {
             getAsOpFoldResult(ValueRange(dims))));
       return out;
     };
+    auto load = [&](Value memref, ValueRange at, Value mask) -> Value {
+      auto type = vectorOf(cast<MemRefType>(memref.getType()).getElementType());
+      if (!mask)
+        return b.create<vector::LoadOp>(loc, type, memref, at);
+      Value pass = b.create<arith::ConstantOp>(loc, type, b.getZeroAttr(type));
+      return b.create<vector::MaskedLoadOp>(loc, type, memref, at, mask, pass);
+    };
     IRMapping mapping;
     DenseSet<Value> varying;
     for (OpOperand &operand : op->getOpOperands()) {
@@ -177,18 +194,33 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth) {
       Walk walk =
           walkOf(op.getMatchingIndexingMap(&operand), inner, operand.get());
       SmallVector<Value> at = indices(operand);
-      if (walk != Walk::Unit) {
+      if (walk == Walk::None) {
         mapping.map(arg, b.create<memref::LoadOp>(loc, operand.get(), at));
         continue;
       }
       Value row;
-      if (mask) {
-        Value pass = b.create<arith::ConstantOp>(
-            loc, vecType, DenseElementsAttr::get(vecType, 0.0f));
-        row = b.create<vector::MaskedLoadOp>(loc, vecType, operand.get(), at,
-                                             mask, pass);
+      if (walk == Walk::Unit) {
+        row = load(operand.get(), at, mask);
       } else {
-        row = b.create<vector::LoadOp>(loc, vecType, operand.get(), at);
+        // Every other element: two vectors' worth, then the even lanes.
+        int64_t needed = 2 * (lanes - 1) + 1;
+        Value first = load(operand.get(), at,
+                           needed < vectorWidth ? maskOf(needed) : Value());
+        Value second;
+        if (needed > vectorWidth) {
+          SmallVector<Value> next(at);
+          next.back() = b.create<arith::AddIOp>(
+              loc, next.back(),
+              b.create<arith::ConstantIndexOp>(loc, vectorWidth));
+          second = load(operand.get(), next, maskOf(needed - vectorWidth));
+        } else {
+          second = b.create<arith::ConstantOp>(loc, first.getType(),
+                                               b.getZeroAttr(first.getType()));
+        }
+        SmallVector<int64_t> even;
+        for (int64_t i = 0; i < vectorWidth; ++i)
+          even.push_back(2 * i);
+        row = b.create<vector::ShuffleOp>(loc, first, second, even);
       }
       mapping.map(arg, row);
       varying.insert(arg);
@@ -211,25 +243,28 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth) {
         Value mapped = mapping.lookupOrDefault(v);
         if (!varying.contains(v))
           mapped = b.create<vector::BroadcastOp>(
-              loc, VectorType::get({vectorWidth}, mapped.getType()), mapped);
+              loc, vectorOf(mapped.getType()), mapped);
         operands.push_back(mapped);
       }
-      Type resultType =
-          VectorType::get({vectorWidth}, inside.getResult(0).getType());
-      OperationState state(loc, inside.getName(), operands, {resultType},
+      OperationState state(loc, inside.getName(), operands,
+                           {vectorOf(inside.getResult(0).getType())},
                            inside.getAttrs());
       Operation *vectorOp = b.create(state);
       mapping.map(inside.getResult(0), vectorOp->getResult(0));
       varying.insert(inside.getResult(0));
     }
-    Value result = mapping.lookupOrDefault(yield.getOperand(0));
-    if (!varying.contains(yield.getOperand(0)))
-      result = b.create<vector::BroadcastOp>(loc, vecType, result);
-    SmallVector<Value> at = indices(init);
-    if (mask)
-      b.create<vector::MaskedStoreOp>(loc, init.get(), at, mask, result);
-    else
-      b.create<vector::StoreOp>(loc, result, init.get(), at);
+    for (auto [init, value] :
+         llvm::zip(op.getDpsInitsMutable(), yield.getOperands())) {
+      Value result = mapping.lookupOrDefault(value);
+      if (!varying.contains(value))
+        result = b.create<vector::BroadcastOp>(loc, vectorOf(result.getType()),
+                                               result);
+      SmallVector<Value> at = indices(init);
+      if (mask)
+        b.create<vector::MaskedStoreOp>(loc, init.get(), at, mask, result);
+      else
+        b.create<vector::StoreOp>(loc, result, init.get(), at);
+    }
   }
   op.erase();
 }

@@ -70,26 +70,30 @@ func.func @grads_unit_stride(%dy: tensor<?x6x9x9xf32>, %w: tensor<6x4x3x3xf32>) 
   return %0 : tensor<?x4x9x9xf32>
 }
 
-// Pools read the padded input through an affine map: max pads with -inf
-// (never chosen), the mean with zeros and divides by the whole window
-// (padding counts). max's gradient first finds each window's first maximum,
-// then each input element sums dy over the windows that chose it.
+// Pools read the padded input through an affine map. Max pooling finds
+// each window's maximum and where it is (its first maximum, window-local:
+// kh * KW + kw), one op that the gradient builds too (CSE keeps one per
+// training step); padding holds -inf, never chosen. The mean pads with
+// zeros and divides by the whole window (padding counts). Max's gradient
+// sums dy, for each input element, over the windows that chose it.
 // CHECK-LABEL: func.func @pools
 // CHECK: %[[NEGINF:.*]] = arith.constant 0xFF800000 : f32
 // CHECK: linalg.fill ins(%[[NEGINF]] : f32) outs(%{{.*}} : tensor<?x3x4x4xf32>)
+// CHECK: linalg.fill ins(%{{.*}} : i64) outs(%{{.*}} : tensor<?x3x4x4xi64>)
 // CHECK: linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x3x10x10xf32>)
 // CHECK: %[[XP:.*]] = tensor.insert_slice %arg0 into
-// CHECK: linalg.generic {indexing_maps = [#[[POOLREAD]], #[[WIN]], #[[OUT]]]{{.*}} ins(%[[XP]], %{{.*}} : tensor<?x3x10x10xf32>, tensor<3x3xf32>) outs(%{{.*}} : tensor<?x3x4x4xf32>)
+// CHECK: linalg.generic {indexing_maps = [#[[POOLREAD]], #[[WIN]], #[[OUT]], #[[OUT]]]{{.*}} ins(%[[XP]], %{{.*}} : tensor<?x3x10x10xf32>, tensor<3x3xf32>) outs(%{{.*}}, %{{.*}} : tensor<?x3x4x4xf32>, tensor<?x3x4x4xi64>)
+// CHECK: arith.cmpf ogt
 // CHECK: arith.maximumf
+// CHECK: linalg.yield %{{.*}}, %{{.*}} : f32, i64
 // CHECK: linalg.generic {indexing_maps = [#[[POOLREAD]], #[[WIN]], #[[OUT]]]
 // CHECK: arith.addf
 // CHECK: linalg.generic
 // CHECK: arith.divf %{{.*}}, %{{.*}} : f32
-// CHECK: linalg.generic {{.*}} outs(%{{.*}}, %{{.*}} : tensor<?x3x4x4xf32>, tensor<?x3x4x4xi64>)
-// CHECK: arith.cmpf ogt
-// CHECK: linalg.yield %{{.*}}, %{{.*}} : f32, i64
+// CHECK: %[[ARGMAX:.*]]:2 = linalg.generic {indexing_maps = [#[[POOLREAD]], #[[WIN]], #[[OUT]], #[[OUT]]]
 // CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<?x3x8x8xf32>)
-// CHECK: tensor.extract %{{.*}}#1
+// CHECK: tensor.extract %[[ARGMAX]]#1
+// CHECK: arith.cmpi eq
 // CHECK: tensor.extract %arg1
 // CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<?x3x8x8xf32>)
 // CHECK: tensor.extract %arg1

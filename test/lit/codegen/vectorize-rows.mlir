@@ -38,11 +38,35 @@ func.func @shifted(%x: memref<2x20xf32>, %y: memref<2x2x16xf32>) {
   return
 }
 
-// A stride of 2 along the row is left to the loops.
+// A stride of 2 (a pool's read) loads two vectors and keeps the even
+// lanes; several results (a maximum and where it is, i64) store one vector
+// each.
+// CHECK-LABEL: func.func @pairs
+// CHECK: %[[LO:.*]] = vector.load %arg0[%{{.*}}, %{{.*}}] : memref<2x32xf32>, vector<16xf32>
+// CHECK: %[[M:.*]] = vector.constant_mask [15] : vector<16xi1>
+// CHECK: %[[HI:.*]] = vector.maskedload %arg0[%{{.*}}, %{{.*}}], %[[M]], %{{.*}}
+// CHECK: %[[EVEN:.*]] = vector.shuffle %[[LO]], %[[HI]] [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30] : vector<16xf32>, vector<16xf32>
+// CHECK: %[[WHERE:.*]] = vector.load %arg2
+// CHECK: arith.cmpf ogt, %[[EVEN]], %{{.*}} : vector<16xf32>
+// CHECK: vector.store %{{.*}}, %arg1
+// CHECK: vector.store %{{.*}}, %arg2[%{{.*}}, %{{.*}}] : memref<2x16xi64>, vector<16xi64>
+func.func @pairs(%x: memref<2x32xf32>, %y: memref<2x16xf32>, %at: memref<2x16xi64>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1 * 2)>, affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%x : memref<2x32xf32>) outs(%y, %at : memref<2x16xf32>, memref<2x16xi64>) {
+  ^bb0(%in: f32, %best: f32, %where: i64):
+    %one = arith.constant 1 : i64
+    %above = arith.cmpf ogt, %in, %best : f32
+    %m = arith.select %above, %in, %best : f32
+    %w = arith.select %above, %one, %where : i64
+    linalg.yield %m, %w : f32, i64
+  }
+  return
+}
+
+// A stride of 3 is left to the loops.
 // CHECK-LABEL: func.func @strided
 // CHECK: linalg.generic
-func.func @strided(%x: memref<2x32xf32>, %y: memref<2x16xf32>) {
-  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1 * 2)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%x : memref<2x32xf32>) outs(%y : memref<2x16xf32>) {
+func.func @strided(%x: memref<2x48xf32>, %y: memref<2x16xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1 * 3)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%x : memref<2x48xf32>) outs(%y : memref<2x16xf32>) {
   ^bb0(%in: f32, %out: f32):
     linalg.yield %in : f32
   }
