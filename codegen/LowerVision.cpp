@@ -266,6 +266,8 @@ Value groupedGrad(Lowering &l, const ConvShape &s, Value dy) {
 }
 
 /// acc[b, m, n] += A * B over loops (b, m, k, n), C starting at zero.
+/// `cShape` is C's [b, m, n]; with a dynamic n, [b, m, batch, n / batch];
+/// for a weight's gradient, [b, m, n] and then the weight's shape.
 Value product(Lowering &l, ArrayRef<int64_t> cShape, Value batchOf,
               unsigned batchDim, Value a, AffineMap mapA, Value bMat,
               AffineMap mapB) {
@@ -279,6 +281,16 @@ Value product(Lowering &l, ArrayRef<int64_t> cShape, Value batchOf,
         l, {cShape[0], cShape[1], ShapedType::kDynamic, cShape[3]}, batchOf,
         batchDim);
     init = collapse(l, full, {{0}, {1}, {2, 3}});
+  } else if (cShape.size() == 7) {
+    // A weight's gradient: the buffer has the weight's shape [O, C/g, KH,
+    // KW] (the last four sizes), seen as [g, O/g, K], so that the gradient
+    // a step returns is this buffer itself, not a copy of it.
+    Value full = l.empty(
+        RankedTensorType::get(cShape.drop_front(3), l.b.getF32Type()), {});
+    Value rows = collapse(l, full, {{0}, {1, 2, 3}});
+    init = l.b.create<tensor::ExpandShapeOp>(
+        l.loc, RankedTensorType::get(cShape.take_front(3), l.b.getF32Type()),
+        rows, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
   } else {
     init = l.empty(RankedTensorType::get({cShape[0], cShape[1], cShape[2]},
                                          l.b.getF32Type()),
@@ -325,9 +337,9 @@ struct Conv2dGradWeightPattern : public MassPattern<Conv2dGradWeightOp> {
     Value col = im2col(l, s, op.getInput());
     Value dy = groupedGrad(l, s, op.getGrad());
     // [g, O/g, K] = [g, O/g, N * OH * OW] x [g, K, N * OH * OW]^T
-    Value dw =
-        product(l, {s.groups, s.og(), s.patch()}, {}, 0, dy,
-                dimsMap(l.b, 4, {0, 1, 2}), col, dimsMap(l.b, 4, {0, 3, 2}));
+    Value dw = product(
+        l, {s.groups, s.og(), s.patch(), s.o, s.cg(), s.kh, s.kw}, {}, 0, dy,
+        dimsMap(l.b, 4, {0, 1, 2}), col, dimsMap(l.b, 4, {0, 3, 2}));
     Value flat = collapse(l, dw, {{0, 1}, {2}});
     return SmallVector<Value>{l.b.create<tensor::ExpandShapeOp>(
         l.loc, wType, flat, ArrayRef<ReassociationIndices>{{0}, {1, 2, 3}})};

@@ -39,13 +39,15 @@ def MassFuseLoops : Pass<"mass-fuse-loops", "::mlir::ModuleOp"> {
 }
 
 def MassDistinctResults : Pass<"mass-distinct-results", "::mlir::func::FuncOp"> {
-  let summary = "Gives every returned tensor its own buffer";
+  let summary = "Gives every returned tensor and every destination its own buffer";
   let description = [{
     CSE can make one value the result of several outputs (two metrics with
     the same count), and a function may return an argument unchanged. Each
     such repeated or argument result gets a copy, so that after
     bufferization every result is a distinct allocation that can become an
-    out-parameter.
+    out-parameter. Likewise CSE merges equal fills and empty tensors that
+    several ops write into; each writer but the last gets its own, so that
+    bufferization does not copy a zero-filled buffer where a fill does.
   }];
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
 }

@@ -269,6 +269,26 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth) {
   op.erase();
 }
 
+/// An elementwise op over whole buffers: every loop parallel, every
+/// operand indexed by all loops in order (or a scalar), every buffer
+/// contiguous. Its loops can run as one.
+bool flattenable(linalg::GenericOp op) {
+  if (!op.hasPureBufferSemantics() || op.getNumLoops() < 2 ||
+      op.getNumParallelLoops() != op.getNumLoops())
+    return false;
+  for (OpOperand &operand : op->getOpOperands()) {
+    AffineMap map = op.getMatchingIndexingMap(&operand);
+    auto type = dyn_cast<MemRefType>(operand.get().getType());
+    if (!type || (!map.isIdentity() && map.getNumResults() != 0) ||
+        (map.isIdentity() && !type.getLayout().isIdentity()))
+      return false;
+  }
+  for (Operation &inside : op.getRegion().front())
+    if (isa<linalg::IndexOp>(inside))
+      return false;
+  return true;
+}
+
 class VectorizeRows : public mass::impl::MassVectorizeRowsBase<VectorizeRows> {
 public:
   using MassVectorizeRowsBase::MassVectorizeRowsBase;
@@ -281,6 +301,24 @@ public:
     for (linalg::CopyOp op : copies) {
       rewriter.setInsertionPoint(op);
       (void)linalg::generalizeNamedOp(rewriter, op);
+    }
+    // Elementwise ops over whole buffers run as one loop: a conv weight's
+    // optimizer step then walks one long row instead of rows of 3.
+    SmallVector<linalg::GenericOp> flat;
+    getOperation().walk([&](linalg::GenericOp op) {
+      if (flattenable(op))
+        flat.push_back(op);
+    });
+    for (linalg::GenericOp op : flat) {
+      ReassociationIndices all;
+      for (unsigned d = 0; d < op.getNumLoops(); ++d)
+        all.push_back(d);
+      rewriter.setInsertionPoint(op);
+      FailureOr<linalg::CollapseResult> collapsed =
+          linalg::collapseOpIterationDims(
+              cast<linalg::LinalgOp>(op.getOperation()), {all}, rewriter);
+      if (succeeded(collapsed))
+        rewriter.replaceOp(op, collapsed->results);
     }
     SmallVector<linalg::GenericOp> ops;
     getOperation().walk([&](linalg::GenericOp op) {

@@ -72,3 +72,18 @@ func.func @strided(%x: memref<2x48xf32>, %y: memref<2x16xf32>) {
   }
   return
 }
+
+// An elementwise op over whole contiguous buffers (a conv weight's
+// optimizer step, rows of 3) runs as one loop over all elements.
+// CHECK-LABEL: func.func @flat
+// CHECK: %[[X:.*]] = memref.collapse_shape %arg0 {{\[\[}}0, 1, 2]] : memref<?x3x3xf32> into memref<?xf32>
+// CHECK: %[[Y:.*]] = memref.collapse_shape %arg2 {{\[\[}}0, 1, 2]] : memref<?x3x3xf32> into memref<?xf32>
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel"]} ins(%[[X]], %arg1 : memref<?xf32>, memref<f32>) outs(%[[Y]] : memref<?xf32>)
+func.func @flat(%x: memref<?x3x3xf32>, %s: memref<f32>, %y: memref<?x3x3xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> ()>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%x, %s : memref<?x3x3xf32>, memref<f32>) outs(%y : memref<?x3x3xf32>) {
+  ^bb0(%in: f32, %c: f32, %out: f32):
+    %0 = arith.mulf %in, %c : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
