@@ -511,10 +511,7 @@ RowStats rowStats(Lowering &l, Value logits, Value labels) {
 
 /// Sum over all axes into a rank-0 tensor.
 Value total(Lowering &l, Value x) {
-  return l.reduce(x, l.allAxes(tensorType(x).getRank()), l.f32(0),
-                  [](OpBuilder &b, Location loc, ValueRange a) -> Value {
-                    return b.create<arith::AddFOp>(loc, a[0], a[1]);
-                  });
+  return l.reduce(x, l.allAxes(tensorType(x).getRank()), l.f32(0), addBody);
 }
 
 struct CrossEntropyPattern : public MassPattern<CrossEntropyOp> {

@@ -89,34 +89,39 @@ std::pair<Value, Value> target(IndexMath &m, Value i, Value k, int64_t stride,
   return {m.clamp(o, valid), valid};
 }
 
+/// The spatial numbers of a window op: input and output H and W, and the
+/// window's kernel, stride, padding and dilation per axis.
+struct WindowShape {
+  int64_t h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+  WindowShape(const Window &win, RankedTensorType input,
+              RankedTensorType output)
+      : h(input.getDimSize(2)), w(input.getDimSize(3)),
+        oh(output.getDimSize(2)), ow(output.getDimSize(3)), kh(win.kernel[0]),
+        kw(win.kernel[1]), sh(win.stride[0]), sw(win.stride[1]),
+        ph(win.padding[0]), pw(win.padding[1]), dh(win.dilation[0]),
+        dw(win.dilation[1]) {}
+};
+
+/// A convolution op's window whose kernel comes from its weight.
+template <typename Op> Window convWindow(Op op, RankedTensorType weight) {
+  Window win = windowOf(op);
+  win.kernel = {weight.getDimSize(2), weight.getDimSize(3)};
+  return win;
+}
+
 /// The numbers of one convolution.
-struct ConvShape {
-  int64_t n = ShapedType::kDynamic, c, h, w, o, kh, kw, oh, ow, groups;
-  int64_t sh, sw, ph, pw, dh, dw;
+struct ConvShape : WindowShape {
+  int64_t n, c, o, groups;
   int64_t cg() const { return c / groups; }
   int64_t og() const { return o / groups; }
   int64_t patch() const { return cg() * kh * kw; }
 
   template <typename Op>
   ConvShape(Op op, RankedTensorType input, RankedTensorType weight,
-            RankedTensorType output) {
-    n = input.getDimSize(0);
-    c = input.getDimSize(1);
-    h = input.getDimSize(2);
-    w = input.getDimSize(3);
-    o = weight.getDimSize(0);
-    kh = weight.getDimSize(2);
-    kw = weight.getDimSize(3);
-    oh = output.getDimSize(2);
-    ow = output.getDimSize(3);
-    groups = op.getGroups();
-    sh = op.getStride()[0];
-    sw = op.getStride()[1];
-    ph = op.getPadding()[0];
-    pw = op.getPadding()[1];
-    dh = op.getDilation()[0];
-    dw = op.getDilation()[1];
-  }
+            RankedTensorType output)
+      : WindowShape(convWindow(op, weight), input, output),
+        n(input.getDimSize(0)), c(input.getDimSize(1)), o(weight.getDimSize(0)),
+        groups(op.getGroups()) {}
 };
 
 AffineMap map(OpBuilder &b, unsigned dims, ArrayRef<AffineExpr> exprs) {
@@ -265,37 +270,29 @@ Value groupedGrad(Lowering &l, const ConvShape &s, Value dy) {
   return collapse(l, t, {{0}, {1}, {2, 3, 4}});
 }
 
-/// acc[b, m, n] += A * B over loops (b, m, k, n), C starting at zero.
-/// `cShape` is C's [b, m, n]; with a dynamic n, [b, m, batch, n / batch];
-/// for a weight's gradient, [b, m, n] and then the weight's shape.
-Value product(Lowering &l, ArrayRef<int64_t> cShape, Value batchOf,
-              unsigned batchDim, Value a, AffineMap mapA, Value bMat,
+/// C for a product [g, m, N * P] whose columns run over the batch: its
+/// buffer keeps the batch as an axis of its own, so that its size is a
+/// multiple of the batch the arena can plan.
+Value batchedProduct(Lowering &l, int64_t g, int64_t m, int64_t p,
+                     Value batchOf) {
+  Value full = emptyWithBatch(l, {g, m, ShapedType::kDynamic, p}, batchOf, 0);
+  return collapse(l, full, {{0}, {1}, {2, 3}});
+}
+
+/// C for a weight's gradient [g, O/g, K]: a buffer of the weight's shape
+/// seen that way, so that the gradient a step returns is this buffer
+/// itself, not a copy of it.
+Value weightProduct(Lowering &l, const ConvShape &s, RankedTensorType wType) {
+  Value rows = collapse(l, l.empty(wType, {}), {{0}, {1, 2, 3}});
+  return l.b.create<tensor::ExpandShapeOp>(
+      l.loc,
+      RankedTensorType::get({s.groups, s.og(), s.patch()}, l.b.getF32Type()),
+      rows, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+}
+
+/// C[b, m, n] = A * B over loops (b, m, k, n), into `init` zeroed.
+Value product(Lowering &l, Value init, Value a, AffineMap mapA, Value bMat,
               AffineMap mapB) {
-  // C's buffer is made with the batch split out, so that its size is a
-  // multiple of the batch the arena can plan.
-  SmallVector<int64_t> split = {cShape[0], cShape[1]};
-  bool batched = ShapedType::isDynamic(cShape[2]);
-  Value init;
-  if (batched) {
-    Value full = emptyWithBatch(
-        l, {cShape[0], cShape[1], ShapedType::kDynamic, cShape[3]}, batchOf,
-        batchDim);
-    init = collapse(l, full, {{0}, {1}, {2, 3}});
-  } else if (cShape.size() == 7) {
-    // A weight's gradient: the buffer has the weight's shape [O, C/g, KH,
-    // KW] (the last four sizes), seen as [g, O/g, K], so that the gradient
-    // a step returns is this buffer itself, not a copy of it.
-    Value full = l.empty(
-        RankedTensorType::get(cShape.drop_front(3), l.b.getF32Type()), {});
-    Value rows = collapse(l, full, {{0}, {1, 2, 3}});
-    init = l.b.create<tensor::ExpandShapeOp>(
-        l.loc, RankedTensorType::get(cShape.take_front(3), l.b.getF32Type()),
-        rows, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
-  } else {
-    init = l.empty(RankedTensorType::get({cShape[0], cShape[1], cShape[2]},
-                                         l.b.getF32Type()),
-                   {});
-  }
   init = l.b.create<linalg::FillOp>(l.loc, l.f32(0), init).getResult(0);
   AffineMap mapC = dimsMap(l.b, 4, {0, 1, 3});
   return l.contract(cast<RankedTensorType>(init.getType()), a, bMat, init,
@@ -311,9 +308,9 @@ struct Conv2dPattern : public MassPattern<Conv2dOp> {
     Value col = im2col(l, s, op.getInput());
     Value w = groupedWeight(l, s, op.getWeight());
     // [g, O/g, N * OH * OW] = [g, O/g, K] x [g, K, N * OH * OW]
-    Value t = product(l, {s.groups, s.og(), ShapedType::kDynamic, s.oh * s.ow},
-                      op.getInput(), 0, w, dimsMap(l.b, 4, {0, 1, 2}), col,
-                      dimsMap(l.b, 4, {0, 2, 3}));
+    Value t = product(
+        l, batchedProduct(l, s.groups, s.og(), s.oh * s.ow, op.getInput()), w,
+        dimsMap(l.b, 4, {0, 1, 2}), col, dimsMap(l.b, 4, {0, 2, 3}));
     t = expand(l, t, {s.groups, s.og(), s.n, s.oh, s.ow}, {{0}, {1}, {2, 3, 4}},
                op.getInput(), 0);
     // Back to NCHW.
@@ -337,9 +334,9 @@ struct Conv2dGradWeightPattern : public MassPattern<Conv2dGradWeightOp> {
     Value col = im2col(l, s, op.getInput());
     Value dy = groupedGrad(l, s, op.getGrad());
     // [g, O/g, K] = [g, O/g, N * OH * OW] x [g, K, N * OH * OW]^T
-    Value dw = product(
-        l, {s.groups, s.og(), s.patch(), s.o, s.cg(), s.kh, s.kw}, {}, 0, dy,
-        dimsMap(l.b, 4, {0, 1, 2}), col, dimsMap(l.b, 4, {0, 3, 2}));
+    Value dw =
+        product(l, weightProduct(l, s, wType), dy, dimsMap(l.b, 4, {0, 1, 2}),
+                col, dimsMap(l.b, 4, {0, 3, 2}));
     Value flat = collapse(l, dw, {{0, 1}, {2}});
     return SmallVector<Value>{l.b.create<tensor::ExpandShapeOp>(
         l.loc, wType, flat, ArrayRef<ReassociationIndices>{{0}, {1, 2, 3}})};
@@ -356,10 +353,9 @@ struct Conv2dGradInputPattern : public MassPattern<Conv2dGradInputOp> {
     Value dy = groupedGrad(l, s, op.getGrad());
     Value w = groupedWeight(l, s, op.getWeight());
     // [g, K, N * OH * OW] = [g, O/g, K]^T x [g, O/g, N * OH * OW]
-    Value dcol =
-        product(l, {s.groups, s.patch(), ShapedType::kDynamic, s.oh * s.ow},
-                op.getGrad(), 0, w, dimsMap(l.b, 4, {0, 2, 1}), dy,
-                dimsMap(l.b, 4, {0, 2, 3}));
+    Value dcol = product(
+        l, batchedProduct(l, s.groups, s.patch(), s.oh * s.ow, op.getGrad()), w,
+        dimsMap(l.b, 4, {0, 2, 1}), dy, dimsMap(l.b, 4, {0, 2, 3}));
     dcol = expand(l, dcol, {s.groups, s.cg(), s.kh, s.kw, s.n, s.oh, s.ow},
                   {{0}, {1, 2, 3}, {4, 5, 6}}, op.getGrad(), 0);
     // col2im: each input element sums the columns that read it.
@@ -382,10 +378,7 @@ struct Conv2dGradInputPattern : public MassPattern<Conv2dGradInputOp> {
                             d(0), d(2) + (s.ph + lh) - d(3) * s.dh,
                             d(5) + (s.pw + lw) - d(4) * s.dw});
       return SmallVector<Value>{
-          generic(l, init, {dp}, {read}, {s.kh, s.kw},
-                  [](OpBuilder &b, Location loc, ValueRange a) {
-                    return Value(b.create<arith::AddFOp>(loc, a[1], a[0]));
-                  })};
+          generic(l, init, {dp}, {read}, {s.kh, s.kw}, addBody)};
     }
     return SmallVector<Value>{generic(
         l, init, {}, {}, {s.kh, s.kw},
@@ -409,22 +402,11 @@ struct Conv2dGradInputPattern : public MassPattern<Conv2dGradInputOp> {
 // Pools
 //===----------------------------------------------------------------------===//
 
-struct PoolShape {
-  int64_t c, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
+struct PoolShape : WindowShape {
+  int64_t c;
   template <typename Op>
-  PoolShape(Op op, RankedTensorType input, RankedTensorType output) {
-    c = input.getDimSize(1);
-    h = input.getDimSize(2);
-    w = input.getDimSize(3);
-    oh = output.getDimSize(2);
-    ow = output.getDimSize(3);
-    kh = op.getKernel()[0];
-    kw = op.getKernel()[1];
-    sh = op.getStride()[0];
-    sw = op.getStride()[1];
-    ph = op.getPadding()[0];
-    pw = op.getPadding()[1];
-  }
+  PoolShape(Op op, RankedTensorType input, RankedTensorType output)
+      : WindowShape(windowOf(op), input, output), c(input.getDimSize(1)) {}
 };
 
 /// The window generic of a pool: loops (n, c, oh, kh, kw, ow) over the
@@ -506,11 +488,8 @@ struct AvgPoolPattern : public MassPattern<AvgPoolOp> {
     auto type = tensorType(op.getResult());
     PoolShape s(op, tensorType(op.getInput()), type);
     SmallVector<Value> dynamic = l.dynamicSizes(type, {op.getInput()});
-    Value sum =
-        poolReduce(l, s, op.getInput(), l.filled(type, dynamic, l.f32(0)), 0.0,
-                   [](OpBuilder &b, Location loc, ValueRange a) {
-                     return Value(b.create<arith::AddFOp>(loc, a[1], a[0]));
-                   });
+    Value sum = poolReduce(l, s, op.getInput(),
+                           l.filled(type, dynamic, l.f32(0)), 0.0, addBody);
     // Padding counts (count_include_pad): every window has KH * KW.
     double area = static_cast<double>(s.kh * s.kw);
     return SmallVector<Value>{l.elementwise(
@@ -663,10 +642,7 @@ Value channelSum(Lowering &l, Value x, ValueRange perChannel, Body body) {
           .getResult(0);
   if (!rows)
     return sums;
-  return l.reduce(sums, {1}, l.f32(0),
-                  [](OpBuilder &b, Location loc, ValueRange a) -> Value {
-                    return b.create<arith::AddFOp>(loc, a[0], a[1]);
-                  });
+  return l.reduce(sums, {1}, l.f32(0), addBody);
 }
 
 struct BatchNormPattern : public MassPattern<BatchNormOp> {

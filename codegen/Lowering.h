@@ -222,6 +222,11 @@ inline Value cst(OpBuilder &b, Location l, double v) {
   return b.create<arith::ConstantOp>(l, b.getF32FloatAttr(v));
 }
 
+/// The body of a sum: the element (a[0]) added to the accumulator (a[1]).
+inline Value addBody(OpBuilder &b, Location l, ValueRange a) {
+  return b.create<arith::AddFOp>(l, a[0], a[1]);
+}
+
 /// Lowers one mass op with `lower`; the linalg ops it creates for a member
 /// of a fusion group carry the group's mark.
 template <typename OpT> struct MassPattern : public OpConversionPattern<OpT> {

@@ -178,29 +178,13 @@ LogicalResult SliceOp::verify() {
 // Convolution and pooling
 //===----------------------------------------------------------------------===//
 
-template <typename Op> static Window convWindow(Op op) {
-  Window w;
-  w.stride.assign(op.getStride().begin(), op.getStride().end());
-  w.padding.assign(op.getPadding().begin(), op.getPadding().end());
-  w.dilation.assign(op.getDilation().begin(), op.getDilation().end());
-  return w;
-}
-
-template <typename Op> static Window poolWindow(Op op) {
-  Window w;
-  w.kernel.assign(op.getKernel().begin(), op.getKernel().end());
-  w.stride.assign(op.getStride().begin(), op.getStride().end());
-  w.padding.assign(op.getPadding().begin(), op.getPadding().end());
-  return w;
-}
-
 /// The convolution of `input` by `weight` gives `output`'s shape.
 template <typename Op>
 static LogicalResult verifyConv(Op op, Value input, Value weight,
                                 Value output) {
   return checkResult(op,
-                     conv2dShape(shapeOf(input), shapeOf(weight),
-                                 convWindow(op), op.getGroups()),
+                     conv2dShape(shapeOf(input), shapeOf(weight), windowOf(op),
+                                 op.getGroups()),
                      output);
 }
 
@@ -217,8 +201,7 @@ LogicalResult Conv2dGradWeightOp::verify() {
 template <typename Op>
 static LogicalResult verifyPool(Op op, Value input, Value output) {
   return checkResult(
-      op,
-      poolShape(op->getName().stripDialect(), shapeOf(input), poolWindow(op)),
+      op, poolShape(op->getName().stripDialect(), shapeOf(input), windowOf(op)),
       output);
 }
 

@@ -86,6 +86,7 @@ private:
   std::map<std::string, Tensor> buffers, nextBuffers;
   // Dropout's seed for the step; negative turns dropout off.
   Tensor dropoutSeed{DType::I32, {}};
+  bool hasDropout = false;                    // train_step takes a seed
   std::map<std::string, Tensor> batchBuffers; // inputs and labels
   std::vector<Tensor> taskWeights;            // one scalar per task
   std::map<std::string, Tensor> outputs;      // scalars by output name
@@ -309,6 +310,9 @@ void Trainer::allocate() {
       if (v.role == "output")
         outputs[v.name] = Tensor(DType::F32, {});
   trainCall = EntryCall(spec.trainStep);
+  hasDropout =
+      std::any_of(spec.trainStep.args.begin(), spec.trainStep.args.end(),
+                  [](const ValueSpec &v) { return v.role == "seed"; });
   updateCall = EntryCall(spec.update);
   forwardCall = EntryCall(spec.forward);
   // Every batch holds at most `batch` samples: the arena is allocated once.
@@ -428,10 +432,7 @@ void Trainer::setTaskWeights() {
 
 void Trainer::trainStep(int64_t count, int64_t dropout) {
   // Only models with dropout draw, so that others keep their shuffles.
-  bool seeded =
-      std::any_of(spec.trainStep.args.begin(), spec.trainStep.args.end(),
-                  [](const ValueSpec &v) { return v.role == "seed"; });
-  if (dropout == -1 && seeded)
+  if (dropout == -1 && hasDropout)
     dropout = static_cast<int64_t>(rng() & 0x7fffffff);
   dropoutSeed.i[0] = static_cast<int32_t>(dropout < 0 ? -1 : dropout);
   bindBatch(trainCall, spec.trainStep, count);

@@ -63,6 +63,30 @@ class GradParity(unittest.TestCase):
             self.assertLess(masstest.rel_error(ours["loss." + task], loss.detach().numpy()),
                             TOL, f"loss.{task}")
 
+    def classifier_parity(self, source, name, seed, x_shape, classes, logits, buffers=None):
+        """Compiles `source` (input x, label y, one task cls), draws x from
+        N(0, 1), labels in [0, classes) and parameters from N(0, 0.3^2)
+        (then, with `buffers`, their values from `buffers(rng, shapes)`),
+        and compares --dump-grads with torch.autograd on the cross-entropy
+        of `logits(X, p)`."""
+        work = masstest.Workdir()
+        exe = masstest.compile_model(source, work, name)
+        rng = np.random.default_rng(seed)
+        n = x_shape[0]
+        x = rng.standard_normal(x_shape).astype(np.float32)
+        y = rng.integers(0, classes, n).astype(np.int32)
+        masstest.write_npy_dir(work.file("data"), {"x": x, "y": y})
+        shapes = masstest.param_shapes(exe)
+        params = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in shapes.items()}
+        state = buffers(rng, masstest.param_shapes(exe, buffers=True)) if buffers else {}
+        ours = masstest.dump_grads(exe, work, {**params, **state}, work.file("data"), n)
+
+        def loss(p):
+            return F.cross_entropy(logits(torch.tensor(x), p), torch.tensor(y, dtype=torch.long))
+
+        grads, total, _ = torch_grads(params, loss)
+        self.check(ours, grads, total, total, {"cls": total})
+
     def test_spec01_mlp(self):
         work = masstest.Workdir()
         with open(os.path.join(SPEC, "01_mlp.mass")) as f:
@@ -167,25 +191,11 @@ model branches {
   task cls { loss = cross_entropy(out, y) }
 }
 """
-        work = masstest.Workdir()
-        exe = masstest.compile_model(source, work, "branches")
-        rng = np.random.default_rng(7)
-        n = 9
-        x = rng.standard_normal((n, 6)).astype(np.float32)
-        y = rng.integers(0, 4, n).astype(np.int32)
-        masstest.write_npy_dir(work.file("data"), {"x": x, "y": y})
-        shapes = masstest.param_shapes(exe)
-        params = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in shapes.items()}
-        ours = masstest.dump_grads(exe, work, params, work.file("data"), n)
+        def logits(X, p):
+            return (F.linear(X, p["out.0.weight"], p["out.0.bias"])
+                    + F.linear(F.relu(X), p["out.1.weight"], p["out.1.bias"]))
 
-        def loss(p):
-            X = torch.tensor(x)
-            out = (F.linear(X, p["out.0.weight"], p["out.0.bias"])
-                   + F.linear(F.relu(X), p["out.1.weight"], p["out.1.bias"]))
-            return F.cross_entropy(out, torch.tensor(y, dtype=torch.long))
-
-        grads, total, _ = torch_grads(params, loss)
-        self.check(ours, grads, total, total, {"cls": total})
+        self.classifier_parity(source, "branches", 7, (9, 6), 4, logits)
 
     def test_concat(self):
         """concat joins branches (as an Inception block does) along the
@@ -202,29 +212,15 @@ model cat {
   task cls { loss = cross_entropy(out, y) }
 }
 """
-        work = masstest.Workdir()
-        exe = masstest.compile_model(source, work, "cat")
-        rng = np.random.default_rng(6)
-        n = 9
-        x = rng.standard_normal((n, 6)).astype(np.float32)
-        y = rng.integers(0, 4, n).astype(np.int32)
-        masstest.write_npy_dir(work.file("data"), {"x": x, "y": y})
-        shapes = masstest.param_shapes(exe)
-        params = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in shapes.items()}
-        ours = masstest.dump_grads(exe, work, params, work.file("data"), n)
-
-        def loss(p):
-            X = torch.tensor(x)
+        def logits(X, p):
             a = torch.tanh(F.linear(X, p["a.weight"], p["a.bias"]))
             b = torch.sigmoid(F.linear(X, p["b.weight"], p["b.bias"]))
             h = torch.cat([a, b, X], 1)
             r = torch.cat([h.reshape(-1, 2, 7), X.reshape(-1, 3, 2).transpose(1, 2)], 2)
-            out = (F.linear(h, p["out.0.weight"], p["out.0.bias"])
-                   + F.linear(r.flatten(1), p["out.1.weight"], p["out.1.bias"]))
-            return F.cross_entropy(out, torch.tensor(y, dtype=torch.long))
+            return (F.linear(h, p["out.0.weight"], p["out.0.bias"])
+                    + F.linear(r.flatten(1), p["out.1.weight"], p["out.1.bias"]))
 
-        grads, total, _ = torch_grads(params, loss)
-        self.check(ours, grads, total, total, {"cls": total})
+        self.classifier_parity(source, "cat", 6, (9, 6), 4, logits)
 
     def test_convolutions_and_pools(self):
         """Strided, padded, dilated, grouped and 1x1 convolutions, with and
@@ -243,33 +239,19 @@ model conv {
   task cls { loss = cross_entropy(out, y) }
 }
 """
-        work = masstest.Workdir()
-        exe = masstest.compile_model(source, work, "conv")
-        rng = np.random.default_rng(8)
-        n = 7
-        x = rng.standard_normal((n, 4, 11, 11)).astype(np.float32)
-        y = rng.integers(0, 5, n).astype(np.int32)
-        masstest.write_npy_dir(work.file("data"), {"x": x, "y": y})
-        shapes = masstest.param_shapes(exe)
-        params = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in shapes.items()}
-        ours = masstest.dump_grads(exe, work, params, work.file("data"), n)
-
-        def loss(p):
-            X = torch.tensor(x)
+        def logits(X, p):
             a = F.max_pool2d(torch.tanh(F.conv2d(X, p["a.weight"], p["a.bias"], stride=2, padding=1)),
                              3, stride=1, padding=1)
             b = F.avg_pool2d(torch.sigmoid(F.conv2d(X, p["b.weight"], dilation=2, groups=2)),
                              3, stride=2, padding=1)
             c = F.max_pool2d(F.conv2d(X, p["c.weight"], p["c.bias"]), 2)
             d = F.conv2d(X, p["d.weight"], p["d.bias"], stride=3, padding=2, groups=4)
-            out = (F.linear(a.flatten(1), p["out.0.weight"], p["out.0.bias"])
-                   + F.linear(b.flatten(1), p["out.1.weight"], p["out.1.bias"])
-                   + F.linear(c.mean((2, 3)), p["out.2.weight"], p["out.2.bias"])
-                   + F.linear(d.flatten(1), p["out.3.weight"], p["out.3.bias"]))
-            return F.cross_entropy(out, torch.tensor(y, dtype=torch.long))
+            return (F.linear(a.flatten(1), p["out.0.weight"], p["out.0.bias"])
+                    + F.linear(b.flatten(1), p["out.1.weight"], p["out.1.bias"])
+                    + F.linear(c.mean((2, 3)), p["out.2.weight"], p["out.2.bias"])
+                    + F.linear(d.flatten(1), p["out.3.weight"], p["out.3.bias"]))
 
-        grads, total, _ = torch_grads(params, loss)
-        self.check(ours, grads, total, total, {"cls": total})
+        self.classifier_parity(source, "conv", 8, (7, 4, 11, 11), 5, logits)
 
     def test_batchnorm_and_dropout(self):
         """Batch norm in training mode (batch statistics, through a conv and
@@ -293,36 +275,24 @@ model bn {
   task cls { loss = cross_entropy(out, y) }
 }
 """
-        work = masstest.Workdir()
-        exe = masstest.compile_model(source, work, "bn")
-        rng = np.random.default_rng(9)
-        n = 6
-        x = rng.standard_normal((n, 3, 6, 6)).astype(np.float32)
-        y = rng.integers(0, 3, n).astype(np.int32)
-        masstest.write_npy_dir(work.file("data"), {"x": x, "y": y})
-        shapes = masstest.param_shapes(exe)
-        buffers = masstest.param_shapes(exe, buffers=True)
-        self.assertEqual(sorted(buffers), ["f.0.bn.running_mean", "f.0.bn.running_var",
-                                           "f.1.bn.running_mean", "f.1.bn.running_var",
-                                           "n.running_mean", "n.running_var"])
-        params = {k: (rng.standard_normal(s) * 0.3).astype(np.float32) for k, s in shapes.items()}
-        stats = {k: rng.uniform(0.5, 1.5, s).astype(np.float32) for k, s in buffers.items()}
-        ours = masstest.dump_grads(exe, work, {**params, **stats}, work.file("data"), n)
+        def stats(rng, buffers):
+            self.assertEqual(sorted(buffers), ["f.0.bn.running_mean", "f.0.bn.running_var",
+                                               "f.1.bn.running_mean", "f.1.bn.running_var",
+                                               "n.running_mean", "n.running_var"])
+            return {k: rng.uniform(0.5, 1.5, s).astype(np.float32) for k, s in buffers.items()}
 
-        def loss(p):
+        def logits(X, p):
             def unit(h, name, c):
                 h = F.conv2d(h, p[name + ".conv.weight"], padding=1)
                 h = F.batch_norm(h, None, None, p[name + ".bn.weight"], p[name + ".bn.bias"],
                                  training=True, eps=1e-3)
                 return F.relu(h)
-            f = unit(F.max_pool2d(unit(torch.tensor(x), "f.0", 4), 2), "f.1", 5)
+            f = unit(F.max_pool2d(unit(X, "f.0", 4), 2), "f.1", 5)
             h = F.linear(f.flatten(1), p["h.weight"])
             h = F.batch_norm(h, None, None, p["n.weight"], p["n.bias"], training=True)
-            out = F.linear(torch.tanh(h), p["out.weight"], p["out.bias"])
-            return F.cross_entropy(out, torch.tensor(y, dtype=torch.long))
+            return F.linear(torch.tanh(h), p["out.weight"], p["out.bias"])
 
-        grads, total, _ = torch_grads(params, loss)
-        self.check(ours, grads, total, total, {"cls": total})
+        self.classifier_parity(source, "bn", 9, (6, 3, 6, 6), 3, logits, buffers=stats)
 
     def test_fused_matches_unfused(self):
         """Fusion changes no result: the programs built with and without
