@@ -89,8 +89,8 @@ std::string mass::buildDescriptor(ModuleOp module) {
   return out;
 }
 
-std::string mass::addArenaPlans(const std::string &descriptor,
-                                ModuleOp module) {
+std::string mass::addCodegenPlans(const std::string &descriptor,
+                                  ModuleOp module) {
   auto plans = module->getAttrOfType<DictionaryAttr>("mass.arena");
   llvm::Expected<llvm::json::Value> root = llvm::json::parse(descriptor);
   if (!root) {
@@ -107,6 +107,11 @@ std::string mass::addArenaPlans(const std::string &descriptor,
     (*entry)["arena"] =
         llvm::json::Object{{"bytes", sizes[0]}, {"bytes_per_sample", sizes[1]}};
   }
+  auto inPlace = module->getAttrOfType<ArrayAttr>("mass.in_place");
+  for (Attribute name : inPlace ? inPlace.getValue() : ArrayRef<Attribute>{})
+    if (auto s = dyn_cast<StringAttr>(name))
+      if (llvm::json::Object *entry = entries->getObject(s.getValue()))
+        (*entry)["in_place"] = true;
   std::string out;
   llvm::raw_string_ostream os(out);
   os << *root;

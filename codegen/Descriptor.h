@@ -15,11 +15,15 @@ namespace mass {
 /// Built from the mass module after autodiff and the optimizer pass.
 std::string buildDescriptor(mlir::ModuleOp module);
 
-/// `descriptor` with, for each entry point that mass-arena gave an arena
-/// (the module's `mass.arena`), `"arena": {"bytes": N, "bytes_per_sample":
-/// M}`: the entry takes one more argument after its results, a buffer of
-/// at least N + M * batch bytes, 64-byte aligned.
-std::string addArenaPlans(const std::string &descriptor, mlir::ModuleOp module);
+/// `descriptor` with what code generation decided per entry point: for
+/// each that mass-arena gave an arena (the module's `mass.arena`),
+/// `"arena": {"bytes": N, "bytes_per_sample": M}` (the entry takes one more
+/// argument after its results, a buffer of at least N + M * batch bytes,
+/// 64-byte aligned); for each that mass-in-place-results found
+/// (`mass.in_place`), `"in_place": true` (its parameter and state results
+/// may be the buffers of the arguments they replace).
+std::string addCodegenPlans(const std::string &descriptor,
+                            mlir::ModuleOp module);
 
 } // namespace mass
 

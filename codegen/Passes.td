@@ -52,6 +52,24 @@ def MassDistinctResults : Pass<"mass-distinct-results", "::mlir::func::FuncOp"> 
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
 }
 
+def MassInPlaceResults : Pass<"mass-in-place-results", "::mlir::ModuleOp"> {
+  let summary = "Finds the functions whose parameter and state results may overwrite their arguments";
+  let description = [{
+    The optimizer step returns each parameter and each optimizer state
+    anew (`mass.param` and `mass.state` results with the names of the
+    arguments they replace). Writing them over the arguments saves a
+    second copy of the model and half the step's memory traffic, and is
+    safe when each such result is its argument unchanged or comes from an
+    all-parallel linalg.generic that reads the argument only element by
+    element (identity maps, as an input) and writes the result the same
+    way without reading its old value, and every other op that reads the
+    argument reads it as a linalg input before that generic. The module's
+    `mass.in_place` attribute lists the functions for which this holds for
+    every such result; the runtime then passes the same buffers as
+    arguments and results.
+  }];
+}
+
 def MassArena : Pass<"mass-arena", "::mlir::ModuleOp"> {
   let summary = "Plans every intermediate buffer of a function into one arena";
   let description = [{

@@ -92,6 +92,8 @@ void mass::addLowerToLinalg(OpPassManager &pm, unsigned optLevel, bool fuse) {
     pm.addNestedPass<func::FuncOp>(createMassFoldTransposes());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  // Read while the arguments and results still carry their names.
+  pm.addPass(createMassInPlaceResults());
 }
 
 int64_t mass::hostVectorWidth() {

@@ -218,7 +218,7 @@ int main(int argc, char **argv) {
         mass::addCpuToLLVM(pm, optLevel, vectorWidth);
       })))
     return 1;
-  descriptor = mass::addArenaPlans(descriptor, **module);
+  descriptor = mass::addCodegenPlans(descriptor, **module);
   llvm::LLVMContext llvmContext;
   auto llvmModule =
       mass::translateForHost(**module, llvmContext, descriptor, optLevel);

@@ -49,6 +49,7 @@ static bool parseEntry(const Json &j, EntrySpec &e, std::string &error) {
     if (!parseValue(r, e.results.back(), error))
       return false;
   }
+  e.inPlace = j["in_place"].kind() == Json::Kind::Bool && j["in_place"].flag();
   const Json &arena = j["arena"];
   if (arena.isObject()) {
     e.hasArena = true;

@@ -28,6 +28,9 @@ struct EntrySpec {
   /// The arena the entry's intermediates live in (planned by massc), passed
   /// after the results: bytes + bytesPerSample * batch.
   bool hasArena = false;
+  /// The parameter and state results may be bound to the buffers of the
+  /// arguments they replace (the optimizer step then updates in place).
+  bool inPlace = false;
   int64_t arenaBytes = 0, arenaBytesPerSample = 0;
 
   size_t arenaSize(int64_t batch) const {

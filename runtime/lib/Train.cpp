@@ -288,7 +288,8 @@ void Trainer::checkData(Dataset &data, const char *what) {
 void Trainer::allocate() {
   for (const ValueSpec &v : spec.params) {
     params[v.name] = Tensor(DType::F32, v.shape);
-    nextParams[v.name] = Tensor(DType::F32, v.shape);
+    if (!spec.update.inPlace)
+      nextParams[v.name] = Tensor(DType::F32, v.shape);
     grads[v.name] = Tensor(DType::F32, v.shape);
   }
   for (const ValueSpec &v : spec.buffers) {
@@ -298,7 +299,8 @@ void Trainer::allocate() {
   for (const ValueSpec &v : spec.update.args)
     if (v.role == "state") {
       states[v.name] = Tensor(DType::F32, v.shape);
-      nextStates[v.name] = Tensor(DType::F32, v.shape);
+      if (!spec.update.inPlace)
+        nextStates[v.name] = Tensor(DType::F32, v.shape);
     }
   for (const ValueSpec &v : spec.inputs)
     batchBuffers[v.name] = Tensor(v.dtype, v.withBatch(batch));
@@ -463,16 +465,21 @@ void Trainer::update() {
       updateCall.bind(index, hyperBc2);
     ++index;
   }
+  // In place (massc found it safe), the new values overwrite the old;
+  // otherwise they go to the second set of buffers, swapped in after.
+  bool inPlace = spec.update.inPlace;
   for (const ValueSpec &v : spec.update.results) {
     if (v.role == "param")
-      updateCall.bind(index, nextParams[v.name]);
+      updateCall.bind(index, (inPlace ? params : nextParams)[v.name]);
     else if (v.role == "state")
-      updateCall.bind(index, nextStates[v.name]);
+      updateCall.bind(index, (inPlace ? states : nextStates)[v.name]);
     else
       updateCall.bind(index, gradNorm);
     ++index;
   }
   updateCall.invoke(mass_update);
+  if (inPlace)
+    return;
   for (const ValueSpec &v : spec.update.results) {
     if (v.role == "param")
       std::swap(params[v.name].f, nextParams[v.name].f);
