@@ -5,6 +5,7 @@
 
 #include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace mass {
 #define GEN_PASS_DEF_MASSDISTINCTRESULTS
@@ -15,35 +16,67 @@ using namespace mlir;
 
 namespace {
 
+/// The ops that make `init` a fresh destination, from `init`'s definition
+/// back to a tensor.empty: reshapes, fills (and what they fill); empty when
+/// `init` is anything else.
+SmallVector<Operation *> destinationChain(Value init) {
+  SmallVector<Operation *> chain;
+  while (Operation *def = init.getDefiningOp()) {
+    if (!isa<RankedTensorType>(init.getType()))
+      break;
+    chain.push_back(def);
+    if (isa<tensor::EmptyOp>(def))
+      return chain;
+    if (auto fill = dyn_cast<linalg::FillOp>(def))
+      init = fill.getDpsInits()[0];
+    else if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(def))
+      init = def->getOperand(0);
+    else
+      break;
+  }
+  return {};
+}
+
 class DistinctResults
     : public mass::impl::MassDistinctResultsBase<DistinctResults> {
   void runOnOperation() override {
     // A destination that several ops write into (CSE merges equal fills
-    // and empty tensors) is made again for each writer but the last:
-    // bufferization would otherwise copy it, a memcpy where a memset
-    // (or nothing) does.
-    SmallVector<OpOperand *> shared;
+    // and empty tensors, reshaped or not) is made again right before each
+    // writer: bufferization would otherwise copy it (a memcpy where a
+    // memset, or nothing, does), and mass-gemm starts a product from a
+    // fill only when the fill comes just before it.
+    SmallVector<std::pair<OpOperand *, SmallVector<Operation *>>> shared;
     getOperation().walk([&](DestinationStyleOpInterface op) {
       for (OpOperand &init : op.getDpsInitsMutable()) {
-        Operation *def = init.get().getDefiningOp();
-        if (def && isa<linalg::FillOp, tensor::EmptyOp>(def) &&
-            !def->hasOneUse() && isa<RankedTensorType>(init.get().getType()))
-          shared.push_back(&init);
+        SmallVector<Operation *> chain = destinationChain(init.get());
+        if (llvm::any_of(chain, [](Operation *def) {
+              return !def->getResult(0).hasOneUse();
+            }))
+          shared.emplace_back(&init, std::move(chain));
       }
     });
-    for (OpOperand *init : shared) {
-      Operation *def = init->get().getDefiningOp();
-      if (def->hasOneUse())
-        continue;
-      // The clone goes right before its writer; its operands (sizes, the
-      // value) are defined before the original.
+    llvm::SetVector<Operation *> originals;
+    for (auto &[init, chain] : shared) {
+      // Operands from outside the chain (sizes, the fill's value) are
+      // defined before the original chain, hence before the writer.
       OpBuilder b(init->getOwner());
       IRMapping mapping;
-      if (auto fill = dyn_cast<linalg::FillOp>(def))
-        if (Operation *empty = fill.getDpsInits()[0].getDefiningOp();
-            empty && isa<tensor::EmptyOp>(empty))
-          mapping.map(empty->getResult(0), b.clone(*empty)->getResult(0));
-      init->set(b.clone(*def, mapping)->getResult(0));
+      for (Operation *def : llvm::reverse(chain))
+        b.clone(*def, mapping);
+      init->set(mapping.lookup(init->get()));
+      originals.insert(chain.begin(), chain.end());
+    }
+    // The originals nothing reads any more (an op of one chain may read
+    // one of another: repeat until none is left).
+    SmallVector<Operation *> pending = originals.takeVector();
+    for (bool erased = true; erased;) {
+      erased = false;
+      for (Operation *&def : pending)
+        if (def && def->use_empty()) {
+          def->erase();
+          def = nullptr;
+          erased = true;
+        }
     }
 
     getOperation().walk([](func::ReturnOp ret) {
