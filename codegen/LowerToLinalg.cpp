@@ -385,16 +385,30 @@ template <typename OpT> struct ReducePattern : public MassPattern<OpT> {
         return b.create<arith::MaximumFOp>(loc, a[0], a[1]);
       return b.create<arith::AddFOp>(loc, a[0], a[1]);
     };
-    // With the last axis and others reduced, the last goes last, from one
-    // partial result per position along it: the innermost loop then walks
-    // rows (vectorised) instead of adding into one accumulator in memory.
+    // With the last axis and others reduced, the last axes go last, from
+    // one partial result per position along them: the innermost loop then
+    // walks rows (vectorised) instead of adding into one accumulator in
+    // memory. Enough trailing axes are kept for rows of at least 64
+    // elements (a weight's [O, I, 3, 3] keeps I, 3, 3), while the partial
+    // results stay small.
     auto inType = tensorType(op.getInput());
+    int64_t kept = 0, row = 1;
+    while (kept + 1 < static_cast<int64_t>(axes.size()) && row < 64 &&
+           axes[axes.size() - 1 - kept] == rank - 1 - kept &&
+           !inType.isDynamicDim(rank - 1 - kept) &&
+           row * inType.getDimSize(rank - 1 - kept) <= 16384) {
+      row *= inType.getDimSize(rank - 1 - kept);
+      ++kept;
+    }
     Value r;
-    if (axes.size() > 1 && axes.back() == rank - 1 &&
-        !inType.isDynamicDim(rank - 1) && inType.getDimSize(rank - 1) > 1) {
-      Value partial = l.reduce(
-          op.getInput(), ArrayRef<int64_t>(axes).drop_back(), init, combine);
-      r = l.reduce(partial, {tensorType(partial).getRank() - 1}, init, combine);
+    if (kept > 0 && row > 1) {
+      Value partial =
+          l.reduce(op.getInput(), ArrayRef<int64_t>(axes).drop_back(kept), init,
+                   combine);
+      int64_t partialRank = tensorType(partial).getRank();
+      SmallVector<int64_t> last =
+          llvm::to_vector(llvm::seq<int64_t>(partialRank - kept, partialRank));
+      r = l.reduce(partial, last, init, combine);
     } else {
       r = l.reduce(op.getInput(), axes, init, combine);
     }

@@ -269,24 +269,59 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth) {
   op.erase();
 }
 
-/// An elementwise op over whole buffers: every loop parallel, every
-/// operand indexed by all loops in order (or a scalar), every buffer
-/// contiguous. Its loops can run as one.
-bool flattenable(linalg::GenericOp op) {
-  if (!op.hasPureBufferSemantics() || op.getNumLoops() < 2 ||
-      op.getNumParallelLoops() != op.getNumLoops())
-    return false;
-  for (OpOperand &operand : op->getOpOperands()) {
-    AffineMap map = op.getMatchingIndexingMap(&operand);
-    auto type = dyn_cast<MemRefType>(operand.get().getType());
-    if (!type || (!map.isIdentity() && map.getNumResults() != 0) ||
-        (map.isIdentity() && !type.getLayout().isIdentity()))
-      return false;
-  }
+/// How many innermost loops of `op` can run as one: parallel loops that
+/// every operand (each indexed by loops only) either does not depend on or
+/// indexes as its innermost dimensions, in order, in a buffer where they
+/// are contiguous. 0 when fewer than two.
+int64_t flattenableLoops(linalg::GenericOp op) {
+  int64_t loops = op.getNumLoops();
+  if (!op.hasPureBufferSemantics() || loops < 2)
+    return 0;
   for (Operation &inside : op.getRegion().front())
     if (isa<linalg::IndexOp>(inside))
+      return 0;
+  SmallVector<utils::IteratorType> iters = op.getIteratorTypesArray();
+  auto fits = [&](int64_t count) {
+    int64_t first = loops - count;
+    if (!llvm::all_of(ArrayRef(iters).drop_front(first),
+                      linalg::isParallelIterator))
       return false;
-  return true;
+    for (OpOperand &operand : op->getOpOperands()) {
+      AffineMap map = op.getMatchingIndexingMap(&operand);
+      auto type = dyn_cast<MemRefType>(operand.get().getType());
+      if (!type || !map.isProjectedPermutation())
+        return false;
+      bool uses = false;
+      for (AffineExpr e : map.getResults())
+        for (int64_t d = first; d < loops; ++d)
+          uses |= e.isFunctionOfDim(d);
+      if (!uses)
+        continue;
+      // The innermost results are exactly those loops, in order.
+      int64_t rank = map.getNumResults();
+      if (rank < count)
+        return false;
+      for (int64_t k = 0; k < count; ++k)
+        if (map.getResult(rank - count + k) !=
+            getAffineDimExpr(first + k, op.getContext()))
+          return false;
+      for (int64_t r = 0; r < rank - count; ++r)
+        for (int64_t d = first; d < loops; ++d)
+          if (map.getResult(r).isFunctionOfDim(d))
+            return false;
+      SmallVector<ReassociationIndices> groups;
+      for (int64_t r = 0; r < rank - count; ++r)
+        groups.push_back({r});
+      groups.push_back(llvm::to_vector(llvm::seq<int64_t>(rank - count, rank)));
+      if (!memref::CollapseShapeOp::isGuaranteedCollapsible(type, groups))
+        return false;
+    }
+    return true;
+  };
+  int64_t count = 1;
+  while (count < loops && fits(count + 1))
+    ++count;
+  return count >= 2 ? count : 0;
 }
 
 class VectorizeRows : public mass::impl::MassVectorizeRowsBase<VectorizeRows> {
@@ -302,21 +337,22 @@ public:
       rewriter.setInsertionPoint(op);
       (void)linalg::generalizeNamedOp(rewriter, op);
     }
-    // Elementwise ops over whole buffers run as one loop: a conv weight's
-    // optimizer step then walks one long row instead of rows of 3.
-    SmallVector<linalg::GenericOp> flat;
+    // Innermost loops over contiguous memory run as one: a conv weight's
+    // optimizer step walks one long row instead of rows of 3, a gradient
+    // norm's partial sums rows of I*3*3 instead of rows of 3.
+    SmallVector<std::pair<linalg::GenericOp, int64_t>> flat;
     getOperation().walk([&](linalg::GenericOp op) {
-      if (flattenable(op))
-        flat.push_back(op);
+      if (int64_t count = flattenableLoops(op))
+        flat.emplace_back(op, count);
     });
-    for (linalg::GenericOp op : flat) {
-      ReassociationIndices all;
-      for (unsigned d = 0; d < op.getNumLoops(); ++d)
-        all.push_back(d);
+    for (auto [op, count] : flat) {
+      int64_t loops = op.getNumLoops();
+      ReassociationIndices inner =
+          llvm::to_vector(llvm::seq<int64_t>(loops - count, loops));
       rewriter.setInsertionPoint(op);
       FailureOr<linalg::CollapseResult> collapsed =
           linalg::collapseOpIterationDims(
-              cast<linalg::LinalgOp>(op.getOperation()), {all}, rewriter);
+              cast<linalg::LinalgOp>(op.getOperation()), {inner}, rewriter);
       if (succeeded(collapsed))
         rewriter.replaceOp(op, collapsed->results);
     }

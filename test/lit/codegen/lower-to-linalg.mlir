@@ -41,6 +41,17 @@ func.func @reduce(%x: tensor<?x8xf32>) -> tensor<?x1xf32> {
   return %0 : tensor<?x1xf32>
 }
 
+// A sum over every axis of a conv weight [O, I, 3, 3] runs in two stages:
+// partial sums over O for each of I*3*3 positions (rows of 36 innermost),
+// then over those. A last axis of 3 alone would make rows of 3.
+// CHECK-LABEL: func.func @sum_all
+// CHECK: %[[P:.*]] = linalg.generic {{{.*}}iterator_types = ["reduction", "parallel", "parallel", "parallel"]} ins(%arg0 : tensor<8x4x3x3xf32>) outs(%{{.*}} : tensor<4x3x3xf32>)
+// CHECK: linalg.generic {{{.*}}iterator_types = ["reduction", "reduction", "reduction"]} ins(%[[P]] : tensor<4x3x3xf32>) outs(%{{.*}} : tensor<f32>)
+func.func @sum_all(%w: tensor<8x4x3x3xf32>) -> tensor<f32> {
+  %0 = mass.sum %w axes = [0, 1, 2, 3] : tensor<8x4x3x3xf32> -> tensor<f32>
+  return %0 : tensor<f32>
+}
+
 // CHECK-LABEL: func.func @cross_entropy
 func.func @cross_entropy(%l: tensor<?x10xf32>, %y: tensor<?xi32>) -> tensor<f32> {
   // log-sum-exp of each row.

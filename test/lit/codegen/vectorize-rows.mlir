@@ -87,3 +87,47 @@ func.func @flat(%x: memref<?x3x3xf32>, %s: memref<f32>, %y: memref<?x3x3xf32>) {
   }
   return
 }
+
+// The innermost loops that every operand walks contiguously, or not at
+// all, run as one: a gradient norm's partial sums over a conv weight
+// [O, I, 3, 3] add rows of I*3*3, and a per-channel scale of [N, C, H, W]
+// runs over rows of H*W (rows longer than 64: not vectorised here). The reduced axis, and the channel the scale
+// depends on, stay loops of their own.
+// CHECK-LABEL: func.func @flat_inner
+// CHECK: %[[W:.*]] = memref.collapse_shape %arg0 {{\[\[}}0], [1, 2, 3]] : memref<8x8x3x3xf32> into memref<8x72xf32>
+// CHECK: %[[P:.*]] = memref.collapse_shape %arg1 {{\[\[}}0, 1, 2]] : memref<8x3x3xf32> into memref<72xf32>
+// CHECK: linalg.generic {{.*}}iterator_types = ["reduction", "parallel"]} ins(%[[W]] : memref<8x72xf32>) outs(%[[P]] : memref<72xf32>)
+// CHECK: %[[X:.*]] = memref.collapse_shape %arg2 {{\[\[}}0], [1], [2, 3]] : memref<?x4x10x10xf32> into memref<?x4x100xf32>
+// CHECK: %[[Y:.*]] = memref.collapse_shape %arg4 {{\[\[}}0], [1], [2, 3]] : memref<?x4x10x10xf32> into memref<?x4x100xf32>
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel"]} ins(%[[X]], %arg3 : memref<?x4x100xf32>, memref<4xf32>) outs(%[[Y]] : memref<?x4x100xf32>)
+func.func @flat_inner(%w: memref<8x8x3x3xf32>, %p: memref<8x3x3xf32>, %x: memref<?x4x10x10xf32>, %s: memref<4xf32>, %y: memref<?x4x10x10xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d1, d2, d3)>], iterator_types = ["reduction", "parallel", "parallel", "parallel"]} ins(%w : memref<8x8x3x3xf32>) outs(%p : memref<8x3x3xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %0 = arith.mulf %in, %in : f32
+    %1 = arith.addf %0, %acc : f32
+    linalg.yield %1 : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d1)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%x, %s : memref<?x4x10x10xf32>, memref<4xf32>) outs(%y : memref<?x4x10x10xf32>) {
+  ^bb0(%in: f32, %c: f32, %out: f32):
+    %0 = arith.mulf %in, %c : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
+
+// A loop that an operand reads through a constant index, or that a
+// strided view does not lay out contiguously, stays as it is.
+// CHECK-LABEL: func.func @not_flat
+// CHECK-NOT: memref.collapse_shape
+// CHECK: return
+func.func @not_flat(%b: memref<1x1xf32>, %y: memref<8x16xf32>, %v: memref<8x16xf32, strided<[32, 1]>>, %z: memref<8x16xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (0, 0)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%b : memref<1x1xf32>) outs(%y : memref<8x16xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%v : memref<8x16xf32, strided<[32, 1]>>) outs(%z : memref<8x16xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  }
+  return
+}
