@@ -34,6 +34,10 @@ struct Contraction {
   bool bTransposed = false;
   /// B has unit stride along its last dimension.
   bool bUnitK = false;
+  /// A read as A[b..., k, m] (W^T with W as stored).
+  bool aTransposed = false;
+  /// A has unit stride along its last dimension.
+  bool aUnitInner = false;
   /// The op just before that fills C with what the contraction adds onto:
   /// a constant (linalg.fill) or, with no batch, a vector along n (the
   /// bias, broadcast over rows by a linalg.generic).
@@ -214,6 +218,8 @@ std::optional<Contraction> match(linalg::GenericOp op) {
   bool bDirect = isDim(b0, batch + 1) && isDim(b1, batch + 2);
   c.bTransposed = isDim(b0, batch + 2) && isDim(b1, batch + 1);
   c.bUnitK = unitInnerStride(c.b);
+  c.aTransposed = aTransposed;
+  c.aUnitInner = unitInnerStride(c.a);
   findInit(c);
   findEpilogue(c);
   if (!(aDirect || aTransposed) || !(bDirect || c.bTransposed) ||
@@ -385,11 +391,69 @@ private:
     Value g = par.getInductionVars()[0];
     Value first = b.create<arith::AddIOp>(
         loc, m0, b.create<arith::MulIOp>(loc, g, index(rows)));
-    auto loop = b.create<scf::ForOp>(loc, k0, k1, index(1));
+    Value zero = b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(0.0f));
+    Value start = k0;
+    if (c.aUnitInner && rows <= width) {
+      // The group's rows that exist, and the lanes of a packed row.
+      Value valid = b.create<arith::MinSIOp>(
+          loc, b.create<arith::SubIOp>(loc, m1, first), index(rows));
+      auto maskType = VectorType::get({width}, b.getI1Type());
+      Value packedLanes = b.create<vector::ConstantMaskOp>(
+          loc, maskType, b.getI64ArrayAttr({rows}));
+      auto storeRow = [&](Value x, Value kv) {
+        b.create<vector::MaskedStoreOp>(
+            loc, packedA,
+            ValueRange{g, b.create<arith::SubIOp>(loc, kv, k0), index(0)},
+            packedLanes, x);
+      };
+      if (c.aTransposed) {
+        // A[k, m]: the group's rows are contiguous at each step of k.
+        Value lanes =
+            b.create<vector::CreateMaskOp>(loc, maskType, ValueRange{valid});
+        auto loop = b.create<scf::ForOp>(loc, k0, k1, index(1));
+        b.setInsertionPointToStart(loop.getBody());
+        Value kv = loop.getInductionVar();
+        storeRow(load(c.a, indices(c.mapA, first, kv, Value()), lanes), kv);
+        return;
+      }
+      // A[m, k]: tiles of width steps of k, one vector per row of the
+      // group (zero past its end and up to the width), transposed in
+      // registers into one packed row per step.
+      Value span = b.create<arith::SubIOp>(loc, k1, k0);
+      start = b.create<arith::AddIOp>(
+          loc, k0,
+          b.create<arith::MulIOp>(
+              loc, b.create<arith::DivUIOp>(loc, span, index(width)),
+              index(width)));
+      auto tiles = b.create<scf::ForOp>(loc, k0, start, index(width));
+      OpBuilder::InsertionGuard inner(b);
+      b.setInsertionPointToStart(tiles.getBody());
+      Value kv = tiles.getInductionVar();
+      Value zeros = b.create<arith::ConstantOp>(
+          loc, vecType, DenseElementsAttr::get(vecType, 0.0f));
+      SmallVector<Value> tile;
+      for (int64_t r = 0; r < width; ++r) {
+        if (r >= rows) {
+          tile.push_back(zeros);
+          continue;
+        }
+        Value row = b.create<arith::MinSIOp>(
+            loc, b.create<arith::AddIOp>(loc, first, index(r)), last);
+        Value x = load(c.a, indices(c.mapA, row, kv, Value()), Value());
+        Value inside = b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::slt,
+                                               index(r), valid);
+        tile.push_back(b.create<arith::SelectOp>(loc, inside, x, zeros));
+      }
+      transposeTile(tile);
+      for (int64_t i = 0; i < width; ++i)
+        storeRow(tile[i], b.create<arith::AddIOp>(loc, kv, index(i)));
+      b.setInsertionPointAfter(tiles);
+    }
+    // Element by element (the steps of k left after the tiles).
+    auto loop = b.create<scf::ForOp>(loc, start, k1, index(1));
     b.setInsertionPointToStart(loop.getBody());
     Value kv = loop.getInductionVar();
     Value at = b.create<arith::SubIOp>(loc, kv, k0);
-    Value zero = b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(0.0f));
     for (int64_t r = 0; r < rows; ++r) {
       Value row = b.create<arith::AddIOp>(loc, first, index(r));
       Value inside =

@@ -9,7 +9,9 @@
 
 // C += A * B: for each block of 64 rows of C and block of 32 steps of k,
 // threads first copy A's block into groups of 2 rows, k-major (zero past
-// the last row); then they split C into panels of two vectors (8 columns),
+// the last row): tiles of 4 steps of k, a vector per row, transposed in
+// registers and stored 2 lanes per step, then the steps left one by one;
+// then they split C into panels of two vectors (8 columns),
 // each copying its block of B to the stack. A block of 2 rows x 8 columns
 // of C stays in registers across the k loop, fed by one row of the packed
 // B and a broadcast element of the packed A per row. In the last group, a
@@ -25,7 +27,15 @@
 // CHECK: scf.for %[[K0:.*]] = %c0 to %c64 step %c32 {
 // CHECK: %[[K1:.*]] = arith.minsi
 // CHECK: scf.parallel (%[[G:.*]]) = (%c0) to (%{{.*}}) step (%c1) {
-// CHECK: scf.for %[[KA:.*]] = %[[K0]] to %[[K1]] step %c1 {
+// CHECK: %[[LANES:.*]] = vector.constant_mask [2] : vector<4xi1>
+// CHECK: scf.for %[[KT:.*]] = %[[K0]] to %[[TILED:.*]] step %c4 {
+// CHECK: %[[V0:.*]] = vector.load %[[A]][%{{.*}}, %[[KT]]] : memref<?x64xf32>, vector<4xf32>
+// CHECK: arith.select %{{.*}}, %[[V0]], %[[ZEROS:.*]] : vector<4xf32>
+// CHECK: vector.load %[[A]][%{{.*}}, %[[KT]]] : memref<?x64xf32>, vector<4xf32>
+// CHECK: vector.shuffle
+// CHECK: vector.maskedstore %[[PA]][%[[G]], %{{.*}}, %c0], %[[LANES]]
+// CHECK-COUNT-3: vector.maskedstore %[[PA]]
+// CHECK: scf.for %[[KA:.*]] = %[[TILED]] to %[[K1]] step %c1 {
 // CHECK: %[[IN:.*]] = arith.cmpi slt, %[[ROW0:.*]], %[[M1]]
 // CHECK: %[[CLAMPED:.*]] = arith.minsi %[[ROW0]], %[[LAST]]
 // CHECK: %[[X0:.*]] = memref.load %[[A]][%[[CLAMPED]], %[[KA]]]
@@ -115,9 +125,14 @@ func.func @transposed_rhs(%A: memref<?x16xf32>, %B: memref<8x16xf32>, %C: memref
 // A read transposed, A[k, m], as in dW = dyT * x.
 // CHECK-LABEL: func.func @transposed_lhs
 // CHECK-SAME: (%[[A:.*]]: memref<?x16xf32>
+// The group's rows are contiguous at each step of k: one masked load
+// (the rows that exist) and one masked store per step.
 // CHECK: scf.parallel
+// CHECK: %[[LANES:.*]] = vector.constant_mask [2] : vector<4xi1>
+// CHECK: %[[VALID:.*]] = vector.create_mask %{{.*}} : vector<4xi1>
 // CHECK: scf.for %[[K:.*]] = {{.*}} {
-// CHECK: memref.load %[[A]][%[[K]], %{{.*}}] : memref<?x16xf32>
+// CHECK: %[[X:.*]] = vector.maskedload %[[A]][%[[K]], %{{.*}}], %[[VALID]], %{{.*}} : memref<?x16xf32>
+// CHECK: vector.maskedstore %{{.*}}, %[[LANES]], %[[X]]
 func.func @transposed_lhs(%A: memref<?x16xf32>, %B: memref<?x8xf32>, %C: memref<16x8xf32>) {
   linalg.generic {indexing_maps = [#at, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
       ins(%A, %B : memref<?x16xf32>, memref<?x8xf32>) outs(%C : memref<16x8xf32>) {
