@@ -280,13 +280,37 @@ public:
     Value k1 = b.create<arith::MinSIOp>(
         loc, b.create<arith::AddIOp>(loc, k0, index(tileK)), k);
     packA(k0, k1);
-    auto par = b.create<scf::ParallelOp>(loc, ValueRange{index(0)},
-                                         ValueRange{ceilDiv(n, 2 * width)},
-                                         ValueRange{index(1)});
+    // Threads split the panels of C; with fewer than four (ResNet's last
+    // layers have 32 columns), they also split the block's row groups into
+    // chunks, each packing its panel of B (small next to the rows' work).
+    Value panels = ceilDiv(n, 2 * width);
+    Value groupCount = ceilDiv(b.create<arith::SubIOp>(loc, m1, m0), rows);
+    Value chunks = b.create<arith::MinSIOp>(
+        loc,
+        b.create<arith::DivUIOp>(
+            loc, b.create<arith::AddIOp>(loc, panels, index(3)), panels),
+        b.create<arith::MaxSIOp>(loc, groupCount, index(1)));
+    auto par = b.create<scf::ParallelOp>(
+        loc, ValueRange{index(0)},
+        ValueRange{b.create<arith::MulIOp>(loc, panels, chunks)},
+        ValueRange{index(1)});
     par->setAttr(mass::kParallelKernelAttr, b.getUnitAttr());
     b.setInsertionPointToStart(par.getBody());
-    Value j0 = b.create<arith::MulIOp>(loc, par.getInductionVars()[0],
-                                       index(2 * width));
+    Value item = par.getInductionVars()[0];
+    Value j0 = b.create<arith::MulIOp>(
+        loc, b.create<arith::DivUIOp>(loc, item, chunks), index(2 * width));
+    Value chunk = b.create<arith::RemUIOp>(loc, item, chunks);
+    auto groupBound = [&](Value ch) {
+      Value g = b.create<arith::DivUIOp>(
+          loc, b.create<arith::MulIOp>(loc, ch, groupCount), chunks);
+      return b.create<arith::MinSIOp>(
+          loc,
+          b.create<arith::AddIOp>(loc, m0,
+                                  b.create<arith::MulIOp>(loc, g, index(rows))),
+          m1);
+    };
+    rowBegin = groupBound(chunk);
+    rowEnd = groupBound(b.create<arith::AddIOp>(loc, chunk, index(1)));
     // The panel's block of B, copied row by row (k) into contiguous,
     // aligned memory on the thread's stack, zero past the edge of C.
     packedB = b.create<memref::AllocaOp>(
@@ -320,6 +344,8 @@ private:
   int64_t width, rows, tileM, tileK;
   VectorType vecType;
   Value m, n, k, packedA, packedB, m0, m1, last;
+  /// The rows of the block this panel's thread runs the kernel on.
+  Value rowBegin, rowEnd;
   SmallVector<Value> batchIvs;
 
   Value index(int64_t v) { return b.create<arith::ConstantIndexOp>(loc, v); }
@@ -469,11 +495,11 @@ private:
   }
 
   /// One panel of C starting at column j0, for one block of k: its block of
-  /// B packed, then the kernel on each group of rows.
+  /// B packed, then the kernel on each group of rows of its chunk.
   void panelBody(Value j0, ArrayRef<Value> masks, Value k0, Value k1) {
     OpBuilder::InsertionGuard guard(b);
     pack(j0, masks, k0, k1);
-    auto blocks = b.create<scf::ForOp>(loc, m0, m1, index(rows));
+    auto blocks = b.create<scf::ForOp>(loc, rowBegin, rowEnd, index(rows));
     b.setInsertionPointToStart(blocks.getBody());
     Value i = blocks.getInductionVar();
     Value g = b.create<arith::DivUIOp>(loc, b.create<arith::SubIOp>(loc, i, m0),

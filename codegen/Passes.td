@@ -180,7 +180,8 @@ def MassGemm : Pass<"mass-gemm", "::mlir::func::FuncOp"> {
     `rows` rows, k-major, in a buffer allocated once (the arena plans it);
     then threads split C into panels two vectors wide, each copying its
     block of B into contiguous memory on the stack, zero past the edge of
-    C. Inside, `rows` rows of C by the panel's width stay in vector
+    C (with fewer than four panels, threads also split the block's rows
+    into chunks, each copying its panel of B). Inside, `rows` rows of C by the panel's width stay in vector
     registers while k advances, each step loading one row of the packed B
     and broadcasting one element of the packed A per row into fused
     multiply-adds. Rows left over use a one-row kernel that reads A in

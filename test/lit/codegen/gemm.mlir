@@ -42,15 +42,22 @@
 // CHECK: %[[Z0:.*]] = arith.select %[[IN]], %[[X0]], %cst
 // CHECK: memref.store %[[Z0]], %[[PA]][%[[G]], %{{.*}}, %c0]
 // CHECK: } {mass.parallel_kernel}
+// With two panels, threads also split the block's row groups into two
+// chunks: each item runs one panel on one chunk's rows.
+// CHECK: %[[CHUNKS:.*]] = arith.minsi
 // CHECK: scf.parallel (%[[P:.*]]) = (%c0) to (%{{.*}}) step (%c1) {
-// CHECK: %[[J:.*]] = arith.muli %[[P]], %c8
+// CHECK: %[[PANEL:.*]] = arith.divui %[[P]], %[[CHUNKS]]
+// CHECK: %[[J:.*]] = arith.muli %[[PANEL]], %c8
+// CHECK: arith.remui %[[P]], %[[CHUNKS]]
+// CHECK: %[[BEGIN:.*]] = arith.minsi %{{.*}}, %[[M1]]
+// CHECK: %[[END:.*]] = arith.minsi %{{.*}}, %[[M1]]
 // CHECK: %[[PB:.*]] = memref.alloca() {alignment = 64 : i64} : memref<32x8xf32>
 // CHECK: %[[FULL:.*]] = arith.cmpi sge
 // CHECK: scf.if %[[FULL]] {
 // CHECK: scf.for %[[KP:.*]] = %[[K0]] to %[[K1]] step %c1 {
 // CHECK: %[[ROW:.*]] = vector.load %[[B]][%[[KP]], %{{.*}}] : memref<64x10xf32>, vector<4xf32>
 // CHECK: vector.store %[[ROW]], %[[PB]]
-// CHECK: scf.for %[[I:.*]] = %[[M0]] to %[[M1]] step %c2 {
+// CHECK: scf.for %[[I:.*]] = %[[BEGIN]] to %[[END]] step %c2 {
 // CHECK: %[[GI:.*]] = arith.divui
 // CHECK: %[[R0:.*]] = arith.minsi %[[I]], %[[LAST]]
 // CHECK: %[[R1:.*]] = arith.minsi %{{.*}}, %[[LAST]]
