@@ -121,6 +121,10 @@ def MassVectorizeRows : Pass<"mass-vectorize-rows", "::mlir::func::FuncOp"> {
     it (others are read once per row) becomes outer loops around, per chunk
     of the vector width (the last one masked), one vector load per operand,
     the body's elementwise ops on vectors and one vector store per result.
+    Longer or dynamic rows that every operand walks with unit stride (or
+    not at all) run as a loop of such chunks, then one masked chunk: LLVM
+    would vectorise them only behind a runtime check that the output does
+    not overlap an input, which fails for an update in place.
     Copies (linalg.copy) are generalised first. Image rows (28, 14, 7 elements) are the
     case: LLVM unrolls such short loops completely and leaves them scalar.
   }];

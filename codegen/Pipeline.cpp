@@ -156,9 +156,10 @@ void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
   pm.addPass(createLowerAffinePass());
   pm.addPass(createConvertSCFToCFPass());
   pm.addPass(createCanonicalizerPass());
-  // erf and tanh have no LLVM intrinsic: call libm for them.
-  pm.addPass(createConvertMathToLibmPass());
+  // Math ops with LLVM intrinsics first (sqrt on vectors stays one
+  // instruction); erf and tanh have none: they call libm.
   pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
   pm.addPass(createConvertVectorToLLVMPass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createArithToLLVMConversionPass());

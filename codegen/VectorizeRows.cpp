@@ -99,6 +99,9 @@ bool vectorizable(Operation &op, unsigned inner) {
   return true;
 }
 
+/// Whether `op`'s innermost loop runs as vectors: rows of [minWidth,
+/// maxWidth] as unrolled chunks; longer or dynamic rows (contiguous in
+/// every operand that walks them) as a loop of chunks.
 bool matches(linalg::GenericOp op, int64_t minWidth, int64_t maxWidth) {
   if (!op.hasPureBufferSemantics() || op.getNumLoops() == 0)
     return false;
@@ -107,7 +110,8 @@ bool matches(linalg::GenericOp op, int64_t minWidth, int64_t maxWidth) {
     return false;
   SmallVector<int64_t> ranges = op.getStaticLoopRanges();
   int64_t width = ranges[inner];
-  if (ShapedType::isDynamic(width) || width < minWidth || width > maxWidth)
+  bool unrolled = !ShapedType::isDynamic(width) && width <= maxWidth;
+  if (unrolled && width < minWidth)
     return false;
   for (OpOperand &operand : op->getOpOperands()) {
     auto type = dyn_cast<MemRefType>(operand.get().getType());
@@ -115,7 +119,8 @@ bool matches(linalg::GenericOp op, int64_t minWidth, int64_t maxWidth) {
       return false;
     Walk walk =
         walkOf(op.getMatchingIndexingMap(&operand), inner, operand.get());
-    if (walk == Walk::Other)
+    // Long rows run in a loop of chunks: unit strides only.
+    if (walk == Walk::Other || (!unrolled && walk == Walk::Two))
       return false;
     if (op.isDpsInit(&operand) && walk != Walk::Unit)
       return false;
@@ -126,11 +131,12 @@ bool matches(linalg::GenericOp op, int64_t minWidth, int64_t maxWidth) {
   return true;
 }
 
-void vectorize(linalg::GenericOp op, int64_t vectorWidth) {
+void vectorize(linalg::GenericOp op, int64_t vectorWidth, int64_t maxWidth) {
   OpBuilder b(op);
   Location loc = op.getLoc();
   unsigned inner = op.getNumLoops() - 1;
   int64_t width = op.getStaticLoopRanges()[inner];
+  bool unrolled = !ShapedType::isDynamic(width) && width <= maxWidth;
   SmallVector<Range, 4> ranges =
       cast<linalg::LinalgOp>(op.getOperation()).createLoopRanges(b, loc);
   auto iters = op.getIteratorTypesArray();
@@ -163,11 +169,11 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth) {
     return b.create<vector::ConstantMaskOp>(loc, vectorOf(b.getI1Type()),
                                             b.getI64ArrayAttr({lanes}));
   };
-  for (int64_t offset = 0; offset < width; offset += vectorWidth) {
-    int64_t lanes = std::min(vectorWidth, width - offset);
-    Value mask = lanes < vectorWidth ? Value(maskOf(lanes)) : Value();
+  // One chunk of the row from `start`: `lanes` of them (a static count, for
+  // stride-2 reads), `mask` null when all lanes are in the row.
+  auto chunk = [&](Value start, int64_t lanes, Value mask) {
     SmallVector<Value> dims(ivs);
-    dims.push_back(b.create<arith::ConstantIndexOp>(loc, offset));
+    dims.push_back(start);
     // Where each operand's chunk starts.
     auto indices = [&](OpOperand &operand) {
       SmallVector<Value> out;
@@ -265,6 +271,44 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth) {
       else
         b.create<vector::StoreOp>(loc, result, init.get(), at);
     }
+  };
+  if (unrolled) {
+    for (int64_t offset = 0; offset < width; offset += vectorWidth) {
+      int64_t lanes = std::min(vectorWidth, width - offset);
+      chunk(b.create<arith::ConstantIndexOp>(loc, offset), lanes,
+            lanes < vectorWidth ? Value(maskOf(lanes)) : Value());
+    }
+    op.erase();
+    return;
+  }
+  // A long row: a loop of whole chunks (threads split it when it is the
+  // only loop), then one masked chunk for the rest (with a dynamic width,
+  // perhaps no lanes: then nothing is read or written).
+  Value size = getValueOrCreateConstantIndexOp(b, loc, ranges[inner].size);
+  Value step = b.create<arith::ConstantIndexOp>(loc, vectorWidth);
+  Value whole = b.create<arith::MulIOp>(
+      loc, b.create<arith::DivUIOp>(loc, size, step), step);
+  Value zero = b.create<arith::ConstantIndexOp>(loc, 0);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    if (inner == 0) {
+      auto loop = b.create<scf::ParallelOp>(
+          loc, ValueRange{zero}, ValueRange{whole}, ValueRange{step});
+      b.setInsertionPointToStart(loop.getBody());
+      chunk(loop.getInductionVars()[0], vectorWidth, Value());
+    } else {
+      auto loop = b.create<scf::ForOp>(loc, zero, whole, step);
+      b.setInsertionPointToStart(loop.getBody());
+      chunk(loop.getInductionVar(), vectorWidth, Value());
+    }
+  }
+  if (ShapedType::isDynamic(width)) {
+    Value rest = b.create<vector::CreateMaskOp>(
+        loc, vectorOf(b.getI1Type()),
+        ValueRange{b.create<arith::SubIOp>(loc, size, whole)});
+    chunk(whole, vectorWidth, rest);
+  } else if (int64_t rest = width % vectorWidth) {
+    chunk(whole, rest, maskOf(rest));
   }
   op.erase();
 }
@@ -362,7 +406,7 @@ public:
         ops.push_back(op);
     });
     for (linalg::GenericOp op : ops)
-      vectorize(op, vectorWidth);
+      vectorize(op, vectorWidth, maxWidth);
   }
 };
 

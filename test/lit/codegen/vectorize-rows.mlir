@@ -5,7 +5,7 @@
 // outermost parallel loop stays parallel.
 // CHECK-LABEL: func.func @rows
 // CHECK: scf.parallel (%[[N:.*]]) =
-// CHECK: scf.for %[[C:.*]] =
+// CHECK: scf.for
 // CHECK: %[[MASK:.*]] = vector.constant_mask [14] : vector<16xi1>
 // CHECK: %[[X:.*]] = vector.maskedload %arg0[%{{.*}}, %{{.*}}, %{{.*}}], %[[MASK]], %{{.*}} : memref<?x3x14xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
 // CHECK: %[[B:.*]] = memref.load %arg1[%{{.*}}] : memref<3xf32>
@@ -74,11 +74,22 @@ func.func @strided(%x: memref<2x48xf32>, %y: memref<2x16xf32>) {
 }
 
 // An elementwise op over whole contiguous buffers (a conv weight's
-// optimizer step, rows of 3) runs as one loop over all elements.
+// optimizer step, rows of 3) runs as one loop over all elements: a long
+// row, so a parallel loop of whole vectors, then one masked vector for
+// the rest (the size is dynamic).
 // CHECK-LABEL: func.func @flat
 // CHECK: %[[X:.*]] = memref.collapse_shape %arg0 {{\[\[}}0, 1, 2]] : memref<?x3x3xf32> into memref<?xf32>
 // CHECK: %[[Y:.*]] = memref.collapse_shape %arg2 {{\[\[}}0, 1, 2]] : memref<?x3x3xf32> into memref<?xf32>
-// CHECK: linalg.generic {{.*}}iterator_types = ["parallel"]} ins(%[[X]], %arg1 : memref<?xf32>, memref<f32>) outs(%[[Y]] : memref<?xf32>)
+// CHECK: %[[N:.*]] = memref.dim %[[X]]
+// CHECK: %[[WHOLE:.*]] = arith.muli %{{.*}}, %c16
+// CHECK: scf.parallel (%{{.*}}) = (%{{.*}}) to (%[[WHOLE]]) step (%c16) {
+// CHECK: vector.load %[[X]][%{{.*}}] : memref<?xf32>, vector<16xf32>
+// CHECK: arith.mulf %{{.*}} : vector<16xf32>
+// CHECK: vector.store %{{.*}}, %[[Y]][%{{.*}}] : memref<?xf32>, vector<16xf32>
+// CHECK: %[[REST:.*]] = arith.subi %[[N]], %[[WHOLE]]
+// CHECK: %[[MASK:.*]] = vector.create_mask %[[REST]] : vector<16xi1>
+// CHECK: vector.maskedload %[[X]][%{{.*}}], %[[MASK]]
+// CHECK: vector.maskedstore %[[Y]][%{{.*}}], %[[MASK]]
 func.func @flat(%x: memref<?x3x3xf32>, %s: memref<f32>, %y: memref<?x3x3xf32>) {
   linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> ()>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%x, %s : memref<?x3x3xf32>, memref<f32>) outs(%y : memref<?x3x3xf32>) {
   ^bb0(%in: f32, %c: f32, %out: f32):
@@ -91,15 +102,28 @@ func.func @flat(%x: memref<?x3x3xf32>, %s: memref<f32>, %y: memref<?x3x3xf32>) {
 // The innermost loops that every operand walks contiguously, or not at
 // all, run as one: a gradient norm's partial sums over a conv weight
 // [O, I, 3, 3] add rows of I*3*3, and a per-channel scale of [N, C, H, W]
-// runs over rows of H*W (rows longer than 64: not vectorised here). The reduced axis, and the channel the scale
+// runs over rows of H*W. Rows longer than 64 run as a loop of vectors,
+// then one masked vector. The reduced axis, and the channel the scale
 // depends on, stay loops of their own.
 // CHECK-LABEL: func.func @flat_inner
 // CHECK: %[[W:.*]] = memref.collapse_shape %arg0 {{\[\[}}0], [1, 2, 3]] : memref<8x8x3x3xf32> into memref<8x72xf32>
 // CHECK: %[[P:.*]] = memref.collapse_shape %arg1 {{\[\[}}0, 1, 2]] : memref<8x3x3xf32> into memref<72xf32>
-// CHECK: linalg.generic {{.*}}iterator_types = ["reduction", "parallel"]} ins(%[[W]] : memref<8x72xf32>) outs(%[[P]] : memref<72xf32>)
+// CHECK: scf.for %[[O:.*]] = %c0 to %c8 step %c1 {
+// CHECK: scf.for %[[J:.*]] = %{{.*}} to %{{.*}} step %c16 {
+// CHECK: vector.load %[[W]][%{{.*}}, %{{.*}}] : memref<8x72xf32>, vector<16xf32>
+// CHECK: vector.load %[[P]][%{{.*}}] : memref<72xf32>, vector<16xf32>
+// CHECK: vector.store %{{.*}}, %[[P]][%{{.*}}] : memref<72xf32>, vector<16xf32>
+// CHECK: %[[MASK:.*]] = vector.constant_mask [8] : vector<16xi1>
+// CHECK: vector.maskedstore %[[P]][%{{.*}}], %[[MASK]]
 // CHECK: %[[X:.*]] = memref.collapse_shape %arg2 {{\[\[}}0], [1], [2, 3]] : memref<?x4x10x10xf32> into memref<?x4x100xf32>
 // CHECK: %[[Y:.*]] = memref.collapse_shape %arg4 {{\[\[}}0], [1], [2, 3]] : memref<?x4x10x10xf32> into memref<?x4x100xf32>
-// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel"]} ins(%[[X]], %arg3 : memref<?x4x100xf32>, memref<4xf32>) outs(%[[Y]] : memref<?x4x100xf32>)
+// CHECK: scf.parallel
+// CHECK: scf.for
+// CHECK: vector.load %[[X]]
+// CHECK: %[[S:.*]] = memref.load %arg3[%{{.*}}] : memref<4xf32>
+// CHECK: vector.broadcast %[[S]]
+// CHECK: vector.store %{{.*}}, %[[Y]]
+// CHECK: vector.constant_mask [4] : vector<16xi1>
 func.func @flat_inner(%w: memref<8x8x3x3xf32>, %p: memref<8x3x3xf32>, %x: memref<?x4x10x10xf32>, %s: memref<4xf32>, %y: memref<?x4x10x10xf32>) {
   linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d1, d2, d3)>], iterator_types = ["reduction", "parallel", "parallel", "parallel"]} ins(%w : memref<8x8x3x3xf32>) outs(%p : memref<8x3x3xf32>) {
   ^bb0(%in: f32, %acc: f32):
