@@ -1,8 +1,9 @@
 //===- FuseLoops.cpp - Producer-consumer fusion of linalg ops ---*- C++ -*-===//
 //
-// The linalg ops of one mass.fusion group become one loop nest; elsewhere,
-// single-use elementwise producers fuse into consumers over the same loops
-// (the several nests one mass op lowers to).
+// The linalg ops of one mass.fusion group become one loop nest; then
+// single-use elementwise producers outside groups fuse into consumers over
+// the same loops (the several nests one mass op lowers to, a convolution's
+// copy back to NCHW into the group of its epilogue).
 //
 //===----------------------------------------------------------------------===//
 
@@ -75,15 +76,16 @@ class FuseLoops : public mass::impl::MassFuseLoopsBase<FuseLoops> {
           break;
     }
 
-    // Elsewhere: single-use producers over the same loops.
+    // Elsewhere: single-use producers over the same loops, into ops
+    // outside groups or into a group's one op (a convolution's copy back
+    // to NCHW into its bias, batch norm and activation).
     RewritePatternSet patterns(ctx);
     linalg::ControlFusionFn control = [](OpOperand *operand) {
       auto producer = operand->get().getDefiningOp<linalg::LinalgOp>();
       auto consumer = dyn_cast<linalg::LinalgOp>(operand->getOwner());
       return producer && consumer && producer->hasOneUse() &&
              producer.getNumLoops() == consumer.getNumLoops() &&
-             !producer->hasAttr(mass::kFusionGroupAttr) &&
-             !consumer->hasAttr(mass::kFusionGroupAttr);
+             !producer->hasAttr(mass::kFusionGroupAttr);
     };
     linalg::populateElementwiseOpsFusionPatterns(patterns, control);
     if (failed(

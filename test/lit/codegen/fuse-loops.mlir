@@ -27,3 +27,25 @@ func.func @into_contraction(%x: tensor<?x8xf32>, %w: tensor<8x3xf32>) -> tensor<
   %1 = mass.matmul %0, %w : tensor<?x8xf32>, tensor<8x3xf32> -> tensor<?x3xf32>
   return %1 : tensor<?x3xf32>
 }
+
+// CHECK-LABEL: func.func @conv_epilogue
+// A convolution's copy of its product back to NCHW (outside any group)
+// fuses into the group of its epilogue (a shift and relu): one loop nest
+// reads the product and writes the activation.
+func.func @conv_epilogue(%x: tensor<?x3x8x8xf32>, %w: tensor<4x3x3x3xf32>, %s: tensor<?x4x6x6xf32>) -> tensor<?x4x6x6xf32> {
+  // CHECK: %[[P:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction", "parallel"]
+  // CHECK: %[[E:.*]] = tensor.expand_shape %[[P]]
+  // CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%[[E]], %{{.*}} : tensor<1x4x?x6x6xf32>, tensor<?x4x6x6xf32>)
+  // CHECK: arith.addf
+  // CHECK: arith.maximumf
+  // CHECK-NOT: linalg.generic
+  // CHECK: return
+  %0 = mass.conv2d %x, %w stride = [1, 1] padding = [0, 0] dilation = [1, 1] groups = 1 : tensor<?x3x8x8xf32>, tensor<4x3x3x3xf32> -> tensor<?x4x6x6xf32>
+  %1 = mass.fusion ins(%0, %s : tensor<?x4x6x6xf32>, tensor<?x4x6x6xf32>) {
+  ^bb0(%a: tensor<?x4x6x6xf32>, %b: tensor<?x4x6x6xf32>):
+    %2 = mass.add %a, %b : tensor<?x4x6x6xf32>, tensor<?x4x6x6xf32> -> tensor<?x4x6x6xf32>
+    %3 = mass.relu %2 : tensor<?x4x6x6xf32>
+    mass.yield %3 : tensor<?x4x6x6xf32>
+  } -> tensor<?x4x6x6xf32>
+  return %1 : tensor<?x4x6x6xf32>
+}
