@@ -609,24 +609,43 @@ AffineMap channelMap(OpBuilder &b, unsigned rank) {
 
 /// Per channel: the sum over every other axis of `body`'s value for each
 /// element of x (inputs: x's element, then each of `perChannel`'s). The
-/// last axis is summed last, from partial sums per position along it: the
+/// channel is the outermost loop (threads split the channels); the last
+/// axes are summed last, from partial sums per position along them (per
+/// image position when the partial sums stay small, else per column): the
 /// innermost loop then walks rows (vectorised) instead of adding into one
 /// accumulator in memory.
 Value channelSum(Lowering &l, Value x, ValueRange perChannel, Body body) {
   auto type = tensorType(x);
   unsigned rank = type.getRank();
-  bool rows = rank > 2 && !type.isDynamicDim(rank - 1);
+  // Loops: channel, batch, then the image axes ([N, C]: batch, channel, so
+  // that rows of channels vectorise).
+  bool image2d = rank > 2;
+  SmallVector<unsigned> order =
+      image2d ? SmallVector<unsigned>{1, 0} : SmallVector<unsigned>{0, 1};
+  unsigned channel = image2d ? 0 : 1;
+  for (unsigned d = 2; d < rank; ++d)
+    order.push_back(d);
+  unsigned keptAxes = 0;
+  if (rank > 2 && !type.isDynamicDim(rank - 1)) {
+    keptAxes = 1;
+    int64_t image = 1;
+    for (unsigned d = 1; d < rank; ++d)
+      image =
+          type.isDynamicDim(d) || image < 0 ? -1 : image * type.getDimSize(d);
+    if (image > 0 && image <= 65536)
+      keptAxes = rank - 2;
+  }
   SmallVector<int64_t> shape = {type.getDimSize(1)};
-  SmallVector<unsigned> kept = {1};
-  if (rows) {
-    shape.push_back(type.getDimSize(rank - 1));
-    kept.push_back(rank - 1);
+  SmallVector<unsigned> kept = {channel};
+  for (unsigned d = rank - keptAxes; d < rank; ++d) {
+    shape.push_back(type.getDimSize(d));
+    kept.push_back(d);
   }
   auto outType = RankedTensorType::get(shape, type.getElementType());
   SmallVector<Value> ins = {x};
   ins.append(perChannel.begin(), perChannel.end());
-  SmallVector<AffineMap> maps = {l.b.getMultiDimIdentityMap(rank)};
-  maps.append(perChannel.size(), channelMap(l.b, rank));
+  SmallVector<AffineMap> maps = {dimsMap(l.b, rank, order)};
+  maps.append(perChannel.size(), dimsMap(l.b, rank, {channel}));
   maps.push_back(dimsMap(l.b, rank, kept));
   SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::reduction);
   for (unsigned d : kept)
@@ -640,9 +659,10 @@ Value channelSum(Lowering &l, Value x, ValueRange perChannel, Body body) {
                    loc, ValueRange{b.create<arith::AddFOp>(loc, a.back(), v)});
              })
           .getResult(0);
-  if (!rows)
+  if (keptAxes == 0)
     return sums;
-  return l.reduce(sums, {1}, l.f32(0), addBody);
+  return l.reduce(sums, llvm::to_vector(llvm::seq<int64_t>(1, 1 + keptAxes)),
+                  l.f32(0), addBody);
 }
 
 struct BatchNormPattern : public MassPattern<BatchNormOp> {

@@ -6,6 +6,7 @@
 // CHECK-DAG: #[[YMAP:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
 // A broadcast operand reads index 0 along its size-1 axis.
 // CHECK-DAG: #[[ROW:.*]] = affine_map<(d0, d1) -> (0, d1)>
+// CHECK-DAG: #[[CNHW:.*]] = affine_map<(d0, d1, d2, d3) -> (d1, d0, d2, d3)>
 // CHECK-LABEL: func.func @elementwise
 func.func @elementwise(%a: tensor<?x4xf32>, %b: tensor<1x4xf32>) -> tensor<?x4xf32> {
   // CHECK: %[[D:.*]] = tensor.dim %{{.*}}, %c0 : tensor<?x4xf32>
@@ -50,6 +51,18 @@ func.func @reduce(%x: tensor<?x8xf32>) -> tensor<?x1xf32> {
 func.func @sum_all(%w: tensor<8x4x3x3xf32>) -> tensor<f32> {
   %0 = mass.sum %w axes = [0, 1, 2, 3] : tensor<8x4x3x3xf32> -> tensor<f32>
   return %0 : tensor<f32>
+}
+
+// A per-channel sum over [N, C, H, W] (a conv bias's gradient, batch
+// norm's backward pass) runs the channel outermost, so that threads split
+// the channels: loops (C, N, H, W), partial sums per image position, then
+// those.
+// CHECK-LABEL: func.func @sum_per_channel
+// CHECK: %[[P:.*]] = linalg.generic {indexing_maps = [#[[CNHW]], #{{.*}}], iterator_types = ["parallel", "reduction", "parallel", "parallel"]} ins(%arg0 : tensor<?x3x4x4xf32>) outs(%{{.*}} : tensor<3x4x4xf32>)
+// CHECK: linalg.generic {{{.*}}iterator_types = ["parallel", "reduction", "reduction"]} ins(%[[P]] : tensor<3x4x4xf32>) outs(%{{.*}} : tensor<3xf32>)
+func.func @sum_per_channel(%x: tensor<?x3x4x4xf32>) -> tensor<3xf32> {
+  %0 = mass.sum %x axes = [0, 2, 3] : tensor<?x3x4x4xf32> -> tensor<3xf32>
+  return %0 : tensor<3xf32>
 }
 
 // CHECK-LABEL: func.func @cross_entropy

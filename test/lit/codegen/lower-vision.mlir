@@ -4,6 +4,8 @@
 // CHECK-DAG: #[[IM2COL:.*]] = affine_map<(d0, d1, d2, d3, d4, d5, d6) -> (d4, d0 * 2 + d1, d5 * 2 + d2, d6 * 2 + d3)>
 // CHECK-DAG: #[[ALL7:.*]] = affine_map<(d0, d1, d2, d3, d4, d5, d6) -> (d0, d1, d2, d3, d4, d5, d6)>
 // CHECK-DAG: #[[A:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+// Batch norm's sums read x [N, C, H, W] over loops (C, N, H, W).
+// CHECK-DAG: #[[CNHW:.*]] = affine_map<(d0, d1, d2, d3) -> (d1, d0, d2, d3)>
 // CHECK-DAG: #[[B:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d2, d3)>
 // CHECK-DAG: #[[C:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
 // CHECK-DAG: #[[NCHW:.*]] = affine_map<(d0, d1, d2, d3) -> (d1 floordiv 3, d1 mod 3, d0, d2, d3)>
@@ -119,17 +121,18 @@ func.func @pool_tiles(%x: tensor<?x3x9x9xf32>, %dy: tensor<?x3x4x4xf32>) -> tens
   return %0 : tensor<?x3x9x9xf32>
 }
 
-// Batch norm in training mode: per channel (axis 1) a sum (partial sums
-// per position along the last axis, then those), the mean, the squares
+// Batch norm in training mode: per channel (axis 1) a sum (the channel the
+// outermost loop, for threads; partial sums per image position, then
+// those), the mean, the squares
 // about the mean (the same way), invstd = 1 / sqrt(var + eps), the two running
 // statistics, and one pass for the result. In evaluation mode: invstd from
 // the running variance and the same pass. Dropout in training mode keeps
 // an element when a hash of the seed, its stream and its position clears
 // p * 2^32, and scales it by 1 / (1 - p).
 // CHECK-LABEL: func.func @bn
-// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #{{.*}}], iterator_types = ["reduction", "parallel", "reduction", "parallel"]} ins(%arg0 : tensor<?x3x4x4xf32>) outs(%{{.*}} : tensor<3x4xf32>)
-// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%{{.*}} : tensor<3x4xf32>) outs(%{{.*}} : tensor<3xf32>)
-// CHECK: linalg.generic {{.*}} iterator_types = ["reduction", "parallel", "reduction", "parallel"]} ins(%arg0, %{{.*}} : tensor<?x3x4x4xf32>, tensor<3xf32>) outs(%{{.*}} : tensor<3x4xf32>)
+// CHECK: linalg.generic {indexing_maps = [#[[CNHW]], #{{.*}}], iterator_types = ["parallel", "reduction", "parallel", "parallel"]} ins(%arg0 : tensor<?x3x4x4xf32>) outs(%{{.*}} : tensor<3x4x4xf32>)
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "reduction"]} ins(%{{.*}} : tensor<3x4x4xf32>) outs(%{{.*}} : tensor<3xf32>)
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "parallel", "parallel"]} ins(%arg0, %{{.*}} : tensor<?x3x4x4xf32>, tensor<3xf32>) outs(%{{.*}} : tensor<3x4x4xf32>)
 // CHECK: math.sqrt
 // CHECK: linalg.generic {{.*}} ins(%arg3, %{{.*}} : tensor<3xf32>, tensor<3xf32>)
 // CHECK: linalg.generic {{.*}} ins(%arg4, %{{.*}} : tensor<3xf32>, tensor<3xf32>)
