@@ -18,8 +18,9 @@ def MassAutodiff : Pass<"mass-autodiff", "::mlir::ModuleOp"> {
 def MassOptimizer : Pass<"mass-optimizer", "::mlir::ModuleOp"> {
   let summary = "Generates @update: clipping and the optimizer step";
   let description = [{
-    Builds `@update` from the module's `mass.train` configuration: global
-    gradient-norm clipping, then SGD (momentum, nesterov, weight decay),
+    Builds `@update` from the module's `mass.train` configuration: with
+    `clip_grad_norm`, the global gradient norm (returned as the output
+    `grad_norm`) and clipping; then SGD (momentum, nesterov, weight decay),
     Adam or AdamW for every parameter that is not frozen, with per-parameter
     learning-rate scales. The learning rate and Adam's bias corrections are
     run-time arguments (`mass.hyper`), so schedules live in the runtime.

@@ -1,9 +1,10 @@
 //===- Optimizer.cpp - Generating the optimizer step
 //-----------------------===//
 //
-// Builds @update(params, grads, states, hypers) -> (params, states,
-// grad_norm) from the module's train configuration, with PyTorch's update
-// rules (torch.optim.SGD, Adam, AdamW) and clip_grad_norm_.
+// Builds @update(params, grads, states, hypers) -> (params, states[,
+// grad_norm with clipping]) from the module's train configuration, with
+// PyTorch's update rules (torch.optim.SGD, Adam, AdamW) and
+// clip_grad_norm_.
 //
 //===----------------------------------------------------------------------===//
 
@@ -197,19 +198,20 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
   };
   Value lr = body->getArgument(argTypes.size() - hyperNames.size());
 
-  // Global gradient norm, and clip_grad_norm_'s factor
+  // With clipping: the global gradient norm, and clip_grad_norm_'s factor
   // min(1, max_norm / (norm + 1e-6)) = 1 - relu(1 - max_norm / (norm + 1e-6)).
-  Value squares = m.constant(0.0);
-  for (size_t i = 0; i < n; ++i) {
-    SmallVector<int64_t> all;
-    for (int64_t d = 0; d < params[i].type.getRank(); ++d)
-      all.push_back(d);
-    Value g2 = m.mul(grad(i), grad(i));
-    squares = m.add(squares, all.empty() ? g2 : m.sum(g2, all, false));
-  }
-  Value norm = m.sqrt(squares);
-  Value clipFactor;
+  // Without, no pass over the gradients for it (torch.optim does none).
+  Value norm, clipFactor;
   if (s.clip > 0) {
+    Value squares = m.constant(0.0);
+    for (size_t i = 0; i < n; ++i) {
+      SmallVector<int64_t> all;
+      for (int64_t d = 0; d < params[i].type.getRank(); ++d)
+        all.push_back(d);
+      Value g2 = m.mul(grad(i), grad(i));
+      squares = m.add(squares, all.empty() ? g2 : m.sum(g2, all, false));
+    }
+    norm = m.sqrt(squares);
     Value one = m.constant(1.0);
     Value ratio = m.div(m.constant(s.clip), m.add(norm, m.constant(1e-6)));
     clipFactor = m.sub(one, m.relu(m.sub(one, ratio)));
@@ -254,7 +256,8 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
 
   SmallVector<Value> results(newParams);
   results.append(newStates.begin(), newStates.end());
-  results.push_back(norm);
+  if (norm)
+    results.push_back(norm);
   b.create<func::ReturnOp>(loc, results);
   func.setFunctionType(
       b.getFunctionType(argTypes, ValueRange(results).getTypes()));
@@ -265,7 +268,8 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
   for (StringRef state : stateNames)
     for (const Param &p : params)
       resultAttrs.push_back(named("mass.state", p.name + "." + state.str()));
-  resultAttrs.push_back(named("mass.output", "grad_norm"));
+  if (norm)
+    resultAttrs.push_back(named("mass.output", "grad_norm"));
   func.setAllResultAttrs(resultAttrs);
   return success();
 }
