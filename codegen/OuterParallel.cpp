@@ -14,27 +14,42 @@ using namespace mlir;
 
 namespace {
 
-/// Rewrites `op` as an scf.parallel over its first dimension (when
-/// `keepFirst`) around scf.for loops over the others.
-void restructure(scf::ParallelOp op, bool keepFirst) {
+/// Whether dimension `d` of `op` runs exactly once (constant bounds).
+bool unitDim(scf::ParallelOp op, size_t d) {
+  std::optional<int64_t> l = getConstantIntValue(op.getLowerBound()[d]),
+                         u = getConstantIntValue(op.getUpperBound()[d]),
+                         s = getConstantIntValue(op.getStep()[d]);
+  return l && u && s && *s > 0 && *u > *l && *u - *l <= *s;
+}
+
+/// Rewrites `op` as an scf.parallel over its first dimension that runs
+/// more than once (when `keepParallel`; a dimension that runs once, such
+/// as a convolution's single group, gives threads nothing to split)
+/// around scf.for loops over the others, in order.
+void restructure(scf::ParallelOp op, bool keepParallel) {
   OpBuilder b(op);
   Location loc = op.getLoc();
-  SmallVector<Value> ivs;
   size_t dims = op.getNumLoops();
-  size_t first = 0;
-  if (keepFirst) {
-    auto outer = b.create<scf::ParallelOp>(
-        loc, ValueRange{op.getLowerBound()[0]},
-        ValueRange{op.getUpperBound()[0]}, ValueRange{op.getStep()[0]});
-    b.setInsertionPointToStart(outer.getBody());
-    ivs.push_back(outer.getInductionVars()[0]);
-    first = 1;
+  SmallVector<Value> ivs(dims);
+  std::optional<size_t> outer;
+  if (keepParallel) {
+    outer = 0;
+    while (*outer + 1 < dims && unitDim(op, *outer))
+      ++*outer;
+    auto loop =
+        b.create<scf::ParallelOp>(loc, ValueRange{op.getLowerBound()[*outer]},
+                                  ValueRange{op.getUpperBound()[*outer]},
+                                  ValueRange{op.getStep()[*outer]});
+    b.setInsertionPointToStart(loop.getBody());
+    ivs[*outer] = loop.getInductionVars()[0];
   }
-  for (size_t d = first; d < dims; ++d) {
+  for (size_t d = 0; d < dims; ++d) {
+    if (outer && d == *outer)
+      continue;
     auto loop = b.create<scf::ForOp>(loc, op.getLowerBound()[d],
                                      op.getUpperBound()[d], op.getStep()[d]);
     b.setInsertionPointToStart(loop.getBody());
-    ivs.push_back(loop.getInductionVar());
+    ivs[d] = loop.getInductionVar();
   }
   Block &body = op.getRegion().front();
   for (auto [oldIv, newIv] : llvm::zip(op.getInductionVars(), ivs))
@@ -89,11 +104,14 @@ class OuterParallel : public mass::impl::MassOuterParallelBase<OuterParallel> {
       // sequential loop would start its threads at every iteration.
       bool kernel = op->hasAttr(mass::kParallelKernelAttr);
       std::optional<int64_t> work = staticWork(op);
-      bool sequential = !kernel && (op->getParentOfType<scf::ParallelOp>() ||
-                                    op->getParentOfType<scf::ForOp>() ||
-                                    (work && *work < minWork));
+      bool once = llvm::all_of(llvm::seq<size_t>(0, op.getNumLoops()),
+                               [&](size_t d) { return unitDim(op, d); });
+      bool sequential =
+          once || (!kernel && (op->getParentOfType<scf::ParallelOp>() ||
+                               op->getParentOfType<scf::ForOp>() ||
+                               (work && *work < minWork)));
       if (sequential || op.getNumLoops() > 1)
-        restructure(op, /*keepFirst=*/!sequential);
+        restructure(op, /*keepParallel=*/!sequential);
     }
   }
 };

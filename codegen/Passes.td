@@ -146,8 +146,9 @@ def MassOuterParallel : Pass<"mass-outer-parallel", "::mlir::func::FuncOp"> {
   let summary = "Keeps only the outermost dimension of worthwhile loop nests parallel";
   let description = [{
     After linalg becomes scf.parallel loops, each outermost scf.parallel
-    keeps its first dimension parallel and runs the others as scf.for
-    loops inside it, so threads split the outer loop only and the inner
+    keeps its first dimension that runs more than once parallel (a
+    convolution's single group would leave one thread working) and runs
+    the others as scf.for loops inside it, so threads split the outer loop only and the inner
     loops stay plain loops that LLVM vectorises. A nest becomes sequential
     when starting threads costs more than it saves: nested in another loop
     (it would start them at every iteration), or with fewer than

@@ -142,23 +142,36 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth, int64_t maxWidth) {
   auto iters = op.getIteratorTypesArray();
 
   // The outer loops, in the op's order: the first, when parallel, as an
-  // scf.parallel (threads split it), the others as scf.for.
-  SmallVector<Value> ivs;
-  for (unsigned d = 0; d < inner; ++d) {
+  // scf.parallel (threads split it), the others as scf.for. Loops that run
+  // once (a convolution's single group) go inside the parallel one.
+  SmallVector<int64_t> sizes = op.getStaticLoopRanges();
+  unsigned first = 0;
+  while (first + 1 < inner && sizes[first] == 1)
+    ++first;
+  std::optional<unsigned> parallel;
+  if (first < inner && iters[first] == utils::IteratorType::parallel)
+    parallel = first;
+  SmallVector<Value> ivs(inner);
+  auto makeLoop = [&](unsigned d) {
     Value lb = getValueOrCreateConstantIndexOp(b, loc, ranges[d].offset);
     Value ub = getValueOrCreateConstantIndexOp(b, loc, ranges[d].size);
     Value step = getValueOrCreateConstantIndexOp(b, loc, ranges[d].stride);
-    if (d == 0 && iters[d] == utils::IteratorType::parallel) {
+    if (parallel && d == *parallel) {
       auto loop = b.create<scf::ParallelOp>(loc, ValueRange{lb}, ValueRange{ub},
                                             ValueRange{step});
       b.setInsertionPointToStart(loop.getBody());
-      ivs.push_back(loop.getInductionVars()[0]);
+      ivs[d] = loop.getInductionVars()[0];
     } else {
       auto loop = b.create<scf::ForOp>(loc, lb, ub, step);
       b.setInsertionPointToStart(loop.getBody());
-      ivs.push_back(loop.getInductionVar());
+      ivs[d] = loop.getInductionVar();
     }
-  }
+  };
+  if (parallel)
+    makeLoop(*parallel);
+  for (unsigned d = 0; d < inner; ++d)
+    if (!parallel || d != *parallel)
+      makeLoop(d);
   // The row in chunks of the host's vector width, the last one masked.
   Block &body = op.getRegion().front();
   auto yield = cast<linalg::YieldOp>(body.getTerminator());

@@ -84,3 +84,34 @@ func.func @worth(%a: memref<?x8xf32>, %s: memref<8xf32>, %n: index) {
   }
   return
 }
+
+// A first dimension that runs once (a convolution's single group) gives
+// threads nothing to split: the next one is the parallel loop, the unit
+// one a loop inside it. A nest that runs once in all is sequential.
+// CHECK-LABEL: func.func @unit_first
+func.func @unit_first(%x: memref<1x64x256xf32>, %y: memref<1x64x256xf32>, %s: memref<1xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c256 = arith.constant 256 : index
+  %c64 = arith.constant 64 : index
+  // CHECK: scf.parallel (%[[C:.*]]) = (%c0) to (%c64) step (%c1) {
+  // CHECK-NEXT: scf.for %[[G:.*]] = %c0 to %c1 step %c1 {
+  // CHECK-NEXT: scf.for %[[W:.*]] = %c0 to %c256 step %c1 {
+  // CHECK: memref.load %{{.*}}[%[[G]], %[[C]], %[[W]]]
+  scf.parallel (%g, %c, %w) = (%c0, %c0, %c0) to (%c1, %c64, %c256) step (%c1, %c1, %c1) {
+    %v = memref.load %x[%g, %c, %w] : memref<1x64x256xf32>
+    %d = arith.addf %v, %v : f32
+    memref.store %d, %y[%g, %c, %w] : memref<1x64x256xf32>
+    scf.reduce
+  }
+  // CHECK-NOT: scf.parallel
+  // CHECK: scf.for %{{.*}} = %c0 to %c1 step %c1 {
+  // CHECK: return
+  scf.parallel (%i) = (%c0) to (%c1) step (%c1) {
+    %v = memref.load %s[%i] : memref<1xf32>
+    %d = arith.addf %v, %v : f32
+    memref.store %d, %s[%i] : memref<1xf32>
+    scf.reduce
+  }
+  return
+}
