@@ -577,31 +577,33 @@ private:
       }
       return;
     }
-    // The last panel: column by column, zero past the edge of C.
-    Value zero = b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(0.0f));
-    auto cols = b.create<scf::ForOp>(loc, index(0), index(2 * width), index(1));
+    // The last panel: rows of zeros (two vector stores per step of k),
+    // then the columns inside C, one by one.
+    {
+      OpBuilder::InsertionGuard inner(b);
+      Value zeros = b.create<arith::ConstantOp>(
+          loc, vecType, DenseElementsAttr::get(vecType, 0.0f));
+      auto rowsLoop = b.create<scf::ForOp>(loc, k0, k1, index(1));
+      b.setInsertionPointToStart(rowsLoop.getBody());
+      Value row = b.create<arith::SubIOp>(loc, rowsLoop.getInductionVar(), k0);
+      for (int64_t v = 0; v < 2; ++v)
+        b.create<vector::StoreOp>(loc, zeros, packedB,
+                                  ValueRange{row, index(v * width)});
+    }
+    Value columns = b.create<arith::MinSIOp>(
+        loc, b.create<arith::SubIOp>(loc, n, j0), index(2 * width));
+    auto cols = b.create<scf::ForOp>(loc, index(0), columns, index(1));
     b.setInsertionPointToStart(cols.getBody());
     Value slot = cols.getInductionVar();
     Value col = b.create<arith::AddIOp>(loc, j0, slot);
-    auto copyColumn = [&](bool inside) {
-      auto loop = b.create<scf::ForOp>(loc, k0, k1, index(1));
-      OpBuilder::InsertionGuard inner(b);
-      b.setInsertionPointToStart(loop.getBody());
-      Value kv = loop.getInductionVar();
-      Value x = inside ? b.create<memref::LoadOp>(
-                             loc, c.b, indices(c.mapB, Value(), kv, col))
-                       : zero;
-      b.create<memref::StoreOp>(
-          loc, x, packedB,
-          ValueRange{b.create<arith::SubIOp>(loc, kv, k0), slot});
-    };
-    Value inside =
-        b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::slt, col, n);
-    auto branch = b.create<scf::IfOp>(loc, inside, /*withElseRegion=*/true);
-    b.setInsertionPointToStart(branch.thenBlock());
-    copyColumn(true);
-    b.setInsertionPointToStart(branch.elseBlock());
-    copyColumn(false);
+    auto loop = b.create<scf::ForOp>(loc, k0, k1, index(1));
+    b.setInsertionPointToStart(loop.getBody());
+    Value kv = loop.getInductionVar();
+    Value x =
+        b.create<memref::LoadOp>(loc, c.b, indices(c.mapB, Value(), kv, col));
+    b.create<memref::StoreOp>(
+        loc, x, packedB,
+        ValueRange{b.create<arith::SubIOp>(loc, kv, k0), slot});
   }
 
   /// Transposes the square tile whose rows are `rows` (width vectors of
