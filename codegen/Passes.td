@@ -121,6 +121,9 @@ def MassVectorizeRows : Pass<"mass-vectorize-rows", "::mlir::func::FuncOp"> {
     it (others are read once per row) becomes outer loops around, per chunk
     of the vector width (the last one masked), one vector load per operand,
     the body's elementwise ops on vectors and one vector store per result.
+    Reduction loops just outside the row (a window's rows and columns, a
+    sum's leading axis) run inside each chunk with its results carried in
+    registers: one load and one store of them per chunk, not per step.
     Longer or dynamic rows that every operand walks with unit stride (or
     not at all) run as a loop of such chunks, then one masked chunk: LLVM
     would vectorise them only behind a runtime check that the output does

@@ -145,11 +145,17 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth, int64_t maxWidth) {
   // scf.parallel (threads split it), the others as scf.for. Loops that run
   // once (a convolution's single group) go inside the parallel one.
   SmallVector<int64_t> sizes = op.getStaticLoopRanges();
+  // The reduction loops just outside the row (a window's rows and
+  // columns) run inside each chunk, the chunk's results in registers
+  // across them: one load and one store of the result per chunk.
+  unsigned reduced = inner;
+  while (reduced > 0 && iters[reduced - 1] == utils::IteratorType::reduction)
+    --reduced;
   unsigned first = 0;
-  while (first + 1 < inner && sizes[first] == 1)
+  while (first + 1 < reduced && sizes[first] == 1)
     ++first;
   std::optional<unsigned> parallel;
-  if (first < inner && iters[first] == utils::IteratorType::parallel)
+  if (first < reduced && iters[first] == utils::IteratorType::parallel)
     parallel = first;
   SmallVector<Value> ivs(inner);
   auto makeLoop = [&](unsigned d) {
@@ -169,7 +175,7 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth, int64_t maxWidth) {
   };
   if (parallel)
     makeLoop(*parallel);
-  for (unsigned d = 0; d < inner; ++d)
+  for (unsigned d = 0; d < reduced; ++d)
     if (!parallel || d != *parallel)
       makeLoop(d);
   // The row in chunks of the host's vector width, the last one masked.
@@ -204,18 +210,19 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth, int64_t maxWidth) {
       Value pass = b.create<arith::ConstantOp>(loc, type, b.getZeroAttr(type));
       return b.create<vector::MaskedLoadOp>(loc, type, memref, at, mask, pass);
     };
-    IRMapping mapping;
-    DenseSet<Value> varying;
-    for (OpOperand &operand : op->getOpOperands()) {
+    // Maps `operand`'s block argument to its chunk (a vector) or its
+    // element (a scalar, when it does not vary along the row).
+    auto read = [&](OpOperand &operand, IRMapping &mapping,
+                    DenseSet<Value> &varying) {
       BlockArgument arg = op.getMatchingBlockArgument(&operand);
       if (arg.use_empty())
-        continue;
+        return;
       Walk walk =
           walkOf(op.getMatchingIndexingMap(&operand), inner, operand.get());
       SmallVector<Value> at = indices(operand);
       if (walk == Walk::None) {
         mapping.map(arg, b.create<memref::LoadOp>(loc, operand.get(), at));
-        continue;
+        return;
       }
       Value row;
       if (walk == Walk::Unit) {
@@ -243,47 +250,97 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth, int64_t maxWidth) {
       }
       mapping.map(arg, row);
       varying.insert(arg);
-    }
+    };
     // The body, its ops on vectors wherever an operand varies along the
-    // row.
-    for (Operation &inside : body.without_terminator()) {
-      if (auto index = dyn_cast<linalg::IndexOp>(inside)) {
-        mapping.map(index.getResult(), ivs[index.getDim()]);
-        continue;
+    // row; the results as vectors.
+    auto compute = [&](IRMapping &mapping, DenseSet<Value> &varying) {
+      for (Operation &inside : body.without_terminator()) {
+        if (auto index = dyn_cast<linalg::IndexOp>(inside)) {
+          mapping.map(index.getResult(), ivs[index.getDim()]);
+          continue;
+        }
+        bool vary = llvm::any_of(inside.getOperands(),
+                                 [&](Value v) { return varying.contains(v); });
+        if (!vary) {
+          b.clone(inside, mapping);
+          continue;
+        }
+        SmallVector<Value> operands;
+        for (Value v : inside.getOperands()) {
+          Value mapped = mapping.lookupOrDefault(v);
+          if (!varying.contains(v))
+            mapped = b.create<vector::BroadcastOp>(
+                loc, vectorOf(mapped.getType()), mapped);
+          operands.push_back(mapped);
+        }
+        OperationState state(loc, inside.getName(), operands,
+                             {vectorOf(inside.getResult(0).getType())},
+                             inside.getAttrs());
+        Operation *vectorOp = b.create(state);
+        mapping.map(inside.getResult(0), vectorOp->getResult(0));
+        varying.insert(inside.getResult(0));
       }
-      bool vary = llvm::any_of(inside.getOperands(),
-                               [&](Value v) { return varying.contains(v); });
-      if (!vary) {
-        b.clone(inside, mapping);
-        continue;
+      SmallVector<Value> results;
+      for (Value value : yield.getOperands()) {
+        Value result = mapping.lookupOrDefault(value);
+        if (!varying.contains(value))
+          result = b.create<vector::BroadcastOp>(
+              loc, vectorOf(result.getType()), result);
+        results.push_back(result);
       }
-      SmallVector<Value> operands;
-      for (Value v : inside.getOperands()) {
-        Value mapped = mapping.lookupOrDefault(v);
-        if (!varying.contains(v))
-          mapped = b.create<vector::BroadcastOp>(
-              loc, vectorOf(mapped.getType()), mapped);
-        operands.push_back(mapped);
+      return results;
+    };
+    auto store = [&](ValueRange results) {
+      for (auto [init, result] : llvm::zip(op.getDpsInitsMutable(), results)) {
+        SmallVector<Value> at = indices(init);
+        if (mask)
+          b.create<vector::MaskedStoreOp>(loc, init.get(), at, mask, result);
+        else
+          b.create<vector::StoreOp>(loc, result, init.get(), at);
       }
-      OperationState state(loc, inside.getName(), operands,
-                           {vectorOf(inside.getResult(0).getType())},
-                           inside.getAttrs());
-      Operation *vectorOp = b.create(state);
-      mapping.map(inside.getResult(0), vectorOp->getResult(0));
-      varying.insert(inside.getResult(0));
+    };
+    IRMapping mapping;
+    DenseSet<Value> varying;
+    if (reduced == inner) {
+      for (OpOperand &operand : op->getOpOperands())
+        read(operand, mapping, varying);
+      store(compute(mapping, varying));
+      return;
     }
-    for (auto [init, value] :
-         llvm::zip(op.getDpsInitsMutable(), yield.getOperands())) {
-      Value result = mapping.lookupOrDefault(value);
-      if (!varying.contains(value))
-        result = b.create<vector::BroadcastOp>(loc, vectorOf(result.getType()),
-                                               result);
-      SmallVector<Value> at = indices(init);
-      if (mask)
-        b.create<vector::MaskedStoreOp>(loc, init.get(), at, mask, result);
-      else
-        b.create<vector::StoreOp>(loc, result, init.get(), at);
+    // The results' chunks (which the reduction loops do not index) carried
+    // through those loops.
+    Value zero = b.create<arith::ConstantIndexOp>(loc, 0);
+    for (unsigned d = reduced; d < inner; ++d)
+      dims[d] = zero;
+    SmallVector<Value> carried;
+    for (OpOperand &init : op.getDpsInitsMutable())
+      carried.push_back(load(init.get(), indices(init), mask));
+    SmallVector<scf::ForOp> loops;
+    for (unsigned d = reduced; d < inner; ++d) {
+      auto loop = b.create<scf::ForOp>(
+          loc, getValueOrCreateConstantIndexOp(b, loc, ranges[d].offset),
+          getValueOrCreateConstantIndexOp(b, loc, ranges[d].size),
+          getValueOrCreateConstantIndexOp(b, loc, ranges[d].stride), carried);
+      b.setInsertionPointToStart(loop.getBody());
+      dims[d] = ivs[d] = loop.getInductionVar();
+      carried.assign(loop.getRegionIterArgs().begin(),
+                     loop.getRegionIterArgs().end());
+      loops.push_back(loop);
     }
+    for (OpOperand *input : op.getDpsInputOperands())
+      read(*input, mapping, varying);
+    for (auto [init, value] : llvm::zip(op.getDpsInitsMutable(), carried)) {
+      BlockArgument arg = op.getMatchingBlockArgument(&init);
+      mapping.map(arg, value);
+      varying.insert(arg);
+    }
+    b.create<scf::YieldOp>(loc, compute(mapping, varying));
+    for (size_t k = loops.size() - 1; k > 0; --k) {
+      b.setInsertionPointAfter(loops[k]);
+      b.create<scf::YieldOp>(loc, loops[k].getResults());
+    }
+    b.setInsertionPointAfter(loops.front());
+    store(loops.front().getResults());
   };
   if (unrolled) {
     for (int64_t offset = 0; offset < width; offset += vectorWidth) {

@@ -103,16 +103,21 @@ func.func @flat(%x: memref<?x3x3xf32>, %s: memref<f32>, %y: memref<?x3x3xf32>) {
 // all, run as one: a gradient norm's partial sums over a conv weight
 // [O, I, 3, 3] add rows of I*3*3, and a per-channel scale of [N, C, H, W]
 // runs over rows of H*W. Rows longer than 64 run as a loop of vectors,
-// then one masked vector. The reduced axis, and the channel the scale
-// depends on, stay loops of their own.
+// then one masked vector. The reduced axis, just outside the row, runs
+// inside each chunk with the partial sums in registers (one load and one
+// store of them per chunk); the channel the scale depends on stays a loop
+// of its own.
 // CHECK-LABEL: func.func @flat_inner
 // CHECK: %[[W:.*]] = memref.collapse_shape %arg0 {{\[\[}}0], [1, 2, 3]] : memref<8x8x3x3xf32> into memref<8x72xf32>
 // CHECK: %[[P:.*]] = memref.collapse_shape %arg1 {{\[\[}}0, 1, 2]] : memref<8x3x3xf32> into memref<72xf32>
-// CHECK: scf.for %[[O:.*]] = %c0 to %c8 step %c1 {
 // CHECK: scf.for %[[J:.*]] = %{{.*}} to %{{.*}} step %c16 {
-// CHECK: vector.load %[[W]][%{{.*}}, %{{.*}}] : memref<8x72xf32>, vector<16xf32>
-// CHECK: vector.load %[[P]][%{{.*}}] : memref<72xf32>, vector<16xf32>
-// CHECK: vector.store %{{.*}}, %[[P]][%{{.*}}] : memref<72xf32>, vector<16xf32>
+// CHECK: %[[P0:.*]] = vector.load %[[P]][%{{.*}}] : memref<72xf32>, vector<16xf32>
+// CHECK: %[[SUM:.*]] = scf.for %[[O:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[ACC:.*]] = %[[P0]]) -> (vector<16xf32>) {
+// CHECK: %[[ROW:.*]] = vector.load %[[W]][%{{.*}}, %{{.*}}] : memref<8x72xf32>, vector<16xf32>
+// CHECK: %[[SQ:.*]] = arith.mulf %[[ROW]], %[[ROW]] : vector<16xf32>
+// CHECK: %[[NEXT:.*]] = arith.addf %[[SQ]], %[[ACC]] : vector<16xf32>
+// CHECK: scf.yield %[[NEXT]] : vector<16xf32>
+// CHECK: vector.store %[[SUM]], %[[P]][%{{.*}}] : memref<72xf32>, vector<16xf32>
 // CHECK: %[[MASK:.*]] = vector.constant_mask [8] : vector<16xi1>
 // CHECK: vector.maskedstore %[[P]][%{{.*}}], %[[MASK]]
 // CHECK: %[[X:.*]] = memref.collapse_shape %arg2 {{\[\[}}0], [1], [2, 3]] : memref<?x4x10x10xf32> into memref<?x4x100xf32>
