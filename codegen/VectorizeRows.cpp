@@ -148,9 +148,16 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth, int64_t maxWidth) {
   // The reduction loops just outside the row (a window's rows and
   // columns) run inside each chunk, the chunk's results in registers
   // across them: one load and one store of the result per chunk.
+  // Only short ones (a window): a long reduction (a sum over a matrix's
+  // rows) would walk memory column by column, one chunk at a time.
   unsigned reduced = inner;
-  while (reduced > 0 && iters[reduced - 1] == utils::IteratorType::reduction)
+  int64_t steps = 1;
+  while (reduced > 0 && iters[reduced - 1] == utils::IteratorType::reduction &&
+         !ShapedType::isDynamic(sizes[reduced - 1]) &&
+         steps * sizes[reduced - 1] <= 64) {
+    steps *= sizes[reduced - 1];
     --reduced;
+  }
   unsigned first = 0;
   while (first + 1 < reduced && sizes[first] == 1)
     ++first;

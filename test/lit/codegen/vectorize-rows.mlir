@@ -103,10 +103,10 @@ func.func @flat(%x: memref<?x3x3xf32>, %s: memref<f32>, %y: memref<?x3x3xf32>) {
 // all, run as one: a gradient norm's partial sums over a conv weight
 // [O, I, 3, 3] add rows of I*3*3, and a per-channel scale of [N, C, H, W]
 // runs over rows of H*W. Rows longer than 64 run as a loop of vectors,
-// then one masked vector. The reduced axis, just outside the row, runs
-// inside each chunk with the partial sums in registers (one load and one
-// store of them per chunk); the channel the scale depends on stays a loop
-// of its own.
+// then one masked vector. The reduced axis, just outside the row and
+// short (8 steps), runs inside each chunk with the partial sums in
+// registers (one load and one store of them per chunk); the channel the
+// scale depends on stays a loop of its own.
 // CHECK-LABEL: func.func @flat_inner
 // CHECK: %[[W:.*]] = memref.collapse_shape %arg0 {{\[\[}}0], [1, 2, 3]] : memref<8x8x3x3xf32> into memref<8x72xf32>
 // CHECK: %[[P:.*]] = memref.collapse_shape %arg1 {{\[\[}}0, 1, 2]] : memref<8x3x3xf32> into memref<72xf32>
@@ -157,6 +157,25 @@ func.func @not_flat(%b: memref<1x1xf32>, %y: memref<8x16xf32>, %v: memref<8x16xf
   linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%v : memref<8x16xf32, strided<[32, 1]>>) outs(%z : memref<8x16xf32>) {
   ^bb0(%in: f32, %out: f32):
     linalg.yield %in : f32
+  }
+  return
+}
+
+// A long reduction just outside the row (a sum over 128 rows) stays
+// outside: each step adds a whole row into the partial sums, walking
+// memory row by row.
+// CHECK-LABEL: func.func @long_reduction
+// CHECK: scf.for %{{.*}} = %c0 to %c128 step %c1 {
+// CHECK: vector.load %arg0
+// CHECK: vector.load %arg1
+// CHECK: vector.store %{{.*}}, %arg1
+// CHECK-NOT: iter_args
+// CHECK: return
+func.func @long_reduction(%x: memref<128x32xf32>, %p: memref<32xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d1)>], iterator_types = ["reduction", "parallel"]} ins(%x : memref<128x32xf32>) outs(%p : memref<32xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %0 = arith.addf %in, %acc : f32
+    linalg.yield %0 : f32
   }
   return
 }
