@@ -210,11 +210,13 @@ def MassGemm : Pass<"mass-gemm", "::mlir::func::FuncOp"> {
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
            "f32 lanes per vector register (16 for AVX-512, 8 for AVX2)">,
     Option<"rows", "rows", "int64_t", /*default=*/"8",
-           "Rows of C held in registers by the kernel">,
+           "Rows of C held in registers by the kernel (8 instead, when "
+           "more rows would leave over 5% of a static m idle)">,
     Option<"tileM", "tile-m", "int64_t", /*default=*/"256",
            "Rows of C per block (A's block stays in L2)">,
     Option<"tileK", "tile-k", "int64_t", /*default=*/"256",
-           "Steps of k per block (the panel of B stays in L1)">
+           "Steps of k per block (the panel of B stays in L1); a static k "
+           "up to 1.5 times this is one block">
   ];
 }
 

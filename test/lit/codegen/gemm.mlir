@@ -114,7 +114,7 @@ func.func @matmul(%A: memref<?x64xf32>, %B: memref<64x10xf32>, %C: memref<?x10xf
 // CHECK: memref.load %[[B]][%{{.*}}, %[[KP]]] : memref<8x16xf32>
 // CHECK: } else {
 // CHECK: scf.for
-// CHECK-COUNT-2: vector.store %cst{{.*}} : memref<32x8xf32>, vector<4xf32>
+// CHECK-COUNT-2: vector.store %cst{{.*}} : memref<16x8xf32>, vector<4xf32>
 // CHECK: %[[COLS:.*]] = arith.minsi
 // CHECK: scf.for %[[SLOT:.*]] = %c0 to %[[COLS]] step %c1 {
 // CHECK: scf.for
@@ -228,13 +228,14 @@ func.func @fold(%x: tensor<?x16xf32>, %w: tensor<8x16xf32>, %init: tensor<?x8xf3
 // What C starts from, written just before (the zero of a weight gradient,
 // the bias of a dense layer), becomes the kernel's first accumulators: the
 // first block of k starts from it instead of reading C, and the op that
-// wrote it only runs when there is no k at all.
+// wrote it only runs when there is no k at all. (A static k of 16, under
+// 1.5 blocks of 32, runs as one block of 16.)
 // CHECK-LABEL: func.func @bias_start
 // CHECK-SAME: (%[[A:.*]]: memref<?x16xf32>, %[[W:.*]]: memref<16x8xf32>, %[[BIAS:.*]]: memref<8xf32>, %[[C:.*]]: memref<?x8xf32>)
 // CHECK: %[[NONE:.*]] = arith.cmpi eq, %c16, %c0
 // CHECK: scf.if %[[NONE]] {
 // CHECK-NEXT: linalg.generic
-// CHECK: scf.for %[[K0:[a-z0-9_]+]] = %c0 to %c16 step %c32
+// CHECK: scf.for %[[K0:[a-z0-9_]+]] = %c0 to %c16 step %c16
 // CHECK: %[[FIRST:.*]] = arith.cmpi eq, %[[K0]], %c0
 // CHECK: scf.if %[[FIRST]] -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
 // CHECK: %[[B0:.*]] = vector.load %[[BIAS]]
