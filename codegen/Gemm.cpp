@@ -366,6 +366,17 @@ private:
 
   Value index(int64_t v) { return b.create<arith::ConstantIndexOp>(loc, v); }
 
+  /// Where the whole tiles of the vector width from k0 towards k1 end:
+  /// k0 + (k1 - k0) / width * width.
+  Value wholeTiles(Value k0, Value k1) {
+    Value span = b.create<arith::SubIOp>(loc, k1, k0);
+    return b.create<arith::AddIOp>(
+        loc, k0,
+        b.create<arith::MulIOp>(
+            loc, b.create<arith::DivUIOp>(loc, span, index(width)),
+            index(width)));
+  }
+
   /// (x + d - 1) / d, with ops the LLVM lowering knows.
   Value ceilDiv(Value x, int64_t d) {
     return b.create<arith::DivUIOp>(
@@ -461,12 +472,7 @@ private:
       // A[m, k]: tiles of width steps of k, one vector per row of the
       // group (zero past its end and up to the width), transposed in
       // registers into one packed row per step.
-      Value span = b.create<arith::SubIOp>(loc, k1, k0);
-      start = b.create<arith::AddIOp>(
-          loc, k0,
-          b.create<arith::MulIOp>(
-              loc, b.create<arith::DivUIOp>(loc, span, index(width)),
-              index(width)));
+      start = wholeTiles(k0, k1);
       auto tiles = b.create<scf::ForOp>(loc, k0, start, index(width));
       OpBuilder::InsertionGuard inner(b);
       b.setInsertionPointToStart(tiles.getBody());
@@ -549,12 +555,7 @@ private:
       // stored as rows of the packed block.
       Value kTiles = k0;
       if (c.bUnitK) {
-        Value span = b.create<arith::SubIOp>(loc, k1, k0);
-        kTiles = b.create<arith::AddIOp>(
-            loc, k0,
-            b.create<arith::MulIOp>(
-                loc, b.create<arith::DivUIOp>(loc, span, index(width)),
-                index(width)));
+        kTiles = wholeTiles(k0, k1);
         auto tiles = b.create<scf::ForOp>(loc, k0, kTiles, index(width));
         OpBuilder::InsertionGuard inner(b);
         b.setInsertionPointToStart(tiles.getBody());

@@ -619,10 +619,10 @@ Value channelSum(Lowering &l, Value x, ValueRange perChannel, Body body) {
   unsigned rank = type.getRank();
   // Loops: channel, batch, then the image axes ([N, C]: batch, channel, so
   // that rows of channels vectorise).
-  bool image2d = rank > 2;
+  bool hasImage = rank > 2;
   SmallVector<unsigned> order =
-      image2d ? SmallVector<unsigned>{1, 0} : SmallVector<unsigned>{0, 1};
-  unsigned channel = image2d ? 0 : 1;
+      hasImage ? SmallVector<unsigned>{1, 0} : SmallVector<unsigned>{0, 1};
+  unsigned channel = hasImage ? 0 : 1;
   for (unsigned d = 2; d < rank; ++d)
     order.push_back(d);
   unsigned keptAxes = 0;

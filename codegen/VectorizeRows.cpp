@@ -261,6 +261,14 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth, int64_t maxWidth) {
     // The body, its ops on vectors wherever an operand varies along the
     // row; the results as vectors.
     auto compute = [&](IRMapping &mapping, DenseSet<Value> &varying) {
+      // A body value as a vector: broadcast when it does not vary.
+      auto asVector = [&](Value v) -> Value {
+        Value mapped = mapping.lookupOrDefault(v);
+        if (varying.contains(v))
+          return mapped;
+        return b.create<vector::BroadcastOp>(loc, vectorOf(mapped.getType()),
+                                             mapped);
+      };
       for (Operation &inside : body.without_terminator()) {
         if (auto index = dyn_cast<linalg::IndexOp>(inside)) {
           mapping.map(index.getResult(), ivs[index.getDim()]);
@@ -273,13 +281,8 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth, int64_t maxWidth) {
           continue;
         }
         SmallVector<Value> operands;
-        for (Value v : inside.getOperands()) {
-          Value mapped = mapping.lookupOrDefault(v);
-          if (!varying.contains(v))
-            mapped = b.create<vector::BroadcastOp>(
-                loc, vectorOf(mapped.getType()), mapped);
-          operands.push_back(mapped);
-        }
+        for (Value v : inside.getOperands())
+          operands.push_back(asVector(v));
         OperationState state(loc, inside.getName(), operands,
                              {vectorOf(inside.getResult(0).getType())},
                              inside.getAttrs());
@@ -288,13 +291,8 @@ void vectorize(linalg::GenericOp op, int64_t vectorWidth, int64_t maxWidth) {
         varying.insert(inside.getResult(0));
       }
       SmallVector<Value> results;
-      for (Value value : yield.getOperands()) {
-        Value result = mapping.lookupOrDefault(value);
-        if (!varying.contains(value))
-          result = b.create<vector::BroadcastOp>(
-              loc, vectorOf(result.getType()), result);
-        results.push_back(result);
-      }
+      for (Value value : yield.getOperands())
+        results.push_back(asVector(value));
       return results;
     };
     auto store = [&](ValueRange results) {

@@ -288,13 +288,20 @@ std::vector<Augmentation> parseOne(const std::string &item,
   return out;
 }
 
-TEST(Augment, FlipMirrorsAboutHalfTheImages) {
+/// `batch` after the one augmentation `item` (JSON), drawn from `seed`.
+Tensor augmented(const std::string &item, Tensor batch, uint64_t seed) {
   std::string error;
-  auto flip = parseOne(R"({"kind": "flip", "input": "image"})", error);
-  ASSERT_EQ(flip.size(), 1u) << error;
-  Tensor original = images(64), t = original;
-  std::mt19937_64 rng(3);
-  augment(flip[0], t, 64, rng);
+  std::vector<Augmentation> parsed = parseOne(item, error);
+  EXPECT_EQ(parsed.size(), 1u) << error;
+  std::mt19937_64 rng(seed);
+  if (parsed.size() == 1)
+    augment(parsed[0], batch, batch.shape[0], rng);
+  return batch;
+}
+
+TEST(Augment, FlipMirrorsAboutHalfTheImages) {
+  Tensor original = images(64);
+  Tensor t = augmented(R"({"kind": "flip", "input": "image"})", original, 3);
   int mirrored = 0;
   for (int64_t s = 0; s < 64; ++s) {
     bool same = true, mirror = true;
@@ -312,13 +319,9 @@ TEST(Augment, FlipMirrorsAboutHalfTheImages) {
 }
 
 TEST(Augment, CropShiftsWithinThePaddingAndFillsZeros) {
-  std::string error;
-  auto crop =
-      parseOne(R"({"kind": "random_crop", "input": "image", "pad": 2})", error);
-  ASSERT_EQ(crop.size(), 1u) << error;
-  Tensor original = images(40), t = original;
-  std::mt19937_64 rng(5);
-  augment(crop[0], t, 40, rng);
+  Tensor original = images(40);
+  Tensor t = augmented(R"({"kind": "random_crop", "input": "image", "pad": 2})",
+                       original, 5);
   int shifted = 0;
   for (int64_t s = 0; s < 40; ++s) {
     // Exactly one shift within the padding explains the sample, the same
@@ -347,13 +350,8 @@ TEST(Augment, CropShiftsWithinThePaddingAndFillsZeros) {
 }
 
 TEST(Augment, NoiseHasTheRequestedSpread) {
-  std::string error;
-  auto noise =
-      parseOne(R"({"kind": "noise", "input": "flat", "std": 0.5})", error);
-  ASSERT_EQ(noise.size(), 1u) << error;
-  Tensor t(DType::F32, {5000, 4});
-  std::mt19937_64 rng(7);
-  augment(noise[0], t, 5000, rng);
+  Tensor t = augmented(R"({"kind": "noise", "input": "flat", "std": 0.5})",
+                       Tensor(DType::F32, {5000, 4}), 7);
   double sum = 0, squares = 0;
   for (float v : t.f) {
     sum += v;
