@@ -34,11 +34,12 @@ def best_core():
     return None
 
 
-def torch_env(threads, base=None):
-    """The environment for a PyTorch process: its OpenBLAS pinned to
-    `threads` (it ignores torch.set_num_threads) and to the host's kernel."""
+def torch_env(threads, base=None, blas_threads=None):
+    """The environment for a PyTorch process: its OpenMP pool at `threads`,
+    its OpenBLAS (which ignores torch.set_num_threads) at `blas_threads`
+    (default: `threads`), and OpenBLAS on the host's kernel."""
     env = dict(base if base is not None else os.environ)
-    env["OPENBLAS_NUM_THREADS"] = str(threads)
+    env["OPENBLAS_NUM_THREADS"] = str(threads if blas_threads is None else blas_threads)
     env["OMP_NUM_THREADS"] = str(threads)
     core = best_core()
     if core:
