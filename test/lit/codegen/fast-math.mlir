@@ -8,6 +8,9 @@ func.func @dense(%x: tensor<?x8xf32>, %w: tensor<3x8xf32>) -> tensor<?x3xf32> {
   %1 = mass.sigmoid %0 : tensor<?x3xf32>
   return %1 : tensor<?x3xf32>
 }
+// EXACT-LABEL: func.func @dense
+// EXACT-NOT: fastmath
+// EXACT: arith.divf %{{.*}}, %{{.*}} : f32
 // EXACT-NOT: fastmath
 // FAST: arith.negf %{{.*}} fastmath<reassoc,contract> : f32
 // FAST: arith.addf %{{.*}}, %{{.*}} fastmath<reassoc,contract> : f32
