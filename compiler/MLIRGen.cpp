@@ -454,6 +454,15 @@ LogicalResult Elaborator::runBind(const ast::BindStmt &bind) {
     if (!task->hasLoss) {
       task->hasLoss = true;
       outputs.push_back({"loss." + task->name, value->tensor});
+      // A cross-entropy is a mean over the labelled rows alone: the runtime
+      // weights each batch's loss by their number ("labelled.TASK") when it
+      // averages over an epoch, so the epoch's loss is the mean over every
+      // labelled row whatever the batches hold.
+      if (auto ce = value->tensor.getDefiningOp<mass::CrossEntropyOp>()) {
+        auto counted = builder.create<mass::AccuracyOp>(
+            ce.getLoc(), ce.getLogits(), ce.getLabels());
+        outputs.push_back({"labelled." + task->name, counted.getCount()});
+      }
     }
   }
   return bindName(bind.name, std::move(*value), bind.getLoc());

@@ -120,6 +120,7 @@ private:
     std::map<std::string, double> sum;
     double samples = 0;
   };
+  double lossRows(const std::string &task, int64_t count) const;
   void accumulate(Totals &t, int64_t count);
   Totals evaluate(const Dataset &data);
   Json summarize(const Totals &t, const std::string &task) const;
@@ -492,11 +493,21 @@ void Trainer::update() {
 // Metrics
 //===----------------------------------------------------------------------===//
 
+/// The rows a task's loss averages over in a batch of `count`: its
+/// labelled rows where the compiler counts them (cross-entropy skips -1
+/// labels), else the batch.
+double Trainer::lossRows(const std::string &task, int64_t count) const {
+  auto labelled = outputs.find("labelled." + task);
+  return labelled == outputs.end() ? static_cast<double>(count)
+                                   : labelled->second.f[0];
+}
+
 void Trainer::accumulate(Totals &t, int64_t count) {
   for (const auto &[name, value] : outputs) {
     double v = value.f[0];
-    // Losses are batch means: weight them by the batch size.
-    t.sum[name] += name.rfind("loss.", 0) == 0 ? v * count : v;
+    // Losses are batch means: weight them by the rows they average over.
+    t.sum[name] +=
+        name.rfind("loss.", 0) == 0 ? v * lossRows(name.substr(5), count) : v;
   }
   t.samples += count;
 }
@@ -520,7 +531,9 @@ Json Trainer::summarize(const Totals &t, const std::string &task) const {
     auto it = t.sum.find(k);
     return it == t.sum.end() ? 0.0 : it->second;
   };
-  out.set("loss", Json::number(get("loss." + task) / std::max(1.0, t.samples)));
+  double rows =
+      t.sum.count("labelled." + task) ? get("labelled." + task) : t.samples;
+  out.set("loss", Json::number(rows > 0 ? get("loss." + task) / rows : 0.0));
   std::string prefix = "metric." + task + ".";
   for (const auto &[name, value] : t.sum) {
     if (name.rfind(prefix, 0) != 0 || name.size() < 4 ||

@@ -1,0 +1,312 @@
+"""The training loop checked from outside: metrics recomputed with numpy from
+--dump-predictions, what each step trained counted through the weights,
+and a resumed run equal to an uninterrupted one bit for bit."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import masstest  # noqa: E402
+
+
+def log_events(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def log_softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+class Metrics(unittest.TestCase):
+    SOURCE = """
+model three {
+  input x: f32[B, 5]
+  label c: i32[B]
+  label r: f32[B, 1]
+  h = dense(x, 8) |> tanh
+  task cls {
+    logits = dense(h, 6)
+    loss = cross_entropy(logits, c, smoothing: 0.1)
+    metric accuracy(logits, c)
+    metric top_k(logits, c, k: 3)
+  }
+  task reg {
+    pred = dense(h, 1)
+    loss = mse(pred, r)
+    metric mae(pred, r)
+    metric rmse(pred, r)
+  }
+  task bin {
+    z = dense(h, 1)
+    loss = bce(z, r)
+    metric accuracy(z, r)
+  }
+}
+"""
+
+    def test_log_equals_numpy(self):
+        """--eval-only's log line for each task equals the metrics numpy
+        computes from the predictions (--dump-predictions) and the labels,
+        over a validation set that batches leave uneven (23 rows, batch 5)
+        and with unlabelled (-1) rows that cross-entropy, accuracy and
+        top-k skip."""
+        work = masstest.Workdir()
+        exe = masstest.compile_model(self.SOURCE, work, "three")
+        rng = np.random.default_rng(21)
+        n = 23
+        c = rng.integers(0, 6, n).astype(np.int32)
+        c[[1, 2, 3, 4, 9, 20]] = -1  # the first batch has one labelled row
+        r = rng.uniform(0, 1, (n, 1)).astype(np.float32)
+        masstest.write_npy_dir(work.file("val"), {"x": rng.standard_normal((n, 5)).astype(np.float32),
+                                                  "c": c, "r": r})
+        weights = {k: (rng.standard_normal(s) * 0.8).astype(np.float32)
+                   for k, s in masstest.param_shapes(exe).items()}
+        masstest.write_safetensors(work.file("w.safetensors"), weights)
+        common = ["--init", work.file("w.safetensors"), "--val", work.file("val"), "--batch", "5"]
+        masstest.run([exe, *common, "--dump-predictions", work.file("p.safetensors")])
+        masstest.run([exe, *common, "--eval-only", "--log", work.file("log.jsonl")])
+        preds = masstest.read_safetensors(work.file("p.safetensors"))
+        logged = {e["task"]: e for e in log_events(work.file("log.jsonl"))}
+
+        # The predictions: the classifier's logits [n, 6], and two [n, 1]
+        # columns told apart by the weights that made them.
+        logits = [v for v in preds.values() if v.shape == (n, 6)]
+        self.assertEqual(len(logits), 1)
+        logits = logits[0].astype(np.float64)
+        columns = [v[:, 0].astype(np.float64) for v in preds.values() if v.shape == (n, 1)]
+        self.assertEqual(len(columns), 2)
+        h = np.tanh(np.load(work.file("val/x.npy")).astype(np.float64) @ weights["h.weight"].T
+                    + weights["h.bias"])
+        pred = h @ weights["reg.pred.weight"][0] + weights["reg.pred.bias"][0]
+        z = h @ weights["bin.z.weight"][0] + weights["bin.z.bias"][0]
+        pred, z = sorted(columns, key=lambda col: np.abs(col - pred).max())
+        self.assertLess(np.abs(z - (h @ weights["bin.z.weight"][0] + weights["bin.z.bias"][0])).max(), 1e-4)
+
+        labelled = c >= 0
+        logp = log_softmax(logits)[labelled]
+        target = c[labelled]
+        nll = -logp[np.arange(len(target)), target]
+        smoothed = 0.9 * nll + 0.1 * -logp.mean(axis=1)
+        ranks = (logits[labelled] > logits[labelled, target][:, None]).sum(axis=1)
+        t = r[:, 0].astype(np.float64)
+        expected = {
+            "cls": {"loss": smoothed.mean(), "accuracy": (ranks == 0).mean(), "top3": (ranks < 3).mean()},
+            "reg": {"loss": ((pred - t) ** 2).mean(), "mae": np.abs(pred - t).mean(),
+                    "rmse": np.sqrt(((pred - t) ** 2).mean())},
+            "bin": {"loss": (np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))).mean(),
+                    "accuracy": ((z > 0) == (t >= 0.5)).mean()},
+        }
+        for task, metrics in expected.items():
+            self.assertEqual(set(logged[task]), {"event", "split", "task", *metrics}, task)
+            for name, value in metrics.items():
+                self.assertAlmostEqual(logged[task][name], value, delta=1e-5 * max(1.0, abs(value)),
+                                       msg=f"{task} {name}")
+
+
+class WhatEachStepSaw(unittest.TestCase):
+    """Each task's loss is sum(x * p_TASK) with x one-hot rows: its gradient
+    counts the rows of each kind in the batch, and plain SGD at rate 1
+    subtracts those counts from p_TASK. A run's weights count what its steps
+    trained on, task by task; runs of 1, 2, ... epochs of one step each
+    show it step by step."""
+
+    SOURCE = """
+model count {
+  input x: f32[B, KINDS]
+  label c: i32[B]
+  task a {
+    p = param(f32[KINDS], init: zeros)
+    loss = sum(x * p)
+  }
+  task b {
+    p = param(f32[KINDS], init: zeros)
+    loss = sum(x * p)
+  }
+}
+train count {
+  train_data = "data"
+  batch = BATCH
+  optimizer = sgd(lr: 1.0)
+  checkpoint = last
+  STRATEGY
+}
+"""
+
+    def setUp(self):
+        self.work = masstest.Workdir()
+
+    def counter(self, name, kinds, batch, rows, strategy):
+        """A program and data: `rows` (class ids) as one-hot x and as c."""
+        source = (self.SOURCE.replace("KINDS", str(kinds)).replace("BATCH", str(batch))
+                  .replace("STRATEGY", strategy))
+        exe = masstest.compile_model(source, self.work, name)
+        rows = np.asarray(rows, np.int32)
+        masstest.write_npy_dir(self.work.file("data"), {"x": np.eye(kinds, dtype=np.float32)[rows],
+                                                         "c": rows})
+        return exe
+
+    def counts(self, exe, epochs):
+        """The rows of each kind tasks a and b trained on in `epochs`."""
+        subprocess.run([exe, "--epochs", str(epochs)], cwd=self.work.path, check=True,
+                       capture_output=True)
+        last = masstest.read_safetensors(self.work.file("checkpoints/last.safetensors"))
+        return -last["a.p"].astype(np.int64), -last["b.p"].astype(np.int64)
+
+    def per_step(self, exe, steps):
+        """(a, b) counts of each of the first `steps` steps (one per epoch)."""
+        out, before = [], (0, 0)
+        for k in range(1, steps + 1):
+            a, b = self.counts(exe, k)
+            out.append((a - before[0], b - before[1]))
+            before = (a, b)
+        return out
+
+    def test_joint_and_alternate(self):
+        rows = [0, 1, 2, 2, 3, 3, 3, 1]
+        data = np.bincount(rows, minlength=4)
+        joint = self.counter("joint", 4, 8, rows, "strategy = joint")
+        for a, b in self.per_step(joint, 3):
+            np.testing.assert_array_equal(a, data)
+            np.testing.assert_array_equal(b, data)
+        alternate = self.counter("alternate", 4, 8, rows, "strategy = alternate")
+        for step, (a, b) in enumerate(self.per_step(alternate, 4)):
+            np.testing.assert_array_equal(a, data if step % 2 == 0 else 0 * data, f"step {step}")
+            np.testing.assert_array_equal(b, data if step % 2 == 1 else 0 * data, f"step {step}")
+
+    def test_sample(self):
+        rows = [0, 1, 2, 3]
+        data = np.bincount(rows, minlength=4)
+        exe = self.counter("sample", 4, 4, rows, "strategy = sample(a: 0.8, b: 0.2)")
+        # Every step trains exactly one task on the whole batch.
+        for step, (a, b) in enumerate(self.per_step(exe, 6)):
+            self.assertTrue((a == data).all() and (b == 0).all() or (a == 0).all() and (b == data).all(),
+                            f"step {step}: a saw {a}, b saw {b}")
+        # Over 400 steps, task a trains in 80% of them (binomial: sd 8).
+        a, b = self.counts(exe, 400)
+        self.assertEqual(a[0] + b[0], 400)
+        self.assertLess(abs(a[0] - 320), 40, f"task a trained in {a[0]} of 400 steps")
+
+    def test_shuffle_sees_every_row_once_per_epoch(self):
+        # 11 rows, each a kind of its own, in batches of 4 (the last of 3):
+        # every epoch trains on every row exactly once.
+        exe = self.counter("shuffle", 11, 4, list(range(11)), "strategy = joint")
+        for epochs in (1, 2, 5):
+            a, b = self.counts(exe, epochs)
+            np.testing.assert_array_equal(a, np.full(11, epochs))
+            np.testing.assert_array_equal(b, np.full(11, epochs))
+
+    def test_balanced(self):
+        # 24 rows: 18 of class 0, 4 of class 1, 2 of class 2. Balanced
+        # sampling draws every class about equally often; shuffling draws
+        # the data's proportions exactly.
+        rows = [0] * 18 + [1] * 4 + [2] * 2
+        balanced = self.counter("balanced", 3, 24, rows, "sampling = balanced(c)")
+        for step, (a, _) in enumerate(self.per_step(balanced, 3)):
+            self.assertEqual(a.sum(), 24, f"step {step} trained on {a.sum()} rows")
+        a, _ = self.counts(balanced, 100)
+        # 2,400 draws, a third each expected (binomial sd 23).
+        self.assertEqual(a.sum(), 2400)
+        for kind in range(3):
+            self.assertLess(abs(a[kind] - 800), 120, f"class {kind} drawn {a[kind]} times: {a}")
+        shuffled = self.counter("shuffled", 3, 24, rows, "sampling = shuffle")
+        a, _ = self.counts(shuffled, 100)
+        np.testing.assert_array_equal(a, [1800, 400, 200])
+
+
+class Resume(unittest.TestCase):
+    SOURCE = """
+model net {
+  input x: f32[B, 6]
+  label y: i32[B]
+  h = dense(x, 16) |> relu |> dropout(0.3)
+  out = dense(h, 3)
+  task cls {
+    loss = cross_entropy(out, y)
+    metric accuracy(out, y)
+  }
+}
+train net {
+  train_data = "data"
+  val_data = "data"
+  batch = 7
+  epochs = EPOCHS
+  optimizer = adamw(lr: 0.01)
+  schedule = SCHEDULE
+  clip_grad_norm = 1.0
+  augment = [noise(x, std: 0.1)]
+  checkpoint = last
+}
+"""
+
+    def setUp(self):
+        self.work = masstest.Workdir()
+        rng = np.random.default_rng(8)
+        x = rng.standard_normal((2000, 6)).astype(np.float32)
+        y = (x[:, 0] > 0).astype(np.int32) + (x[:, 1] > 0).astype(np.int32)
+        masstest.write_npy_dir(self.work.file("data"), {"x": x, "y": y})
+
+    def program(self, name, epochs, schedule):
+        source = self.SOURCE.replace("EPOCHS", str(epochs)).replace("SCHEDULE", schedule)
+        return masstest.compile_model(source, self.work, name)
+
+    def final(self, directory):
+        d = self.work.file(directory)
+        return {**masstest.read_safetensors(os.path.join(d, "last.safetensors")),
+                **{"state." + k: v for k, v in
+                   masstest.read_safetensors(os.path.join(d, "last.state.safetensors")).items()}}
+
+    def assert_same_bits(self, ours, theirs):
+        self.assertEqual(sorted(ours), sorted(theirs))
+        self.assertIn("state.h.weight.exp_avg", ours)
+        for name, value in theirs.items():
+            self.assertEqual(ours[name].tobytes(), value.tobytes(), name)
+
+    def test_resumed_equals_uninterrupted(self):
+        """Four epochs in one run, or two and then two more resumed from
+        the checkpoint: the same weights and optimizer state, bit for bit
+        (AdamW moments, the step's learning rate, the shuffle, dropout and
+        noise generators all carry over)."""
+        exe = self.program("net", 4, "step(every: 300, gamma: 0.5)")
+        run = lambda *args: subprocess.run([exe, *args], cwd=self.work.path, check=True,
+                                           capture_output=True)
+        run("--checkpoint-dir", "whole")
+        run("--checkpoint-dir", "split", "--epochs", "2")
+        halfway = self.final("split")
+        run("--checkpoint-dir", "split", "--resume", "split")
+        whole, split = self.final("whole"), self.final("split")
+        self.assert_same_bits(split, whole)
+        # Not vacuous: the second half moved the weights.
+        self.assertNotEqual(halfway["h.weight"].tobytes(), whole["h.weight"].tobytes())
+
+    def test_killed_run_resumes_bit_identical(self):
+        """A run killed with SIGKILL mid-training (cosine schedule over all
+        its epochs) resumes from its last checkpoint and ends where an
+        uninterrupted run ends."""
+        exe = self.program("long", 100, "cosine(warmup: 5, min_lr: 0.001)")
+        subprocess.run([exe, "--checkpoint-dir", "whole"], cwd=self.work.path, check=True,
+                       capture_output=True)
+        log = self.work.file("killed.jsonl")
+        proc = subprocess.Popen([exe, "--checkpoint-dir", "killed", "--log", log],
+                                cwd=self.work.path, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if os.path.exists(log) and os.path.getsize(log) > 600:
+                break
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGKILL)
+        self.assertEqual(proc.wait(), -signal.SIGKILL, "the run ended before it could be killed")
+        subprocess.run([exe, "--checkpoint-dir", "killed", "--resume", "killed"], cwd=self.work.path,
+                       check=True, capture_output=True)
+        self.assert_same_bits(self.final("killed"), self.final("whole"))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
