@@ -1,7 +1,10 @@
 """Vision models against PyTorch: spec 03 (ResNet-18) has torchvision's
 parameter and buffer names and shapes, and weights move both ways with
-evaluation-mode logits within 1e-4; batch norm's running statistics follow
-PyTorch's update rule and serve evaluation."""
+evaluation-mode logits within 1e-4; the gradients of spec 03 and spec 04
+(Inception) are as close to PyTorch's in float64 as PyTorch's own float32
+gradients; batch norm's running statistics follow PyTorch's update rule and
+serve evaluation."""
+import copy
 import os
 import sys
 import unittest
@@ -36,6 +39,47 @@ def torchvision_resnet18():
 def state_of(model):
     return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()
             if not k.endswith("num_batches_tracked")}
+
+
+def gradient_error(grads, exact):
+    """The largest error over a tensor, relative to the larger of that
+    tensor's scale and 1% of the largest gradient of the model; the worst
+    tensor's error and its name."""
+    largest = max(float(np.abs(g).max()) for g in exact.values())
+    worst, where = 0.0, None
+    for name, g in exact.items():
+        scale = max(float(np.abs(g).max()), 0.01 * largest)
+        err = float(np.abs(np.asarray(grads[name], np.float64) - g).max()) / scale
+        if err > worst:
+            worst, where = err, name
+    return worst, where
+
+
+def torch_gradients(model, x, y, dtype):
+    """Training-mode gradients of the cross-entropy of `model` on (x, y) in
+    `dtype`, by parameter name, as float64 arrays."""
+    model = copy.deepcopy(model).to(dtype).train()
+    loss = F.cross_entropy(model(torch.tensor(x, dtype=dtype)), torch.tensor(y, dtype=torch.long))
+    loss.backward()
+    return {k: v.grad.detach().double().numpy() for k, v in model.named_parameters()}
+
+
+def assert_gradient_parity(test, exe, work, model, x, y):
+    """--dump-grads of `exe` with `model`'s weights against PyTorch in
+    float64: Mass's error (gradient_error) at most 1.5 times PyTorch's own
+    float32 error, and at most 1e-3."""
+    masstest.write_npy_dir(work.file("gdata"), {"image": x, "class": y})
+    ours = masstest.dump_grads(exe, work, state_of(model), work.file("gdata"), len(x))
+    exact = torch_gradients(model, x, y, torch.float64)
+    theirs = torch_gradients(model, x, y, torch.float32)
+    test.assertEqual(sorted("grad." + k for k in exact), sorted(k for k in ours if k.startswith("grad.")))
+    ours = {k: ours["grad." + k] for k in exact}
+    mass_err, mass_at = gradient_error(ours, exact)
+    torch_err, torch_at = gradient_error(theirs, exact)
+    print(f"gradient error against float64: Mass {mass_err:.2e} ({mass_at}), "
+          f"PyTorch float32 {torch_err:.2e} ({torch_at})")
+    test.assertLessEqual(mass_err, 1.5 * torch_err)
+    test.assertLessEqual(mass_err, 1e-3)
 
 
 def assert_logits_close(test, ours, theirs):
@@ -80,6 +124,14 @@ class ResNet18(unittest.TestCase):
             theirs = model(torch.tensor(self.x)).numpy()
         assert_logits_close(self, self.predictions(weights), theirs)
 
+    def test_gradients_match_torchvision(self):
+        """Spec 03's gradients at batch 4 against torchvision's ResNet-18 in
+        float64, as close as PyTorch's own float32 gradients are."""
+        rng = np.random.default_rng(12)
+        x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+        y = rng.integers(0, 10, 4).astype(np.int32)
+        assert_gradient_parity(self, self.exe, self.work, torchvision_resnet18(), x, y)
+
     def test_checkpoint_loads_into_torchvision(self):
         import torchvision
         start = self.work.file("start.safetensors")
@@ -102,6 +154,59 @@ class ResNet18(unittest.TestCase):
         with torch.no_grad():
             theirs = model.eval()(torch.tensor(self.x)).numpy()
         assert_logits_close(self, self.predictions(os.path.join(ckpt, "last.safetensors")), theirs)
+
+
+class InceptionTwin(torch.nn.Module):
+    """Spec 04 in PyTorch, with its parameter names."""
+
+    class Branches(torch.nn.Module):
+        def __init__(self, c_in, c1, c3r, c3, c5r, c5, pool_proj):
+            super().__init__()
+            conv = torch.nn.Conv2d
+            self.b1x1 = conv(c_in, c1, 1)
+            self.b3x3 = torch.nn.ModuleList([conv(c_in, c3r, 1), conv(c3r, c3, 3, padding=1)])
+            self.b5x5 = torch.nn.ModuleList([conv(c_in, c5r, 1), conv(c5r, c5, 5, padding=2)])
+            self.bpool = conv(c_in, pool_proj, 1)
+
+        def forward(self, x):
+            b3 = F.relu(self.b3x3[1](F.relu(self.b3x3[0](x))))
+            b5 = F.relu(self.b5x5[1](F.relu(self.b5x5[0](x))))
+            bp = F.relu(self.bpool(F.max_pool2d(x, 3, stride=1, padding=1)))
+            return torch.cat([F.relu(self.b1x1(x)), b3, b5, bp], 1)
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.ModuleList([torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.BatchNorm2d(32)])
+        self.mixed1 = self.Branches(32, 16, 16, 32, 8, 8, 8)
+        self.mixed2 = self.Branches(64, 32, 32, 48, 8, 16, 16)
+        self.logits = torch.nn.Linear(112, 10)
+
+    def forward(self, x):
+        h = F.relu(self.stem[1](self.stem[0](x)))
+        h = self.mixed2(F.max_pool2d(self.mixed1(h), 2))
+        return self.logits(h.mean((2, 3)))
+
+
+class Inception(unittest.TestCase):
+    def test_gradients_match_pytorch(self):
+        """Spec 04's parameters are its PyTorch twin's, and its gradients at
+        batch 4 are as close to the twin's in float64 as PyTorch's own
+        float32 gradients are."""
+        work = masstest.Workdir()
+        with open(os.path.join(SPEC, "04_inception.mass")) as f:
+            exe = masstest.compile_model(f.read(), work, "inception")
+        torch.manual_seed(1)
+        model = InceptionTwin()
+        with torch.no_grad():
+            model.stem[1].weight.uniform_(0.5, 1.5)
+            model.stem[1].bias.uniform_(-0.2, 0.2)
+        ours = {**masstest.param_shapes(exe), **masstest.param_shapes(exe, buffers=True)}
+        theirs = {k: list(v.shape) for k, v in state_of(model).items()}
+        self.assertEqual(ours, theirs)
+        rng = np.random.default_rng(13)
+        x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+        y = rng.integers(0, 10, 4).astype(np.int32)
+        assert_gradient_parity(self, exe, work, model, x, y)
 
 
 class BatchNormModes(unittest.TestCase):
