@@ -39,6 +39,9 @@ extern "C" void omp_set_num_threads(int) __attribute__((weak));
 
 namespace {
 
+/// The prefix of the weights inside a resume state file.
+const std::string kStateWeights = "weights.";
+
 /// Stops the program with a one-line reason.
 struct Failure {
   std::string message;
@@ -107,6 +110,9 @@ private:
   void allocate();
   void initParams();
   void loadInit(const std::string &path, const std::vector<std::string> &skip);
+  void loadWeights(const NamedTensors &file, const std::string &path,
+                   const std::vector<std::string> &skip,
+                   const std::string &prefix);
   void gather(const Dataset &data, const std::vector<int64_t> &rows,
               int64_t begin, int64_t count);
   void bindBatch(EntryCall &call, const EntrySpec &entry, int64_t count);
@@ -352,6 +358,14 @@ void Trainer::loadInit(const std::string &path,
   std::string error;
   if (!readSafetensors(path, file, error))
     fail(error);
+  loadWeights(file, path, skip, "");
+}
+
+/// Copies every parameter and buffer not matched by `skip` from `file`
+/// (read from `path`), where each is named PREFIX + its name.
+void Trainer::loadWeights(const NamedTensors &file, const std::string &path,
+                          const std::vector<std::string> &skip,
+                          const std::string &prefix) {
   auto load = [&](const std::vector<ValueSpec> &specs,
                   std::map<std::string, Tensor> &into) {
     for (const ValueSpec &v : specs) {
@@ -359,12 +373,12 @@ void Trainer::loadInit(const std::string &path,
             return globMatch(g, v.name);
           }))
         continue;
-      auto it = file.tensors.find(v.name);
+      auto it = file.tensors.find(prefix + v.name);
       if (it == file.tensors.end())
-        fail("'" + path + "' has no tensor '" + v.name +
+        fail("'" + path + "' has no tensor '" + prefix + v.name +
              "' (skip it with init = load(path, skip: [...]))");
       if (it->second.shape != v.shape || it->second.dtype != DType::F32)
-        fail("'" + path + "': '" + v.name + "' has shape " +
+        fail("'" + path + "': '" + prefix + v.name + "' has shape " +
              formatShape(it->second.shape) + ", the model expects " +
              formatShape(v.shape));
       into[v.name].f = it->second.f;
@@ -611,7 +625,15 @@ void Trainer::writeCheckpoint(const std::string &file, bool withState,
     fail(error);
   if (!withState)
     return;
+  // The resume state holds the weights too, so that one atomic write is one
+  // consistent snapshot: a run killed between this file and the one above
+  // resumes from the state's epoch, never from weights of one epoch and
+  // moments of another.
   NamedTensors state;
+  for (const auto &[name, t] : params)
+    state.tensors[kStateWeights + name] = t;
+  for (const auto &[name, t] : buffers)
+    state.tensors[kStateWeights + name] = t;
   for (const auto &[name, t] : states)
     state.tensors[name] = t;
   std::ostringstream rngState;
@@ -626,11 +648,12 @@ void Trainer::writeCheckpoint(const std::string &file, bool withState,
 }
 
 void Trainer::resume(const std::string &dir) {
-  loadInit(dir + "/last.safetensors", {});
   NamedTensors state;
   std::string error;
-  if (!readSafetensors(dir + "/last.state.safetensors", state, error))
+  std::string statePath = dir + "/last.state.safetensors";
+  if (!readSafetensors(statePath, state, error))
     fail(error);
+  loadWeights(state, statePath, {}, kStateWeights);
   for (auto &[name, t] : states) {
     auto it = state.tensors.find(name);
     if (it == state.tensors.end() || it->second.shape != t.shape)

@@ -3,6 +3,7 @@
 and a resumed run equal to an uninterrupted one bit for bit."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -285,6 +286,21 @@ train net {
         self.assert_same_bits(split, whole)
         # Not vacuous: the second half moved the weights.
         self.assertNotEqual(halfway["h.weight"].tobytes(), whole["h.weight"].tobytes())
+
+    def test_torn_checkpoint_pair_resumes_from_the_state(self):
+        """A run killed after writing last.safetensors of epoch 3 but before
+        its last.state.safetensors leaves weights one epoch ahead of the
+        state: resuming takes the weights the state file carries, so it
+        still ends where the uninterrupted run ends."""
+        exe = self.program("torn_net", 4, "step(every: 300, gamma: 0.5)")
+        run = lambda *args: subprocess.run([exe, *args], cwd=self.work.path, check=True,
+                                           capture_output=True)
+        run("--checkpoint-dir", "whole")
+        run("--checkpoint-dir", "torn", "--epochs", "2")
+        run("--checkpoint-dir", "ahead", "--epochs", "3")
+        shutil.copy(self.work.file("ahead/last.safetensors"), self.work.file("torn/last.safetensors"))
+        run("--checkpoint-dir", "torn", "--resume", "torn")
+        self.assert_same_bits(self.final("torn"), self.final("whole"))
 
     def test_killed_run_resumes_bit_identical(self):
         """A run killed with SIGKILL mid-training (cosine schedule over all
