@@ -31,52 +31,28 @@ using namespace mlir;
 
 namespace {
 
-// Scalar helpers for op bodies.
-Value sigmoid(OpBuilder &b, Location l, Value x) {
-  Value e = b.create<math::ExpOp>(l, b.create<arith::NegFOp>(l, x));
-  return b.create<arith::DivFOp>(l, cst(b, l, 1.0),
-                                 b.create<arith::AddFOp>(l, cst(b, l, 1.0), e));
-}
-/// Standard normal CDF, 0.5 * (1 + erf(x / sqrt(2))).
-Value phi(OpBuilder &b, Location l, Value x) {
-  Value scaled = b.create<arith::MulFOp>(l, x, cst(b, l, M_SQRT1_2));
-  Value erf = b.create<math::ErfOp>(l, scaled);
-  return b.create<arith::MulFOp>(
-      l, cst(b, l, 0.5), b.create<arith::AddFOp>(l, cst(b, l, 1.0), erf));
-}
-
-/// The scalar op `ScalarOp` applied to x.
-template <typename ScalarOp> Value scalarOp(OpBuilder &b, Location l, Value x) {
-  return b.create<ScalarOp>(l, x);
-}
-
 //===----------------------------------------------------------------------===//
 // Patterns
 //===----------------------------------------------------------------------===//
 
-/// Unary elementwise ops: `fn` maps one scalar.
-template <typename OpT> struct UnaryPattern : public MassPattern<OpT> {
-  using Fn = Value (*)(OpBuilder &, Location, Value);
-  UnaryPattern(MLIRContext *ctx, Fn fn) : MassPattern<OpT>(ctx), fn(fn) {}
-  Fn fn;
-  FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const override {
-    return SmallVector<Value>{
-        l.elementwise(tensorType(op.getResult()), op->getOperands(),
-                      [&](OpBuilder &b, Location loc, ValueRange a) {
-                        return fn(b, loc, a[0]);
-                      })};
-  }
-};
-
-template <typename OpT, typename ArithOp>
-struct BinaryPattern : public MassPattern<OpT> {
-  using MassPattern<OpT>::MassPattern;
-  FailureOr<SmallVector<Value>> lower(OpT op, Lowering &l) const override {
-    return SmallVector<Value>{
-        l.elementwise(tensorType(op.getResult()), op->getOperands(),
-                      [](OpBuilder &b, Location loc, ValueRange a) -> Value {
-                        return b.create<ArithOp>(loc, a[0], a[1]);
-                      })};
+/// Every elementwise op: one linalg.generic over the result's shape whose
+/// body is the op's scalar function (ElementwiseOpInterface).
+struct ElementwisePattern
+    : public OpInterfaceConversionPattern<ElementwiseOpInterface> {
+  using OpInterfaceConversionPattern::OpInterfaceConversionPattern;
+  LogicalResult
+  matchAndRewrite(ElementwiseOpInterface op, ArrayRef<Value>,
+                  ConversionPatternRewriter &rewriter) const override {
+    Lowering l(rewriter, op->getLoc());
+    Operation *before = op->getPrevNode();
+    Value result =
+        l.elementwise(tensorType(op->getResult(0)), op->getOperands(),
+                      [&](OpBuilder &b, Location loc, ValueRange elements) {
+                        return op.buildScalar(b, loc, elements);
+                      });
+    markFusionGroup(op, before);
+    rewriter.replaceOp(op, result);
+    return success();
   }
 };
 
@@ -98,27 +74,6 @@ struct BroadcastPattern : public MassPattern<BroadcastOp> {
                  b.create<linalg::YieldOp>(loc, a[0]);
                })
             .getResult(0)};
-  }
-};
-
-struct GeluGradPattern : public MassPattern<GeluGradOp> {
-  using MassPattern::MassPattern;
-  FailureOr<SmallVector<Value>> lower(GeluGradOp op,
-                                      Lowering &l) const override {
-    // gelu'(x) = Phi(x) + x * exp(-x^2 / 2) / sqrt(2 pi)
-    return SmallVector<Value>{l.elementwise(
-        tensorType(op.getResult()), op->getOperands(),
-        [](OpBuilder &b, Location loc, ValueRange a) -> Value {
-          Value x = a[0];
-          Value x2 = b.create<arith::MulFOp>(loc, x, x);
-          Value density = b.create<math::ExpOp>(
-              loc, b.create<arith::MulFOp>(loc, x2, cst(b, loc, -0.5)));
-          Value term = b.create<arith::MulFOp>(
-              loc, b.create<arith::MulFOp>(loc, x, density),
-              cst(b, loc, 0.3989422804014327));
-          Value d = b.create<arith::AddFOp>(loc, phi(b, loc, x), term);
-          return b.create<arith::MulFOp>(loc, d, a[1]);
-        })};
   }
 };
 
@@ -763,45 +718,8 @@ public:
     MLIRContext *ctx = &getContext();
     inlineFusionGroups();
     RewritePatternSet patterns(ctx);
-    using S = Value (*)(OpBuilder &, Location, Value);
-    patterns.add<UnaryPattern<NegOp>>(ctx, S(scalarOp<arith::NegFOp>));
-    patterns.add<UnaryPattern<ReluOp>>(
-        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
-          return b.create<arith::MaximumFOp>(l, x, cst(b, l, 0.0));
-        }));
-    patterns.add<UnaryPattern<GeluOp>>(
-        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
-          return b.create<arith::MulFOp>(l, x, phi(b, l, x));
-        }));
-    patterns.add<UnaryPattern<SigmoidOp>>(
-        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
-          return sigmoid(b, l, x);
-        }));
-    patterns.add<UnaryPattern<TanhOp>>(ctx, S(scalarOp<math::TanhOp>));
-    patterns.add<UnaryPattern<SiluOp>>(
-        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
-          return b.create<arith::MulFOp>(l, x, sigmoid(b, l, x));
-        }));
-    patterns.add<UnaryPattern<ExpOp>>(ctx, S(scalarOp<math::ExpOp>));
-    patterns.add<UnaryPattern<LogOp>>(ctx, S(scalarOp<math::LogOp>));
-    patterns.add<UnaryPattern<SqrtOp>>(ctx, S(scalarOp<math::SqrtOp>));
-    patterns.add<UnaryPattern<AbsOp>>(ctx, S(scalarOp<math::AbsFOp>));
-    patterns.add<UnaryPattern<SignOp>>(
-        ctx, S([](OpBuilder &b, Location l, Value x) -> Value {
-          Value zero = cst(b, l, 0.0);
-          Value pos = b.create<arith::UIToFPOp>(
-              l, b.getF32Type(),
-              b.create<arith::CmpFOp>(l, arith::CmpFPredicate::OGT, x, zero));
-          Value neg = b.create<arith::UIToFPOp>(
-              l, b.getF32Type(),
-              b.create<arith::CmpFOp>(l, arith::CmpFPredicate::OLT, x, zero));
-          return b.create<arith::SubFOp>(l, pos, neg);
-        }));
-    patterns.add<BinaryPattern<AddOp, arith::AddFOp>,
-                 BinaryPattern<SubOp, arith::SubFOp>,
-                 BinaryPattern<MulOp, arith::MulFOp>,
-                 BinaryPattern<DivOp, arith::DivFOp>, BroadcastPattern,
-                 GeluGradPattern, DensePattern, MatmulPattern, ReshapePattern,
+    patterns.add<ElementwisePattern>(ctx);
+    patterns.add<BroadcastPattern, DensePattern, MatmulPattern, ReshapePattern,
                  TransposePattern, ConcatPattern, SlicePattern,
                  ReducePattern<SumOp>, ReducePattern<MeanOp>,
                  ReducePattern<MaxOp>, SoftmaxPattern<SoftmaxOp>,

@@ -240,6 +240,19 @@ inline Value addBody(OpBuilder &b, Location l, ValueRange a) {
   return b.create<arith::AddFOp>(l, a[0], a[1]);
 }
 
+/// The linalg ops created for `op` (those between `before` and `op`) carry
+/// its fusion group's mark, when it belongs to a group.
+inline void markFusionGroup(Operation *op, Operation *before) {
+  Attribute group = op->getAttr(kFusionGroupAttr);
+  if (!group)
+    return;
+  for (Operation *it = before ? before->getNextNode()
+                              : &op->getBlock()->front();
+       it != op; it = it->getNextNode())
+    if (isa<linalg::LinalgOp>(it))
+      it->setAttr(kFusionGroupAttr, group);
+}
+
 /// Lowers one mass op with `lower`; the linalg ops it creates for a member
 /// of a fusion group carry the group's mark.
 template <typename OpT> struct MassPattern : public OpConversionPattern<OpT> {
@@ -254,13 +267,7 @@ template <typename OpT> struct MassPattern : public OpConversionPattern<OpT> {
     FailureOr<SmallVector<Value>> results = lower(op, l);
     if (failed(results))
       return failure();
-    // The linalg ops of a fusion group's member carry the group's mark.
-    if (Attribute group = op->getAttr(kFusionGroupAttr))
-      for (Operation *it = before ? before->getNextNode()
-                                  : &op->getBlock()->front();
-           it != op.getOperation(); it = it->getNextNode())
-        if (isa<linalg::LinalgOp>(it))
-          it->setAttr(kFusionGroupAttr, group);
+    markFusionGroup(op, before);
     rewriter.replaceOp(op, *results);
     return success();
   }

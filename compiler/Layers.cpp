@@ -729,20 +729,28 @@ static FailureOr<Value> buildPair(Elaborator &e, const Args &a) {
 // The table
 //===----------------------------------------------------------------------===//
 
-static const std::vector<LayerSpec> &table() {
+/// `NAME(x)` for an op with the Builtin trait, named by its mnemonic.
+template <typename OpT> static void addBuiltin(std::vector<LayerSpec> &specs) {
+  if constexpr (OpT::template hasTrait<trait::Builtin>())
+    specs.push_back({OpT::getOperationName().drop_front(
+                         MassDialect::getDialectNamespace().size() + 1),
+                     {"x"},
+                     buildUnary<OpT>});
+}
+
+template <typename... Ops> static std::vector<LayerSpec> builtins() {
+  std::vector<LayerSpec> specs;
+  (addBuiltin<Ops>(specs), ...);
+  return specs;
+}
+
+/// The built-ins with entries of their own (unary elementwise ops come from
+/// the dialect: see builtins()).
+static const std::vector<LayerSpec> &written() {
   static const std::vector<LayerSpec> specs = {
       {"dense", {"x", "out", "?bias"}, buildDense},
       {"param", {"type", "?init"}, buildParam},
       {"matmul", {"a", "b"}, buildMatmul},
-      {"relu", {"x"}, buildUnary<ReluOp>},
-      {"gelu", {"x"}, buildUnary<GeluOp>},
-      {"sigmoid", {"x"}, buildUnary<SigmoidOp>},
-      {"tanh", {"x"}, buildUnary<TanhOp>},
-      {"silu", {"x"}, buildUnary<SiluOp>},
-      {"exp", {"x"}, buildUnary<ExpOp>},
-      {"log", {"x"}, buildUnary<LogOp>},
-      {"sqrt", {"x"}, buildUnary<SqrtOp>},
-      {"abs", {"x"}, buildUnary<AbsOp>},
       {"softmax", {"x", "?axis"}, buildSoftmax<SoftmaxOp>},
       {"log_softmax", {"x", "?axis"}, buildSoftmax<LogSoftmaxOp>},
       {"sum", {"x", "?axis", "?keepdim"}, buildReduce<SumOp>},
@@ -774,6 +782,18 @@ static const std::vector<LayerSpec> &table() {
       {"embedding", {"ids", "?vocab", "?dim"}},
       {"attention", {"q", "k", "v", "?heads", "?causal"}},
   };
+  return specs;
+}
+
+static const std::vector<LayerSpec> &table() {
+  static const std::vector<LayerSpec> specs = [] {
+    std::vector<LayerSpec> all = builtins<
+#define GET_OP_LIST
+#include "dialects/Mass/MassOps.cpp.inc"
+        >();
+    all.insert(all.end(), written().begin(), written().end());
+    return all;
+  }();
   return specs;
 }
 

@@ -14,6 +14,16 @@
 
 #include "dialects/Mass/MassInterfaces.h.inc"
 
+namespace mass::trait {
+/// See Mass_LoopNestReduction in MassInterfaces.td.
+template <typename ConcreteType>
+class LoopNestReduction
+    : public mlir::OpTrait::TraitBase<ConcreteType, LoopNestReduction> {};
+/// See Mass_Builtin in MassInterfaces.td.
+template <typename ConcreteType>
+class Builtin : public mlir::OpTrait::TraitBase<ConcreteType, Builtin> {};
+} // namespace mass::trait
+
 #define GET_OP_CLASSES
 #include "dialects/Mass/MassOps.h.inc"
 

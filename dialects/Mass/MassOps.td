@@ -21,15 +21,19 @@ def Mass_Seed : 0DTensorOf<[I32]>,
 // Elementwise
 //===----------------------------------------------------------------------===//
 
-class Mass_UnaryOp<string mnemonic, string what>
-    : Mass_Op<mnemonic, [Pure, SameOperandsAndResultType, Differentiable]> {
+defvar MassElementwise = DeclareOpInterfaceMethods<Mass_ElementwiseOpInterface>;
+
+// Unary elementwise ops; those with Mass_Builtin are the language's NAME(x).
+class Mass_UnaryOp<string mnemonic, string what, list<Trait> traits = [Mass_Builtin]>
+    : Mass_Op<mnemonic, !listconcat([Pure, SameOperandsAndResultType,
+                                     Differentiable, MassElementwise], traits)> {
   let summary = what;
   let arguments = (ins Mass_F32Tensor:$input);
   let results = (outs Mass_F32Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($result)";
 }
 
-def Mass_NegOp : Mass_UnaryOp<"neg", "elementwise -x">;
+def Mass_NegOp : Mass_UnaryOp<"neg", "elementwise -x", []>;
 def Mass_ReluOp : Mass_UnaryOp<"relu", "elementwise max(x, 0)">;
 def Mass_GeluOp : Mass_UnaryOp<"gelu", "elementwise GELU, erf form">;
 def Mass_SigmoidOp : Mass_UnaryOp<"sigmoid", "elementwise 1 / (1 + exp(-x))">;
@@ -39,10 +43,10 @@ def Mass_ExpOp : Mass_UnaryOp<"exp", "elementwise exp">;
 def Mass_LogOp : Mass_UnaryOp<"log", "elementwise natural logarithm">;
 def Mass_SqrtOp : Mass_UnaryOp<"sqrt", "elementwise square root">;
 def Mass_AbsOp : Mass_UnaryOp<"abs", "elementwise |x|">;
-def Mass_SignOp : Mass_UnaryOp<"sign", "elementwise sign: -1, 0 or 1">;
+def Mass_SignOp : Mass_UnaryOp<"sign", "elementwise sign: -1, 0 or 1", []>;
 
 class Mass_BinaryOp<string mnemonic, string what>
-    : Mass_Op<mnemonic, [Pure, Differentiable]> {
+    : Mass_Op<mnemonic, [Pure, Differentiable, MassElementwise]> {
   let summary = what;
   let description = [{
     Elementwise with NumPy broadcasting. A dynamic dimension broadcasts only
@@ -316,8 +320,8 @@ def Mass_DropoutOp : Mass_Op<"dropout", [Pure, Differentiable,
 // Reductions and normalised exponentials
 //===----------------------------------------------------------------------===//
 
-class Mass_ReduceOp<string mnemonic, string what>
-    : Mass_Op<mnemonic, [Pure, Differentiable]> {
+class Mass_ReduceOp<string mnemonic, string what, list<Trait> traits = []>
+    : Mass_Op<mnemonic, !listconcat([Pure, Differentiable], traits)> {
   let summary = what;
   let arguments = (ins Mass_F32Tensor:$input, DenseI64ArrayAttr:$axes,
                        UnitAttr:$keepdim);
@@ -328,9 +332,9 @@ class Mass_ReduceOp<string mnemonic, string what>
   let hasVerifier = 1;
 }
 
-def Mass_SumOp : Mass_ReduceOp<"sum", "sum over axes">;
+def Mass_SumOp : Mass_ReduceOp<"sum", "sum over axes", [Mass_LoopNestReduction]>;
 def Mass_MeanOp : Mass_ReduceOp<"mean", "mean over axes">;
-def Mass_MaxOp : Mass_ReduceOp<"max", "maximum over axes">;
+def Mass_MaxOp : Mass_ReduceOp<"max", "maximum over axes", [Mass_LoopNestReduction]>;
 
 class Mass_SoftmaxLikeOp<string mnemonic, string what>
     : Mass_Op<mnemonic, [Pure, SameOperandsAndResultType, Differentiable]> {
@@ -385,7 +389,8 @@ def Mass_BceOp : Mass_RegressionLossOp<"bce",
 // express well
 //===----------------------------------------------------------------------===//
 
-def Mass_GeluGradOp : Mass_Op<"gelu_grad", [Pure, AllTypesMatch<["input", "grad", "result"]>]> {
+def Mass_GeluGradOp : Mass_Op<"gelu_grad",
+    [Pure, AllTypesMatch<["input", "grad", "result"]>, MassElementwise]> {
   let summary = "grad * gelu'(input), erf form";
   let arguments = (ins Mass_F32Tensor:$input, Mass_F32Tensor:$grad);
   let results = (outs Mass_F32Tensor:$result);

@@ -24,13 +24,12 @@ using namespace mlir;
 
 namespace {
 
-bool isElementwise(Operation *op) {
-  return isa<NegOp, ReluOp, GeluOp, SigmoidOp, TanhOp, SiluOp, ExpOp, LogOp,
-             SqrtOp, AbsOp, SignOp, AddOp, SubOp, MulOp, DivOp, GeluGradOp>(op);
-}
+bool isElementwise(Operation *op) { return isa<ElementwiseOpInterface>(op); }
 
 /// Reductions that lower to a single loop nest.
-bool isReduction(Operation *op) { return isa<SumOp, MaxOp>(op); }
+bool isReduction(Operation *op) {
+  return op->hasTrait<trait::LoopNestReduction>();
+}
 
 struct Group {
   SmallVector<Operation *> members;
