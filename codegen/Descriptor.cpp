@@ -1,5 +1,4 @@
-//===- Descriptor.cpp - The model descriptor the runtime reads
-//-------------===//
+//===- Descriptor.cpp - The model descriptor the runtime reads ------------===//
 
 #include "codegen/Descriptor.h"
 

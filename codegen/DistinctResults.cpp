@@ -1,5 +1,4 @@
-//===- DistinctResults.cpp - One buffer per returned tensor
-//----------------===//
+//===- DistinctResults.cpp - One buffer per returned tensor ---------------===//
 
 #include "codegen/Passes.h"
 

@@ -42,10 +42,10 @@ struct Contraction {
   /// a constant (linalg.fill) or, with no batch, a vector along n (the
   /// bias, broadcast over rows by a linalg.generic).
   Operation *init = nullptr;
-  Value initScalar, initRow;
+  Value initScalar = {}, initRow = {};
   /// The elementwise op just after that reads C (an activation), applied
   /// to the block of C in registers after its last block of k.
-  linalg::GenericOp epilogue;
+  linalg::GenericOp epilogue = {};
 };
 
 bool isDim(AffineExpr e, unsigned pos) {

@@ -1,5 +1,4 @@
-//===- LowerToLinalg.cpp - mass ops to linalg on tensors
-//-------------------===//
+//===- LowerToLinalg.cpp - mass ops to linalg on tensors ------------------===//
 //
 // Elementwise ops become linalg.generic with broadcasting indexing maps,
 // reductions generic ops with reduction iterators, dense and matmul linalg
@@ -263,8 +262,7 @@ struct ConcatPattern : public MassPattern<ConcatOp> {
   using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(ConcatOp op, Lowering &l) const override {
     auto type = tensorType(op.getResult());
-    int64_t axis =
-        op.getAxis() < 0 ? op.getAxis() + type.getRank() : op.getAxis();
+    int64_t axis = op.getFrontAxis();
     Value out = l.empty(type, l.dynamicSizes(type, op.getInputs()));
     int64_t offset = 0;
     for (Value in : op.getInputs()) {

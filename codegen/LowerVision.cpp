@@ -66,15 +66,6 @@ struct IndexMath {
   }
 };
 
-/// Where window position `k` of output position `o` reads along one axis:
-/// o * stride - pad + k * dilation, and whether that lies in [0, size).
-std::pair<Value, Value> source(IndexMath &m, Value o, Value k, int64_t stride,
-                               int64_t pad, int64_t dilation, int64_t size) {
-  Value i = m.add(m.sub(m.mul(o, stride), m.c(pad)), m.mul(k, dilation));
-  Value valid = m.inRange(i, size);
-  return {m.clamp(i, valid), valid};
-}
-
 /// The output position whose window position `k` reads input position `i`
 /// along one axis, and whether there is one.
 std::pair<Value, Value> target(IndexMath &m, Value i, Value k, int64_t stride,

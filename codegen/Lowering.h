@@ -1,5 +1,4 @@
-//===- Lowering.h - Helpers shared by the mass-to-linalg patterns -*- C++
-//-*-===//
+//===- Lowering.h - Helpers of the mass-to-linalg patterns ------*- C++ -*-===//
 //
 // The builder of linalg IR at one location and the pattern base that marks
 // the linalg ops of a fusion group's member, used by LowerToLinalg.cpp and

@@ -1,5 +1,4 @@
-//===- OuterParallel.cpp - One parallel dimension per loop nest
-//------------===//
+//===- OuterParallel.cpp - One parallel dimension per loop nest -----------===//
 
 #include "codegen/Passes.h"
 

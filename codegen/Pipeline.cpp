@@ -1,5 +1,4 @@
-//===- Pipeline.cpp - From the mass dialect to an executable
-//---------------===//
+//===- Pipeline.cpp - From the mass dialect to an executable --------------===//
 
 #include "codegen/Pipeline.h"
 #include "codegen/Passes.h"

@@ -1,5 +1,4 @@
-//===- Stats.cpp - Kernel and buffer counts of lowered functions
-//-----------===//
+//===- Stats.cpp - Kernel and buffer counts of lowered functions ----------===//
 
 #include "codegen/Stats.h"
 

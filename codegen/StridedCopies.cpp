@@ -1,5 +1,4 @@
-//===- StridedCopies.cpp - Copies between strided buffers as loops -*- C++
-//-*-===//
+//===- StridedCopies.cpp - Copies between strided buffers as loops --------===//
 //
 // A memref.copy between buffers of identity layout becomes memcpy; one that
 // involves a strided view (a slice of a concatenation) would become a call

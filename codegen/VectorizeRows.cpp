@@ -1,5 +1,4 @@
-//===- VectorizeRows.cpp - Short image rows as vectors
-//---------------------===//
+//===- VectorizeRows.cpp - Short image rows as vectors --------------------===//
 //
 // Image ops run loop nests whose innermost loop walks a row of a few dozen
 // elements (28, 14, 7): LLVM unrolls such loops completely and leaves them

@@ -1,5 +1,4 @@
-//===- AST.cpp - Printing the Mass AST
-//-------------------------------------===//
+//===- AST.cpp - Printing the Mass AST ------------------------------------===//
 
 #include "compiler/AST.h"
 

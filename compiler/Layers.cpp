@@ -1,5 +1,4 @@
-//===- Layers.cpp - The built-in layers, ops, losses and metrics
-//-----------===//
+//===- Layers.cpp - The built-in layers, ops, losses and metrics ----------===//
 //
 // Each entry checks its arguments, infers its result shape (errors name the
 // shapes, at the call's source location), creates its parameters with

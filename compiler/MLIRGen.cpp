@@ -1,5 +1,4 @@
-//===- MLIRGen.cpp - Elaborating a model into the mass dialect
-//-------------===//
+//===- MLIRGen.cpp - Elaborating a model into the mass dialect ------------===//
 //
 // Statements, names, blocks, `if`, tasks and parameter naming. The layers
 // and ops themselves are built in Layers.cpp.
@@ -130,7 +129,7 @@ struct Elaborator::Frame {
     int slot;
     std::string suffix;
   };
-  std::vector<Entry> entries;
+  std::vector<Entry> entries = {};
 };
 
 struct Elaborator::Task {
@@ -175,7 +174,7 @@ mlir::Value Elaborator::addState(llvm::StringRef role,
   mlir::Value arg = body->addArgument(f32Tensor(shape), location(loc));
   argInfo.push_back({role.str(), "", init});
   Frame &frame = frames.back();
-  frame.entries.push_back({arg.cast<mlir::BlockArgument>().getArgNumber(),
+  frame.entries.push_back({mlir::cast<mlir::BlockArgument>(arg).getArgNumber(),
                            frame.currentSlot, suffix.str()});
   return arg;
 }

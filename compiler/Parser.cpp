@@ -1,5 +1,4 @@
-//===- Parser.cpp - From Mass source text to the AST
-//-----------------------===//
+//===- Parser.cpp - From Mass source text to the AST ----------------------===//
 //
 // Runs the ANTLR4 parser generated from grammar/Mass.g4 and turns its parse
 // tree into the AST. ANTLR reports syntax errors to a listener; the first one

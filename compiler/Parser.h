@@ -1,5 +1,4 @@
-//===- Parser.h - From Mass source text to the AST
-//-------------------------===//
+//===- Parser.h - From Mass source text to the AST --------------*- C++ -*-===//
 #ifndef MASS_COMPILER_PARSER_H
 #define MASS_COMPILER_PARSER_H
 

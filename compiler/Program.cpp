@@ -1,5 +1,4 @@
-//===- Program.cpp - Loading a .mass file and its imports
-//------------------===//
+//===- Program.cpp - Loading a .mass file and its imports -----------------===//
 
 #include "compiler/Program.h"
 #include "compiler/Diagnostics.h"

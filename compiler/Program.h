@@ -1,5 +1,4 @@
-//===- Program.h - A .mass file and everything it imports
-//------------------===//
+//===- Program.h - A .mass file and everything it imports -------*- C++ -*-===//
 #ifndef MASS_COMPILER_PROGRAM_H
 #define MASS_COMPILER_PROGRAM_H
 

@@ -1,5 +1,4 @@
-//===- TrainConfig.cpp - Checking and recording the train block
-//------------===//
+//===- TrainConfig.cpp - Checking and recording the train block -----------===//
 //
 // Values become attributes: numbers, strings, bools, lists and tuples as
 // themselves, bare and dotted names as strings, and calls such as
@@ -44,8 +43,8 @@ struct KeyForm {
     StringList,
     ScaleList
   } kind;
-  std::vector<CallForm> calls; // Call and CallList; a bare name is the call
-                               // without arguments
+  // Call and CallList; a bare name is the call without arguments.
+  std::vector<CallForm> calls = {};
 };
 
 const std::vector<KeyForm> &keyForms() {

@@ -1,5 +1,4 @@
-//===- massc.cpp - The Mass compiler driver
-//--------------------------------===//
+//===- massc.cpp - The Mass compiler driver -------------------------------===//
 //
 // massc FILE.mass [-o OUT] [--target=cpu|cuda] [--emit=STAGE] [-O0..-O3] [-I
 // DIR]

@@ -1,5 +1,4 @@
-//===- Builders.cpp - Building mass ops with inferred types
-//----------------===//
+//===- Builders.cpp - Building mass ops with inferred types ---------------===//
 
 #include "dialects/Mass/Builders.h"
 #include "dialects/Mass/MassOps.h"

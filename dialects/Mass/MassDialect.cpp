@@ -1,5 +1,4 @@
-//===- MassDialect.cpp - The mass dialect
-//----------------------------------===//
+//===- MassDialect.cpp - The mass dialect ---------------------------------===//
 
 #include "dialects/Mass/MassDialect.h"
 #include "dialects/Mass/MassOps.h"

@@ -1,5 +1,4 @@
-//===- MassOps.cpp - Verifiers of the mass ops
-//-----------------------------===//
+//===- MassOps.cpp - Verifiers of the mass ops ----------------------------===//
 
 #include "dialects/Mass/MassOps.h"
 #include "dialects/Mass/Shapes.h"

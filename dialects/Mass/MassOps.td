@@ -132,6 +132,14 @@ def Mass_ConcatOp : Mass_Op<"concat", [Pure, Differentiable]> {
     $inputs `axis` `=` $axis attr-dict `:` type($inputs) `->` type($result)
   }];
   let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The axis counted from the front (the attribute may count from the
+    /// back, and its getter is unsigned).
+    int64_t getFrontAxis() {
+      int64_t axis = static_cast<int64_t>(getAxis());
+      return axis < 0 ? axis + getType().getRank() : axis;
+    }
+  }];
 }
 
 def Mass_SliceOp : Mass_Op<"slice", [Pure]> {

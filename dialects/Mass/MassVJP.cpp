@@ -1,5 +1,4 @@
-//===- MassVJP.cpp - Vector-Jacobian products of the mass ops
-//--------------===//
+//===- MassVJP.cpp - Vector-Jacobian products of the mass ops -------------===//
 //
 // Each differentiable op builds the gradients of its operands from the
 // gradient of its result, out of other mass ops. Broadcasting ops sum their
@@ -212,8 +211,7 @@ LogicalResult TransposeOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
 
 LogicalResult ConcatOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
                                  Grads &dxs) {
-  int64_t rank = MassBuilder::typeOf(getResult()).getRank();
-  int64_t axis = getAxis() < 0 ? getAxis() + rank : getAxis();
+  int64_t axis = getFrontAxis();
   int64_t offset = 0;
   for (Value in : getInputs()) {
     RankedTensorType type = MassBuilder::typeOf(in);

@@ -1,5 +1,4 @@
-//===- Shapes.cpp - Shape rules of the mass ops
-//----------------------------===//
+//===- Shapes.cpp - Shape rules of the mass ops ---------------------------===//
 
 #include "dialects/Mass/Shapes.h"
 

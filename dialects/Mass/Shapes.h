@@ -1,5 +1,4 @@
-//===- Shapes.h - Shape rules of the mass ops
-//------------------------------===//
+//===- Shapes.h - Shape rules of the mass ops -------------------*- C++ -*-===//
 //
 // One place for the shape rules: the frontend uses them to infer types and
 // report errors at .mass source locations, the op verifiers to check IR.

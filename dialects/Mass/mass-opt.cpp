@@ -1,5 +1,4 @@
-//===- mass-opt.cpp - mlir-opt with the mass dialect
-//-----------------------===//
+//===- mass-opt.cpp - mlir-opt with the mass dialect ----------------------===//
 //
 // Registers the upstream dialects and passes that Mass's pipelines use, plus
 // Mass's own, and runs MLIR's standard opt driver.

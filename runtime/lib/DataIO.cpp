@@ -1,5 +1,4 @@
-//===- DataIO.cpp - Reading data files
-//-------------------------------------===//
+//===- DataIO.cpp - Reading data files ------------------------------------===//
 
 #include "DataIO.h"
 #include "Json.h"

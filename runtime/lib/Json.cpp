@@ -1,5 +1,4 @@
-//===- Json.cpp - A small JSON reader and writer
-//---------------------------===//
+//===- Json.cpp - A small JSON reader and writer --------------------------===//
 
 #include "Json.h"
 

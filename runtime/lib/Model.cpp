@@ -1,5 +1,4 @@
-//===- Model.cpp - The compiled model as the runtime sees it
-//---------------===//
+//===- Model.cpp - The compiled model as the runtime sees it --------------===//
 
 #include "Model.h"
 

@@ -1,5 +1,4 @@
-//===- Schedule.cpp - Learning-rate schedules
-//------------------------------===//
+//===- Schedule.cpp - Learning-rate schedules -----------------------------===//
 
 #include "Schedule.h"
 

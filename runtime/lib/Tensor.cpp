@@ -1,5 +1,4 @@
-//===- Tensor.cpp - Host tensors of the runtime
-//----------------------------===//
+//===- Tensor.cpp - Host tensors of the runtime ---------------------------===//
 
 #include "Tensor.h"
 

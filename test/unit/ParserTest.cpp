@@ -1,5 +1,4 @@
-//===- ParserTest.cpp - The AST the parser builds
-//--------------------------===//
+//===- ParserTest.cpp - The AST the parser builds -------------------------===//
 
 #include "compiler/Parser.h"
 

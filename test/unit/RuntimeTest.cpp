@@ -1,5 +1,4 @@
-//===- RuntimeTest.cpp - The runtime's readers, writers and schedules
-//------===//
+//===- RuntimeTest.cpp - The runtime's readers, writers and schedules -----===//
 
 #include "Augment.h"
 #include "DataIO.h"

@@ -1,5 +1,4 @@
-//===- Autodiff.cpp - Reverse-mode differentiation
-//-------------------------===//
+//===- Autodiff.cpp - Reverse-mode differentiation ------------------------===//
 //
 // Clones @forward into @train_step, puts it in training mode (batch norm
 // on batch statistics, returning its new running statistics; dropout drawn

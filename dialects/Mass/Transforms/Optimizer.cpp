@@ -1,5 +1,4 @@
-//===- Optimizer.cpp - Generating the optimizer step
-//-----------------------===//
+//===- Optimizer.cpp - Generating the optimizer step ----------------------===//
 //
 // Builds @update(params, grads, states, hypers) -> (params, states[,
 // grad_norm with clipping]) from the module's train configuration, with

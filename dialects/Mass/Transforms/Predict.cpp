@@ -1,5 +1,4 @@
-//===- Predict.cpp - Splitting @forward at its predictions
-//-----------------===//
+//===- Predict.cpp - Splitting @forward at its predictions ----------------===//
 //
 // The predictions of a model are the values its losses and metrics judge:
 // the first operand of every loss and metric op. @predict computes them from
