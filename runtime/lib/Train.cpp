@@ -1,5 +1,4 @@
-//===- Train.cpp - The training loop
-//---------------------------------------===//
+//===- Train.cpp - The training loop --------------------------------------===//
 //
 // Reads the model descriptor, loads data, initialises or loads parameters,
 // then per epoch: shuffle, train_step + update per batch, validate with
@@ -99,6 +98,7 @@ private:
   double best = NAN;
   int64_t sinceBest = 0;
   Dataset trainData, valData;
+  bool haveVal = false;
   std::ofstream log;
 
   EntryCall trainCall, updateCall, forwardCall;
@@ -142,7 +142,27 @@ private:
   int ensemble();
   int benchmark();
   void logEvent(const Json &event);
+
+  // The modes and the epochs (run() reads top to bottom).
+  void loadStartingWeights();
+  void evaluateOnly();
+  int train();
+  std::vector<int64_t> shardRows() const;
+  std::vector<double> balancedWeights(const std::vector<int64_t> &rows) const;
+  void drawOrder(std::vector<int64_t> &order, const std::vector<int64_t> &rows,
+                 const std::vector<double> &weights);
+  Totals trainEpoch(int64_t epoch, const std::vector<int64_t> &order,
+                    int64_t steps, double &lr);
+  void showProgress(int64_t epoch, int64_t done, int64_t steps) const;
+  void logEpoch(int64_t epoch, const Totals &seen, const Totals &val, double lr,
+                double seconds, double trainSeconds);
+  bool recordValidation(const Totals &val);
 };
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
 
 //===----------------------------------------------------------------------===//
 // Configuration and data
@@ -907,194 +927,140 @@ int Trainer::benchmark() {
 // The loop
 //===----------------------------------------------------------------------===//
 
+/// What the program does, chosen once from the options (in this order of
+/// precedence).
+enum class Mode {
+  DumpParams,
+  DumpGrads,
+  Benchmark,
+  Ensemble,
+  Predict,
+  Evaluate,
+  Train
+};
+
+Mode chooseMode(const Options &o) {
+  if (o.dumpParams)
+    return Mode::DumpParams;
+  if (!o.dumpGrads.empty())
+    return Mode::DumpGrads;
+  if (o.benchmark > 0)
+    return Mode::Benchmark;
+  if (!o.ensemble.empty())
+    return Mode::Ensemble;
+  if (!o.dumpPredictions.empty())
+    return Mode::Predict;
+  if (o.evalOnly)
+    return Mode::Evaluate;
+  return Mode::Train;
+}
+
 int Trainer::run() {
+  Mode mode = chooseMode(opts);
   configure();
   allocate();
-  if (opts.dumpParams) {
+  if (mode == Mode::DumpParams) {
     dumpParams();
     return 0;
   }
   initParams();
-  std::vector<std::string> skip;
-  std::string initPath = opts.init;
-  const Json &init = cfg()["init"];
-  if (init.isObject()) {
-    for (const Json &g : init["skip"].items())
-      skip.push_back(g.str());
-    if (initPath.empty())
-      initPath = init.stringOr("path", "");
-  }
-  if (!initPath.empty())
-    loadInit(initPath, skip);
+  loadStartingWeights();
 
-  bool needTrain =
-      !opts.evalOnly && opts.ensemble.empty() && opts.dumpPredictions.empty();
-  if (needTrain)
+  if (mode == Mode::DumpGrads || mode == Mode::Benchmark || mode == Mode::Train)
     trainData = loadData(cfg()["train_data"], opts.train, "train");
-  if (!opts.dumpGrads.empty()) {
+  if (mode == Mode::DumpGrads) {
     dumpGrads();
     return 0;
   }
-  if (opts.benchmark > 0)
+  if (mode == Mode::Benchmark)
     return benchmark();
-  bool haveVal = !opts.val.empty() || cfg().has("val_data");
+
+  haveVal = !opts.val.empty() || cfg().has("val_data");
   if (haveVal)
     valData = loadData(cfg()["val_data"], opts.val, "val");
+  else if (mode != Mode::Train)
+    fail(std::string(mode == Mode::Ensemble  ? "--ensemble"
+                     : mode == Mode::Predict ? "--dump-predictions"
+                                             : "--eval-only") +
+         " needs validation data (val_data or --val)");
   if (!opts.log.empty()) {
     log.open(opts.log, std::ios::app);
     if (!log)
       fail("cannot open the log '" + opts.log + "'");
   }
-  if (!opts.ensemble.empty()) {
-    if (!haveVal)
-      fail("--ensemble needs validation data (val_data or --val)");
+  switch (mode) {
+  case Mode::Ensemble:
     return ensemble();
-  }
-  if (!opts.dumpPredictions.empty()) {
-    if (!haveVal)
-      fail("--dump-predictions needs validation data (val_data or --val)");
+  case Mode::Predict:
     dumpPredictions();
     return 0;
-  }
-  if (opts.evalOnly) {
-    if (!haveVal)
-      fail("--eval-only needs validation data (val_data or --val)");
-    Totals val = evaluate(valData);
-    std::printf("eval:%s\n", describe(val).c_str());
-    for (const auto &[task, weight] : spec.tasks) {
-      Json e = summarize(val, task);
-      e.set("event", Json::string("eval"));
-      e.set("split", Json::string("val"));
-      e.set("task", Json::string(task));
-      logEvent(e);
-    }
+  case Mode::Evaluate:
+    evaluateOnly();
     return 0;
+  default:
+    return train();
   }
+}
 
-  // This process's shard of the training rows.
-  std::vector<int64_t> shardRows;
-  for (int64_t r = 0; r < trainData.rows; ++r)
-    if (r % opts.shards == opts.shard)
-      shardRows.push_back(r);
-  if (shardRows.empty())
-    fail("shard " + std::to_string(opts.shard) + "/" +
-         std::to_string(opts.shards) + " holds no training rows");
+/// --init, or the train block's init = load(path, skip: [...]).
+void Trainer::loadStartingWeights() {
+  std::vector<std::string> skip;
+  std::string path = opts.init;
+  const Json &init = cfg()["init"];
+  if (init.isObject()) {
+    for (const Json &g : init["skip"].items())
+      skip.push_back(g.str());
+    if (path.empty())
+      path = init.stringOr("path", "");
+  }
+  if (!path.empty())
+    loadInit(path, skip);
+}
+
+void Trainer::evaluateOnly() {
+  Totals val = evaluate(valData);
+  std::printf("eval:%s\n", describe(val).c_str());
+  for (const auto &[task, weight] : spec.tasks) {
+    Json e = summarize(val, task);
+    e.set("event", Json::string("eval"));
+    e.set("split", Json::string("val"));
+    e.set("task", Json::string(task));
+    logEvent(e);
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Training
+//===----------------------------------------------------------------------===//
+
+/// The epochs: each trains on this process's rows in a new order, validates,
+/// logs, keeps its checkpoints and may stop early.
+int Trainer::train() {
+  std::vector<int64_t> rows = shardRows();
   int64_t stepsPerEpoch =
-      (static_cast<int64_t>(shardRows.size()) + batch - 1) / batch;
+      (static_cast<int64_t>(rows.size()) + batch - 1) / batch;
   std::string error;
   if (!Schedule::fromConfig(cfg()["schedule"], lr, stepsPerEpoch * epochs,
                             schedule, error))
     fail(error);
   if (!opts.resume.empty())
     resume(opts.resume);
-
-  // Balanced sampling draws rows with weights 1 / (rows of their class).
-  std::vector<double> rowWeights;
-  const Json &sampling = cfg()["sampling"];
-  if (sampling.stringOr("kind", "shuffle") == "balanced") {
-    const Tensor &labels = trainData.columns.at(sampling.stringOr("label", ""));
-    std::map<int32_t, double> counts;
-    for (int64_t r : shardRows)
-      counts[labels.i[r * labels.rowSize()]] += 1;
-    for (int64_t r : shardRows)
-      rowWeights.push_back(1.0 / counts[labels.i[r * labels.rowSize()]]);
-  }
-
+  std::vector<double> weights = balancedWeights(rows);
   bool checkpointing = cfg().has("checkpoint") || !opts.checkpointDir.empty();
   bool keepBest = cfg()["checkpoint"].stringOr("kind", "") == "best";
   int64_t patience = static_cast<int64_t>(cfg()["early_stop"].numberOr("n", 0));
-  bool tty = ::isatty(2);
 
-  std::vector<int64_t> order(shardRows);
+  std::vector<int64_t> order(rows);
   for (int64_t epoch = startEpoch; epoch <= epochs; ++epoch) {
     auto start = std::chrono::steady_clock::now();
-    if (rowWeights.empty()) {
-      order = shardRows;
-      std::shuffle(order.begin(), order.end(), rng);
-    } else {
-      std::discrete_distribution<size_t> d(rowWeights.begin(),
-                                           rowWeights.end());
-      for (int64_t &r : order)
-        r = shardRows[d(rng)];
-    }
-    Totals train;
-    double lastLr = schedule.at(step);
-    for (int64_t s = 0; s < stepsPerEpoch; ++s) {
-      int64_t begin = s * batch;
-      int64_t count = std::min<int64_t>(batch, order.size() - begin);
-      gather(trainData, order, begin, count);
-      for (const Augmentation &a : augmentations)
-        augment(a, batchBuffers[a.input], count, rng);
-      setTaskWeights();
-      trainStep(count);
-      for (const auto &[task, weight] : spec.tasks) {
-        float loss = outputs["loss." + task].f[0];
-        if (!std::isfinite(loss))
-          fail("the loss of task '" + task + "' is " +
-               (std::isnan(loss) ? "NaN" : "infinite") + " at epoch " +
-               std::to_string(epoch) + ", step " + std::to_string(step + 1));
-      }
-      accumulate(train, count);
-      lastLr = schedule.at(step);
-      update();
-      ++step;
-      if (tty) {
-        int width = 30,
-            done = static_cast<int>(width * (s + 1) / stepsPerEpoch);
-        std::fprintf(stderr, "\r  epoch %lld [%s%s] %lld/%lld ",
-                     static_cast<long long>(epoch),
-                     std::string(done, '=').c_str(),
-                     std::string(width - done, ' ').c_str(),
-                     static_cast<long long>(s + 1),
-                     static_cast<long long>(stepsPerEpoch));
-      }
-    }
-    if (tty)
-      std::fprintf(stderr, "\r%*s\r", 60, "");
-    double trainSeconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-            .count();
-    Totals val;
-    if (haveVal)
-      val = evaluate(valData);
-    double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-            .count();
-    std::printf("epoch %lld/%lld  train:%s", static_cast<long long>(epoch),
-                static_cast<long long>(epochs), describe(train).c_str());
-    if (haveVal)
-      std::printf("  val:%s", describe(val).c_str());
-    std::printf("  lr %.3g  %.1fs (%.0f samples/s)\n", lastLr, seconds,
-                train.samples / std::max(trainSeconds, 1e-9));
-    std::fflush(stdout);
-    for (const auto &[task, weight] : spec.tasks)
-      for (bool isVal : {false, true}) {
-        if (isVal && !haveVal)
-          continue;
-        Json e = Json::object();
-        e.set("event", Json::string("epoch"));
-        e.set("epoch", Json::number(static_cast<double>(epoch)));
-        e.set("split", Json::string(isVal ? "val" : "train"));
-        e.set("task", Json::string(task));
-        Json metrics = summarize(isVal ? val : train, task);
-        for (const auto &[k, v] : metrics.members())
-          e.set(k, v);
-        e.set("lr", Json::number(lastLr));
-        e.set("seconds", Json::number(seconds));
-        logEvent(e);
-      }
+    drawOrder(order, rows, weights);
+    double lr = schedule.at(step);
+    Totals seen = trainEpoch(epoch, order, stepsPerEpoch, lr);
+    double trainSeconds = secondsSince(start);
+    Totals val = haveVal ? evaluate(valData) : Totals{};
+    logEpoch(epoch, seen, val, lr, secondsSince(start), trainSeconds);
 
-    bool improved = false;
-    if (haveVal) {
-      double value = monitored(val);
-      improved = std::isnan(best) || (maximize() ? value > best : value < best);
-      if (improved) {
-        best = value;
-        sinceBest = 0;
-      } else {
-        ++sinceBest;
-      }
-    }
+    bool improved = haveVal && recordValidation(val);
     if (checkpointing) {
       if (keepBest && improved)
         writeCheckpoint("best.safetensors", false, epoch);
@@ -1107,6 +1073,135 @@ int Trainer::run() {
     }
   }
   return 0;
+}
+
+/// This process's shard of the training rows.
+std::vector<int64_t> Trainer::shardRows() const {
+  std::vector<int64_t> rows;
+  for (int64_t r = 0; r < trainData.rows; ++r)
+    if (r % opts.shards == opts.shard)
+      rows.push_back(r);
+  if (rows.empty())
+    fail("shard " + std::to_string(opts.shard) + "/" +
+         std::to_string(opts.shards) + " holds no training rows");
+  return rows;
+}
+
+/// With balanced sampling, each row's weight, 1 / (rows of its class);
+/// otherwise none.
+std::vector<double>
+Trainer::balancedWeights(const std::vector<int64_t> &rows) const {
+  std::vector<double> weights;
+  const Json &sampling = cfg()["sampling"];
+  if (sampling.stringOr("kind", "shuffle") != "balanced")
+    return weights;
+  const Tensor &labels = trainData.columns.at(sampling.stringOr("label", ""));
+  std::map<int32_t, double> counts;
+  for (int64_t r : rows)
+    counts[labels.i[r * labels.rowSize()]] += 1;
+  for (int64_t r : rows)
+    weights.push_back(1.0 / counts[labels.i[r * labels.rowSize()]]);
+  return weights;
+}
+
+/// The epoch's rows: a shuffle of `rows`, or with `weights` as many draws
+/// with replacement.
+void Trainer::drawOrder(std::vector<int64_t> &order,
+                        const std::vector<int64_t> &rows,
+                        const std::vector<double> &weights) {
+  if (weights.empty()) {
+    order = rows;
+    std::shuffle(order.begin(), order.end(), rng);
+    return;
+  }
+  std::discrete_distribution<size_t> d(weights.begin(), weights.end());
+  for (int64_t &r : order)
+    r = rows[d(rng)];
+}
+
+/// One epoch of steps over `order`; `lr` ends as the last step's rate.
+Trainer::Totals Trainer::trainEpoch(int64_t epoch,
+                                    const std::vector<int64_t> &order,
+                                    int64_t steps, double &lr) {
+  bool tty = ::isatty(2);
+  Totals seen;
+  for (int64_t s = 0; s < steps; ++s) {
+    int64_t begin = s * batch;
+    int64_t count = std::min<int64_t>(batch, order.size() - begin);
+    gather(trainData, order, begin, count);
+    for (const Augmentation &a : augmentations)
+      augment(a, batchBuffers[a.input], count, rng);
+    setTaskWeights();
+    trainStep(count);
+    for (const auto &[task, weight] : spec.tasks) {
+      float loss = outputs["loss." + task].f[0];
+      if (!std::isfinite(loss))
+        fail("the loss of task '" + task + "' is " +
+             (std::isnan(loss) ? "NaN" : "infinite") + " at epoch " +
+             std::to_string(epoch) + ", step " + std::to_string(step + 1));
+    }
+    accumulate(seen, count);
+    lr = schedule.at(step);
+    update();
+    ++step;
+    if (tty)
+      showProgress(epoch, s + 1, steps);
+  }
+  if (tty)
+    std::fprintf(stderr, "\r%*s\r", 60, "");
+  return seen;
+}
+
+/// The progress bar on a terminal.
+void Trainer::showProgress(int64_t epoch, int64_t done, int64_t steps) const {
+  int width = 30, filled = static_cast<int>(width * done / steps);
+  std::fprintf(stderr, "\r  epoch %lld [%s%s] %lld/%lld ",
+               static_cast<long long>(epoch), std::string(filled, '=').c_str(),
+               std::string(width - filled, ' ').c_str(),
+               static_cast<long long>(done), static_cast<long long>(steps));
+}
+
+/// The epoch's summary line and its JSON events, one per task and split.
+void Trainer::logEpoch(int64_t epoch, const Totals &seen, const Totals &val,
+                       double lr, double seconds, double trainSeconds) {
+  std::printf("epoch %lld/%lld  train:%s", static_cast<long long>(epoch),
+              static_cast<long long>(epochs), describe(seen).c_str());
+  if (haveVal)
+    std::printf("  val:%s", describe(val).c_str());
+  std::printf("  lr %.3g  %.1fs (%.0f samples/s)\n", lr, seconds,
+              seen.samples / std::max(trainSeconds, 1e-9));
+  std::fflush(stdout);
+  for (const auto &[task, weight] : spec.tasks)
+    for (bool isVal : {false, true}) {
+      if (isVal && !haveVal)
+        continue;
+      Json e = Json::object();
+      e.set("event", Json::string("epoch"));
+      e.set("epoch", Json::number(static_cast<double>(epoch)));
+      e.set("split", Json::string(isVal ? "val" : "train"));
+      e.set("task", Json::string(task));
+      Json metrics = summarize(isVal ? val : seen, task);
+      for (const auto &[k, v] : metrics.members())
+        e.set(k, v);
+      e.set("lr", Json::number(lr));
+      e.set("seconds", Json::number(seconds));
+      logEvent(e);
+    }
+}
+
+/// Compares the monitored validation value with the best so far; true when
+/// it improved.
+bool Trainer::recordValidation(const Totals &val) {
+  double value = monitored(val);
+  bool improved =
+      std::isnan(best) || (maximize() ? value > best : value < best);
+  if (improved) {
+    best = value;
+    sinceBest = 0;
+  } else {
+    ++sinceBest;
+  }
+  return improved;
 }
 
 } // namespace

@@ -1,8 +1,13 @@
-//===- main.cpp - The command line of a training program
-//-------------------===//
+//===- main.cpp - The command line of a training program ------------------===//
+//
+// One table of flags drives both parsing and --help: a flag is written once.
+//
+//===----------------------------------------------------------------------===//
 
 #include "Train.h"
 
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -10,132 +15,170 @@
 
 using mass::rt::Options;
 
-static const char *usage =
-    "usage: %s [options]\n"
-    "Trains the model compiled into this program; options override its train "
-    "block.\n"
-    "  --train DATA             training data (a directory of .npy files, or "
-    "a CSV file)\n"
-    "  --val DATA               validation data\n"
-    "  --epochs N  --batch N  --lr X  --seed N\n"
-    "  --threads N              worker threads (default: one per core)\n"
-    "  --log FILE.jsonl         append one JSON object per event\n"
-    "  --checkpoint-dir DIR     where best/last checkpoints go (default "
-    "checkpoints)\n"
-    "  --resume DIR             continue from DIR/last.safetensors and "
-    "last.state.safetensors\n"
-    "  --init FILE.safetensors  start from these parameters\n"
-    "  --eval-only              evaluate on the validation data and exit\n"
-    "  --ensemble A,B,...       evaluate the average of these checkpoints'\n"
-    "                           predictions on the validation data\n"
-    "  --data-shard K/N         train on rows r with r %% N == K\n"
-    "  --dump-params            print parameter names, shapes and counts\n"
-    "  --benchmark N            time N training steps and N forward passes on\n"
-    "                           the first batch (after 3 warm-up runs), print "
-    "JSON\n"
-    "  --benchmark-forward N    the same for forward passes only\n"
-    "  --dump-grads FILE        one forward and backward pass on the first "
-    "batch,\n"
-    "                           gradients and losses written as safetensors\n"
-    "                           (batch norm in training mode, dropout off)\n"
-    "  --dropout-seed N         with --dump-grads: dropout on, drawn from N\n"
-    "  --dump-predictions FILE  the predictions (logits, values) on the\n"
-    "                           validation data in evaluation mode, as\n"
-    "                           safetensors pred.K [rows, ...]\n"
-    "  --help\n";
+namespace {
 
-static bool parseInt(const char *text, int64_t &out) {
+/// Applies a flag's value to the options; returns what is wrong with the
+/// value, or "" when it is good.
+using Setter = std::string (*)(Options &, const char *value);
+
+struct Flag {
+  const char *name;
+  const char *value; // what the value is called in --help; null: a switch
+  const char *help;  // lines after the first start with '\n'
+  Setter set;
+};
+
+bool parseInt(const char *text, int64_t &out) {
   char *end = nullptr;
+  errno = 0;
   long long v = std::strtoll(text, &end, 10);
-  if (end == text || *end)
+  if (end == text || *end || errno == ERANGE)
     return false;
   out = v;
   return true;
 }
 
+template <std::string Options::*Field>
+std::string text(Options &o, const char *value) {
+  o.*Field = value;
+  return "";
+}
+
+template <int64_t Options::*Field, int64_t Min>
+std::string integer(Options &o, const char *value) {
+  if (!parseInt(value, o.*Field) || o.*Field < Min)
+    return "expects an integer >= " + std::to_string(Min);
+  return "";
+}
+
+template <bool Options::*Field> std::string on(Options &o, const char *) {
+  o.*Field = true;
+  return "";
+}
+
+std::string positiveNumber(Options &o, const char *value) {
+  char *end = nullptr;
+  o.lr = std::strtod(value, &end);
+  if (end == value || *end || !(o.lr > 0) || o.lr == HUGE_VAL)
+    return "expects a positive number";
+  return "";
+}
+
+std::string shard(Options &o, const char *value) {
+  const char *slash = std::strchr(value, '/');
+  if (!slash || !parseInt(std::string(value, slash).c_str(), o.shard) ||
+      !parseInt(slash + 1, o.shards) || o.shards < 1 || o.shard < 0 ||
+      o.shard >= o.shards)
+    return "expects K/N with 0 <= K < N";
+  return "";
+}
+
+std::string benchmarkForward(Options &o, const char *value) {
+  o.benchmarkForwardOnly = true;
+  return integer<&Options::benchmark, 1>(o, value);
+}
+
+const Flag kFlags[] = {
+    {"--train", "DATA",
+     "training data (a directory of .npy files, or a CSV file)",
+     text<&Options::train>},
+    {"--val", "DATA", "validation data", text<&Options::val>},
+    {"--epochs", "N", "passes over the training data",
+     integer<&Options::epochs, 1>},
+    {"--batch", "N", "rows per step", integer<&Options::batch, 1>},
+    {"--lr", "X", "the optimizer's learning rate", positiveNumber},
+    {"--seed", "N", "initialisation, shuffling, augmentation and dropout",
+     integer<&Options::seed, 0>},
+    {"--threads", "N", "worker threads (default: one per core)",
+     integer<&Options::threads, 1>},
+    {"--log", "FILE.jsonl", "append one JSON object per event",
+     text<&Options::log>},
+    {"--checkpoint-dir", "DIR",
+     "where best/last checkpoints go (default checkpoints)",
+     text<&Options::checkpointDir>},
+    {"--resume", "DIR", "continue from DIR/last.state.safetensors",
+     text<&Options::resume>},
+    {"--init", "FILE", "start from these parameters (safetensors)",
+     text<&Options::init>},
+    {"--eval-only", nullptr, "evaluate on the validation data and exit",
+     on<&Options::evalOnly>},
+    {"--ensemble", "A,B,...",
+     "evaluate the average of these checkpoints'\npredictions on the "
+     "validation data",
+     text<&Options::ensemble>},
+    {"--data-shard", "K/N", "train on rows r with r % N == K", shard},
+    {"--dump-params", nullptr, "print parameter names, shapes and counts",
+     on<&Options::dumpParams>},
+    {"--benchmark", "N",
+     "time N training steps and N forward passes on\nthe first batch (after "
+     "3 warm-up runs), print JSON",
+     integer<&Options::benchmark, 1>},
+    {"--benchmark-forward", "N", "the same for forward passes only",
+     benchmarkForward},
+    {"--dump-grads", "FILE",
+     "one forward and backward pass on the first batch,\ngradients and "
+     "losses written as safetensors\n(batch norm in training mode, dropout "
+     "off)",
+     text<&Options::dumpGrads>},
+    {"--dropout-seed", "N", "with --dump-grads: dropout on, drawn from N",
+     integer<&Options::dropoutSeed, 0>},
+    {"--dump-predictions", "FILE",
+     "the predictions (logits, values) on the\nvalidation data in evaluation "
+     "mode, as\nsafetensors pred.K [rows, ...]",
+     text<&Options::dumpPredictions>},
+};
+
+void printUsage(const char *program) {
+  std::printf("usage: %s [options]\n"
+              "Trains the model compiled into this program; options override "
+              "its train block.\n",
+              program);
+  for (const Flag &flag : kFlags) {
+    std::string head = std::string(flag.name) +
+                       (flag.value ? std::string(" ") + flag.value : "");
+    std::string help = flag.help;
+    for (size_t line = 0, next; line <= help.size(); line = next + 1) {
+      next = help.find('\n', line);
+      if (next == std::string::npos)
+        next = help.size();
+      std::printf("  %-26s %s\n", line == 0 ? head.c_str() : "",
+                  help.substr(line, next - line).c_str());
+    }
+  }
+  std::printf("  %-26s %s\n", "--help", "this text");
+}
+
+} // namespace
+
 int main(int argc, char **argv) {
   Options o;
   for (int k = 1; k < argc; ++k) {
-    std::string flag = argv[k];
-    auto value = [&]() -> const char * {
-      if (k + 1 >= argc) {
-        std::fprintf(stderr, "error: %s needs a value\n", flag.c_str());
-        std::exit(2);
-      }
-      return argv[++k];
-    };
-    auto integer = [&](int64_t &out, int64_t min) {
-      const char *v = value();
-      if (!parseInt(v, out) || out < min) {
-        std::fprintf(stderr, "error: %s expects an integer >= %lld, got '%s'\n",
-                     flag.c_str(), static_cast<long long>(min), v);
-        std::exit(2);
-      }
-    };
-    if (flag == "--help" || flag == "-h") {
-      std::printf(usage, argv[0]);
+    std::string name = argv[k];
+    if (name == "--help" || name == "-h") {
+      printUsage(argv[0]);
       return 0;
-    } else if (flag == "--train") {
-      o.train = value();
-    } else if (flag == "--val") {
-      o.val = value();
-    } else if (flag == "--epochs") {
-      integer(o.epochs, 1);
-    } else if (flag == "--batch") {
-      integer(o.batch, 1);
-    } else if (flag == "--seed") {
-      integer(o.seed, 0);
-    } else if (flag == "--threads") {
-      integer(o.threads, 1);
-    } else if (flag == "--lr") {
-      const char *v = value();
-      char *end = nullptr;
-      o.lr = std::strtod(v, &end);
-      if (end == v || *end || !(o.lr > 0)) {
-        std::fprintf(stderr,
-                     "error: --lr expects a positive number, got '%s'\n", v);
-        return 2;
-      }
-    } else if (flag == "--log") {
-      o.log = value();
-    } else if (flag == "--checkpoint-dir") {
-      o.checkpointDir = value();
-    } else if (flag == "--resume") {
-      o.resume = value();
-    } else if (flag == "--init") {
-      o.init = value();
-    } else if (flag == "--eval-only") {
-      o.evalOnly = true;
-    } else if (flag == "--ensemble") {
-      o.ensemble = value();
-    } else if (flag == "--data-shard") {
-      const char *v = value();
-      const char *slash = std::strchr(v, '/');
-      if (!slash || !parseInt(std::string(v, slash).c_str(), o.shard) ||
-          !parseInt(slash + 1, o.shards) || o.shards < 1 || o.shard < 0 ||
-          o.shard >= o.shards) {
-        std::fprintf(stderr,
-                     "error: --data-shard expects K/N with 0 <= K < N, "
-                     "got '%s'\n",
-                     v);
-        return 2;
-      }
-    } else if (flag == "--benchmark") {
-      integer(o.benchmark, 1);
-    } else if (flag == "--benchmark-forward") {
-      integer(o.benchmark, 1);
-      o.benchmarkForwardOnly = true;
-    } else if (flag == "--dump-params") {
-      o.dumpParams = true;
-    } else if (flag == "--dump-grads") {
-      o.dumpGrads = value();
-    } else if (flag == "--dropout-seed") {
-      integer(o.dropoutSeed, 0);
-    } else if (flag == "--dump-predictions") {
-      o.dumpPredictions = value();
-    } else {
+    }
+    const Flag *flag = nullptr;
+    for (const Flag &f : kFlags)
+      if (name == f.name)
+        flag = &f;
+    if (!flag) {
       std::fprintf(stderr, "error: unknown option '%s' (see --help)\n",
-                   flag.c_str());
+                   name.c_str());
+      return 2;
+    }
+    const char *value = "";
+    if (flag->value) {
+      if (k + 1 >= argc) {
+        std::fprintf(stderr, "error: %s needs a value\n", flag->name);
+        return 2;
+      }
+      value = argv[++k];
+    }
+    std::string problem = flag->set(o, value);
+    if (!problem.empty()) {
+      std::fprintf(stderr, "error: %s %s, got '%s'\n", flag->name,
+                   problem.c_str(), value);
       return 2;
     }
   }

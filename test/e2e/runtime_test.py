@@ -3,6 +3,7 @@
 and a resumed run equal to an uninterrupted one bit for bit."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -220,6 +221,39 @@ train count {
         shuffled = self.counter("shuffled", 3, 24, rows, "sampling = shuffle")
         a, _ = self.counts(shuffled, 100)
         np.testing.assert_array_equal(a, [1800, 400, 200])
+
+
+class CommandLine(unittest.TestCase):
+    def test_flags(self):
+        """--help lists every flag the parser takes (one table drives both);
+        a bad value, a missing value or an unknown flag exits 2 with one
+        line naming it."""
+        work = masstest.Workdir()
+        exe = masstest.compile_model(Metrics.SOURCE, work, "flags")
+        usage = masstest.run([exe, "--help"])
+        listed = re.findall(r"^  (--[a-z-]+)( \S+)? ", usage, re.M)
+        self.assertEqual(len(listed), len(set(listed)))
+        self.assertGreater(len(listed), 20)
+        for flag, value in listed:
+            if flag == "--help":
+                continue
+            # Every listed flag parses: a bogus value is refused as a value
+            # (exit 2, the flag named) or accepted, never "unknown".
+            args = [flag, "0/0"] if value else [flag]
+            r = subprocess.run([exe, *args, "--dump-params"], capture_output=True, text=True)
+            self.assertNotIn("unknown option", r.stderr, flag)
+        cases = {
+            ("--epochs", "0"): "error: --epochs expects an integer >= 1, got '0'",
+            ("--batch", "99999999999999999999"):
+                "error: --batch expects an integer >= 1, got '99999999999999999999'",
+            ("--lr", "-1"): "error: --lr expects a positive number, got '-1'",
+            ("--data-shard", "3/2"): "error: --data-shard expects K/N with 0 <= K < N, got '3/2'",
+            ("--seed",): "error: --seed needs a value",
+            ("--bogus",): "error: unknown option '--bogus' (see --help)",
+        }
+        for args, message in cases.items():
+            r = subprocess.run([exe, *args], capture_output=True, text=True)
+            self.assertEqual((r.returncode, r.stderr.strip()), (2, message), args)
 
 
 class Resume(unittest.TestCase):
