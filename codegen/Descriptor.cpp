@@ -1,12 +1,14 @@
 //===- Descriptor.cpp - The model descriptor the runtime reads ------------===//
 
 #include "codegen/Descriptor.h"
+#include "mass/vocabulary.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/Support/JSON.h"
 
 using namespace mlir;
+namespace abi = mass::abi;
 
 namespace {
 
@@ -78,9 +80,11 @@ std::string mass::buildDescriptor(ModuleOp module) {
   if (auto train = module->getAttr("mass.train"))
     root["train"] = toJson(train);
   llvm::json::Object entries;
-  for (StringRef name : {"forward", "train_step", "update", "predict", "score"})
+  for (StringRef name : abi::kEntries)
     if (auto f = module.lookupSymbol<func::FuncOp>(name))
       entries[name] = describeEntry(f);
+  if (auto optimizer = module->getAttr(abi::kOptimizerAttr))
+    root[StringRef(abi::kOptimizer)] = toJson(optimizer);
   root["entries"] = std::move(entries);
   std::string out;
   llvm::raw_string_ostream os(out);

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/Contraction.h"
 #include "codegen/Passes.h"
 
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
@@ -15,12 +16,12 @@
 #include "llvm/ADT/SetVector.h"
 
 namespace mass {
-#define GEN_PASS_DEF_MASSFOLDTRANSPOSES
 #define GEN_PASS_DEF_MASSGEMM
 #include "codegen/Passes.h.inc"
 } // namespace mass
 
 using namespace mlir;
+using mass::isMulAdd;
 
 namespace {
 
@@ -72,27 +73,6 @@ bool unitInnerStride(Value v) {
   int64_t offset;
   return succeeded(getStridesAndOffset(type, strides, offset)) &&
          !strides.empty() && strides.back() == 1;
-}
-
-/// The body yields out + in0 * in1 (in either order).
-bool isMulAdd(linalg::GenericOp op) {
-  Block &body = op.getRegion().front();
-  auto yield = cast<linalg::YieldOp>(body.getTerminator());
-  if (body.getOperations().size() != 3 || yield.getNumOperands() != 1)
-    return false;
-  auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
-  if (!add)
-    return false;
-  Value acc = body.getArgument(2);
-  Value other = add.getLhs() == acc   ? add.getRhs()
-                : add.getRhs() == acc ? add.getLhs()
-                                      : Value();
-  auto mul = other ? other.getDefiningOp<arith::MulFOp>() : nullptr;
-  if (!mul)
-    return false;
-  Value x = body.getArgument(0), y = body.getArgument(1);
-  return (mul.getLhs() == x && mul.getRhs() == y) ||
-         (mul.getLhs() == y && mul.getRhs() == x);
 }
 
 /// The op that fills `c` just before `op` (only pure ops between them).
@@ -784,51 +764,6 @@ private:
   }
 };
 
-/// The transpose that produces `v` when it swaps the last two axes only.
-linalg::TransposeOp swapOfLastTwo(Value v) {
-  auto t = v.getDefiningOp<linalg::TransposeOp>();
-  if (!t)
-    return nullptr;
-  ArrayRef<int64_t> perm = t.getPermutation();
-  int64_t rank = perm.size();
-  for (int64_t i = 0; i < rank; ++i) {
-    int64_t expected = i < rank - 2 ? i : (i == rank - 2 ? rank - 1 : rank - 2);
-    if (perm[i] != expected)
-      return nullptr;
-  }
-  return rank >= 2 ? t : nullptr;
-}
-
-class FoldTransposes
-    : public mass::impl::MassFoldTransposesBase<FoldTransposes> {
-  void runOnOperation() override {
-    llvm::SetVector<linalg::TransposeOp> folded;
-    getOperation().walk([&](linalg::GenericOp op) {
-      if (op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 ||
-          op.getNumReductionLoops() != 1 || !isMulAdd(op))
-        return;
-      SmallVector<AffineMap> maps = op.getIndexingMapsArray();
-      for (OpOperand *operand : op.getDpsInputOperands()) {
-        linalg::TransposeOp t = swapOfLastTwo(operand->get());
-        if (!t)
-          continue;
-        // Reading T[..., i, j] is reading X[..., j, i].
-        AffineMap &map = maps[operand->getOperandNumber()];
-        SmallVector<AffineExpr> exprs(map.getResults());
-        std::swap(exprs[exprs.size() - 2], exprs[exprs.size() - 1]);
-        map = AffineMap::get(map.getNumDims(), map.getNumSymbols(), exprs,
-                             op.getContext());
-        operand->set(t.getInput());
-        folded.insert(t);
-      }
-      op.setIndexingMapsAttr(OpBuilder(op).getAffineMapArrayAttr(maps));
-    });
-    for (linalg::TransposeOp t : folded)
-      if (t->use_empty())
-        t->erase();
-  }
-};
-
 class Gemm : public mass::impl::MassGemmBase<Gemm> {
   using MassGemmBase::MassGemmBase;
 
@@ -863,3 +798,24 @@ class Gemm : public mass::impl::MassGemmBase<Gemm> {
 };
 
 } // namespace
+
+/// The body yields out + in0 * in1 (in either order).
+bool mass::isMulAdd(linalg::GenericOp op) {
+  Block &body = op.getRegion().front();
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  if (body.getOperations().size() != 3 || yield.getNumOperands() != 1)
+    return false;
+  auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
+  if (!add)
+    return false;
+  Value acc = body.getArgument(2);
+  Value other = add.getLhs() == acc   ? add.getRhs()
+                : add.getRhs() == acc ? add.getLhs()
+                                      : Value();
+  auto mul = other ? other.getDefiningOp<arith::MulFOp>() : nullptr;
+  if (!mul)
+    return false;
+  Value x = body.getArgument(0), y = body.getArgument(1);
+  return (mul.getLhs() == x && mul.getRhs() == y) ||
+         (mul.getLhs() == y && mul.getRhs() == x);
+}

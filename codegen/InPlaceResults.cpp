@@ -1,6 +1,7 @@
 //===- InPlaceResults.cpp - Results that may overwrite their arguments ----===//
 
 #include "codegen/Passes.h"
+#include "mass/vocabulary.h"
 
 namespace mass {
 #define GEN_PASS_DEF_MASSINPLACERESULTS
@@ -8,11 +9,12 @@ namespace mass {
 } // namespace mass
 
 using namespace mlir;
+namespace abi = mass::abi;
 
 namespace {
 
 /// The roles whose results replace the argument of the same role and name.
-constexpr llvm::StringLiteral kTiedRoles[] = {"mass.param", "mass.state"};
+constexpr abi::Role kTiedRoles[] = {abi::Role::Param, abi::Role::State};
 
 /// Whether `result`, which replaces `arg`, can be written into `arg`'s
 /// buffer: every read of `arg` happens before, or in the same iteration
@@ -54,7 +56,8 @@ bool resultsInPlace(func::FuncOp func) {
   auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
   bool any = false;
   for (auto [index, value] : llvm::enumerate(ret.getOperands())) {
-    for (llvm::StringLiteral role : kTiedRoles) {
+    for (abi::Role tiedRole : kTiedRoles) {
+      StringRef role = abi::attr(tiedRole);
       auto name = func.getResultAttrOfType<StringAttr>(index, role);
       if (!name)
         continue;

@@ -22,6 +22,30 @@ def MassLowerToLinalg : Pass<"mass-lower-to-linalg", "::mlir::ModuleOp"> {
   ];
 }
 
+def MassCInterfaces : Pass<"mass-c-interfaces", "::mlir::ModuleOp"> {
+  let summary = "Gives the entry points C interfaces for the runtime";
+  let description = [{
+    Every function gets `llvm.emit_c_interface` (one pointer per memref
+    descriptor: the packed calls of abi.h), and loses its argument and
+    result attributes (`mass.param = ...`), which the model descriptor
+    already holds. The first pass of the CPU pipeline after linalg, so that
+    `mass-opt` runs what `massc` runs.
+  }];
+}
+
+def MassConstantGlobals : Pass<"mass-constant-globals", "::mlir::ModuleOp"> {
+  let summary = "Names and orders the constant globals by their first read";
+  let description = [{
+    One-shot bufferization turns tensor constants into `memref.global`s
+    named and placed in the order it visits functions, which follows a hash
+    of their addresses: the same module could come out with other names. The
+    constant globals are renamed `__mass_constant_K` and placed at the top
+    of the module in the order the module first reads them, so the output
+    depends on the input alone (`mass-opt` and `massc` agree).
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect"];
+}
+
 def MassFuseLoops : Pass<"mass-fuse-loops", "::mlir::ModuleOp"> {
   let summary = "Fuses producer-consumer linalg ops into one loop nest";
   let description = [{

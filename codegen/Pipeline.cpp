@@ -3,6 +3,7 @@
 #include "codegen/Pipeline.h"
 #include "codegen/Passes.h"
 #include "dialects/Mass/Passes.h"
+#include "mass/vocabulary.h"
 
 #include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
@@ -35,6 +36,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
@@ -53,6 +55,7 @@
 #include "llvm/TargetParser/Host.h"
 
 using namespace mlir;
+namespace abi = mass::abi;
 
 void mass::registerCodegen(DialectRegistry &registry) {
   registry
@@ -70,6 +73,12 @@ void mass::registerCodegen(DialectRegistry &registry) {
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
   registerOpenMPDialectTranslation(registry);
+}
+
+void mass::addDifferentiate(OpPassManager &pm) {
+  pm.addPass(createMassAutodiff());
+  pm.addPass(createMassOptimizer());
+  pm.addPass(createMassPredict());
 }
 
 void mass::addFusion(OpPassManager &pm) {
@@ -107,12 +116,14 @@ int64_t mass::hostVectorWidth() {
 
 void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
                         int64_t vectorWidth) {
+  pm.addPass(createMassCInterfaces());
   pm.addNestedPass<func::FuncOp>(createMassDistinctResults());
   bufferization::OneShotBufferizationOptions bufferization;
   bufferization.bufferizeFunctionBoundaries = true;
   bufferization.setFunctionBoundaryTypeConversion(
       bufferization::LayoutMapOption::IdentityLayoutMap);
   pm.addPass(bufferization::createOneShotBufferizePass(bufferization));
+  pm.addPass(createMassConstantGlobals());
   // Canonicalize first, or an extra allocation and copy stay behind.
   pm.addPass(createCanonicalizerPass());
   bufferization::BufferResultsToOutParamsOpts outParams;
@@ -167,6 +178,40 @@ void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
   pm.addPass(createConvertControlFlowToLLVMPass());
   pm.addPass(createConvertFuncToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
+void mass::addMassToLLVM(OpPassManager &pm, unsigned optLevel, bool fuse,
+                         int64_t vectorWidth) {
+  addDifferentiate(pm);
+  bool fusing = fuse && optLevel >= 1;
+  if (fusing)
+    addFusion(pm);
+  addLowerToLinalg(pm, optLevel, fusing);
+  addCpuToLLVM(pm, optLevel, vectorWidth);
+}
+
+namespace {
+struct MassToLLVMOptions : public PassPipelineOptions<MassToLLVMOptions> {
+  Option<unsigned> optLevel{*this, "opt-level",
+                            llvm::cl::desc("Optimisation level, 0 to 3"),
+                            llvm::cl::init(2)};
+  Option<bool> fuse{*this, "fuse", llvm::cl::desc("Fusion groups (from -O1)"),
+                    llvm::cl::init(true)};
+  Option<int64_t> vectorWidth{
+      *this, "vector-width",
+      llvm::cl::desc("f32 lanes of the matmul kernels (0: the host's)"),
+      llvm::cl::init(0)};
+};
+} // namespace
+
+void mass::registerPipelines() {
+  PassPipelineRegistration<MassToLLVMOptions>(
+      "mass-to-llvm",
+      "The CPU pipeline of massc, from the mass dialect as generated to the "
+      "LLVM dialect",
+      [](OpPassManager &pm, const MassToLLVMOptions &options) {
+        addMassToLLVM(pm, options.optLevel, options.fuse, options.vectorWidth);
+      });
 }
 
 namespace {
@@ -232,8 +277,7 @@ mass::translateForHost(ModuleOp module, llvm::LLVMContext &context,
   llvmModule->setDataLayout(machine->createDataLayout());
   llvmModule->setTargetTriple(machine->getTargetTriple().str());
 
-  for (llvm::StringRef name :
-       {"forward", "train_step", "update", "predict", "score"})
+  for (llvm::StringRef name : abi::kEntries)
     addPackedEntry(*llvmModule, name);
   auto *text = llvm::ConstantDataArray::getString(context, descriptor, true);
   new llvm::GlobalVariable(*llvmModule, text->getType(), /*isConstant=*/true,

@@ -15,6 +15,10 @@ namespace mass {
 /// code generation uses.
 void registerCodegen(mlir::DialectRegistry &registry);
 
+/// Reverse-mode differentiation, the optimizer step and the predictions'
+/// split (`--emit=grad`).
+void addDifferentiate(mlir::OpPassManager &pm);
+
 /// Groups elementwise chains and reductions into mass.fusion ops
 /// (`--emit=fused`).
 void addFusion(mlir::OpPassManager &pm);
@@ -34,6 +38,16 @@ int64_t hostVectorWidth();
 /// host's).
 void addCpuToLLVM(mlir::OpPassManager &pm, unsigned optLevel,
                   int64_t vectorWidth = 0);
+
+/// The whole CPU pipeline from `--emit=mass` to the LLVM dialect, as
+/// massc runs it: differentiate, fuse (from -O1, unless `fuse` is false),
+/// lower to linalg, then to LLVM.
+void addMassToLLVM(mlir::OpPassManager &pm, unsigned optLevel, bool fuse,
+                   int64_t vectorWidth);
+
+/// Registers addMassToLLVM as the pass pipeline `mass-to-llvm` (options
+/// opt-level, fuse, vector-width), for mass-opt.
+void registerPipelines();
 
 /// Translates the LLVM-dialect module to LLVM IR for the host, adds the
 /// model descriptor and the packed entry points of runtime/include/mass/

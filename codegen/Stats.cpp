@@ -1,12 +1,14 @@
 //===- Stats.cpp - Kernel and buffer counts of lowered functions ----------===//
 
 #include "codegen/Stats.h"
+#include "mass/vocabulary.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "llvm/Support/Format.h"
 
 using namespace mlir;
+namespace abi = mass::abi;
 
 llvm::StringMap<mass::KernelStats> mass::collectKernelStats(ModuleOp module) {
   llvm::StringMap<KernelStats> stats;
@@ -47,8 +49,7 @@ void mass::printKernelStats(const llvm::StringMap<KernelStats> &before,
                             llvm::raw_ostream &os) {
   os << llvm::left_justify("entry", 12) << " "
      << llvm::left_justify("loop nests", 18) << " intermediate buffers\n";
-  for (llvm::StringRef name :
-       {"forward", "train_step", "update", "predict", "score"}) {
+  for (llvm::StringRef name : abi::kEntries) {
     auto b = before.find(name), a = after.find(name);
     if (b == before.end() || a == after.end())
       continue;

@@ -11,6 +11,7 @@
 
 #include "compiler/Program.h"
 #include "compiler/Value.h"
+#include "mass/vocabulary.h"
 
 #include "dialects/Mass/Shapes.h"
 
@@ -135,11 +136,12 @@ private:
   bool inMetric = false;
   int64_t streams = 0;
 
-  mlir::Value addState(llvm::StringRef role, llvm::ArrayRef<int64_t> shape,
+  mlir::Value addState(abi::Role role, llvm::ArrayRef<int64_t> shape,
                        llvm::StringRef suffix, Init init, const ast::Loc &loc);
 
   struct ArgInfo {
-    std::string role, name; // role: input, label or param
+    abi::Role role; // input, label, param or buffer
+    std::string name;
     Init init;
   };
   std::vector<ArgInfo> argInfo;

@@ -8,6 +8,7 @@
 
 #include "compiler/TrainConfig.h"
 #include "compiler/Diagnostics.h"
+#include "mass/vocabulary.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -137,17 +138,20 @@ private:
   }
 
   void collectModelNames() {
-    auto func = module.lookupSymbol<mlir::func::FuncOp>("forward");
+    auto func = module.lookupSymbol<mlir::func::FuncOp>(abi::kForward);
     for (unsigned i = 0; i < func.getNumArguments(); ++i) {
-      if (auto n = func.getArgAttrOfType<mlir::StringAttr>(i, "mass.input"))
+      if (auto n = func.getArgAttrOfType<mlir::StringAttr>(
+              i, abi::attr(abi::Role::Input)))
         inputs.insert(n.getValue());
-      if (auto n = func.getArgAttrOfType<mlir::StringAttr>(i, "mass.label"))
+      if (auto n = func.getArgAttrOfType<mlir::StringAttr>(
+              i, abi::attr(abi::Role::Label)))
         labels.insert(n.getValue());
     }
     for (unsigned i = 0; i < func.getNumResults(); ++i) {
-      auto n = func.getResultAttrOfType<mlir::StringAttr>(i, "mass.output");
+      auto n = func.getResultAttrOfType<mlir::StringAttr>(
+          i, abi::attr(abi::Role::Output));
       llvm::StringRef name = n.getValue();
-      if (name.consume_front("metric.") && name.consume_back(".sum"))
+      if (name.consume_front(abi::kMetricPrefix) && name.consume_back(".sum"))
         metrics.insert(name);
     }
     for (mlir::Attribute t :

@@ -9,6 +9,7 @@
 #include <cstring>
 
 using namespace mass::rt;
+namespace abi = mass::abi;
 
 std::vector<int64_t> ValueSpec::withBatch(int64_t batch) const {
   std::vector<int64_t> s = shape;
@@ -19,7 +20,11 @@ std::vector<int64_t> ValueSpec::withBatch(int64_t batch) const {
 }
 
 static bool parseValue(const Json &j, ValueSpec &v, std::string &error) {
-  v.role = j.stringOr("role", "");
+  std::string role = j.stringOr("role", "");
+  if (!abi::roleOfWord(role, v.role)) {
+    error = "a descriptor value has an unknown role '" + role + "'";
+    return false;
+  }
   v.name = j.stringOr("name", "");
   v.dtype = j.stringOr("dtype", "f32") == "i32" ? DType::I32 : DType::F32;
   for (const Json &d : j["shape"].items())
@@ -27,10 +32,6 @@ static bool parseValue(const Json &j, ValueSpec &v, std::string &error) {
   v.init = j.stringOr("init", "");
   v.initScale = j.numberOr("init_scale", 0);
   v.kind = j.stringOr("kind", "");
-  if (v.role.empty()) {
-    error = "a descriptor value has no role";
-    return false;
-  }
   return true;
 }
 
@@ -79,20 +80,33 @@ bool ModelSpec::parse(const char *descriptor, ModelSpec &out,
     out.tasks.push_back({t.stringOr("name", ""), t.numberOr("weight", 1.0)});
   out.train = root["train"];
   const Json &entries = root["entries"];
-  if (!parseEntry(entries["forward"], out.forward, error) ||
-      !parseEntry(entries["train_step"], out.trainStep, error) ||
-      !parseEntry(entries["update"], out.update, error) ||
-      !parseEntry(entries["predict"], out.predict, error) ||
-      !parseEntry(entries["score"], out.score, error))
+  auto entry = [&](std::string_view name) {
+    return entries[std::string(name)];
+  };
+  if (!parseEntry(entry(abi::kForward), out.forward, error) ||
+      !parseEntry(entry(abi::kTrainStep), out.trainStep, error) ||
+      !parseEntry(entry(abi::kUpdate), out.update, error) ||
+      !parseEntry(entry(abi::kPredict), out.predict, error) ||
+      !parseEntry(entry(abi::kScore), out.score, error))
     return false;
+  const Json &optimizer = root[std::string(abi::kOptimizer)];
+  out.optimizer = optimizer.stringOr(std::string(abi::kOptimizerKind), "");
+  out.lr = optimizer.numberOr(std::string(abi::kOptimizerLr), -1);
+  out.beta1 = optimizer.numberOr(std::string(abi::kOptimizerBeta1), -1);
+  out.beta2 = optimizer.numberOr(std::string(abi::kOptimizerBeta2), -1);
+  if (out.update.present && (out.optimizer.empty() || out.lr <= 0 ||
+                             out.beta1 < 0 || out.beta2 < 0)) {
+    error = "the model descriptor lacks its optimizer settings";
+    return false;
+  }
   for (const ValueSpec &v : out.forward.args) {
-    if (v.role == "input")
+    if (v.role == abi::Role::Input)
       out.inputs.push_back(v);
-    else if (v.role == "label")
+    else if (v.role == abi::Role::Label)
       out.labels.push_back(v);
-    else if (v.role == "param")
+    else if (v.role == abi::Role::Param)
       out.params.push_back(v);
-    else if (v.role == "buffer")
+    else if (v.role == abi::Role::Buffer)
       out.buffers.push_back(v);
   }
   return true;

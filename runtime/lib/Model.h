@@ -5,6 +5,8 @@
 #include "Json.h"
 #include "Tensor.h"
 
+#include "mass/vocabulary.h"
+
 #include <string>
 #include <vector>
 
@@ -12,7 +14,8 @@ namespace mass::rt {
 
 /// One argument or result of an entry point.
 struct ValueSpec {
-  std::string role, name;
+  abi::Role role = abi::Role::Input;
+  std::string name;
   DType dtype = DType::F32;
   std::vector<int64_t> shape; // -1: the batch
   std::string init;
@@ -48,6 +51,9 @@ struct ModelSpec {
   std::vector<std::pair<std::string, double>> tasks;
   Json train;
   EntrySpec forward, trainStep, update, predict, score;
+  // The optimizer as massc resolved it (abi::kOptimizer).
+  std::string optimizer;
+  double lr = 0, beta1 = 0, beta2 = 0;
   // From forward's arguments. Buffers (batch norm's running statistics)
   // are saved and loaded with the parameters but not optimised.
   std::vector<ValueSpec> inputs, labels, params, buffers;

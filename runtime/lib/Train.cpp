@@ -31,12 +31,23 @@
 #include <unistd.h>
 
 using namespace mass::rt;
+namespace abi = mass::abi;
 
 // The generated loops run on LLVM's OpenMP runtime, linked into every
 // training program; weak, so that the runtime's own tests link without it.
 extern "C" void omp_set_num_threads(int) __attribute__((weak));
 
 namespace {
+
+using abi::Role;
+
+/// The outputs that carry a task's loss and its labelled rows.
+std::string lossName(const std::string &task) {
+  return std::string(abi::kLossPrefix) + task;
+}
+std::string labelledName(const std::string &task) {
+  return std::string(abi::kLabelledPrefix) + task;
+}
 
 /// The prefix of the weights inside a resume state file.
 const std::string kStateWeights = "weights.";
@@ -75,7 +86,7 @@ private:
 
   // Settings.
   int64_t epochs = 1, batch = 32, seed = 0;
-  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999;
+  double lr = 0; // the rate before any schedule
   Schedule schedule;
   std::string strategy = "joint";
   std::vector<double> sampleProbs;
@@ -176,14 +187,7 @@ void Trainer::configure() {
   seed = opts.seed >= 0 ? opts.seed
                         : static_cast<int64_t>(cfg().numberOr("seed", 0));
   rng.seed(static_cast<uint64_t>(seed));
-  const Json &optimizer = cfg()["optimizer"];
-  std::string kind = optimizer.stringOr("kind", "sgd");
-  lr = opts.lr > 0 ? opts.lr
-                   : optimizer.numberOr("lr", kind == "sgd" ? 0.01 : 1e-3);
-  if (optimizer["betas"].isArray() && optimizer["betas"].items().size() == 2) {
-    beta1 = optimizer["betas"].items()[0].num();
-    beta2 = optimizer["betas"].items()[1].num();
-  }
+  lr = opts.lr > 0 ? opts.lr : spec.lr;
   const Json &strat = cfg()["strategy"];
   strategy = strat.stringOr("kind", "joint");
   if (strategy == "sample") {
@@ -294,7 +298,7 @@ void Trainer::checkData(Dataset &data, const char *what) {
         c.f[k] = static_cast<float>(t.i[k]);
       t = std::move(c);
     }
-    if (v.dtype == DType::I32 && v.role == "label") {
+    if (v.dtype == DType::I32 && v.role == Role::Label) {
       for (int32_t x : t.i)
         if (x < -1)
           fail(std::string(what) + " data: label '" + v.name + "' holds " +
@@ -324,7 +328,7 @@ void Trainer::allocate() {
     nextBuffers[v.name] = Tensor(DType::F32, v.shape);
   }
   for (const ValueSpec &v : spec.update.args)
-    if (v.role == "state") {
+    if (v.role == Role::State) {
       states[v.name] = Tensor(DType::F32, v.shape);
       if (!spec.update.inPlace)
         nextStates[v.name] = Tensor(DType::F32, v.shape);
@@ -336,12 +340,12 @@ void Trainer::allocate() {
   taskWeights.assign(spec.tasks.size(), Tensor(DType::F32, {}));
   for (const EntrySpec *e : {&spec.trainStep, &spec.forward, &spec.update})
     for (const ValueSpec &v : e->results)
-      if (v.role == "output")
+      if (v.role == Role::Output)
         outputs[v.name] = Tensor(DType::F32, {});
   trainCall = EntryCall(spec.trainStep);
   hasDropout =
       std::any_of(spec.trainStep.args.begin(), spec.trainStep.args.end(),
-                  [](const ValueSpec &v) { return v.role == "seed"; });
+                  [](const ValueSpec &v) { return v.role == Role::Seed; });
   updateCall = EntryCall(spec.update);
   forwardCall = EntryCall(spec.forward);
   // Every batch holds at most `batch` samples: the arena is allocated once.
@@ -429,24 +433,24 @@ void Trainer::bindBatch(EntryCall &call, const EntrySpec &entry,
   size_t index = 0;
   size_t task = 0;
   for (const ValueSpec &v : entry.args) {
-    if (v.role == "input" || v.role == "label")
+    if (v.role == Role::Input || v.role == Role::Label)
       call.bind(index, batchBuffers[v.name].data(), v.withBatch(count));
-    else if (v.role == "param")
+    else if (v.role == Role::Param)
       call.bind(index, params[v.name]);
-    else if (v.role == "buffer")
+    else if (v.role == Role::Buffer)
       call.bind(index, buffers[v.name]);
-    else if (v.role == "seed")
+    else if (v.role == Role::Seed)
       call.bind(index, dropoutSeed);
-    else if (v.role == "task_weight")
+    else if (v.role == Role::TaskWeight)
       call.bind(index, taskWeights[task++]);
     ++index;
   }
   for (const ValueSpec &v : entry.results) {
-    if (v.role == "output")
+    if (v.role == Role::Output)
       call.bind(index, outputs[v.name]);
-    else if (v.role == "grad")
+    else if (v.role == Role::Grad)
       call.bind(index, grads[v.name]);
-    else if (v.role == "buffer")
+    else if (v.role == Role::Buffer)
       call.bind(index, nextBuffers[v.name]);
     ++index;
   }
@@ -475,28 +479,28 @@ void Trainer::trainStep(int64_t count, int64_t dropout) {
   bindBatch(trainCall, spec.trainStep, count);
   trainCall.invoke(mass_train_step);
   for (const ValueSpec &v : spec.trainStep.results)
-    if (v.role == "buffer")
+    if (v.role == Role::Buffer)
       std::swap(buffers[v.name].f, nextBuffers[v.name].f);
 }
 
 void Trainer::update() {
   double t = static_cast<double>(step + 1);
   hyperLr.f[0] = static_cast<float>(schedule.at(step));
-  hyperBc1.f[0] = static_cast<float>(1 - std::pow(beta1, t));
-  hyperBc2.f[0] = static_cast<float>(1 - std::pow(beta2, t));
+  hyperBc1.f[0] = static_cast<float>(1 - std::pow(spec.beta1, t));
+  hyperBc2.f[0] = static_cast<float>(1 - std::pow(spec.beta2, t));
   size_t index = 0;
   for (const ValueSpec &v : spec.update.args) {
-    if (v.role == "param")
+    if (v.role == Role::Param)
       updateCall.bind(index, params[v.name]);
-    else if (v.role == "grad")
+    else if (v.role == Role::Grad)
       updateCall.bind(index, grads[v.name]);
-    else if (v.role == "state")
+    else if (v.role == Role::State)
       updateCall.bind(index, states[v.name]);
-    else if (v.name == "lr")
+    else if (v.role == Role::Hyper && v.name == abi::kLr)
       updateCall.bind(index, hyperLr);
-    else if (v.name == "bias_correction1")
+    else if (v.role == Role::Hyper && v.name == abi::kBiasCorrection1)
       updateCall.bind(index, hyperBc1);
-    else if (v.name == "bias_correction2")
+    else if (v.role == Role::Hyper && v.name == abi::kBiasCorrection2)
       updateCall.bind(index, hyperBc2);
     ++index;
   }
@@ -504,9 +508,9 @@ void Trainer::update() {
   // otherwise they go to the second set of buffers, swapped in after.
   bool inPlace = spec.update.inPlace;
   for (const ValueSpec &v : spec.update.results) {
-    if (v.role == "param")
+    if (v.role == Role::Param)
       updateCall.bind(index, (inPlace ? params : nextParams)[v.name]);
-    else if (v.role == "state")
+    else if (v.role == Role::State)
       updateCall.bind(index, (inPlace ? states : nextStates)[v.name]);
     else
       updateCall.bind(index, gradNorm);
@@ -516,9 +520,9 @@ void Trainer::update() {
   if (inPlace)
     return;
   for (const ValueSpec &v : spec.update.results) {
-    if (v.role == "param")
+    if (v.role == Role::Param)
       std::swap(params[v.name].f, nextParams[v.name].f);
-    else if (v.role == "state")
+    else if (v.role == Role::State)
       std::swap(states[v.name].f, nextStates[v.name].f);
   }
 }
@@ -531,7 +535,7 @@ void Trainer::update() {
 /// labelled rows where the compiler counts them (cross-entropy skips -1
 /// labels), else the batch.
 double Trainer::lossRows(const std::string &task, int64_t count) const {
-  auto labelled = outputs.find("labelled." + task);
+  auto labelled = outputs.find(labelledName(task));
   return labelled == outputs.end() ? static_cast<double>(count)
                                    : labelled->second.f[0];
 }
@@ -541,7 +545,9 @@ void Trainer::accumulate(Totals &t, int64_t count) {
     double v = value.f[0];
     // Losses are batch means: weight them by the rows they average over.
     t.sum[name] +=
-        name.rfind("loss.", 0) == 0 ? v * lossRows(name.substr(5), count) : v;
+        name.rfind(abi::kLossPrefix, 0) == 0
+            ? v * lossRows(name.substr(abi::kLossPrefix.size()), count)
+            : v;
   }
   t.samples += count;
 }
@@ -566,9 +572,9 @@ Json Trainer::summarize(const Totals &t, const std::string &task) const {
     return it == t.sum.end() ? 0.0 : it->second;
   };
   double rows =
-      t.sum.count("labelled." + task) ? get("labelled." + task) : t.samples;
-  out.set("loss", Json::number(rows > 0 ? get("loss." + task) / rows : 0.0));
-  std::string prefix = "metric." + task + ".";
+      t.sum.count(labelledName(task)) ? get(labelledName(task)) : t.samples;
+  out.set("loss", Json::number(rows > 0 ? get(lossName(task)) / rows : 0.0));
+  std::string prefix = std::string(abi::kMetricPrefix) + task + ".";
   for (const auto &[name, value] : t.sum) {
     if (name.rfind(prefix, 0) != 0 || name.size() < 4 ||
         name.compare(name.size() - 4, 4, ".sum") != 0)
@@ -737,9 +743,9 @@ void Trainer::dumpGrads() {
   double total = 0;
   for (const auto &[task, weight] : spec.tasks) {
     Tensor l(DType::F32, {});
-    l.f[0] = outputs["loss." + task].f[0];
+    l.f[0] = outputs[lossName(task)].f[0];
     total += weight * l.f[0];
-    out.tensors["loss." + task] = l;
+    out.tensors[lossName(task)] = l;
   }
   Tensor l(DType::F32, {});
   l.f[0] = static_cast<float>(total);
@@ -1134,7 +1140,7 @@ Trainer::Totals Trainer::trainEpoch(int64_t epoch,
     setTaskWeights();
     trainStep(count);
     for (const auto &[task, weight] : spec.tasks) {
-      float loss = outputs["loss." + task].f[0];
+      float loss = outputs[lossName(task)].f[0];
       if (!std::isfinite(loss))
         fail("the loss of task '" + task + "' is " +
              (std::isnan(loss) ? "NaN" : "infinite") + " at epoch " +

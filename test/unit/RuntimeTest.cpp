@@ -230,6 +230,29 @@ TEST(Model, ParsesDescriptorAndBindsMemrefs) {
   EXPECT_EQ(seen.words[6], 1);
 }
 
+TEST(Model, RejectsUnknownRolesAndAnUpdateWithoutOptimizerSettings) {
+  ModelSpec spec;
+  std::string error;
+  EXPECT_FALSE(ModelSpec::parse(R"({"version": 1, "entries": {"forward": {
+      "args": [{"role": "weight", "name": "w", "shape": [2]}]}}})",
+                                spec, error));
+  EXPECT_EQ(error, "a descriptor value has an unknown role 'weight'");
+  ModelSpec noOptimizer;
+  EXPECT_FALSE(ModelSpec::parse(R"({"version": 1, "entries": {"update": {
+      "args": [], "results": []}}})",
+                                noOptimizer, error));
+  EXPECT_EQ(error, "the model descriptor lacks its optimizer settings");
+  ModelSpec adam;
+  ASSERT_TRUE(ModelSpec::parse(R"({"version": 1, "entries": {"update": {
+      "args": [], "results": []}}, "optimizer": {"kind": "adam", "lr": 0.001,
+      "beta1": 0.8, "beta2": 0.99}})",
+                               adam, error))
+      << error;
+  EXPECT_EQ(adam.optimizer, "adam");
+  EXPECT_DOUBLE_EQ(adam.beta1, 0.8);
+  EXPECT_DOUBLE_EQ(adam.beta2, 0.99);
+}
+
 TEST(Model, PassesAnArenaSizedForTheBatch) {
   const char *descriptor = R"({"version": 1, "model": "m",
     "entries": {"forward": {"arena": {"bytes": 128, "bytes_per_sample": 64},

@@ -11,6 +11,7 @@
 #include "dialects/Mass/Builders.h"
 #include "dialects/Mass/MassOps.h"
 #include "dialects/Mass/Passes.h"
+#include "mass/vocabulary.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -30,12 +31,12 @@ class Autodiff : public mass::impl::MassAutodiffBase<Autodiff> {
 public:
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto forward = module.lookupSymbol<func::FuncOp>("forward");
+    auto forward = module.lookupSymbol<func::FuncOp>(abi::kForward);
     if (!forward) {
       module.emitError("mass-autodiff needs a function @forward");
       return signalPassFailure();
     }
-    if (module.lookupSymbol("train_step")) {
+    if (module.lookupSymbol(abi::kTrainStep)) {
       module.emitError("the module already has @train_step");
       return signalPassFailure();
     }
@@ -62,17 +63,18 @@ LogicalResult enterTrainingMode(func::FuncOp step,
   auto bufferName = [&](Value v) -> StringAttr {
     auto arg = dyn_cast<BlockArgument>(v);
     return arg ? step.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
-                                                   "mass.buffer")
+                                                   abi::attr(abi::Role::Buffer))
                : StringAttr();
   };
   WalkResult walk = step.walk([&](Operation *op) {
     if (auto dropout = dyn_cast<DropoutOp>(op)) {
       if (!seed) {
         unsigned index = step.getNumArguments();
-        step.insertArgument(index, RankedTensorType::get({}, b.getI32Type()),
-                            b.getDictionaryAttr(b.getNamedAttr(
-                                "mass.seed", b.getStringAttr("dropout"))),
-                            step.getLoc());
+        step.insertArgument(
+            index, RankedTensorType::get({}, b.getI32Type()),
+            b.getDictionaryAttr(b.getNamedAttr(abi::attr(abi::Role::Seed),
+                                               b.getStringAttr("dropout"))),
+            step.getLoc());
         seed = step.getArgument(index);
       }
       dropout.getSeedMutable().assign(seed);
@@ -99,7 +101,7 @@ LogicalResult Autodiff::differentiate(ModuleOp module, func::FuncOp forward) {
   OpBuilder b(module.getContext());
   b.setInsertionPointAfter(forward);
   auto step = cast<func::FuncOp>(b.clone(*forward));
-  step.setSymName("train_step");
+  step.setSymName(abi::kTrainStep);
   SmallVector<BufferUpdate> updates;
   if (failed(enterTrainingMode(step, updates)))
     return failure();
@@ -116,10 +118,11 @@ LogicalResult Autodiff::differentiate(ModuleOp module, func::FuncOp forward) {
   for (Attribute t : tasks) {
     StringRef name = cast<DictionaryAttr>(t).getAs<StringAttr>("name");
     unsigned index = step.getNumArguments();
-    step.insertArgument(index, scalarType,
-                        b.getDictionaryAttr(b.getNamedAttr(
-                            "mass.task_weight", b.getStringAttr(name))),
-                        step.getLoc());
+    step.insertArgument(
+        index, scalarType,
+        b.getDictionaryAttr(b.getNamedAttr(abi::attr(abi::Role::TaskWeight),
+                                           b.getStringAttr(name))),
+        step.getLoc());
     weights[name] = step.getArgument(index);
   }
 
@@ -132,11 +135,14 @@ LogicalResult Autodiff::differentiate(ModuleOp module, func::FuncOp forward) {
 
   // Seed: d(sum_t w_t * loss_t) / d loss_t = w_t.
   for (auto [i, result] : llvm::enumerate(ret.getOperands())) {
-    auto name = step.getResultAttrOfType<StringAttr>(i, "mass.output");
-    if (!name || !name.getValue().starts_with("loss."))
+    auto name =
+        step.getResultAttrOfType<StringAttr>(i, abi::attr(abi::Role::Output));
+    if (!name || !name.getValue().starts_with(abi::kLossPrefix))
       continue;
-    accumulate(result, weights.lookup(name.getValue().drop_front(5)),
-               step.getLoc());
+    accumulate(
+        result,
+        weights.lookup(name.getValue().drop_front(abi::kLossPrefix.size())),
+        step.getLoc());
   }
 
   // Reverse sweep over the forward ops (the backward ones go after them).
@@ -181,8 +187,8 @@ LogicalResult Autodiff::differentiate(ModuleOp module, func::FuncOp forward) {
   SmallVector<DictionaryAttr> resultAttrs;
   step.getAllResultAttrs(resultAttrs);
   for (BlockArgument arg : body.getArguments()) {
-    auto name =
-        step.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "mass.param");
+    auto name = step.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                  abi::attr(abi::Role::Param));
     if (!name)
       continue;
     Value g = grads.lookup(arg);
@@ -193,13 +199,13 @@ LogicalResult Autodiff::differentiate(ModuleOp module, func::FuncOp forward) {
     }
     results.push_back(g);
     resultAttrs.push_back(
-        b.getDictionaryAttr(b.getNamedAttr("mass.grad", name)));
+        b.getDictionaryAttr(b.getNamedAttr(abi::attr(abi::Role::Grad), name)));
   }
   // Then the buffers' new values.
   for (const BufferUpdate &u : updates) {
     results.push_back(u.value);
-    resultAttrs.push_back(
-        b.getDictionaryAttr(b.getNamedAttr("mass.buffer", u.name)));
+    resultAttrs.push_back(b.getDictionaryAttr(
+        b.getNamedAttr(abi::attr(abi::Role::Buffer), u.name)));
   }
   b.create<func::ReturnOp>(ret.getLoc(), results);
   ret.erase();

@@ -10,6 +10,7 @@
 #include "dialects/Mass/Builders.h"
 #include "dialects/Mass/MassOps.h"
 #include "dialects/Mass/Passes.h"
+#include "mass/vocabulary.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/Support/GlobPattern.h"
@@ -45,12 +46,12 @@ class OptimizerPass : public mass::impl::MassOptimizerBase<OptimizerPass> {
 public:
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto forward = module.lookupSymbol<func::FuncOp>("forward");
+    auto forward = module.lookupSymbol<func::FuncOp>(abi::kForward);
     if (!forward) {
       module.emitError("mass-optimizer needs a function @forward");
       return signalPassFailure();
     }
-    if (module.lookupSymbol("update")) {
+    if (module.lookupSymbol(abi::kUpdate)) {
       module.emitError("the module already has @update");
       return signalPassFailure();
     }
@@ -95,6 +96,22 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
   s.clip = number(train, "clip_grad_norm", 0);
   if (s.nesterov && s.momentum <= 0)
     return module.emitError("sgd: nesterov needs a momentum > 0");
+  // The settings as resolved here, defaults applied, go to the runtime
+  // through the descriptor: it computes the learning rate and Adam's bias
+  // corrections that this update takes, and must use the same constants.
+  OpBuilder attrs(module.getContext());
+  module->setAttr(
+      abi::kOptimizerAttr,
+      attrs.getDictionaryAttr({
+          attrs.getNamedAttr(abi::kOptimizerKind, attrs.getStringAttr(s.kind)),
+          attrs.getNamedAttr(abi::kOptimizerLr,
+                             attrs.getF64FloatAttr(number(
+                                 opt, "lr", s.kind == "sgd" ? 0.01 : 1e-3))),
+          attrs.getNamedAttr(abi::kOptimizerBeta1,
+                             attrs.getF64FloatAttr(s.beta1)),
+          attrs.getNamedAttr(abi::kOptimizerBeta2,
+                             attrs.getF64FloatAttr(s.beta2)),
+      }));
 
   // The parameters that train: all but the frozen ones.
   std::vector<llvm::GlobPattern> frozen;
@@ -127,7 +144,8 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
     }
   std::vector<Param> params;
   for (unsigned i = 0; i < forward.getNumArguments(); ++i) {
-    auto name = forward.getArgAttrOfType<StringAttr>(i, "mass.param");
+    auto name =
+        forward.getArgAttrOfType<StringAttr>(i, abi::attr(abi::Role::Param));
     if (!name)
       continue;
     if (llvm::any_of(frozen, [&](const llvm::GlobPattern &g) {
@@ -154,10 +172,10 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
     stateNames = {"exp_avg", "exp_avg_sq"};
   else if (s.momentum > 0)
     stateNames = {"momentum_buffer"};
-  std::vector<StringRef> hyperNames = {"lr"};
+  std::vector<StringRef> hyperNames = {abi::kLr};
   if (adam) {
-    hyperNames.push_back("bias_correction1");
-    hyperNames.push_back("bias_correction2");
+    hyperNames.push_back(abi::kBiasCorrection1);
+    hyperNames.push_back(abi::kBiasCorrection2);
   }
 
   SmallVector<Type> argTypes;
@@ -167,25 +185,26 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
   };
   for (const Param &p : params) {
     argTypes.push_back(p.type);
-    argAttrs.push_back(named("mass.param", p.name));
+    argAttrs.push_back(named(abi::attr(abi::Role::Param), p.name));
   }
   for (const Param &p : params) {
     argTypes.push_back(p.type);
-    argAttrs.push_back(named("mass.grad", p.name));
+    argAttrs.push_back(named(abi::attr(abi::Role::Grad), p.name));
   }
   for (StringRef state : stateNames)
     for (const Param &p : params) {
       argTypes.push_back(p.type);
-      argAttrs.push_back(named("mass.state", p.name + "." + state.str()));
+      argAttrs.push_back(
+          named(abi::attr(abi::Role::State), p.name + "." + state.str()));
     }
   auto scalarType = RankedTensorType::get({}, b.getF32Type());
   for (StringRef h : hyperNames) {
     argTypes.push_back(scalarType);
-    argAttrs.push_back(named("mass.hyper", h));
+    argAttrs.push_back(named(abi::attr(abi::Role::Hyper), h));
   }
 
-  auto func =
-      b.create<func::FuncOp>(loc, "update", b.getFunctionType(argTypes, {}));
+  auto func = b.create<func::FuncOp>(loc, abi::kUpdate,
+                                     b.getFunctionType(argTypes, {}));
   Block *body = func.addEntryBlock();
   b.setInsertionPointToStart(body);
   MassBuilder m(b, loc);
@@ -263,12 +282,13 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
   func.setAllArgAttrs(argAttrs);
   SmallVector<DictionaryAttr> resultAttrs;
   for (size_t i = 0; i < n; ++i)
-    resultAttrs.push_back(named("mass.param", params[i].name));
+    resultAttrs.push_back(named(abi::attr(abi::Role::Param), params[i].name));
   for (StringRef state : stateNames)
     for (const Param &p : params)
-      resultAttrs.push_back(named("mass.state", p.name + "." + state.str()));
+      resultAttrs.push_back(
+          named(abi::attr(abi::Role::State), p.name + "." + state.str()));
   if (norm)
-    resultAttrs.push_back(named("mass.output", "grad_norm"));
+    resultAttrs.push_back(named(abi::attr(abi::Role::Output), abi::kGradNorm));
   func.setAllResultAttrs(resultAttrs);
   return success();
 }

@@ -10,6 +10,7 @@
 
 #include "dialects/Mass/MassOps.h"
 #include "dialects/Mass/Passes.h"
+#include "mass/vocabulary.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/IRMapping.h"
@@ -53,7 +54,7 @@ class Predict : public mass::impl::MassPredictBase<Predict> {
 public:
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto forward = module.lookupSymbol<func::FuncOp>("forward");
+    auto forward = module.lookupSymbol<func::FuncOp>(abi::kForward);
     if (!forward) {
       module.emitError("mass-predict needs a function @forward");
       return signalPassFailure();
@@ -71,7 +72,7 @@ public:
     // @predict: the forward graph up to the predictions.
     IRMapping mapping;
     auto predict = cast<func::FuncOp>(b.clone(*forward, mapping));
-    predict.setSymName("predict");
+    predict.setSymName(abi::kPredict);
     auto ret = cast<func::ReturnOp>(predict.getBody().front().getTerminator());
     SmallVector<Value> results;
     for (Value p : preds)
@@ -83,7 +84,7 @@ public:
     SmallVector<DictionaryAttr> attrs;
     for (auto [i, p] : llvm::enumerate(preds))
       attrs.push_back(b.getDictionaryAttr(
-          {b.getNamedAttr("mass.pred",
+          {b.getNamedAttr(abi::attr(abi::Role::Pred),
                           b.getStringAttr("pred." + std::to_string(i))),
            b.getNamedAttr("mass.kind", b.getStringAttr(kindOf(p)))}));
     predict.setAllResultAttrs(attrs);
@@ -92,7 +93,7 @@ public:
     // @score: the predictions become arguments, after the others.
     IRMapping scoreMapping;
     auto score = cast<func::FuncOp>(b.clone(*forward, scoreMapping));
-    score.setSymName("score");
+    score.setSymName(abi::kScore);
     for (auto [i, p] : llvm::enumerate(preds)) {
       unsigned index = score.getNumArguments();
       score.insertArgument(index, p.getType(), attrs[i], score.getLoc());

@@ -1,5 +1,4 @@
 // RUN: mass-opt --mass-gemm="vector-width=4 rows=2 tile-k=32 tile-m=64" --cse %s | FileCheck %s
-// RUN: mass-opt --mass-fold-transposes %s | FileCheck %s --check-prefix=FOLD
 
 #a = affine_map<(m, k, n) -> (m, k)>
 #at = affine_map<(m, k, n) -> (k, m)>
@@ -203,26 +202,6 @@ func.func @not_matched(%A: memref<4x8xf32>, %B: memref<8x16xf32>, %S: memref<8x1
     linalg.yield %s : f32
   } -> tensor<4x16xf32>
   return %r : tensor<4x16xf32>
-}
-
-// mass-fold-transposes: a transpose of the last two axes feeding a
-// contraction is read in place through the contraction's map.
-// FOLD-LABEL: func.func @fold
-// FOLD-SAME: (%[[X:.*]]: tensor<?x16xf32>, %[[W:.*]]: tensor<8x16xf32>
-// FOLD-NOT: linalg.transpose
-// FOLD: linalg.generic {indexing_maps = [#{{.*}}, #[[BT:.*]], #{{.*}}]
-// FOLD-SAME: ins(%[[X]], %[[W]] : tensor<?x16xf32>, tensor<8x16xf32>)
-func.func @fold(%x: tensor<?x16xf32>, %w: tensor<8x16xf32>, %init: tensor<?x8xf32>) -> tensor<?x8xf32> {
-  %e = tensor.empty() : tensor<16x8xf32>
-  %wt = linalg.transpose ins(%w : tensor<8x16xf32>) outs(%e : tensor<16x8xf32>) permutation = [1, 0]
-  %r = linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
-      ins(%x, %wt : tensor<?x16xf32>, tensor<16x8xf32>) outs(%init : tensor<?x8xf32>) {
-  ^bb0(%p: f32, %q: f32, %acc: f32):
-    %m = arith.mulf %p, %q : f32
-    %s = arith.addf %acc, %m : f32
-    linalg.yield %s : f32
-  } -> tensor<?x8xf32>
-  return %r : tensor<?x8xf32>
 }
 
 // What C starts from, written just before (the zero of a weight gradient,

@@ -15,6 +15,7 @@
 #include "dialects/Mass/MassDialect.h"
 #include "dialects/Mass/Passes.h"
 
+#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Verifier.h"
@@ -103,6 +104,10 @@ int main(int argc, char **argv) {
   // By name for --mlir-print-ir-after=mass-gemm and the like.
   mass::registerMassPasses();
   mass::registerMassCodegenPasses();
+  // The pipeline's last pass: --mlir-print-ir-after=reconcile-unrealized-casts
+  // prints the LLVM-dialect module that massc translates (and that
+  // `mass-opt --mass-to-llvm` gives).
+  mlir::registerPass([] { return mlir::createReconcileUnrealizedCastsPass(); });
   mlir::registerMLIRContextCLOptions();
   mlir::registerPassManagerCLOptions();
   mlir::registerDefaultTimingManagerCLOptions();
@@ -164,11 +169,7 @@ int main(int argc, char **argv) {
     return 0;
   };
 
-  if (mlir::failed(runPasses([](mlir::PassManager &pm) {
-        pm.addPass(mass::createMassAutodiff());
-        pm.addPass(mass::createMassOptimizer());
-        pm.addPass(mass::createMassPredict());
-      })))
+  if (mlir::failed(runPasses(mass::addDifferentiate)))
     return 1;
   if (emit == Stage::Grad)
     return print();
@@ -206,13 +207,6 @@ int main(int argc, char **argv) {
   if (emit == Stage::Linalg)
     return print();
 
-  // The entry points get C interfaces: one pointer per memref descriptor.
-  // The descriptor now holds the argument and result attributes.
-  for (auto func : (**module).getOps<mlir::func::FuncOp>()) {
-    func->setAttr("llvm.emit_c_interface", mlir::UnitAttr::get(&context));
-    func.removeArgAttrsAttr();
-    func.removeResAttrsAttr();
-  }
   if (mlir::failed(runPasses([](mlir::PassManager &pm) {
         mass::addCpuToLLVM(pm, optLevel, vectorWidth);
       })))

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/Passes.h"
+#include "codegen/Pipeline.h"
 #include "dialects/Mass/MassDialect.h"
 #include "dialects/Mass/Passes.h"
 
@@ -23,6 +24,7 @@ int main(int argc, char **argv) {
   registry.insert<mass::MassDialect>();
   mass::registerMassPasses();
   mass::registerMassCodegenPasses();
+  mass::registerPipelines();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "Mass optimizer driver\n", registry));
 }

@@ -1,4 +1,4 @@
-//===- MLIRGen.cpp - Elaborating a model into the mass dialect ------------===//
+//===- Elaborator.cpp - Elaborating a model into the mass dialect ---------===//
 //
 // Statements, names, blocks, `if`, tasks and parameter naming. The layers
 // and ops themselves are built in Layers.cpp.
@@ -167,12 +167,11 @@ LogicalResult Elaborator::beginParamCall(const ast::Loc &loc,
   return success();
 }
 
-mlir::Value Elaborator::addState(llvm::StringRef role,
-                                 llvm::ArrayRef<int64_t> shape,
+mlir::Value Elaborator::addState(abi::Role role, llvm::ArrayRef<int64_t> shape,
                                  llvm::StringRef suffix, Init init,
                                  const ast::Loc &loc) {
   mlir::Value arg = body->addArgument(f32Tensor(shape), location(loc));
-  argInfo.push_back({role.str(), "", init});
+  argInfo.push_back({role, "", init});
   Frame &frame = frames.back();
   frame.entries.push_back({mlir::cast<mlir::BlockArgument>(arg).getArgNumber(),
                            frame.currentSlot, suffix.str()});
@@ -182,13 +181,13 @@ mlir::Value Elaborator::addState(llvm::StringRef role,
 mlir::Value Elaborator::addParam(llvm::ArrayRef<int64_t> shape,
                                  llvm::StringRef suffix, Init init,
                                  const ast::Loc &loc) {
-  return addState("param", shape, suffix, init, loc);
+  return addState(abi::Role::Param, shape, suffix, init, loc);
 }
 
 mlir::Value Elaborator::addBuffer(llvm::ArrayRef<int64_t> shape,
                                   llvm::StringRef suffix, Init init,
                                   const ast::Loc &loc) {
-  return addState("buffer", shape, suffix, init, loc);
+  return addState(abi::Role::Buffer, shape, suffix, init, loc);
 }
 
 //===----------------------------------------------------------------------===//
@@ -290,7 +289,7 @@ FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> Elaborator::run() {
   mlir::Location modelLoc = location((*model)->loc);
   mlir::OwningOpRef<mlir::ModuleOp> module = mlir::ModuleOp::create(modelLoc);
   auto func = builder.create<mlir::func::FuncOp>(
-      modelLoc, "forward", builder.getFunctionType({}, {}));
+      modelLoc, abi::kForward, builder.getFunctionType({}, {}));
   body = func.addEntryBlock();
   builder.setInsertionPointToStart(body);
 
@@ -316,9 +315,9 @@ FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> Elaborator::run() {
 
   for (auto [i, info] : llvm::enumerate(argInfo)) {
     llvm::SmallVector<mlir::NamedAttribute> attrs;
-    attrs.push_back(builder.getNamedAttr("mass." + info.role,
+    attrs.push_back(builder.getNamedAttr(abi::attr(info.role),
                                          builder.getStringAttr(info.name)));
-    if (info.role == "param" || info.role == "buffer") {
+    if (info.role == abi::Role::Param || info.role == abi::Role::Buffer) {
       static const char *kinds[] = {"uniform", "normal", "zeros", "ones"};
       attrs.push_back(builder.getNamedAttr(
           "mass.init",
@@ -331,8 +330,9 @@ FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> Elaborator::run() {
     func.setArgAttrs(i, builder.getDictionaryAttr(attrs));
   }
   for (auto [i, o] : llvm::enumerate(outputs))
-    func.setResultAttrs(i, builder.getDictionaryAttr(builder.getNamedAttr(
-                               "mass.output", builder.getStringAttr(o.name))));
+    func.setResultAttrs(
+        i, builder.getDictionaryAttr(builder.getNamedAttr(
+               abi::attr(abi::Role::Output), builder.getStringAttr(o.name))));
 
   llvm::SmallVector<mlir::Attribute> tasks;
   for (auto &[name, weight] : taskWeights)
@@ -429,7 +429,8 @@ LogicalResult Elaborator::runDecl(const ast::DeclStmt &decl) {
   }
   mlir::Value arg = body->addArgument(
       mlir::RankedTensorType::get(shape, element), location(decl.getLoc()));
-  argInfo.push_back({what, decl.name, Init{}});
+  argInfo.push_back(
+      {isInput ? abi::Role::Input : abi::Role::Label, decl.name, Init{}});
   return bindName(decl.name, Value::ofTensor(arg, decl.getLoc()),
                   decl.getLoc());
 }
@@ -452,7 +453,8 @@ LogicalResult Elaborator::runBind(const ast::BindStmt &bind) {
     }
     if (!task->hasLoss) {
       task->hasLoss = true;
-      outputs.push_back({"loss." + task->name, value->tensor});
+      outputs.push_back(
+          {std::string(abi::kLossPrefix) + task->name, value->tensor});
       // A cross-entropy is a mean over the labelled rows alone: the runtime
       // weights each batch's loss by their number ("labelled.TASK") when it
       // averages over an epoch, so the epoch's loss is the mean over every
@@ -460,7 +462,8 @@ LogicalResult Elaborator::runBind(const ast::BindStmt &bind) {
       if (auto ce = value->tensor.getDefiningOp<mass::CrossEntropyOp>()) {
         auto counted = builder.create<mass::AccuracyOp>(
             ce.getLoc(), ce.getLogits(), ce.getLabels());
-        outputs.push_back({"labelled." + task->name, counted.getCount()});
+        outputs.push_back({std::string(abi::kLabelledPrefix) + task->name,
+                           counted.getCount()});
       }
     }
   }
@@ -574,7 +577,7 @@ LogicalResult Elaborator::runMetric(const ast::MetricStmt &stmt) {
     auto *num = k ? dyn_cast<ast::NumberExpr>(k->value.get()) : nullptr;
     name = "top" + std::to_string(num ? static_cast<int64_t>(num->value) : 0);
   }
-  std::string key = "metric." + task->name + "." + name;
+  std::string key = std::string(abi::kMetricPrefix) + task->name + "." + name;
   for (const Output &o : outputs)
     if (o.name == key + ".sum") {
       error(stmt.getLoc()) << "metric '" << name << "' is given twice in task '"

@@ -1,0 +1,111 @@
+//===- vocabulary.h - The words massc and the runtime share -----*- C++ -*-===//
+//
+// The contract of abi.h spelled once: the roles of entry-point values, the
+// entry points, the update's hyperparameters, the outputs' names and the
+// descriptor's optimizer keys. massc writes these words (as IR attributes
+// `mass.ROLE = NAME` and into the descriptor); the runtime reads them into
+// enums. Both include this header, so neither side can drift from the other.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MASS_VOCABULARY_H
+#define MASS_VOCABULARY_H
+
+#include <string_view>
+
+namespace mass::abi {
+
+/// What an argument or result of an entry point is.
+enum class Role {
+  Input,      // a data input ([B, ...])
+  Label,      // a label ([B, ...])
+  Param,      // a trained parameter (and update's new value of it)
+  Buffer,     // state training updates outside the optimizer (batch norm)
+  TaskWeight, // train_step: one task's weight, zero when it sits out
+  Seed,       // train_step: dropout's seed, negative for no dropout
+  Output,     // a scalar: loss.T, labelled.T, metric.T.M.sum/count, grad_norm
+  Grad,       // train_step's gradient of a parameter; update's argument
+  State,      // update: an optimizer state (momentum, Adam's moments)
+  Hyper,      // update: a hyperparameter the runtime sets each step
+  Pred,       // predict's results and score's last arguments: pred.K
+};
+
+struct RoleWord {
+  Role role;
+  std::string_view word; // in the descriptor
+  std::string_view attr; // the IR attribute, "mass." + word
+};
+
+inline constexpr RoleWord kRoleWords[] = {
+    {Role::Input, "input", "mass.input"},
+    {Role::Label, "label", "mass.label"},
+    {Role::Param, "param", "mass.param"},
+    {Role::Buffer, "buffer", "mass.buffer"},
+    {Role::TaskWeight, "task_weight", "mass.task_weight"},
+    {Role::Seed, "seed", "mass.seed"},
+    {Role::Output, "output", "mass.output"},
+    {Role::Grad, "grad", "mass.grad"},
+    {Role::State, "state", "mass.state"},
+    {Role::Hyper, "hyper", "mass.hyper"},
+    {Role::Pred, "pred", "mass.pred"},
+};
+
+/// The IR attribute that gives a value of `role` its name: "mass.param".
+constexpr std::string_view attr(Role role) {
+  for (const RoleWord &w : kRoleWords)
+    if (w.role == role)
+      return w.attr;
+  return {};
+}
+
+/// The role whose `field` (RoleWord::word or RoleWord::attr) is `text`;
+/// false for none.
+constexpr bool roleOf(std::string_view RoleWord::*field, std::string_view text,
+                      Role &out) {
+  for (const RoleWord &w : kRoleWords)
+    if (w.*field == text) {
+      out = w.role;
+      return true;
+    }
+  return false;
+}
+
+/// The role a descriptor word names; false for none.
+constexpr bool roleOfWord(std::string_view word, Role &out) {
+  return roleOf(&RoleWord::word, word, out);
+}
+
+/// The entry points, as functions of the module and keys of the
+/// descriptor's "entries" (the symbols are mass_ + the name).
+inline constexpr std::string_view kForward = "forward";
+inline constexpr std::string_view kTrainStep = "train_step";
+inline constexpr std::string_view kUpdate = "update";
+inline constexpr std::string_view kPredict = "predict";
+inline constexpr std::string_view kScore = "score";
+inline constexpr std::string_view kEntries[] = {kForward, kTrainStep, kUpdate,
+                                                kPredict, kScore};
+
+/// update's hyperparameters (role Hyper), set by the runtime each step.
+inline constexpr std::string_view kLr = "lr";
+inline constexpr std::string_view kBiasCorrection1 = "bias_correction1";
+inline constexpr std::string_view kBiasCorrection2 = "bias_correction2";
+
+/// Output names (role Output): "loss." TASK, "labelled." TASK (the rows a
+/// cross-entropy averaged over), "metric." TASK "." METRIC ".sum"/".count".
+inline constexpr std::string_view kLossPrefix = "loss.";
+inline constexpr std::string_view kLabelledPrefix = "labelled.";
+inline constexpr std::string_view kMetricPrefix = "metric.";
+inline constexpr std::string_view kGradNorm = "grad_norm";
+
+/// The descriptor's "optimizer": the optimizer's settings as massc resolved
+/// them (its defaults applied), so that the runtime's bias corrections and
+/// learning rate agree with the compiled update.
+inline constexpr std::string_view kOptimizer = "optimizer";
+inline constexpr std::string_view kOptimizerAttr = "mass.optimizer"; // module
+inline constexpr std::string_view kOptimizerKind = "kind";
+inline constexpr std::string_view kOptimizerLr = "lr";
+inline constexpr std::string_view kOptimizerBeta1 = "beta1";
+inline constexpr std::string_view kOptimizerBeta2 = "beta2";
+
+} // namespace mass::abi
+
+#endif // MASS_VOCABULARY_H
