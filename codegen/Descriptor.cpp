@@ -41,17 +41,19 @@ llvm::json::Object describeValue(Type type, DictionaryAttr attrs) {
   llvm::json::Array shape;
   for (int64_t d : t.getShape())
     shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
-  llvm::json::Object o{{"dtype", t.getElementType().isF32() ? "f32" : "i32"},
-                       {"shape", std::move(shape)}};
+  llvm::json::Object o{
+      {abi::key::kDtype, t.getElementType().isF32() ? "f32" : "i32"},
+      {abi::key::kShape, std::move(shape)}};
   for (NamedAttribute n : attrs ? attrs : DictionaryAttr()) {
     StringRef key = n.getName().getValue();
     if (!key.consume_front("mass."))
       continue;
-    if (key == "init" || key == "init_scale" || key == "kind")
+    if (key == abi::key::kInit || key == abi::key::kInitScale ||
+        key == abi::key::kKind)
       o[key] = toJson(n.getValue());
     else {
-      o["role"] = key.str();
-      o["name"] = toJson(n.getValue());
+      o[abi::key::kRole] = key.str();
+      o[abi::key::kName] = toJson(n.getValue());
     }
   }
   return o;
@@ -64,28 +66,28 @@ llvm::json::Object describeEntry(func::FuncOp f) {
   for (unsigned i = 0; i < f.getNumResults(); ++i)
     results.push_back(
         describeValue(f.getResultTypes()[i], f.getResultAttrDict(i)));
-  return llvm::json::Object{{"args", std::move(args)},
-                            {"results", std::move(results)}};
+  return llvm::json::Object{{abi::key::kArgs, std::move(args)},
+                            {abi::key::kResults, std::move(results)}};
 }
 
 } // namespace
 
 std::string mass::buildDescriptor(ModuleOp module) {
   llvm::json::Object root;
-  root["version"] = 1;
+  root[abi::key::kVersion] = 1;
   if (auto name = module->getAttrOfType<StringAttr>("mass.model"))
-    root["model"] = name.getValue().str();
+    root[abi::key::kModel] = name.getValue().str();
   if (auto tasks = module->getAttr("mass.tasks"))
-    root["tasks"] = toJson(tasks);
+    root[abi::key::kTasks] = toJson(tasks);
   if (auto train = module->getAttr("mass.train"))
-    root["train"] = toJson(train);
+    root[abi::key::kTrain] = toJson(train);
   llvm::json::Object entries;
   for (StringRef name : abi::kEntries)
     if (auto f = module.lookupSymbol<func::FuncOp>(name))
       entries[name] = describeEntry(f);
   if (auto optimizer = module->getAttr(abi::kOptimizerAttr))
     root[StringRef(abi::kOptimizer)] = toJson(optimizer);
-  root["entries"] = std::move(entries);
+  root[abi::key::kEntries] = std::move(entries);
   std::string out;
   llvm::raw_string_ostream os(out);
   os << llvm::json::Value(std::move(root));
@@ -100,21 +102,22 @@ std::string mass::addCodegenPlans(const std::string &descriptor,
     llvm::consumeError(root.takeError());
     return descriptor;
   }
-  llvm::json::Object *entries = root->getAsObject()->getObject("entries");
+  llvm::json::Object *entries =
+      root->getAsObject()->getObject(abi::key::kEntries);
   for (NamedAttribute plan :
        plans ? plans.getValue() : ArrayRef<NamedAttribute>{}) {
     llvm::json::Object *entry = entries->getObject(plan.getName());
     auto sizes = dyn_cast<DenseI64ArrayAttr>(plan.getValue());
     if (!entry || !sizes || sizes.size() != 2)
       continue;
-    (*entry)["arena"] =
-        llvm::json::Object{{"bytes", sizes[0]}, {"bytes_per_sample", sizes[1]}};
+    (*entry)[abi::key::kArena] = llvm::json::Object{
+        {abi::key::kBytes, sizes[0]}, {abi::key::kBytesPerSample, sizes[1]}};
   }
   auto inPlace = module->getAttrOfType<ArrayAttr>("mass.in_place");
   for (Attribute name : inPlace ? inPlace.getValue() : ArrayRef<Attribute>{})
     if (auto s = dyn_cast<StringAttr>(name))
       if (llvm::json::Object *entry = entries->getObject(s.getValue()))
-        (*entry)["in_place"] = true;
+        (*entry)[abi::key::kInPlace] = true;
   std::string out;
   llvm::raw_string_ostream os(out);
   os << *root;

@@ -337,8 +337,9 @@ FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> Elaborator::run() {
   llvm::SmallVector<mlir::Attribute> tasks;
   for (auto &[name, weight] : taskWeights)
     tasks.push_back(builder.getDictionaryAttr(
-        {builder.getNamedAttr("name", builder.getStringAttr(name)),
-         builder.getNamedAttr("weight", builder.getF64FloatAttr(weight))}));
+        {builder.getNamedAttr(abi::key::kName, builder.getStringAttr(name)),
+         builder.getNamedAttr(abi::key::kWeight,
+                              builder.getF64FloatAttr(weight))}));
   (*module)->setAttr("mass.model", builder.getStringAttr((*model)->name));
   (*module)->setAttr("mass.tasks", builder.getArrayAttr(tasks));
   func->remove();

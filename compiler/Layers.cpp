@@ -645,9 +645,9 @@ static FailureOr<Value> buildCrossEntropy(Elaborator &e, const Args &a) {
   FailureOr<double> smoothing = a.number("smoothing", 0.0);
   if (failed(classifierArgs(e, a, logits, labels)) || failed(smoothing))
     return failure();
-  if (*smoothing < 0 || *smoothing > 1) {
-    e.error(a.argLoc("smoothing"))
-        << "cross_entropy: smoothing must lie in [0, 1], got " << *smoothing;
+  ShapeResult range = smoothingRange(*smoothing);
+  if (!range.ok()) {
+    e.error(a.argLoc("smoothing")) << "cross_entropy: " << range.message();
     return failure();
   }
   mlir::OpBuilder &b = e.getBuilder();
@@ -675,12 +675,9 @@ static FailureOr<Value> buildAccuracy(Elaborator &e, const Args &a) {
     FailureOr<mlir::Value> l = f32Arg(e, a, "logits");
     if (failed(l))
       return failure();
-    if (shapeOf(*l).size() != 2 || shapeOf(*l)[1] != 1 ||
-        l->getType() != labels->getType()) {
-      e.error(a.loc()) << "accuracy: with f32 targets, logits and targets "
-                          "must both be [B, 1]; got "
-                       << formatShape(shapeOf(*l)) << " and "
-                       << formatShape(shapeOf(*labels));
+    ShapeResult binary = binaryAccuracyShape(shapeOf(*l), shapeOf(*labels));
+    if (!binary.ok()) {
+      e.error(a.loc()) << "accuracy: " << binary.message();
       return failure();
     }
     logits = *l;

@@ -157,7 +157,7 @@ private:
     for (mlir::Attribute t :
          module->getAttrOfType<mlir::ArrayAttr>("mass.tasks"))
       tasks.insert(cast<mlir::DictionaryAttr>(t)
-                       .getAs<mlir::StringAttr>("name")
+                       .getAs<mlir::StringAttr>(abi::key::kName)
                        .getValue());
   }
 

@@ -93,10 +93,8 @@ LogicalResult CrossEntropyOp::verify() {
   ShapeResult r = classifierShape(shapeOf(getLogits()), shapeOf(getLabels()));
   if (!r.ok())
     return emitOpError() << r.message();
-  double s = getSmoothing().convertToDouble();
-  if (s < 0.0 || s > 1.0)
-    return emitOpError() << "smoothing must lie in [0, 1], got " << s;
-  return success();
+  r = smoothingRange(getSmoothing().convertToDouble());
+  return r.ok() ? success() : emitOpError() << r.message();
 }
 
 LogicalResult AccuracyOp::verify() {
@@ -106,12 +104,8 @@ LogicalResult AccuracyOp::verify() {
     ShapeResult r = classifierShape(logits, labelType.getShape());
     return r.ok() ? success() : emitOpError() << r.message();
   }
-  if (logits.size() != 2 || logits[1] != 1 || labelType.getShape() != logits)
-    return emitOpError() << "binary accuracy needs logits [B, 1] and f32 "
-                            "targets of the same shape, got "
-                         << formatShape(logits) << " and "
-                         << formatShape(labelType.getShape());
-  return success();
+  ShapeResult r = binaryAccuracyShape(logits, labelType.getShape());
+  return r.ok() ? success() : emitOpError() << r.message();
 }
 
 LogicalResult TopKOp::verify() {

@@ -6,6 +6,7 @@
 #include "llvm/ADT/STLExtras.h"
 
 #include <optional>
+#include <sstream>
 
 using namespace mass;
 using llvm::ArrayRef;
@@ -214,6 +215,25 @@ ShapeResult mass::classifierShape(ArrayRef<int64_t> logits,
                               " do not fit logits " + formatShape(logits) +
                               "; expected [" +
                               formatShape(logits.take_front()).substr(1));
+  return Shape{};
+}
+
+ShapeResult mass::binaryAccuracyShape(ArrayRef<int64_t> logits,
+                                      ArrayRef<int64_t> targets) {
+  if (logits.size() != 2 || logits[1] != 1 || targets != logits)
+    return ShapeResult::error(
+        "binary accuracy needs logits [B, 1] and f32 targets of the same "
+        "shape, got " +
+        formatShape(logits) + " and " + formatShape(targets));
+  return Shape(logits.begin(), logits.end());
+}
+
+ShapeResult mass::smoothingRange(double smoothing) {
+  if (smoothing < 0.0 || smoothing > 1.0) {
+    std::ostringstream os;
+    os << "smoothing must lie in [0, 1], got " << smoothing;
+    return ShapeResult::error(os.str());
+  }
   return Shape{};
 }
 

@@ -76,6 +76,12 @@ ShapeResult poolShape(llvm::StringRef op, llvm::ArrayRef<int64_t> input,
 /// Checks `logits [B, C]` against class-index `labels [B]`.
 ShapeResult classifierShape(llvm::ArrayRef<int64_t> logits,
                             llvm::ArrayRef<int64_t> labels);
+/// Checks binary accuracy's `logits [B, 1]` against f32 `targets` of the
+/// same shape.
+ShapeResult binaryAccuracyShape(llvm::ArrayRef<int64_t> logits,
+                                llvm::ArrayRef<int64_t> targets);
+/// Checks cross_entropy's label smoothing: in [0, 1].
+ShapeResult smoothingRange(double smoothing);
 
 } // namespace mass
 

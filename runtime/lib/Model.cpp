@@ -20,18 +20,19 @@ std::vector<int64_t> ValueSpec::withBatch(int64_t batch) const {
 }
 
 static bool parseValue(const Json &j, ValueSpec &v, std::string &error) {
-  std::string role = j.stringOr("role", "");
+  std::string role = j.stringOr(abi::key::kRole, "");
   if (!abi::roleOfWord(role, v.role)) {
     error = "a descriptor value has an unknown role '" + role + "'";
     return false;
   }
-  v.name = j.stringOr("name", "");
-  v.dtype = j.stringOr("dtype", "f32") == "i32" ? DType::I32 : DType::F32;
-  for (const Json &d : j["shape"].items())
+  v.name = j.stringOr(abi::key::kName, "");
+  v.dtype =
+      j.stringOr(abi::key::kDtype, "f32") == "i32" ? DType::I32 : DType::F32;
+  for (const Json &d : j[abi::key::kShape].items())
     v.shape.push_back(static_cast<int64_t>(d.num()));
-  v.init = j.stringOr("init", "");
-  v.initScale = j.numberOr("init_scale", 0);
-  v.kind = j.stringOr("kind", "");
+  v.init = j.stringOr(abi::key::kInit, "");
+  v.initScale = j.numberOr(abi::key::kInitScale, 0);
+  v.kind = j.stringOr(abi::key::kKind, "");
   return true;
 }
 
@@ -39,23 +40,24 @@ static bool parseEntry(const Json &j, EntrySpec &e, std::string &error) {
   if (!j.isObject())
     return true;
   e.present = true;
-  for (const Json &a : j["args"].items()) {
+  for (const Json &a : j[abi::key::kArgs].items()) {
     e.args.emplace_back();
     if (!parseValue(a, e.args.back(), error))
       return false;
   }
-  for (const Json &r : j["results"].items()) {
+  for (const Json &r : j[abi::key::kResults].items()) {
     e.results.emplace_back();
     if (!parseValue(r, e.results.back(), error))
       return false;
   }
-  e.inPlace = j["in_place"].kind() == Json::Kind::Bool && j["in_place"].flag();
-  const Json &arena = j["arena"];
+  e.inPlace = j[abi::key::kInPlace].kind() == Json::Kind::Bool &&
+              j[abi::key::kInPlace].flag();
+  const Json &arena = j[abi::key::kArena];
   if (arena.isObject()) {
     e.hasArena = true;
-    e.arenaBytes = static_cast<int64_t>(arena.numberOr("bytes", -1));
+    e.arenaBytes = static_cast<int64_t>(arena.numberOr(abi::key::kBytes, -1));
     e.arenaBytesPerSample =
-        static_cast<int64_t>(arena.numberOr("bytes_per_sample", -1));
+        static_cast<int64_t>(arena.numberOr(abi::key::kBytesPerSample, -1));
     if (e.arenaBytes < 0 || e.arenaBytesPerSample < 0) {
       error = "the model descriptor has a malformed arena";
       return false;
@@ -71,15 +73,16 @@ bool ModelSpec::parse(const char *descriptor, ModelSpec &out,
     error = "the model descriptor is not valid JSON: " + error;
     return false;
   }
-  if (root.numberOr("version", 0) != 1) {
+  if (root.numberOr(abi::key::kVersion, 0) != 1) {
     error = "the model descriptor has an unknown version";
     return false;
   }
-  out.name = root.stringOr("model", "model");
-  for (const Json &t : root["tasks"].items())
-    out.tasks.push_back({t.stringOr("name", ""), t.numberOr("weight", 1.0)});
-  out.train = root["train"];
-  const Json &entries = root["entries"];
+  out.name = root.stringOr(abi::key::kModel, "model");
+  for (const Json &t : root[abi::key::kTasks].items())
+    out.tasks.push_back(
+        {t.stringOr(abi::key::kName, ""), t.numberOr(abi::key::kWeight, 1.0)});
+  out.train = root[abi::key::kTrain];
+  const Json &entries = root[abi::key::kEntries];
   auto entry = [&](std::string_view name) {
     return entries[std::string(name)];
   };

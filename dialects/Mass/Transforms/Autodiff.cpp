@@ -116,7 +116,7 @@ LogicalResult Autodiff::differentiate(ModuleOp module, func::FuncOp forward) {
   if (!tasks)
     return module.emitError("the module has no mass.tasks");
   for (Attribute t : tasks) {
-    StringRef name = cast<DictionaryAttr>(t).getAs<StringAttr>("name");
+    StringRef name = cast<DictionaryAttr>(t).getAs<StringAttr>(abi::key::kName);
     unsigned index = step.getNumArguments();
     step.insertArgument(
         index, scalarType,

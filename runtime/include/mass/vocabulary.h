@@ -106,6 +106,29 @@ inline constexpr std::string_view kOptimizerLr = "lr";
 inline constexpr std::string_view kOptimizerBeta1 = "beta1";
 inline constexpr std::string_view kOptimizerBeta2 = "beta2";
 
+/// The keys of the descriptor (abi.h describes its layout).
+namespace key {
+inline constexpr const char kVersion[] = "version";
+inline constexpr const char kModel[] = "model";
+inline constexpr const char kTasks[] = "tasks";
+inline constexpr const char kName[] = "name";
+inline constexpr const char kWeight[] = "weight";
+inline constexpr const char kTrain[] = "train";
+inline constexpr const char kEntries[] = "entries";
+inline constexpr const char kArgs[] = "args";
+inline constexpr const char kResults[] = "results";
+inline constexpr const char kRole[] = "role";
+inline constexpr const char kDtype[] = "dtype";
+inline constexpr const char kShape[] = "shape";
+inline constexpr const char kInit[] = "init";
+inline constexpr const char kInitScale[] = "init_scale";
+inline constexpr const char kKind[] = "kind";
+inline constexpr const char kArena[] = "arena";
+inline constexpr const char kBytes[] = "bytes";
+inline constexpr const char kBytesPerSample[] = "bytes_per_sample";
+inline constexpr const char kInPlace[] = "in_place";
+} // namespace key
+
 } // namespace mass::abi
 
 #endif // MASS_VOCABULARY_H
