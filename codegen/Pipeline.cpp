@@ -183,7 +183,7 @@ void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
 void mass::addMassToLLVM(OpPassManager &pm, unsigned optLevel, bool fuse,
                          int64_t vectorWidth) {
   addDifferentiate(pm);
-  bool fusing = fuse && optLevel >= 1;
+  bool fusing = fusionEnabled(fuse, optLevel);
   if (fusing)
     addFusion(pm);
   addLowerToLinalg(pm, optLevel, fusing);

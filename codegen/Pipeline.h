@@ -19,6 +19,11 @@ void registerCodegen(mlir::DialectRegistry &registry);
 /// split (`--emit=grad`).
 void addDifferentiate(mlir::OpPassManager &pm);
 
+/// Whether the pipeline fuses: `fuse` asks for it, and it runs from -O1.
+inline bool fusionEnabled(bool fuse, unsigned optLevel) {
+  return fuse && optLevel >= 1;
+}
+
 /// Groups elementwise chains and reductions into mass.fusion ops
 /// (`--emit=fused`).
 void addFusion(mlir::OpPassManager &pm);

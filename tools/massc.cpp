@@ -192,7 +192,7 @@ int main(int argc, char **argv) {
       return 1;
     unfused = mass::collectKernelStats(*copy);
   }
-  bool fusing = fuse && optLevel >= 1;
+  bool fusing = mass::fusionEnabled(fuse, optLevel);
   if (fusing && mlir::failed(runPasses(mass::addFusion)))
     return 1;
   if (emit == Stage::Fused)

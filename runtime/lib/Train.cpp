@@ -103,6 +103,10 @@ private:
   std::map<std::string, Tensor> batchBuffers; // inputs and labels
   std::vector<Tensor> taskWeights;            // one scalar per task
   std::map<std::string, Tensor> outputs;      // scalars by output name
+  // Each loss output's labelled-row count (null: the loss averages over the
+  // whole batch), and each task's loss, in spec.tasks' order.
+  std::map<std::string, const Tensor *> lossRows;
+  std::vector<const Tensor *> taskLosses;
   Tensor hyperLr{DType::F32, {}}, hyperBc1{DType::F32, {}},
       hyperBc2{DType::F32, {}}, gradNorm{DType::F32, {}};
   int64_t step = 0, startEpoch = 1;
@@ -137,7 +141,6 @@ private:
     std::map<std::string, double> sum;
     double samples = 0;
   };
-  double lossRows(const std::string &task, int64_t count) const;
   void accumulate(Totals &t, int64_t count);
   Totals evaluate(const Dataset &data);
   Json summarize(const Totals &t, const std::string &task) const;
@@ -342,6 +345,13 @@ void Trainer::allocate() {
     for (const ValueSpec &v : e->results)
       if (v.role == Role::Output)
         outputs[v.name] = Tensor(DType::F32, {});
+  // Found once, not by name in every step.
+  for (const auto &[task, weight] : spec.tasks) {
+    auto labelled = outputs.find(labelledName(task));
+    lossRows[lossName(task)] =
+        labelled == outputs.end() ? nullptr : &labelled->second;
+    taskLosses.push_back(&outputs[lossName(task)]);
+  }
   trainCall = EntryCall(spec.trainStep);
   hasDropout =
       std::any_of(spec.trainStep.args.begin(), spec.trainStep.args.end(),
@@ -531,23 +541,16 @@ void Trainer::update() {
 // Metrics
 //===----------------------------------------------------------------------===//
 
-/// The rows a task's loss averages over in a batch of `count`: its
-/// labelled rows where the compiler counts them (cross-entropy skips -1
-/// labels), else the batch.
-double Trainer::lossRows(const std::string &task, int64_t count) const {
-  auto labelled = outputs.find(labelledName(task));
-  return labelled == outputs.end() ? static_cast<double>(count)
-                                   : labelled->second.f[0];
-}
-
 void Trainer::accumulate(Totals &t, int64_t count) {
   for (const auto &[name, value] : outputs) {
     double v = value.f[0];
-    // Losses are batch means: weight them by the rows they average over.
-    t.sum[name] +=
-        name.rfind(abi::kLossPrefix, 0) == 0
-            ? v * lossRows(name.substr(abi::kLossPrefix.size()), count)
-            : v;
+    // Losses are batch means: weight them by the rows they average over,
+    // the labelled ones where the compiler counts them (cross-entropy
+    // skips -1 labels), else the batch.
+    auto loss = lossRows.find(name);
+    if (loss != lossRows.end())
+      v *= loss->second ? loss->second->f[0] : static_cast<double>(count);
+    t.sum[name] += v;
   }
   t.samples += count;
 }
@@ -1139,8 +1142,9 @@ Trainer::Totals Trainer::trainEpoch(int64_t epoch,
       augment(a, batchBuffers[a.input], count, rng);
     setTaskWeights();
     trainStep(count);
-    for (const auto &[task, weight] : spec.tasks) {
-      float loss = outputs[lossName(task)].f[0];
+    for (size_t k = 0; k < spec.tasks.size(); ++k) {
+      float loss = taskLosses[k]->f[0];
+      const std::string &task = spec.tasks[k].first;
       if (!std::isfinite(loss))
         fail("the loss of task '" + task + "' is " +
              (std::isnan(loss) ? "NaN" : "infinite") + " at epoch " +
