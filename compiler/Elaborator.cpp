@@ -809,24 +809,22 @@ FailureOr<Value> Elaborator::arithmetic(ast::BinaryOp op, const Value &lhs,
     return failure();
   auto shapeA = mlir::cast<mlir::RankedTensorType>(a->getType()).getShape();
   auto shapeB = mlir::cast<mlir::RankedTensorType>(b->getType()).getShape();
-  FailureOr<Shape> shape = check(broadcastShape(shapeA, shapeB), loc);
-  if (mlir::failed(shape))
+  if (mlir::failed(check(broadcastShape(shapeA, shapeB), loc)))
     return failure();
   mlir::Location l = location(loc);
-  mlir::Type type = f32Tensor(*shape);
   mlir::Value result;
   switch (op) {
   case BinaryOp::Add:
-    result = builder.create<AddOp>(l, type, *a, *b);
+    result = builder.create<AddOp>(l, *a, *b);
     break;
   case BinaryOp::Sub:
-    result = builder.create<SubOp>(l, type, *a, *b);
+    result = builder.create<SubOp>(l, *a, *b);
     break;
   case BinaryOp::Mul:
-    result = builder.create<MulOp>(l, type, *a, *b);
+    result = builder.create<MulOp>(l, *a, *b);
     break;
   default:
-    result = builder.create<DivOp>(l, type, *a, *b);
+    result = builder.create<DivOp>(l, *a, *b);
     break;
   }
   return Value::ofTensor(result, loc);

@@ -161,12 +161,10 @@ static FailureOr<Value> buildDense(Elaborator &e, const Args &a) {
     b = e.addParam({*out}, "bias", init, a.loc());
   llvm::ArrayRef<int64_t> biasShape =
       b ? shapeOf(b) : llvm::ArrayRef<int64_t>();
-  FailureOr<Shape> shape =
-      e.check(denseShape(in, shapeOf(w), b ? &biasShape : nullptr), a.loc());
-  if (failed(shape))
+  if (failed(e.check(denseShape(in, shapeOf(w), b ? &biasShape : nullptr),
+                     a.loc())))
     return failure();
-  return result(e.getBuilder().create<DenseOp>(e.location(a.loc()),
-                                               e.f32Tensor(*shape), *x, w, b),
+  return result(e.getBuilder().create<DenseOp>(e.location(a.loc()), *x, w, b),
                 a);
 }
 
@@ -228,9 +226,8 @@ static FailureOr<Value> buildConv2d(Elaborator &e, const Args &a) {
   window.dilation = {*dilation, *dilation};
   int64_t perGroup = in[1] / *groups;
   Shape weightShape = {*out, perGroup, *kernel, *kernel};
-  FailureOr<Shape> shape =
-      e.check(conv2dShape(in, weightShape, window, *groups), a.loc());
-  if (failed(shape) || failed(e.beginParamCall(a.loc(), "conv2d")))
+  if (failed(e.check(conv2dShape(in, weightShape, window, *groups), a.loc())) ||
+      failed(e.beginParamCall(a.loc(), "conv2d")))
     return failure();
   // torch.nn.Conv2d: kaiming_uniform(a=sqrt(5)) for the weight and the same
   // bound for the bias, 1/sqrt(fan_in).
@@ -239,15 +236,13 @@ static FailureOr<Value> buildConv2d(Elaborator &e, const Args &a) {
   mlir::Value w = e.addParam(weightShape, "weight", init, a.loc());
   mlir::OpBuilder &b = e.getBuilder();
   mlir::Location loc = e.location(a.loc());
-  mlir::Value y = b.create<Conv2dOp>(
-      loc, e.f32Tensor(*shape), *x, w, b.getDenseI64ArrayAttr(window.stride),
-      b.getDenseI64ArrayAttr(window.padding),
-      b.getDenseI64ArrayAttr(window.dilation), b.getI64IntegerAttr(*groups));
+  mlir::Value y = b.create<Conv2dOp>(loc, *x, w, window.stride, window.padding,
+                                     window.dilation, *groups);
   if (*hasBias) {
     mlir::Value bias = e.addParam({*out}, "bias", init, a.loc());
     mlir::Value column =
         b.create<ReshapeOp>(loc, e.f32Tensor({*out, 1, 1}), bias);
-    y = b.create<AddOp>(loc, y.getType(), y, column);
+    y = b.create<AddOp>(loc, y, column);
   }
   return result(y, a);
 }
@@ -266,15 +261,12 @@ static FailureOr<Value> buildPool(Elaborator &e, const Args &a) {
   window.kernel = {*kernel, *kernel};
   window.stride = {*stride, *stride};
   window.padding = {*pad, *pad};
-  FailureOr<Shape> shape =
-      e.check(poolShape(a.getCall().callee, shapeOf(*x), window), a.loc());
-  if (failed(shape))
+  if (failed(
+          e.check(poolShape(a.getCall().callee, shapeOf(*x), window), a.loc())))
     return failure();
-  mlir::OpBuilder &b = e.getBuilder();
-  return result(b.create<OpT>(e.location(a.loc()), e.f32Tensor(*shape), *x,
-                              b.getDenseI64ArrayAttr(window.kernel),
-                              b.getDenseI64ArrayAttr(window.stride),
-                              b.getDenseI64ArrayAttr(window.padding)),
+  return result(e.getBuilder().create<OpT>(e.location(a.loc()), *x,
+                                           window.kernel, window.stride,
+                                           window.padding),
                 a);
 }
 
@@ -283,12 +275,9 @@ static FailureOr<Value> buildGlobalAvgPool(Elaborator &e, const Args &a) {
   FailureOr<mlir::Value> x = nchwArg(e, a);
   if (failed(x))
     return failure();
-  llvm::ArrayRef<int64_t> in = shapeOf(*x);
-  mlir::OpBuilder &b = e.getBuilder();
-  return result(b.create<MeanOp>(e.location(a.loc()),
-                                 e.f32Tensor({in[0], in[1], 1, 1}), *x,
-                                 b.getDenseI64ArrayAttr({2, 3}),
-                                 /*keepdim=*/true),
+  return result(e.getBuilder().create<MeanOp>(e.location(a.loc()), *x,
+                                              llvm::ArrayRef<int64_t>{2, 3},
+                                              /*keepdim=*/true),
                 a);
 }
 
@@ -466,13 +455,10 @@ static FailureOr<Value> buildMatmul(Elaborator &e, const Args &a) {
   FailureOr<mlir::Value> rhs = f32Arg(e, a, "b");
   if (failed(lhs) || failed(rhs))
     return failure();
-  FailureOr<Shape> shape =
-      e.check(matmulShape(shapeOf(*lhs), shapeOf(*rhs)), a.loc());
-  if (failed(shape))
+  if (failed(e.check(matmulShape(shapeOf(*lhs), shapeOf(*rhs)), a.loc())))
     return failure();
-  return result(e.getBuilder().create<MatmulOp>(
-                    e.location(a.loc()), e.f32Tensor(*shape), *lhs, *rhs),
-                a);
+  return result(
+      e.getBuilder().create<MatmulOp>(e.location(a.loc()), *lhs, *rhs), a);
 }
 
 template <typename OpT>
@@ -502,14 +488,11 @@ static FailureOr<Value> buildReduce(Elaborator &e, const Args &a) {
   FailureOr<std::vector<int64_t>> axes = a.axes("axis", shapeOf(*x).size());
   if (failed(axes))
     return failure();
-  FailureOr<Shape> shape =
-      e.check(reduceShape(shapeOf(*x), *axes, *keepdim), a.argLoc("axis"));
-  if (failed(shape))
+  if (failed(
+          e.check(reduceShape(shapeOf(*x), *axes, *keepdim), a.argLoc("axis"))))
     return failure();
-  mlir::OpBuilder &b = e.getBuilder();
-  return result(b.create<OpT>(e.location(a.loc()), e.f32Tensor(*shape), *x,
-                              b.getDenseI64ArrayAttr(*axes), *keepdim),
-                a);
+  return result(
+      e.getBuilder().create<OpT>(e.location(a.loc()), *x, *axes, *keepdim), a);
 }
 
 static FailureOr<Value> reshapeTo(Elaborator &e, const Args &a, mlir::Value x,
@@ -557,14 +540,10 @@ static FailureOr<Value> buildTranspose(Elaborator &e, const Args &a) {
   FailureOr<std::vector<int64_t>> perm = a.axes("perm", 0);
   if (failed(x) || failed(perm))
     return failure();
-  FailureOr<Shape> shape =
-      e.check(transposeShape(shapeOf(*x), *perm), a.argLoc("perm"));
-  if (failed(shape))
+  if (failed(e.check(transposeShape(shapeOf(*x), *perm), a.argLoc("perm"))))
     return failure();
-  mlir::OpBuilder &b = e.getBuilder();
-  return result(b.create<TransposeOp>(e.location(a.loc()), e.f32Tensor(*shape),
-                                      *x, b.getDenseI64ArrayAttr(*perm)),
-                a);
+  return result(
+      e.getBuilder().create<TransposeOp>(e.location(a.loc()), *x, *perm), a);
 }
 
 static FailureOr<Value> buildConcat(Elaborator &e, const Args &a) {
@@ -588,13 +567,10 @@ static FailureOr<Value> buildConcat(Elaborator &e, const Args &a) {
     shapes.emplace_back(shapeOf(v.tensor));
   }
   llvm::SmallVector<llvm::ArrayRef<int64_t>> refs(shapes.begin(), shapes.end());
-  FailureOr<Shape> shape = e.check(concatShape(refs, *axis), a.loc());
-  if (failed(shape))
+  if (failed(e.check(concatShape(refs, *axis), a.loc())))
     return failure();
-  mlir::OpBuilder &b = e.getBuilder();
-  return result(b.create<ConcatOp>(e.location(a.loc()), e.f32Tensor(*shape),
-                                   inputs, b.getI64IntegerAttr(*axis)),
-                a);
+  return result(
+      e.getBuilder().create<ConcatOp>(e.location(a.loc()), inputs, *axis), a);
 }
 
 //===----------------------------------------------------------------------===//

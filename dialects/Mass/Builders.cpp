@@ -9,38 +9,23 @@
 using namespace mass;
 using namespace mlir;
 
-static RankedTensorType f32(OpBuilder &b, ArrayRef<int64_t> shape) {
-  return RankedTensorType::get(shape, b.getF32Type());
-}
-
 Value MassBuilder::constant(double value) {
-  auto type = f32(b, {});
+  auto type = RankedTensorType::get({}, b.getF32Type());
   return b.create<arith::ConstantOp>(
       loc, type, DenseElementsAttr::get(type, static_cast<float>(value)));
 }
 
-template <typename OpT>
-static Value binary(OpBuilder &b, Location loc, Value x, Value y) {
-  ShapeResult shape = broadcastShape(MassBuilder::typeOf(x).getShape(),
-                                     MassBuilder::typeOf(y).getShape());
-  assert(shape.ok() && "operands must broadcast");
-  return b.create<OpT>(loc, f32(b, shape.shape()), x, y);
-}
-
-Value MassBuilder::add(Value x, Value y) { return binary<AddOp>(b, loc, x, y); }
-Value MassBuilder::sub(Value x, Value y) { return binary<SubOp>(b, loc, x, y); }
-Value MassBuilder::mul(Value x, Value y) { return binary<MulOp>(b, loc, x, y); }
-Value MassBuilder::div(Value x, Value y) { return binary<DivOp>(b, loc, x, y); }
+Value MassBuilder::add(Value x, Value y) { return b.create<AddOp>(loc, x, y); }
+Value MassBuilder::sub(Value x, Value y) { return b.create<SubOp>(loc, x, y); }
+Value MassBuilder::mul(Value x, Value y) { return b.create<MulOp>(loc, x, y); }
+Value MassBuilder::div(Value x, Value y) { return b.create<DivOp>(loc, x, y); }
 Value MassBuilder::neg(Value x) { return b.create<NegOp>(loc, x); }
 Value MassBuilder::sqrt(Value x) { return b.create<SqrtOp>(loc, x); }
 Value MassBuilder::sign(Value x) { return b.create<SignOp>(loc, x); }
 Value MassBuilder::relu(Value x) { return b.create<ReluOp>(loc, x); }
 
 Value MassBuilder::sum(Value x, ArrayRef<int64_t> axes, bool keepdim) {
-  ShapeResult shape = reduceShape(typeOf(x).getShape(), axes, keepdim);
-  assert(shape.ok() && "axes must be in range");
-  return b.create<SumOp>(loc, f32(b, shape.shape()), x,
-                         b.getDenseI64ArrayAttr(axes), keepdim);
+  return b.create<SumOp>(loc, x, axes, keepdim);
 }
 
 Value MassBuilder::reshape(Value x, RankedTensorType type) {
@@ -50,23 +35,17 @@ Value MassBuilder::reshape(Value x, RankedTensorType type) {
 }
 
 Value MassBuilder::transpose(Value x, ArrayRef<int64_t> perm) {
-  ShapeResult shape = transposeShape(typeOf(x).getShape(), perm);
-  assert(shape.ok() && "perm must be a permutation");
-  return b.create<TransposeOp>(loc, f32(b, shape.shape()), x,
-                               b.getDenseI64ArrayAttr(perm));
+  return b.create<TransposeOp>(loc, x, perm);
 }
 
 Value MassBuilder::matmul(Value x, Value y) {
-  ShapeResult shape = matmulShape(typeOf(x).getShape(), typeOf(y).getShape());
-  assert(shape.ok() && "operands must multiply");
-  return b.create<MatmulOp>(loc, f32(b, shape.shape()), x, y);
+  return b.create<MatmulOp>(loc, x, y);
 }
 
 Value MassBuilder::broadcast(Value x, Value like) {
   if (typeOf(x) == typeOf(like))
     return x;
-  auto type = f32(b, typeOf(like).getShape());
-  return b.create<BroadcastOp>(loc, type, x, like);
+  return b.create<BroadcastOp>(loc, x, like);
 }
 
 Value MassBuilder::reduceTo(Value grad, RankedTensorType target) {

@@ -1,7 +1,8 @@
 //===- Builders.h - Building mass ops with inferred types -------*- C++ -*-===//
 //
-// Small helpers for passes that build mass IR (autodiff, the optimizer):
-// each infers its result type with the shape rules of Shapes.h.
+// Small helpers for passes that build mass IR (autodiff, the optimizer).
+// The ops infer their result types (InferTypeOpInterface, with the rules of
+// Shapes.h); these add the compositions a VJP rule needs, such as reduceTo.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MASS_DIALECT_BUILDERS_H

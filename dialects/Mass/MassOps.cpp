@@ -23,60 +23,120 @@ static LogicalResult checkResult(Operation *op, const ShapeResult &expected,
   return success();
 }
 
-template <typename BinaryOp> static LogicalResult verifyBinary(BinaryOp op) {
-  return checkResult(op,
-                     broadcastShape(shapeOf(op.getLhs()), shapeOf(op.getRhs())),
-                     op.getResult());
-}
-LogicalResult AddOp::verify() { return verifyBinary(*this); }
-LogicalResult SubOp::verify() { return verifyBinary(*this); }
-LogicalResult MulOp::verify() { return verifyBinary(*this); }
-LogicalResult DivOp::verify() { return verifyBinary(*this); }
+//===----------------------------------------------------------------------===//
+// Result types: each op with a result type that follows from its operands
+// and attributes (`Inferred` in MassOps.td) has a `resultShape` rule here,
+// written with Shapes.cpp. inferReturnTypes gives the generated builders
+// their result type; the verifier checks the type an op carries against it.
+//===----------------------------------------------------------------------===//
 
-LogicalResult DenseOp::verify() {
+template <typename Adaptor> static ShapeResult binaryShape(Adaptor a) {
+  return broadcastShape(shapeOf(a.getLhs()), shapeOf(a.getRhs()));
+}
+static ShapeResult resultShape(AddOp::Adaptor a) { return binaryShape(a); }
+static ShapeResult resultShape(SubOp::Adaptor a) { return binaryShape(a); }
+static ShapeResult resultShape(MulOp::Adaptor a) { return binaryShape(a); }
+static ShapeResult resultShape(DivOp::Adaptor a) { return binaryShape(a); }
+
+static ShapeResult resultShape(DenseOp::Adaptor a) {
   ArrayRef<int64_t> bias;
-  if (getBias())
-    bias = shapeOf(getBias());
-  return checkResult(*this,
-                     denseShape(shapeOf(getInput()), shapeOf(getWeight()),
-                                getBias() ? &bias : nullptr),
-                     getResult());
+  if (a.getBias())
+    bias = shapeOf(a.getBias());
+  return denseShape(shapeOf(a.getInput()), shapeOf(a.getWeight()),
+                    a.getBias() ? &bias : nullptr);
 }
 
-LogicalResult MatmulOp::verify() {
-  return checkResult(*this, matmulShape(shapeOf(getLhs()), shapeOf(getRhs())),
-                     getResult());
+static ShapeResult resultShape(MatmulOp::Adaptor a) {
+  return matmulShape(shapeOf(a.getLhs()), shapeOf(a.getRhs()));
 }
+
+static ShapeResult resultShape(TransposeOp::Adaptor a) {
+  return transposeShape(shapeOf(a.getInput()), a.getPerm());
+}
+
+static ShapeResult resultShape(ConcatOp::Adaptor a) {
+  SmallVector<ArrayRef<int64_t>> shapes;
+  for (Value in : a.getInputs())
+    shapes.push_back(shapeOf(in));
+  return concatShape(shapes, static_cast<int64_t>(a.getAxis()));
+}
+
+static ShapeResult resultShape(BroadcastOp::Adaptor a) {
+  ArrayRef<int64_t> like = shapeOf(a.getLike());
+  ShapeResult joined = broadcastShape(shapeOf(a.getInput()), like);
+  if (!joined.ok() || ArrayRef<int64_t>(joined.shape()) != like)
+    return ShapeResult::error("cannot broadcast " +
+                              formatShape(shapeOf(a.getInput())) + " to " +
+                              formatShape(like));
+  return Shape(like.begin(), like.end());
+}
+
+template <typename Adaptor> static ShapeResult reduceResult(Adaptor a) {
+  return reduceShape(shapeOf(a.getInput()), a.getAxes(), a.getKeepdim());
+}
+static ShapeResult resultShape(SumOp::Adaptor a) { return reduceResult(a); }
+static ShapeResult resultShape(MeanOp::Adaptor a) { return reduceResult(a); }
+static ShapeResult resultShape(MaxOp::Adaptor a) { return reduceResult(a); }
+
+static ShapeResult resultShape(Conv2dOp::Adaptor a) {
+  return conv2dShape(shapeOf(a.getInput()), shapeOf(a.getWeight()), windowOf(a),
+                     a.getGroups());
+}
+
+static ShapeResult resultShape(MaxPoolOp::Adaptor a) {
+  return poolShape("maxpool", shapeOf(a.getInput()), windowOf(a));
+}
+static ShapeResult resultShape(AvgPoolOp::Adaptor a) {
+  return poolShape("avgpool", shapeOf(a.getInput()), windowOf(a));
+}
+
+/// The f32 tensor of the op's rule, or the rule's message at `loc`.
+template <typename Adaptor>
+static LogicalResult inferF32(MLIRContext *context, std::optional<Location> loc,
+                              Adaptor a, SmallVectorImpl<Type> &types) {
+  ShapeResult shape = resultShape(a);
+  if (!shape.ok())
+    return emitOptionalError(loc, shape.message());
+  types.push_back(
+      RankedTensorType::get(shape.shape(), Float32Type::get(context)));
+  return success();
+}
+
+/// The verifier of an op with an inferred type: its rule's message, or a
+/// result shape that differs from the rule's.
+template <typename Op> static LogicalResult verifyInferred(Op op) {
+  return checkResult(op, resultShape(typename Op::Adaptor(op)), op.getResult());
+}
+
+#define MASS_INFERRED(Op)                                                      \
+  LogicalResult Op::inferReturnTypes(MLIRContext *context,                     \
+                                     std::optional<Location> loc, Adaptor a,   \
+                                     SmallVectorImpl<Type> &types) {           \
+    return inferF32(context, loc, a, types);                                   \
+  }                                                                            \
+  LogicalResult Op::verify() { return verifyInferred(*this); }
+MASS_INFERRED(AddOp)
+MASS_INFERRED(SubOp)
+MASS_INFERRED(MulOp)
+MASS_INFERRED(DivOp)
+MASS_INFERRED(DenseOp)
+MASS_INFERRED(MatmulOp)
+MASS_INFERRED(TransposeOp)
+MASS_INFERRED(ConcatOp)
+MASS_INFERRED(BroadcastOp)
+MASS_INFERRED(SumOp)
+MASS_INFERRED(MeanOp)
+MASS_INFERRED(MaxOp)
+MASS_INFERRED(Conv2dOp)
+MASS_INFERRED(MaxPoolOp)
+MASS_INFERRED(AvgPoolOp)
+#undef MASS_INFERRED
 
 LogicalResult ReshapeOp::verify() {
   return checkResult(*this,
                      reshapeShape(shapeOf(getInput()), shapeOf(getResult())),
                      getResult());
 }
-
-LogicalResult TransposeOp::verify() {
-  return checkResult(*this, transposeShape(shapeOf(getInput()), getPerm()),
-                     getResult());
-}
-
-LogicalResult BroadcastOp::verify() {
-  ArrayRef<int64_t> like = shapeOf(getLike());
-  ShapeResult joined = broadcastShape(shapeOf(getInput()), like);
-  if (!joined.ok() || ArrayRef<int64_t>(joined.shape()) != like)
-    return emitOpError() << "cannot broadcast "
-                         << formatShape(shapeOf(getInput())) << " to "
-                         << formatShape(like);
-  return checkResult(*this, Shape(like.begin(), like.end()), getResult());
-}
-
-template <typename ReduceOp> static LogicalResult verifyReduce(ReduceOp op) {
-  return checkResult(
-      op, reduceShape(shapeOf(op.getInput()), op.getAxes(), op.getKeepdim()),
-      op.getResult());
-}
-LogicalResult SumOp::verify() { return verifyReduce(*this); }
-LogicalResult MeanOp::verify() { return verifyReduce(*this); }
-LogicalResult MaxOp::verify() { return verifyReduce(*this); }
 
 template <typename SoftmaxOp> static LogicalResult verifySoftmax(SoftmaxOp op) {
   int64_t rank = shapeOf(op.getInput()).size();
@@ -142,13 +202,6 @@ LogicalResult FusionOp::verifyRegions() {
   return success();
 }
 
-LogicalResult ConcatOp::verify() {
-  SmallVector<ArrayRef<int64_t>> shapes;
-  for (Value in : getInputs())
-    shapes.push_back(shapeOf(in));
-  return checkResult(*this, concatShape(shapes, getAxis()), getResult());
-}
-
 LogicalResult SliceOp::verify() {
   ArrayRef<int64_t> in = shapeOf(getInput()), out = shapeOf(getResult());
   int64_t axis = getAxis(), offset = getOffset();
@@ -181,9 +234,6 @@ static LogicalResult verifyConv(Op op, Value input, Value weight,
                      output);
 }
 
-LogicalResult Conv2dOp::verify() {
-  return verifyConv(*this, getInput(), getWeight(), getResult());
-}
 LogicalResult Conv2dGradInputOp::verify() {
   return verifyConv(*this, getResult(), getWeight(), getGrad());
 }
@@ -198,15 +248,7 @@ static LogicalResult verifyPool(Op op, Value input, Value output) {
       output);
 }
 
-LogicalResult MaxPoolOp::verify() {
-  return verifyPool(*this, getInput(), getResult());
-}
-LogicalResult AvgPoolOp::verify() {
-  return verifyPool(*this, getInput(), getResult());
-}
 LogicalResult MaxPoolGradOp::verify() {
-  if (getResult().getType() != getInput().getType())
-    return emitOpError("the result's type must be the input's");
   return verifyPool(*this, getInput(), getGrad());
 }
 LogicalResult AvgPoolGradOp::verify() {

@@ -11,6 +11,9 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 def Mass_F32Tensor : RankedTensorOf<[F32]>;
 def Mass_LabelTensor : RankedTensorOf<[I32]>;
 defvar Differentiable = DeclareOpInterfaceMethods<Mass_DifferentiableOpInterface>;
+// The result type follows from the operands and attributes by a rule of
+// Shapes.cpp (MassOps.cpp's resultShape); the builders need no result type.
+defvar Inferred = InferTypeOpAdaptor;
 
 def Mass_Scalar : 0DTensorOf<[F32]>,
     BuildableType<"::mlir::RankedTensorType::get({}, $_builder.getF32Type())">;
@@ -46,7 +49,7 @@ def Mass_AbsOp : Mass_UnaryOp<"abs", "elementwise |x|">;
 def Mass_SignOp : Mass_UnaryOp<"sign", "elementwise sign: -1, 0 or 1", []>;
 
 class Mass_BinaryOp<string mnemonic, string what>
-    : Mass_Op<mnemonic, [Pure, Differentiable, MassElementwise]> {
+    : Mass_Op<mnemonic, [Pure, Differentiable, MassElementwise, Inferred]> {
   let summary = what;
   let description = [{
     Elementwise with NumPy broadcasting. A dynamic dimension broadcasts only
@@ -69,7 +72,7 @@ def Mass_DivOp : Mass_BinaryOp<"div", "elementwise quotient">;
 // Linear algebra
 //===----------------------------------------------------------------------===//
 
-def Mass_DenseOp : Mass_Op<"dense", [Pure, Differentiable]> {
+def Mass_DenseOp : Mass_Op<"dense", [Pure, Differentiable, Inferred]> {
   let summary = "x · weightᵀ + bias over the last axis";
   let description = [{
     `input [..., in]`, `weight [out, in]`, optional `bias [out]`; the result
@@ -84,7 +87,7 @@ def Mass_DenseOp : Mass_Op<"dense", [Pure, Differentiable]> {
   let hasVerifier = 1;
 }
 
-def Mass_MatmulOp : Mass_Op<"matmul", [Pure, Differentiable]> {
+def Mass_MatmulOp : Mass_Op<"matmul", [Pure, Differentiable, Inferred]> {
   let summary = "matrix product, batched over broadcast leading axes";
   let arguments = (ins Mass_F32Tensor:$lhs, Mass_F32Tensor:$rhs);
   let results = (outs Mass_F32Tensor:$result);
@@ -110,7 +113,7 @@ def Mass_ReshapeOp : Mass_Op<"reshape", [Pure, Differentiable]> {
   let hasVerifier = 1;
 }
 
-def Mass_TransposeOp : Mass_Op<"transpose", [Pure, Differentiable]> {
+def Mass_TransposeOp : Mass_Op<"transpose", [Pure, Differentiable, Inferred]> {
   let summary = "permutes axes: result dim i is input dim perm[i]";
   let arguments = (ins Mass_F32Tensor:$input, DenseI64ArrayAttr:$perm);
   let results = (outs Mass_F32Tensor:$result);
@@ -120,7 +123,7 @@ def Mass_TransposeOp : Mass_Op<"transpose", [Pure, Differentiable]> {
   let hasVerifier = 1;
 }
 
-def Mass_ConcatOp : Mass_Op<"concat", [Pure, Differentiable]> {
+def Mass_ConcatOp : Mass_Op<"concat", [Pure, Differentiable, Inferred]> {
   let summary = "inputs joined along an axis, as torch.cat";
   let description = [{
     The inputs have one rank and equal sizes except along `axis`, which is
@@ -157,7 +160,7 @@ def Mass_SliceOp : Mass_Op<"slice", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Mass_BroadcastOp : Mass_Op<"broadcast", [Pure, Differentiable]> {
+def Mass_BroadcastOp : Mass_Op<"broadcast", [Pure, Differentiable, Inferred]> {
   let summary = "NumPy-broadcasts input to the shape of like";
   let description = [{
     `like` gives only the shape (and its dynamic sizes); its values are not
@@ -180,7 +183,7 @@ class Mass_ConvLikeOp<string mnemonic, list<Trait> traits = []>
   let hasVerifier = 1;
 }
 
-def Mass_Conv2dOp : Mass_ConvLikeOp<"conv2d", [Differentiable]> {
+def Mass_Conv2dOp : Mass_ConvLikeOp<"conv2d", [Differentiable, Inferred]> {
   let summary = "2-D cross-correlation, as torch.nn.functional.conv2d";
   let description = [{
     `input [N, C, H, W]`, `weight [O, C / groups, KH, KW]`; the result is
@@ -230,7 +233,7 @@ def Mass_Conv2dGradWeightOp : Mass_ConvLikeOp<"conv2d_grad_weight"> {
 }
 
 class Mass_PoolOp<string mnemonic, string what>
-    : Mass_ConvLikeOp<mnemonic, [Differentiable]> {
+    : Mass_ConvLikeOp<mnemonic, [Differentiable, Inferred]> {
   let summary = what;
   let arguments = (ins Mass_F32Tensor:$input, DenseI64ArrayAttr:$kernel,
                        DenseI64ArrayAttr:$stride, DenseI64ArrayAttr:$padding);
@@ -246,7 +249,8 @@ def Mass_MaxPoolOp : Mass_PoolOp<"maxpool",
 def Mass_AvgPoolOp : Mass_PoolOp<"avgpool",
     "windowed mean over H and W, zero padding counted (avg_pool2d)">;
 
-def Mass_MaxPoolGradOp : Mass_ConvLikeOp<"maxpool_grad"> {
+def Mass_MaxPoolGradOp : Mass_ConvLikeOp<"maxpool_grad",
+    [AllTypesMatch<["input", "result"]>]> {
   let summary = "the gradient of maxpool: each window's to its first maximum";
   let arguments = (ins Mass_F32Tensor:$input, Mass_F32Tensor:$grad,
                        DenseI64ArrayAttr:$kernel, DenseI64ArrayAttr:$stride,
@@ -329,7 +333,7 @@ def Mass_DropoutOp : Mass_Op<"dropout", [Pure, Differentiable,
 //===----------------------------------------------------------------------===//
 
 class Mass_ReduceOp<string mnemonic, string what, list<Trait> traits = []>
-    : Mass_Op<mnemonic, !listconcat([Pure, Differentiable], traits)> {
+    : Mass_Op<mnemonic, !listconcat([Pure, Differentiable, Inferred], traits)> {
   let summary = what;
   let arguments = (ins Mass_F32Tensor:$input, DenseI64ArrayAttr:$axes,
                        UnitAttr:$keepdim);
