@@ -732,6 +732,7 @@ public:
                                                            P(squaredError));
 
     populateVisionPatterns(patterns);
+    populateSequencePatterns(patterns);
 
     ConversionTarget target(*ctx);
     target.addIllegalDialect<MassDialect>();

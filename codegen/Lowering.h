@@ -2,7 +2,7 @@
 //
 // The builder of linalg IR at one location and the pattern base that marks
 // the linalg ops of a fusion group's member, used by LowerToLinalg.cpp and
-// the vision ops' patterns in LowerVision.cpp.
+// the patterns of LowerVision.cpp and LowerSequence.cpp.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MASS_CODEGEN_LOWERING_H
@@ -276,6 +276,8 @@ template <typename OpT> struct MassPattern : public OpConversionPattern<OpT> {
 
 /// The patterns of the convolution, pooling, normalisation and dropout ops.
 void populateVisionPatterns(RewritePatternSet &patterns);
+/// The patterns of layer normalisation, embeddings and attention.
+void populateSequencePatterns(RewritePatternSet &patterns);
 
 } // namespace mass::lowering
 

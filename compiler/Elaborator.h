@@ -43,6 +43,10 @@ public:
   mlir::FailureOr<int64_t> integer(llvm::StringRef name, int64_t dflt) const;
   mlir::FailureOr<double> number(llvm::StringRef name, double dflt) const;
   mlir::FailureOr<bool> boolean(llvm::StringRef name, bool dflt) const;
+  /// A string argument that must be one of `choices` (the first is the
+  /// default).
+  mlir::FailureOr<std::string>
+  choice(llvm::StringRef name, llvm::ArrayRef<llvm::StringRef> choices) const;
   /// An axis or a list of axes; `all` when the argument is absent.
   mlir::FailureOr<std::vector<int64_t>> axes(llvm::StringRef name,
                                              int64_t rank) const;

@@ -73,6 +73,25 @@ FailureOr<bool> Args::boolean(llvm::StringRef name, bool dflt) const {
   return v.boolean;
 }
 
+FailureOr<std::string>
+Args::choice(llvm::StringRef name,
+             llvm::ArrayRef<llvm::StringRef> choices) const {
+  if (!has(name))
+    return choices.front().str();
+  const Value &v = get(name);
+  if (v.kind == Value::Kind::String && llvm::is_contained(choices, v.str))
+    return v.str;
+  auto diag = elab.error(v.loc);
+  diag << call.callee << ": '" << name << "' must be ";
+  for (size_t i = 0; i < choices.size(); ++i)
+    diag << (i == 0                    ? ""
+             : i + 1 == choices.size() ? " or "
+                                       : ", ")
+         << "\"" << choices[i] << "\"";
+  diag << ", got " << v.describe();
+  return failure();
+}
+
 FailureOr<std::vector<int64_t>> Args::axes(llvm::StringRef name,
                                            int64_t rank) const {
   std::vector<int64_t> out;
@@ -323,6 +342,34 @@ static FailureOr<Value> buildBatchNorm(Elaborator &e, const Args &a) {
   return result(op.getResult(), a);
 }
 
+static FailureOr<Value> buildLayerNorm(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> x = f32Arg(e, a, "x");
+  FailureOr<double> eps = a.number("eps", 1e-5);
+  if (failed(x) || failed(eps))
+    return failure();
+  llvm::ArrayRef<int64_t> in = shapeOf(*x);
+  if (in.size() < 2 || mlir::ShapedType::isDynamic(in.back())) {
+    e.error(a.get("x").loc) << "layernorm normalises the last axis of [B, ..., "
+                               "D], which needs a static size; got "
+                            << a.get("x").describe();
+    return failure();
+  }
+  if (*eps <= 0) {
+    e.error(a.argLoc("eps")) << "layernorm: eps must be positive, got " << *eps;
+    return failure();
+  }
+  if (failed(e.beginParamCall(a.loc(), "layernorm")))
+    return failure();
+  // torch.nn.LayerNorm's order and initial values.
+  int64_t d = in.back();
+  mlir::Value w = e.addParam({d}, "weight", Init{Init::Kind::Ones}, a.loc());
+  mlir::Value bias = e.addParam({d}, "bias", Init{Init::Kind::Zeros}, a.loc());
+  return result(e.getBuilder()
+                    .create<LayerNormOp>(e.location(a.loc()), *x, w, bias, *eps)
+                    .getResult(),
+                a);
+}
+
 static FailureOr<Value> buildDropout(Elaborator &e, const Args &a) {
   FailureOr<mlir::Value> x = f32Arg(e, a, "x");
   FailureOr<double> p = a.number("p", 0.5);
@@ -448,6 +495,19 @@ static FailureOr<Value> buildUnary(Elaborator &e, const Args &a) {
   if (failed(x))
     return failure();
   return result(e.getBuilder().create<OpT>(e.location(a.loc()), *x), a);
+}
+
+/// gelu(x) (the erf form, as torch's default) or gelu(x, approximate:
+/// "tanh") (GPT-2's).
+static FailureOr<Value> buildGelu(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> x = f32Arg(e, a, "x");
+  FailureOr<std::string> form = a.choice("approximate", {"none", "tanh"});
+  if (failed(x) || failed(form))
+    return failure();
+  mlir::Location loc = e.location(a.loc());
+  if (*form == "tanh")
+    return result(e.getBuilder().create<GeluTanhOp>(loc, *x), a);
+  return result(e.getBuilder().create<GeluOp>(loc, *x), a);
 }
 
 static FailureOr<Value> buildMatmul(Elaborator &e, const Args &a) {
@@ -577,7 +637,8 @@ static FailureOr<Value> buildConcat(Elaborator &e, const Args &a) {
 // Losses and metrics
 //===----------------------------------------------------------------------===//
 
-/// `logits [B, C]` and i32 class indices `[B]`.
+/// `logits [B, C]` and i32 class indices `[B]`, or a sequence's `logits
+/// [B, T, C]` and `[B, T]`, seen as `[B * T, C]` and `[B * T]`.
 static mlir::LogicalResult classifierArgs(Elaborator &e, const Args &a,
                                           mlir::Value &logits,
                                           mlir::Value &labels) {
@@ -591,7 +652,20 @@ static mlir::LogicalResult classifierArgs(Elaborator &e, const Args &a,
         << a.get("labels").describe();
     return failure();
   }
-  if (failed(e.check(classifierShape(shapeOf(*l), shapeOf(*y)), a.loc())))
+  llvm::ArrayRef<int64_t> ls = shapeOf(*l), ys = shapeOf(*y);
+  if (ls.size() >= 3 && ys.size() + 1 == ls.size() && ls.drop_back() == ys &&
+      !mlir::ShapedType::isDynamic(ls.back())) {
+    // A sequence: each position is a sample, as PyTorch on logits
+    // [B * T, C] and labels [B * T].
+    mlir::OpBuilder &b = e.getBuilder();
+    mlir::Location loc = e.location(a.loc());
+    int64_t dyn = mlir::ShapedType::kDynamic;
+    logits = b.create<ReshapeOp>(loc, e.f32Tensor({dyn, ls.back()}), *l);
+    labels = b.create<ReshapeOp>(
+        loc, mlir::RankedTensorType::get({dyn}, b.getI32Type()), *y);
+    return mlir::success();
+  }
+  if (failed(e.check(classifierShape(ls, ys), a.loc())))
     return failure();
   logits = *l;
   labels = *y;
@@ -671,7 +745,7 @@ static FailureOr<Value> buildTopK(Elaborator &e, const Args &a) {
   FailureOr<int64_t> k = a.integer("k", 5);
   if (failed(classifierArgs(e, a, logits, labels)) || failed(k))
     return failure();
-  int64_t classes = shapeOf(logits)[1];
+  int64_t classes = shapeOf(logits).back();
   if (*k < 1 || *k > classes) {
     e.error(a.argLoc("k")) << "top_k: k must lie in [1, " << classes
                            << "], got " << *k;
@@ -722,6 +796,7 @@ static const std::vector<LayerSpec> &written() {
   static const std::vector<LayerSpec> specs = {
       {"dense", {"x", "out", "?bias"}, buildDense},
       {"param", {"type", "?init"}, buildParam},
+      {"gelu", {"x", "?approximate"}, buildGelu},
       {"matmul", {"a", "b"}, buildMatmul},
       {"softmax", {"x", "?axis"}, buildSoftmax<SoftmaxOp>},
       {"log_softmax", {"x", "?axis"}, buildSoftmax<LogSoftmaxOp>},
@@ -748,9 +823,9 @@ static const std::vector<LayerSpec> &written() {
       {"avgpool", {"x", "k", "?stride", "?pad"}, buildPool<AvgPoolOp>},
       {"global_avgpool", {"x"}, buildGlobalAvgPool},
       {"batchnorm", {"x", "?momentum", "?eps"}, buildBatchNorm},
+      {"layernorm", {"x", "?eps"}, buildLayerNorm},
       {"dropout", {"x", "?p"}, buildDropout},
       // Part of the language, not of this compiler yet.
-      {"layernorm", {"x", "?eps"}},
       {"embedding", {"ids", "?vocab", "?dim"}},
       {"attention", {"q", "k", "v", "?heads", "?causal"}},
   };

@@ -274,6 +274,38 @@ LogicalResult BatchNormOp::verify() {
   return success();
 }
 
+/// The row statistics' shape: the input without its last axis.
+static ShapeResult layerNormRows(ArrayRef<int64_t> in, ArrayRef<int64_t> w) {
+  if (in.empty() || ShapedType::isDynamic(in.back()))
+    return ShapeResult::error("layernorm: expects an input with a static last "
+                              "axis, got " +
+                              formatShape(in));
+  if (w.size() != 1 || w[0] != in.back())
+    return ShapeResult::error("layernorm: weight " + formatShape(w) +
+                              " should be [D] = [" + std::to_string(in.back()) +
+                              "]");
+  return Shape(in.begin(), in.end() - 1);
+}
+
+void LayerNormOp::build(OpBuilder &b, OperationState &state, Value input,
+                        Value weight, Value bias, double eps) {
+  ArrayRef<int64_t> in = shapeOf(input);
+  auto row = RankedTensorType::get(in.drop_back(), b.getF32Type());
+  build(b, state, input.getType(), row, row, input, weight, bias,
+        b.getF64FloatAttr(eps));
+}
+
+LogicalResult LayerNormOp::verify() {
+  ShapeResult rows = layerNormRows(shapeOf(getInput()), shapeOf(getWeight()));
+  if (!rows.ok())
+    return emitOpError() << rows.message();
+  if (getEps().convertToDouble() <= 0)
+    return emitOpError() << "needs eps > 0";
+  if (getRstd().getType() != getMean().getType())
+    return emitOpError() << "mean and rstd must have one type";
+  return checkResult(*this, rows, getMean());
+}
+
 LogicalResult DropoutOp::verify() {
   double p = getP().convertToDouble();
   if (p < 0 || p >= 1)

@@ -10,6 +10,7 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 
 def Mass_F32Tensor : RankedTensorOf<[F32]>;
 def Mass_LabelTensor : RankedTensorOf<[I32]>;
+def Mass_AnyTensor : RankedTensorOf<[F32, I32]>;
 defvar Differentiable = DeclareOpInterfaceMethods<Mass_DifferentiableOpInterface>;
 // The result type follows from the operands and attributes by a rule of
 // Shapes.cpp (MassOps.cpp's resultShape); the builders need no result type.
@@ -38,7 +39,9 @@ class Mass_UnaryOp<string mnemonic, string what, list<Trait> traits = [Mass_Buil
 
 def Mass_NegOp : Mass_UnaryOp<"neg", "elementwise -x", []>;
 def Mass_ReluOp : Mass_UnaryOp<"relu", "elementwise max(x, 0)">;
-def Mass_GeluOp : Mass_UnaryOp<"gelu", "elementwise GELU, erf form">;
+def Mass_GeluOp : Mass_UnaryOp<"gelu", "elementwise GELU, erf form", []>;
+def Mass_GeluTanhOp : Mass_UnaryOp<"gelu_tanh",
+    "elementwise GELU, tanh approximation (GPT-2's)", []>;
 def Mass_SigmoidOp : Mass_UnaryOp<"sigmoid", "elementwise 1 / (1 + exp(-x))">;
 def Mass_TanhOp : Mass_UnaryOp<"tanh", "elementwise tanh">;
 def Mass_SiluOp : Mass_UnaryOp<"silu", "elementwise x * sigmoid(x)">;
@@ -101,14 +104,16 @@ def Mass_MatmulOp : Mass_Op<"matmul", [Pure, Differentiable, Inferred]> {
 // Shape
 //===----------------------------------------------------------------------===//
 
-def Mass_ReshapeOp : Mass_Op<"reshape", [Pure, Differentiable]> {
+def Mass_ReshapeOp : Mass_Op<"reshape", [Pure, Differentiable,
+    AllElementTypesMatch<["input", "result"]>]> {
   let summary = "same elements, new shape";
   let description = [{
     The result type is the new shape. When the input has a dynamic
     dimension, the result has exactly one, sized so the element count holds.
+    Labels (i32) reshape too: a sequence's positions become samples.
   }];
-  let arguments = (ins Mass_F32Tensor:$input);
-  let results = (outs Mass_F32Tensor:$result);
+  let arguments = (ins Mass_AnyTensor:$input);
+  let results = (outs Mass_AnyTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
 }
@@ -306,6 +311,29 @@ def Mass_BatchNormOp : Mass_Op<"batchnorm", [Pure, Differentiable,
   let hasVerifier = 1;
 }
 
+def Mass_LayerNormOp : Mass_Op<"layernorm", [Pure, Differentiable,
+    AllTypesMatch<["input", "result"]>, AllTypesMatch<["weight", "bias"]>]> {
+  let summary = "layer normalisation over the last axis, as torch.nn.LayerNorm";
+  let description = [{
+    `result = (input - mean) * rstd * weight + bias` along the last axis,
+    whose size is D (`weight [D]`, `bias [D]`): `mean` and
+    `rstd = 1 / sqrt(var + eps)` (biased variance) are per row, shaped as the
+    input without its last axis, and are results so that the VJP reuses
+    them. The same in training and evaluation.
+  }];
+  let arguments = (ins Mass_F32Tensor:$input, Mass_F32Tensor:$weight,
+                       Mass_F32Tensor:$bias, F64Attr:$eps);
+  let results = (outs Mass_F32Tensor:$result, Mass_F32Tensor:$mean,
+                      Mass_F32Tensor:$rstd);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $bias `eps` `=` $eps attr-dict `:` type($input) `,`
+    type($weight) `->` type($mean) `,` type($rstd)
+  }];
+  let builders = [OpBuilder<(ins "::mlir::Value":$input,
+      "::mlir::Value":$weight, "::mlir::Value":$bias, "double":$eps)>];
+  let hasVerifier = 1;
+}
+
 def Mass_DropoutOp : Mass_Op<"dropout", [Pure, Differentiable,
     AllTypesMatch<["input", "result"]>]> {
   let summary = "inverted dropout, drawn from a counter-based hash";
@@ -404,6 +432,14 @@ def Mass_BceOp : Mass_RegressionLossOp<"bce",
 def Mass_GeluGradOp : Mass_Op<"gelu_grad",
     [Pure, AllTypesMatch<["input", "grad", "result"]>, MassElementwise]> {
   let summary = "grad * gelu'(input), erf form";
+  let arguments = (ins Mass_F32Tensor:$input, Mass_F32Tensor:$grad);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = "$input `,` $grad attr-dict `:` type($result)";
+}
+
+def Mass_GeluTanhGradOp : Mass_Op<"gelu_tanh_grad",
+    [Pure, AllTypesMatch<["input", "grad", "result"]>, MassElementwise]> {
+  let summary = "grad * gelu_tanh'(input)";
   let arguments = (ins Mass_F32Tensor:$input, Mass_F32Tensor:$grad);
   let results = (outs Mass_F32Tensor:$result);
   let assemblyFormat = "$input `,` $grad attr-dict `:` type($result)";

@@ -19,6 +19,8 @@ using namespace mlir;
 
 namespace {
 
+constexpr double kSqrt2OverPi = 0.7978845608028654;
+
 Value constant(OpBuilder &b, Location l, double v) {
   return b.create<arith::ConstantOp>(l, b.getF32FloatAttr(v));
 }
@@ -40,6 +42,15 @@ Value phi(OpBuilder &b, Location l, Value x) {
       b.create<arith::AddFOp>(l, constant(b, l, 1.0), erf));
 }
 
+/// GPT-2's GELU: tanh(sqrt(2 / pi) * (x + 0.044715 x^3)), the inner tanh.
+Value geluTanhInner(OpBuilder &b, Location l, Value x) {
+  Value cube = b.create<arith::MulFOp>(l, b.create<arith::MulFOp>(l, x, x), x);
+  Value inner = b.create<arith::AddFOp>(
+      l, x, b.create<arith::MulFOp>(l, cube, constant(b, l, 0.044715)));
+  return b.create<math::TanhOp>(
+      l, b.create<arith::MulFOp>(l, inner, constant(b, l, kSqrt2OverPi)));
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -56,6 +67,14 @@ Value ReluOp::buildScalar(OpBuilder &b, Location l, ValueRange x) {
 
 Value GeluOp::buildScalar(OpBuilder &b, Location l, ValueRange x) {
   return b.create<arith::MulFOp>(l, x[0], phi(b, l, x[0]));
+}
+
+Value GeluTanhOp::buildScalar(OpBuilder &b, Location l, ValueRange x) {
+  // 0.5 x (1 + t)
+  Value t = geluTanhInner(b, l, x[0]);
+  Value half = b.create<arith::MulFOp>(l, x[0], constant(b, l, 0.5));
+  return b.create<arith::MulFOp>(
+      l, half, b.create<arith::AddFOp>(l, constant(b, l, 1.0), t));
 }
 
 Value SigmoidOp::buildScalar(OpBuilder &b, Location l, ValueRange x) {
@@ -128,5 +147,29 @@ Value GeluGradOp::buildScalar(OpBuilder &b, Location l, ValueRange x) {
       b.create<arith::MulFOp>(l, b.create<arith::MulFOp>(l, input, density),
                               constant(b, l, 0.3989422804014327));
   Value slope = b.create<arith::AddFOp>(l, phi(b, l, input), term);
+  return b.create<arith::MulFOp>(l, slope, x[1]);
+}
+
+Value GeluTanhGradOp::buildScalar(OpBuilder &b, Location l, ValueRange x) {
+  // gelu_tanh'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2 / pi)
+  // (1 + 3 * 0.044715 x^2)
+  Value input = x[0];
+  Value t = geluTanhInner(b, l, input);
+  Value one = constant(b, l, 1.0);
+  Value half = constant(b, l, 0.5);
+  Value square = b.create<arith::MulFOp>(l, input, input);
+  Value inner = b.create<arith::MulFOp>(
+      l, constant(b, l, kSqrt2OverPi),
+      b.create<arith::AddFOp>(
+          l, one,
+          b.create<arith::MulFOp>(l, square, constant(b, l, 3 * 0.044715))));
+  Value sech2 =
+      b.create<arith::SubFOp>(l, one, b.create<arith::MulFOp>(l, t, t));
+  Value left =
+      b.create<arith::MulFOp>(l, half, b.create<arith::AddFOp>(l, one, t));
+  Value right =
+      b.create<arith::MulFOp>(l, b.create<arith::MulFOp>(l, half, input),
+                              b.create<arith::MulFOp>(l, sech2, inner));
+  Value slope = b.create<arith::AddFOp>(l, left, right);
   return b.create<arith::MulFOp>(l, slope, x[1]);
 }

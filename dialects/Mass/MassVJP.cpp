@@ -44,6 +44,12 @@ LogicalResult GeluOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys, Grads &dxs) {
   return success();
 }
 
+LogicalResult GeluTanhOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
+                                   Grads &dxs) {
+  dxs.push_back(b.create<GeluTanhGradOp>(getLoc(), getInput(), dys[0]));
+  return success();
+}
+
 LogicalResult SigmoidOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
                                   Grads &dxs) {
   return unary(*this, b, dys, dxs, [](MassBuilder &m, Value, Value y) {
@@ -299,6 +305,38 @@ LogicalResult BatchNormOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
     dx = m.mul(dy, scale);
   }
   dxs.append({dx, dweight, dbias, Value(), Value()});
+  return success();
+}
+
+LogicalResult LayerNormOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
+                                    Grads &dxs) {
+  MassBuilder m(b, getLoc());
+  Value x = getInput(), dy = dys[0];
+  if (!dy)
+    return emitOpError("only the normalised result is differentiable");
+  auto type = MassBuilder::typeOf(x);
+  int64_t rank = type.getRank();
+  // Row statistics as [..., 1], to broadcast along the last axis.
+  SmallVector<int64_t> column(type.getShape());
+  column.back() = 1;
+  auto asColumn = [&](Value v) {
+    return m.reshape(v, RankedTensorType::get(column, b.getF32Type()));
+  };
+  Value rstd = asColumn(getRstd());
+  Value xhat = m.mul(m.sub(x, asColumn(getMean())), rstd);
+  SmallVector<int64_t> rows;
+  for (int64_t i = 0; i + 1 < rank; ++i)
+    rows.push_back(i);
+  Value dweight = m.sum(m.mul(dy, xhat), rows, /*keepdim=*/false);
+  Value dbias = m.sum(dy, rows, /*keepdim=*/false);
+  // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * weight,
+  // means along the last axis.
+  Value g = m.mul(dy, getWeight());
+  Value n = m.constant(static_cast<double>(type.getShape().back()));
+  Value meanG = m.div(m.sum(g, {rank - 1}, /*keepdim=*/true), n);
+  Value meanGX = m.div(m.sum(m.mul(g, xhat), {rank - 1}, /*keepdim=*/true), n);
+  Value dx = m.mul(m.sub(m.sub(g, meanG), m.mul(xhat, meanGX)), rstd);
+  dxs.append({dx, dweight, dbias});
   return success();
 }
 

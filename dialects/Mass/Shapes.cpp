@@ -186,8 +186,10 @@ ShapeResult mass::reshapeShape(ArrayRef<int64_t> input,
     return out;
   }
   if (inputDynamic) {
-    // The inferred size becomes dynamic; the static parts must divide evenly.
-    if (total % known != 0)
+    // The inferred size becomes dynamic; the static parts must divide one
+    // another ([B, 7] into [?, 5, 7] holds when B is a multiple of 5: the
+    // inverse of a sequence's positions merged into its batch).
+    if (total % known != 0 && known % total != 0)
       return ShapeResult::error("reshape: cannot reshape " +
                                 formatShape(input) + " into " +
                                 formatShape(target));
@@ -208,7 +210,8 @@ ShapeResult mass::reshapeShape(ArrayRef<int64_t> input,
 ShapeResult mass::classifierShape(ArrayRef<int64_t> logits,
                                   ArrayRef<int64_t> labels) {
   if (logits.size() != 2)
-    return ShapeResult::error("expected logits of shape [B, classes], got " +
+    return ShapeResult::error("expected logits of shape [B, classes] (or "
+                              "[B, T, classes] with labels [B, T]), got " +
                               formatShape(logits));
   if (labels.size() != 1 || labels[0] != logits[0])
     return ShapeResult::error("labels " + formatShape(labels) +

@@ -294,6 +294,53 @@ model bn {
 
         self.classifier_parity(source, "bn", 9, (6, 3, 6, 6), 3, logits, buffers=stats)
 
+    def test_sequence_layernorm_gelu_tanh(self):
+        """Layer norm over the last axis (its weight and bias drawn, not
+        ones and zeros), GPT-2's tanh GELU, and cross-entropy and accuracy
+        over a sequence's positions with -1 labels ignored, as PyTorch on
+        the flattened [B*T, C] with ignore_index=-1."""
+        source = """
+model seq {
+  input x: f32[B, 5, 8]
+  label y: i32[B, 5]
+  h = layernorm(x, eps: 1e-4)
+  f = h |> dense(12) |> gelu(approximate: "tanh") |> dense(8)
+  n = layernorm(h + f)
+  task lm {
+    logits = dense(n, 7)
+    loss = cross_entropy(logits, y)
+    metric accuracy(logits, y)
+  }
+}
+"""
+        work = masstest.Workdir()
+        exe = masstest.compile_model(source, work, "seq")
+        rng = np.random.default_rng(21)
+        x = rng.standard_normal((6, 5, 8)).astype(np.float32)
+        y = rng.integers(0, 7, (6, 5)).astype(np.int32)
+        y[rng.random((6, 5)) < 0.3] = -1
+        masstest.write_npy_dir(work.file("data"), {"x": x, "y": y})
+        shapes = masstest.param_shapes(exe)
+        self.assertEqual(list(shapes["h.weight"]), [8])
+        self.assertEqual(list(shapes["n.bias"]), [8])
+        params = {k: (rng.standard_normal(s) * 0.5 + (1.0 if k.endswith("h.weight") else 0.0))
+                  .astype(np.float32) for k, s in shapes.items()}
+        ours = masstest.dump_grads(exe, work, params, work.file("data"), 6)
+
+        def loss(p):
+            X = torch.tensor(x)
+            h = F.layer_norm(X, (8,), p["h.weight"], p["h.bias"], eps=1e-4)
+            f = F.linear(h, p["f.0.weight"], p["f.0.bias"])
+            f = F.linear(F.gelu(f, approximate="tanh"), p["f.1.weight"], p["f.1.bias"])
+            n = F.layer_norm(h + f, (8,), p["n.weight"], p["n.bias"])
+            logits = F.linear(n, p["lm.logits.weight"], p["lm.logits.bias"])
+            return {"lm": F.cross_entropy(logits.reshape(-1, 7),
+                                          torch.tensor(y, dtype=torch.long).reshape(-1),
+                                          ignore_index=-1)}
+
+        grads, losses, total = torch_grads(params, loss)
+        self.check(ours, grads, losses, total, losses)
+
     def test_fused_matches_unfused(self):
         """Fusion changes no result: the programs built with and without
         --fuse give the same losses and gradients within 1e-5."""

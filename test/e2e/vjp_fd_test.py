@@ -91,6 +91,7 @@ RULES = {
     "neg": (X, "-a", {}, None, False),
     "relu": (X, "relu(a)", {}, away_from_zero, False),
     "gelu": (X, "gelu(a)", {}, None, False),
+    "gelu_tanh": (X, 'gelu(a, approximate: "tanh")', {}, None, False),
     "sigmoid": (X, "sigmoid(a)", {}, None, False),
     "tanh": (X, "tanh(a)", {}, None, False),
     "silu": (X, "silu(a)", {}, None, False),
@@ -143,10 +144,13 @@ RULES = {
     "global_avgpool": (Z, "global_avgpool(a) * q", {"q": "f32[2, 1, 1]"}, None, False),
     "batchnorm": (X, "batchnorm(a)", {}, None, False),
     "batchnorm_4d": (Z, "batchnorm(a, eps: 0.01)", {}, None, False),
+    "layernorm": (X, "layernorm(a)", {}, None, False),
+    "layernorm_4d": (Z, "layernorm(a, eps: 0.01) * q", {"q": "f32[6]"}, None, False),
     "dropout": (X, "dropout(a, 0.3)", {}, None, False),
     # Losses: logits, predictions and targets.
     "cross_entropy": (X, "cross_entropy(flatten(a), y, smoothing: 0.2)", {}, None, True),
     "cross_entropy_plain": (X, "cross_entropy(flatten(a) * 2.0, y)", {}, None, True),
+    "cross_entropy_seq": (X, "cross_entropy(a * 2.0, s, smoothing: 0.1)", {}, None, True),
     "mse": (X, "mse(sum(a, axis: 2), t + q)", {"q": "f32[3]"}, None, True),
     "l1": (X, "l1(mean(a, axis: 2), t + q)", {"q": "f32[3]"}, l1_away_from_target, True),
     "bce": (X, "bce(mean(a, axis: 2) * 3.0, t + q)", {"q": "f32[3]"}, None, True),
@@ -163,12 +167,14 @@ def _signed(shape):
 XS = _signed((BATCH, 3, 4))
 ZS = _signed((BATCH, 2, 5, 6))
 Y = np.array([3, -1, 0, 11], dtype=np.int32)
+# A sequence's labels: [B, 3] positions of 4 classes, some unlabelled.
+S = np.array([[0, 3, -1], [2, -1, -1], [1, 1, 3], [-1, 0, 2]], dtype=np.int32)
 T = _data.uniform(0, 1, (BATCH, 3)).astype(np.float32)
 
 
 def ops_model():
     lines = ["model fd {", "  input x: f32[B, 3, 4]", "  input z: f32[B, 2, 5, 6]",
-             "  label y: i32[B]", "  label t: f32[B, 3]"]
+             "  label y: i32[B]", "  label t: f32[B, 3]", "  label s: i32[B, 3]"]
     for name, (source, expr, extra, _, is_loss) in RULES.items():
         dims = ", ".join(str(d) for d in SHAPES[source])
         lines.append(f"  task {name} {{")
@@ -216,7 +222,7 @@ class VjpFiniteDifferences(unittest.TestCase):
     def test_every_rule(self):
         work = masstest.Workdir()
         exe = masstest.compile_model(ops_model(), work, "fd")
-        masstest.write_npy_dir(work.file("data"), {"x": XS, "z": ZS, "y": Y, "t": T})
+        masstest.write_npy_dir(work.file("data"), {"x": XS, "z": ZS, "y": Y, "t": T, "s": S})
         rng = np.random.default_rng(11)
         shapes = masstest.param_shapes(exe)
         params = draw_parameters(shapes, rng)
