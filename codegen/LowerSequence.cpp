@@ -99,27 +99,8 @@ struct LayerNormPattern : public MassPattern<LayerNormOp> {
               loc, cst(b, loc, 1.0), b.create<math::SqrtOp>(loc, shifted)));
         });
     // y = (x - mean) * rstd * weight + bias, one pass.
-    SmallVector<AffineMap> maps = {l.b.getMultiDimIdentityMap(rank),
-                                   rowMap(l.b, rank),
-                                   rowMap(l.b, rank),
-                                   lastMap(l.b, rank),
-                                   lastMap(l.b, rank),
-                                   l.b.getMultiDimIdentityMap(rank)};
-    SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
-    Value y =
-        l.b.create<linalg::GenericOp>(
-               l.loc, type,
-               ValueRange{x, mean, rstd, op.getWeight(), op.getBias()},
-               l.empty(type, l.dynamicSizes(type, {x})), maps, iters,
-               [](OpBuilder &b, Location loc, ValueRange a) {
-                 Value d = b.create<arith::SubFOp>(loc, a[0], a[1]);
-                 Value scaled = b.create<arith::MulFOp>(
-                     loc, b.create<arith::MulFOp>(loc, d, a[2]), a[3]);
-                 b.create<linalg::YieldOp>(
-                     loc,
-                     ValueRange{b.create<arith::AddFOp>(loc, scaled, a[4])});
-               })
-            .getResult(0);
+    Value y = l.normalize(x, mean, rstd, op.getWeight(), op.getBias(),
+                          rowMap(l.b, rank), lastMap(l.b, rank));
     return SmallVector<Value>{y, mean, rstd};
   }
 };

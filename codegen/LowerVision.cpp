@@ -725,24 +725,8 @@ struct BatchNormPattern : public MassPattern<BatchNormOp> {
           });
     }
     // y = (x - mean) * invstd * weight + bias, one pass.
-    SmallVector<AffineMap> maps = {l.b.getMultiDimIdentityMap(rank)};
-    maps.append(4, channelMap(l.b, rank));
-    maps.push_back(l.b.getMultiDimIdentityMap(rank));
-    SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
-    Value y =
-        l.b.create<linalg::GenericOp>(
-               l.loc, type,
-               ValueRange{x, mean, invstd, op.getWeight(), op.getBias()},
-               l.empty(type, l.dynamicSizes(type, {x})), maps, iters,
-               [](OpBuilder &b, Location loc, ValueRange a) {
-                 Value d = b.create<arith::SubFOp>(loc, a[0], a[1]);
-                 Value scaled = b.create<arith::MulFOp>(
-                     loc, d, b.create<arith::MulFOp>(loc, a[2], a[3]));
-                 b.create<linalg::YieldOp>(
-                     loc,
-                     ValueRange{b.create<arith::AddFOp>(loc, scaled, a[4])});
-               })
-            .getResult(0);
+    Value y = l.normalize(x, mean, invstd, op.getWeight(), op.getBias(),
+                          channelMap(l.b, rank), channelMap(l.b, rank));
     return SmallVector<Value>{y, mean, invstd, newMean, newVar};
   }
 };

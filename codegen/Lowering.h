@@ -211,6 +211,31 @@ public:
         .getResult(0);
   }
 
+  /// Normalisation's last pass, `(x - mean) * (invstd * weight) + bias`,
+  /// with the statistics read through `statMap` and the affine parameters
+  /// through `affineMap`.
+  Value normalize(Value x, Value mean, Value invstd, Value weight, Value bias,
+                  AffineMap statMap, AffineMap affineMap) {
+    auto type = tensorType(x);
+    int64_t rank = type.getRank();
+    SmallVector<AffineMap> maps = {
+        b.getMultiDimIdentityMap(rank), statMap, statMap, affineMap, affineMap,
+        b.getMultiDimIdentityMap(rank)};
+    SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
+    return b
+        .create<linalg::GenericOp>(
+            loc, type, ValueRange{x, mean, invstd, weight, bias},
+            empty(type, dynamicSizes(type, {x})), maps, iters,
+            [](OpBuilder &nb, Location nl, ValueRange a) {
+              Value d = nb.create<arith::SubFOp>(nl, a[0], a[1]);
+              Value scaled = nb.create<arith::MulFOp>(
+                  nl, d, nb.create<arith::MulFOp>(nl, a[2], a[3]));
+              nb.create<linalg::YieldOp>(
+                  nl, ValueRange{nb.create<arith::AddFOp>(nl, scaled, a[4])});
+            })
+        .getResult(0);
+  }
+
   /// A rank-0 tensor holding `scalar`.
   Value toTensor(Value scalar) {
     return b.create<tensor::FromElementsOp>(
