@@ -49,7 +49,7 @@ llvm::json::Object describeValue(Type type, DictionaryAttr attrs) {
     if (!key.consume_front("mass."))
       continue;
     if (key == abi::key::kInit || key == abi::key::kInitScale ||
-        key == abi::key::kKind)
+        key == abi::key::kKind || key == abi::key::kIdBound)
       o[key] = toJson(n.getValue());
     else {
       o[abi::key::kRole] = key.str();

@@ -178,6 +178,15 @@ mlir::Value Elaborator::addState(abi::Role role, llvm::ArrayRef<int64_t> shape,
   return arg;
 }
 
+void Elaborator::boundIds(mlir::Value ids, int64_t rows) {
+  auto arg = mlir::dyn_cast<mlir::BlockArgument>(ids);
+  if (!arg || arg.getOwner() != body)
+    return;
+  ArgInfo &info = argInfo[arg.getArgNumber()];
+  if (info.role == abi::Role::Input)
+    info.idBound = info.idBound ? std::min(info.idBound, rows) : rows;
+}
+
 mlir::Value Elaborator::addParam(llvm::ArrayRef<int64_t> shape,
                                  llvm::StringRef suffix, Init init,
                                  const ast::Loc &loc) {
@@ -327,6 +336,10 @@ FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> Elaborator::run() {
         attrs.push_back(builder.getNamedAttr(
             "mass.init_scale", builder.getF64FloatAttr(info.init.scale)));
     }
+    if (info.idBound)
+      attrs.push_back(
+          builder.getNamedAttr(std::string("mass.") + abi::key::kIdBound,
+                               builder.getI64IntegerAttr(info.idBound)));
     func.setArgAttrs(i, builder.getDictionaryAttr(attrs));
   }
   for (auto [i, o] : llvm::enumerate(outputs))
@@ -883,6 +896,15 @@ FailureOr<Value> Elaborator::evalCall(const ast::CallExpr &call) {
     if (keywords.count(kw.key)) {
       error(kw.loc) << "argument '" << kw.key << "' is given twice";
       return failure();
+    }
+    if (layer && kw.key == "init") {
+      // An initialiser (normal(std: 0.02)) is not a value: the layer reads
+      // its expression from the call.
+      Value v;
+      v.kind = Value::Kind::String;
+      v.loc = kw.loc;
+      keywords[kw.key] = std::move(v);
+      continue;
     }
     FailureOr<Value> v = eval(*kw.value);
     if (mlir::failed(v))

@@ -120,6 +120,9 @@ public:
   /// A fresh number for each random op (dropout), so that each draws its
   /// own stream.
   int64_t nextStream() { return streams++; }
+  /// `ids` index a table of `rows` rows: when they are an input, the
+  /// runtime checks its data against [0, rows).
+  void boundIds(mlir::Value ids, int64_t rows);
   /// Evaluates an expression in the current scope.
   mlir::FailureOr<Value> eval(const ast::Expr &expr);
 
@@ -147,6 +150,7 @@ private:
     abi::Role role; // input, label, param or buffer
     std::string name;
     Init init;
+    int64_t idBound = 0; // an input of ids: they must lie in [0, idBound)
   };
   std::vector<ArgInfo> argInfo;
   struct Output {

@@ -88,7 +88,10 @@ Args::choice(llvm::StringRef name,
              : i + 1 == choices.size() ? " or "
                                        : ", ")
          << "\"" << choices[i] << "\"";
-  diag << ", got " << v.describe();
+  if (v.kind == Value::Kind::String)
+    diag << ", got \"" << v.str << "\"";
+  else
+    diag << ", got " << v.describe();
   return failure();
 }
 
@@ -342,6 +345,47 @@ static FailureOr<Value> buildBatchNorm(Elaborator &e, const Args &a) {
   return result(op.getResult(), a);
 }
 
+static FailureOr<Init> parseInit(Elaborator &e, const ast::KeywordArg &initArg,
+                                 llvm::ArrayRef<int64_t> dims);
+
+/// `embedding(ids, vocab: V, dim: D, init: ...)`: weight [V, D], N(0, 1) as
+/// torch.nn.Embedding unless `init` says otherwise. The ids input, when the
+/// ids are one, carries the bound the runtime checks its data against.
+static FailureOr<Value> buildEmbedding(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> ids = a.tensor("ids");
+  FailureOr<int64_t> vocab = a.integer("vocab", 0);
+  FailureOr<int64_t> dim = a.integer("dim", 0);
+  if (failed(ids) || failed(vocab) || failed(dim))
+    return failure();
+  if (isF32(*ids)) {
+    e.error(a.get("ids").loc) << "embedding: ids must be an i32 tensor, got "
+                              << a.get("ids").describe();
+    return failure();
+  }
+  for (auto [name, v] :
+       {std::pair<llvm::StringRef, int64_t>{"vocab", *vocab}, {"dim", *dim}})
+    if (v < 1) {
+      e.error(a.argLoc(name))
+          << "embedding: needs `" << name << ":`, a positive size"
+          << (a.has(name) ? ", got " + std::to_string(v) : std::string());
+      return failure();
+    }
+  Init init{Init::Kind::Normal, 1.0};
+  if (const ast::KeywordArg *kw = a.getCall().findKeyword("init")) {
+    FailureOr<Init> parsed = parseInit(e, *kw, {*vocab, *dim});
+    if (failed(parsed))
+      return failure();
+    init = *parsed;
+  }
+  if (failed(e.check(embeddingShape(shapeOf(*ids), {*vocab, *dim}), a.loc())) ||
+      failed(e.beginParamCall(a.loc(), "embedding")))
+    return failure();
+  mlir::Value w = e.addParam({*vocab, *dim}, "weight", init, a.loc());
+  e.boundIds(*ids, *vocab);
+  return result(
+      e.getBuilder().create<EmbeddingOp>(e.location(a.loc()), *ids, w), a);
+}
+
 static FailureOr<Value> buildLayerNorm(Elaborator &e, const Args &a) {
   FailureOr<mlir::Value> x = f32Arg(e, a, "x");
   FailureOr<double> eps = a.number("eps", 1e-5);
@@ -388,53 +432,24 @@ static FailureOr<Value> buildDropout(Elaborator &e, const Args &a) {
                 a);
 }
 
-/// `param(f32[...], init: zeros | ones | xavier_uniform | kaiming_uniform |
-/// normal(std: s) | uniform(a: a))`, named after its binding.
-static FailureOr<Value> buildParam(Elaborator &e, const Args &a) {
-  const ast::CallExpr &call = a.getCall();
-  if (call.args.size() != 1) {
-    e.error(call.getLoc()) << "param takes one type, as in "
-                              "param(f32[8, 16], init: zeros)";
-    return failure();
-  }
-  FailureOr<Value> type = e.eval(*call.args[0]);
-  if (failed(type))
-    return failure();
-  if (type->kind != Value::Kind::Type) {
-    e.error(type->loc) << "param: expected a type such as f32[8, 16], got "
-                       << type->describe();
-    return failure();
-  }
-  const ast::KeywordArg *initArg = nullptr;
-  for (const ast::KeywordArg &kw : call.kwargs) {
-    if (kw.key != "init") {
-      e.error(kw.loc) << "param has no argument '" << kw.key
-                      << "'; it takes a type and `init:`";
-      return failure();
-    }
-    initArg = &kw;
-  }
-  if (!initArg) {
-    e.error(call.getLoc()) << "param needs `init:` (zeros, ones, normal(std: "
-                              "s), uniform(a: a), xavier_uniform or "
-                              "kaiming_uniform)";
-    return failure();
-  }
-
-  const std::vector<int64_t> &dims = type->dims;
+/// An `init:` argument (its expression, unevaluated): zeros, ones,
+/// xavier_uniform, kaiming_uniform (fans as torch.nn.init computes them for
+/// `dims`), normal(std: s) or uniform(a: a).
+static FailureOr<Init> parseInit(Elaborator &e, const ast::KeywordArg &initArg,
+                                 llvm::ArrayRef<int64_t> dims) {
   std::string kind;
   const ast::CallExpr *initCall =
-      llvm::dyn_cast<ast::CallExpr>(initArg->value.get());
-  if (auto *name = llvm::dyn_cast<ast::NameExpr>(initArg->value.get()))
+      llvm::dyn_cast<ast::CallExpr>(initArg.value.get());
+  if (auto *name = llvm::dyn_cast<ast::NameExpr>(initArg.value.get()))
     kind = name->str();
   else if (initCall)
     kind = initCall->callee;
   // Fans as torch.nn.init computes them for a tensor [out, in, *receptive].
   auto fans = [&](int64_t &fanIn, int64_t &fanOut) -> mlir::LogicalResult {
     if (dims.size() < 2) {
-      e.error(initArg->loc) << kind
-                            << " needs a type of rank 2 or more to compute "
-                               "fan-in and fan-out";
+      e.error(initArg.loc) << kind
+                           << " needs a type of rank 2 or more to compute "
+                              "fan-in and fan-out";
       return failure();
     }
     int64_t receptive = 1;
@@ -475,14 +490,53 @@ static FailureOr<Value> buildParam(Elaborator &e, const Args &a) {
     init.kind = kind == "normal" ? Init::Kind::Normal : Init::Kind::Uniform;
     init.scale = v->number;
   } else {
-    e.error(initArg->value->getLoc())
+    e.error(initArg.value->getLoc())
         << "unknown init; expected zeros, ones, normal(std: s), uniform(a: "
            "a), xavier_uniform or kaiming_uniform";
     return failure();
   }
+  return init;
+}
+
+/// `param(f32[...], init: zeros | ones | xavier_uniform | kaiming_uniform |
+/// normal(std: s) | uniform(a: a))`, named after its binding.
+static FailureOr<Value> buildParam(Elaborator &e, const Args &a) {
+  const ast::CallExpr &call = a.getCall();
+  if (call.args.size() != 1) {
+    e.error(call.getLoc()) << "param takes one type, as in "
+                              "param(f32[8, 16], init: zeros)";
+    return failure();
+  }
+  FailureOr<Value> type = e.eval(*call.args[0]);
+  if (failed(type))
+    return failure();
+  if (type->kind != Value::Kind::Type) {
+    e.error(type->loc) << "param: expected a type such as f32[8, 16], got "
+                       << type->describe();
+    return failure();
+  }
+  const ast::KeywordArg *initArg = nullptr;
+  for (const ast::KeywordArg &kw : call.kwargs) {
+    if (kw.key != "init") {
+      e.error(kw.loc) << "param has no argument '" << kw.key
+                      << "'; it takes a type and `init:`";
+      return failure();
+    }
+    initArg = &kw;
+  }
+  if (!initArg) {
+    e.error(call.getLoc()) << "param needs `init:` (zeros, ones, normal(std: "
+                              "s), uniform(a: a), xavier_uniform or "
+                              "kaiming_uniform)";
+    return failure();
+  }
+
+  FailureOr<Init> init = parseInit(e, *initArg, type->dims);
+  if (failed(init))
+    return failure();
   if (failed(e.beginParamCall(call.getLoc(), "param")))
     return failure();
-  return result(e.addParam(dims, "", init, call.getLoc()), a);
+  return result(e.addParam(type->dims, "", *init, call.getLoc()), a);
 }
 
 //===----------------------------------------------------------------------===//
@@ -824,9 +878,9 @@ static const std::vector<LayerSpec> &written() {
       {"global_avgpool", {"x"}, buildGlobalAvgPool},
       {"batchnorm", {"x", "?momentum", "?eps"}, buildBatchNorm},
       {"layernorm", {"x", "?eps"}, buildLayerNorm},
+      {"embedding", {"ids", "?vocab", "?dim", "?init"}, buildEmbedding},
       {"dropout", {"x", "?p"}, buildDropout},
       // Part of the language, not of this compiler yet.
-      {"embedding", {"ids", "?vocab", "?dim"}},
       {"attention", {"q", "k", "v", "?heads", "?causal"}},
   };
   return specs;

@@ -46,6 +46,10 @@ static ShapeResult resultShape(DenseOp::Adaptor a) {
                     a.getBias() ? &bias : nullptr);
 }
 
+static ShapeResult resultShape(EmbeddingOp::Adaptor a) {
+  return embeddingShape(shapeOf(a.getIds()), shapeOf(a.getWeight()));
+}
+
 static ShapeResult resultShape(MatmulOp::Adaptor a) {
   return matmulShape(shapeOf(a.getLhs()), shapeOf(a.getRhs()));
 }
@@ -121,6 +125,7 @@ MASS_INFERRED(MulOp)
 MASS_INFERRED(DivOp)
 MASS_INFERRED(DenseOp)
 MASS_INFERRED(MatmulOp)
+MASS_INFERRED(EmbeddingOp)
 MASS_INFERRED(TransposeOp)
 MASS_INFERRED(ConcatOp)
 MASS_INFERRED(BroadcastOp)
@@ -131,6 +136,17 @@ MASS_INFERRED(Conv2dOp)
 MASS_INFERRED(MaxPoolOp)
 MASS_INFERRED(AvgPoolOp)
 #undef MASS_INFERRED
+
+LogicalResult EmbeddingGradOp::verify() {
+  ArrayRef<int64_t> table = shapeOf(getResult());
+  ShapeResult r = embeddingShape(shapeOf(getIds()), table);
+  if (!r.ok())
+    return emitOpError() << r.message();
+  if (ArrayRef<int64_t>(r.shape()) != shapeOf(getGrad()))
+    return emitOpError() << "grad " << formatShape(shapeOf(getGrad()))
+                         << " should be " << formatShape(r.shape());
+  return success();
+}
 
 LogicalResult ReshapeOp::verify() {
   return checkResult(*this,

@@ -100,6 +100,22 @@ def Mass_MatmulOp : Mass_Op<"matmul", [Pure, Differentiable, Inferred]> {
   let hasVerifier = 1;
 }
 
+def Mass_EmbeddingOp : Mass_Op<"embedding", [Pure, Differentiable, Inferred]> {
+  let summary = "rows of a table picked by integer ids, as torch.nn.Embedding";
+  let description = [{
+    `ids [B, ...]` (i32) and `weight [V, D]` give `[B, ..., D]`: row `id` of
+    the weight for each id. The runtime checks the ids of its data against
+    `[0, V)` before a step; the generated code clamps them into the table,
+    so no id reads outside it.
+  }];
+  let arguments = (ins Mass_LabelTensor:$ids, Mass_F32Tensor:$weight);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $ids `,` $weight attr-dict `:` type($ids) `,` type($weight) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Shape
 //===----------------------------------------------------------------------===//
@@ -443,6 +459,21 @@ def Mass_GeluTanhGradOp : Mass_Op<"gelu_tanh_grad",
   let arguments = (ins Mass_F32Tensor:$input, Mass_F32Tensor:$grad);
   let results = (outs Mass_F32Tensor:$result);
   let assemblyFormat = "$input `,` $grad attr-dict `:` type($result)";
+}
+
+def Mass_EmbeddingGradOp : Mass_Op<"embedding_grad", [Pure]> {
+  let summary = "the gradient of embedding's table: a scatter-add";
+  let description = [{
+    `grad [B, ..., D]` is the gradient of the embedding's result; the result
+    `[V, D]` holds, in row v, the sum of the rows of `grad` whose id is v
+    (added in the order of the positions, so the sum is deterministic).
+  }];
+  let arguments = (ins Mass_LabelTensor:$ids, Mass_F32Tensor:$grad);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $ids `,` $grad attr-dict `:` type($ids) `,` type($grad) `->` type($result)
+  }];
+  let hasVerifier = 1;
 }
 
 def Mass_CrossEntropyGradOp : Mass_Op<"cross_entropy_grad",

@@ -418,6 +418,14 @@ LogicalResult LogSoftmaxOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
 // Losses
 //===----------------------------------------------------------------------===//
 
+LogicalResult EmbeddingOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
+                                    Grads &dxs) {
+  dxs.push_back(Value()); // ids are integers
+  dxs.push_back(b.create<EmbeddingGradOp>(getLoc(), getWeight().getType(),
+                                          getIds(), dys[0]));
+  return success();
+}
+
 LogicalResult CrossEntropyOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
                                        Grads &dxs) {
   dxs.push_back(b.create<CrossEntropyGradOp>(getLoc(), getLogits().getType(),

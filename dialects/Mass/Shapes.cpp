@@ -207,6 +207,19 @@ ShapeResult mass::reshapeShape(ArrayRef<int64_t> input,
   return out;
 }
 
+ShapeResult mass::embeddingShape(ArrayRef<int64_t> ids,
+                                 ArrayRef<int64_t> weight) {
+  if (weight.size() != 2 || isDynamic(weight[0]) || isDynamic(weight[1]))
+    return ShapeResult::error(
+        "embedding: expected a static table [V, D], got " +
+        formatShape(weight));
+  if (ids.empty())
+    return ShapeResult::error("embedding: expected ids [B, ...], got a scalar");
+  Shape out(ids.begin(), ids.end());
+  out.push_back(weight[1]);
+  return out;
+}
+
 ShapeResult mass::classifierShape(ArrayRef<int64_t> logits,
                                   ArrayRef<int64_t> labels) {
   if (logits.size() != 2)

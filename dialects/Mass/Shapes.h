@@ -73,6 +73,9 @@ ShapeResult conv2dShape(llvm::ArrayRef<int64_t> input,
 /// maxpool and avgpool (`op` names the op in messages): `[N, C, H, W]`.
 ShapeResult poolShape(llvm::StringRef op, llvm::ArrayRef<int64_t> input,
                       const Window &window);
+/// embedding: `ids [B, ...]` and `weight [V, D]` give `[B, ..., D]`.
+ShapeResult embeddingShape(llvm::ArrayRef<int64_t> ids,
+                           llvm::ArrayRef<int64_t> weight);
 /// Checks `logits [B, C]` against class-index `labels [B]`.
 ShapeResult classifierShape(llvm::ArrayRef<int64_t> logits,
                             llvm::ArrayRef<int64_t> labels);

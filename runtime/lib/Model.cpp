@@ -33,6 +33,7 @@ static bool parseValue(const Json &j, ValueSpec &v, std::string &error) {
   v.init = j.stringOr(abi::key::kInit, "");
   v.initScale = j.numberOr(abi::key::kInitScale, 0);
   v.kind = j.stringOr(abi::key::kKind, "");
+  v.idBound = static_cast<int64_t>(j.numberOr(abi::key::kIdBound, 0));
   return true;
 }
 

@@ -20,7 +20,8 @@ struct ValueSpec {
   std::vector<int64_t> shape; // -1: the batch
   std::string init;
   double initScale = 0;
-  std::string kind; // predictions: "logits" or "value"
+  std::string kind;    // predictions: "logits" or "value"
+  int64_t idBound = 0; // an input of ids: each must lie in [0, idBound)
 
   std::vector<int64_t> withBatch(int64_t batch) const;
 };

@@ -301,6 +301,16 @@ void Trainer::checkData(Dataset &data, const char *what) {
         c.f[k] = static_cast<float>(t.i[k]);
       t = std::move(c);
     }
+    if (v.dtype == DType::I32 && v.idBound > 0) {
+      for (int64_t k = 0; k < t.numel(); ++k)
+        if (t.i[k] < 0 || t.i[k] >= v.idBound)
+          fail(
+              std::string(what) + " data: input '" + v.name +
+              "' holds the id " + std::to_string(t.i[k]) + " (sample " +
+              std::to_string(k / std::max<int64_t>(1, t.numel() / t.shape[0])) +
+              "); its embedding takes ids in [0, " + std::to_string(v.idBound) +
+              ")");
+    }
     if (v.dtype == DType::I32 && v.role == Role::Label) {
       for (int32_t x : t.i)
         if (x < -1)

@@ -341,6 +341,47 @@ model seq {
         grads, losses, total = torch_grads(params, loss)
         self.check(ours, grads, losses, total, losses)
 
+    def test_embedding_positions(self):
+        """Token and position embeddings (ids repeat within and across
+        samples, so rows of the table's gradient add up), as
+        F.embedding."""
+        source = """
+model emb {
+  input ids: i32[B, 6]
+  label y: i32[B, 6]
+  e = embedding(ids, vocab: 11, dim: 8, init: normal(std: 0.5))
+  pos = param(f32[6, 8], init: normal(std: 0.02))
+  h = layernorm(e + pos) |> dense(8) |> tanh
+  task lm {
+    logits = dense(h, 11)
+    loss = cross_entropy(logits, y)
+  }
+}
+"""
+        work = masstest.Workdir()
+        exe = masstest.compile_model(source, work, "emb")
+        rng = np.random.default_rng(5)
+        ids = rng.integers(0, 11, (7, 6)).astype(np.int32)
+        ids[0, :3] = 10  # the last row, three times
+        y = rng.integers(-1, 11, (7, 6)).astype(np.int32)
+        masstest.write_npy_dir(work.file("data"), {"ids": ids, "y": y})
+        shapes = masstest.param_shapes(exe)
+        self.assertEqual(list(shapes["e.weight"]), [11, 8])
+        params = {k: (rng.standard_normal(s) * 0.5).astype(np.float32) for k, s in shapes.items()}
+        ours = masstest.dump_grads(exe, work, params, work.file("data"), 7)
+
+        def loss(p):
+            h = F.embedding(torch.tensor(ids, dtype=torch.long), p["e.weight"]) + p["pos"]
+            h = F.layer_norm(h, (8,), p["h.0.weight"], p["h.0.bias"])
+            h = torch.tanh(F.linear(h, p["h.1.weight"], p["h.1.bias"]))
+            logits = F.linear(h, p["lm.logits.weight"], p["lm.logits.bias"])
+            return {"lm": F.cross_entropy(logits.reshape(-1, 11),
+                                          torch.tensor(y, dtype=torch.long).reshape(-1),
+                                          ignore_index=-1)}
+
+        grads, losses, total = torch_grads(params, loss)
+        self.check(ours, grads, losses, total, losses)
+
     def test_fused_matches_unfused(self):
         """Fusion changes no result: the programs built with and without
         --fuse give the same losses and gradients within 1e-5."""

@@ -386,6 +386,25 @@ model nan {
         run = subprocess.run([nan, "--train", work.file("neg"), "--batch", "4"], capture_output=True, text=True)
         self.assertEqual(run.returncode, 1)
         self.assertEqual(run.stderr.strip(), "error: the loss of task 'fit' is NaN at epoch 1, step 1")
+        # An id outside the embedding's table stops before any step, naming
+        # the input; so does one below zero.
+        emb = masstest.compile_model("""
+model emb {
+  input ids: i32[B, 3]
+  label c: i32[B]
+  h = embedding(ids, vocab: 10, dim: 4)
+  task cls { loss = cross_entropy(dense(mean(h, axis: 1), 2), c) }
+}
+""", work, "emb")
+        for bad, sample in ((10, 2), (-3, 1)):
+            ids = np.zeros((4, 3), np.int32)
+            ids[sample, 1] = bad
+            masstest.write_npy_dir(work.file("ids"), {"ids": ids, "c": np.zeros(4, np.int32)})
+            run = subprocess.run([emb, "--train", work.file("ids")], capture_output=True, text=True)
+            self.assertEqual(run.returncode, 1)
+            self.assertEqual(run.stderr.strip(),
+                             f"error: train data: input 'ids' holds the id {bad} (sample {sample}); "
+                             "its embedding takes ids in [0, 10)")
         with open(work.file("broken.safetensors"), "wb") as f:
             f.write(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
         run = subprocess.run([exe, "--init", work.file("broken.safetensors")], capture_output=True, text=True)

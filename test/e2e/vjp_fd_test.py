@@ -145,6 +145,8 @@ RULES = {
     "batchnorm": (X, "batchnorm(a)", {}, None, False),
     "batchnorm_4d": (Z, "batchnorm(a, eps: 0.01)", {}, None, False),
     "layernorm": (X, "layernorm(a)", {}, None, False),
+    # A table's gradient: rows added where ids repeat (k holds repeats).
+    "embedding": (X, "embedding(k, vocab: 5, dim: 4) * a", {}, None, False),
     "layernorm_4d": (Z, "layernorm(a, eps: 0.01) * q", {"q": "f32[6]"}, None, False),
     "dropout": (X, "dropout(a, 0.3)", {}, None, False),
     # Losses: logits, predictions and targets.
@@ -169,11 +171,13 @@ ZS = _signed((BATCH, 2, 5, 6))
 Y = np.array([3, -1, 0, 11], dtype=np.int32)
 # A sequence's labels: [B, 3] positions of 4 classes, some unlabelled.
 S = np.array([[0, 3, -1], [2, -1, -1], [1, 1, 3], [-1, 0, 2]], dtype=np.int32)
+# Ids into a table of 5 rows, with repeats within and across samples.
+K = np.array([[4, 0, 4], [2, 2, 1], [0, 3, 4], [1, 1, 1]], dtype=np.int32)
 T = _data.uniform(0, 1, (BATCH, 3)).astype(np.float32)
 
 
 def ops_model():
-    lines = ["model fd {", "  input x: f32[B, 3, 4]", "  input z: f32[B, 2, 5, 6]",
+    lines = ["model fd {", "  input x: f32[B, 3, 4]", "  input z: f32[B, 2, 5, 6]", "  input k: i32[B, 3]",
              "  label y: i32[B]", "  label t: f32[B, 3]", "  label s: i32[B, 3]"]
     for name, (source, expr, extra, _, is_loss) in RULES.items():
         dims = ", ".join(str(d) for d in SHAPES[source])
@@ -222,7 +226,7 @@ class VjpFiniteDifferences(unittest.TestCase):
     def test_every_rule(self):
         work = masstest.Workdir()
         exe = masstest.compile_model(ops_model(), work, "fd")
-        masstest.write_npy_dir(work.file("data"), {"x": XS, "z": ZS, "y": Y, "t": T, "s": S})
+        masstest.write_npy_dir(work.file("data"), {"x": XS, "z": ZS, "k": K, "y": Y, "t": T, "s": S})
         rng = np.random.default_rng(11)
         shapes = masstest.param_shapes(exe)
         params = draw_parameters(shapes, rng)

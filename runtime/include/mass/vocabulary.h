@@ -123,6 +123,8 @@ inline constexpr const char kShape[] = "shape";
 inline constexpr const char kInit[] = "init";
 inline constexpr const char kInitScale[] = "init_scale";
 inline constexpr const char kKind[] = "kind";
+/// An input of ids (embedding's): each must lie in [0, id_bound).
+inline constexpr const char kIdBound[] = "id_bound";
 inline constexpr const char kArena[] = "arena";
 inline constexpr const char kBytes[] = "bytes";
 inline constexpr const char kBytesPerSample[] = "bytes_per_sample";

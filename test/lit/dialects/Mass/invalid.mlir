@@ -241,3 +241,43 @@ func.func @dropout_p(%x: tensor<?x3xf32>) {
   %0 = mass.dropout %x p = 1.0 stream = 0 : tensor<?x3xf32>
   return
 }
+
+// -----
+
+func.func @layernorm_weight(%x: tensor<?x5x8xf32>, %g: tensor<6xf32>) {
+  // expected-error @+1 {{layernorm: weight [6] should be [D] = [8]}}
+  %0:3 = mass.layernorm %x, %g, %g eps = 1.0e-05 : tensor<?x5x8xf32>, tensor<6xf32> -> tensor<?x5xf32>, tensor<?x5xf32>
+  return
+}
+
+// -----
+
+func.func @layernorm_rows(%x: tensor<?x5x8xf32>, %g: tensor<8xf32>) {
+  // expected-error @+1 {{result shape [B, 8] should be [B, 5]}}
+  %0:3 = mass.layernorm %x, %g, %g eps = 1.0e-05 : tensor<?x5x8xf32>, tensor<8xf32> -> tensor<?x8xf32>, tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @embedding_table(%ids: tensor<?x6xi32>, %w: tensor<?x8xf32>) {
+  // expected-error @+1 {{embedding: expected a static table [V, D], got [B, 8]}}
+  %0 = mass.embedding %ids, %w : tensor<?x6xi32>, tensor<?x8xf32> -> tensor<?x6x8xf32>
+  return
+}
+
+// -----
+
+func.func @embedding_result(%ids: tensor<?x6xi32>, %w: tensor<11x8xf32>) {
+  // expected-error @+1 {{result shape [B, 6, 11] should be [B, 6, 8]}}
+  %0 = mass.embedding %ids, %w : tensor<?x6xi32>, tensor<11x8xf32> -> tensor<?x6x11xf32>
+  return
+}
+
+// -----
+
+func.func @embedding_grad_shape(%ids: tensor<?x6xi32>, %dy: tensor<?x5x8xf32>) {
+  // expected-error @+1 {{grad [B, 5, 8] should be [B, 6, 8]}}
+  %0 = mass.embedding_grad %ids, %dy : tensor<?x6xi32>, tensor<?x5x8xf32> -> tensor<11x8xf32>
+  return
+}

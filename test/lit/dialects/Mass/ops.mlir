@@ -122,3 +122,22 @@ func.func @modes(%x: tensor<?x3x4x4xf32>, %g: tensor<3xf32>, %seed: tensor<i32>)
   %1 = mass.dropout %0#0 seed %seed training p = 5.0e-01 stream = 2 : tensor<?x3x4x4xf32>
   return %0#0, %1 : tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>
 }
+
+// CHECK-LABEL: func.func @sequences
+func.func @sequences(%ids: tensor<?x6xi32>, %table: tensor<11x8xf32>,
+                     %g: tensor<8xf32>) -> (tensor<?x6x8xf32>, tensor<11x8xf32>, tensor<?xi32>) {
+  // CHECK: mass.embedding %{{.*}}, %{{.*}} : tensor<?x6xi32>, tensor<11x8xf32> -> tensor<?x6x8xf32>
+  %0 = mass.embedding %ids, %table : tensor<?x6xi32>, tensor<11x8xf32> -> tensor<?x6x8xf32>
+  // CHECK: mass.layernorm %{{.*}}, %{{.*}}, %{{.*}} eps = 1.000000e-05 : tensor<?x6x8xf32>, tensor<8xf32> -> tensor<?x6xf32>, tensor<?x6xf32>
+  %1:3 = mass.layernorm %0, %g, %g eps = 1.0e-05 : tensor<?x6x8xf32>, tensor<8xf32> -> tensor<?x6xf32>, tensor<?x6xf32>
+  // CHECK: mass.gelu_tanh %{{.*}} : tensor<?x6x8xf32>
+  %2 = mass.gelu_tanh %1#0 : tensor<?x6x8xf32>
+  // CHECK: mass.gelu_tanh_grad %{{.*}}, %{{.*}} : tensor<?x6x8xf32>
+  %3 = mass.gelu_tanh_grad %2, %0 : tensor<?x6x8xf32>
+  // CHECK: mass.embedding_grad %{{.*}}, %{{.*}} : tensor<?x6xi32>, tensor<?x6x8xf32> -> tensor<11x8xf32>
+  %4 = mass.embedding_grad %ids, %3 : tensor<?x6xi32>, tensor<?x6x8xf32> -> tensor<11x8xf32>
+  // Labels reshape too: a sequence's positions become samples.
+  // CHECK: mass.reshape %{{.*}} : tensor<?x6xi32> -> tensor<?xi32>
+  %5 = mass.reshape %ids : tensor<?x6xi32> -> tensor<?xi32>
+  return %2, %4, %5 : tensor<?x6x8xf32>, tensor<11x8xf32>, tensor<?xi32>
+}
