@@ -178,6 +178,23 @@ mlir::Value Elaborator::addState(abi::Role role, llvm::ArrayRef<int64_t> shape,
   return arg;
 }
 
+mlir::Value Elaborator::sharedParam(llvm::StringRef name, const ast::Loc &loc,
+                                    llvm::StringRef callee) {
+  std::vector<llvm::StringRef> names;
+  for (auto [i, info] : llvm::enumerate(argInfo)) {
+    // A parameter's name is known once its binding ends.
+    if (info.role != abi::Role::Param || info.name.empty())
+      continue;
+    if (info.name == name)
+      return body->getArgument(i);
+    names.push_back(info.name);
+  }
+  auto diag = error(loc) << callee << ": no parameter named '" << name
+                         << "' is bound before this call";
+  suggest(diag, name, names);
+  return {};
+}
+
 void Elaborator::boundIds(mlir::Value ids, int64_t rows) {
   auto arg = mlir::dyn_cast<mlir::BlockArgument>(ids);
   if (!arg || arg.getOwner() != body)

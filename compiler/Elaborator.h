@@ -120,6 +120,11 @@ public:
   /// A fresh number for each random op (dropout), so that each draws its
   /// own stream.
   int64_t nextStream() { return streams++; }
+  /// The parameter named `name` (its full name, as the checkpoint has it)
+  /// among those bound so far; null when there is none, with a located
+  /// error that suggests the nearest names.
+  mlir::Value sharedParam(llvm::StringRef name, const ast::Loc &loc,
+                          llvm::StringRef callee);
   /// `ids` index a table of `rows` rows: when they are an input, the
   /// runtime checks its data against [0, rows).
   void boundIds(mlir::Value ids, int64_t rows);

@@ -171,13 +171,37 @@ static FailureOr<Value> buildDense(Elaborator &e, const Args &a) {
         << a.get("x").describe();
     return failure();
   }
-  if (failed(e.beginParamCall(a.loc(), "dense")))
+  // With `share`, the weight is an earlier parameter [out, in] (GPT-2's
+  // tied output layer): the call holds a parameter only if it has a bias.
+  mlir::Value w;
+  if (a.has("share")) {
+    const Value &share = a.get("share");
+    if (share.kind != Value::Kind::String) {
+      e.error(share.loc) << "dense: 'share' names a parameter, as in share: "
+                            "\"wte.weight\"; got "
+                         << share.describe();
+      return failure();
+    }
+    w = e.sharedParam(share.str, share.loc, "dense");
+    if (!w)
+      return failure();
+    if (shapeOf(w) != llvm::ArrayRef<int64_t>{*out, in.back()}) {
+      e.error(share.loc) << "dense: '" << share.str << "' is "
+                         << formatShape(shapeOf(w)) << "; a layer from "
+                         << in.back() << " to " << *out
+                         << " features shares a weight [" << *out << ", "
+                         << in.back() << "]";
+      return failure();
+    }
+  }
+  if ((!w || *hasBias) && failed(e.beginParamCall(a.loc(), "dense")))
     return failure();
   // torch.nn.Linear: kaiming_uniform(a=sqrt(5)) for the weight and the same
   // bound for the bias, 1/sqrt(fan_in).
   Init init{Init::Kind::Uniform,
             1.0 / std::sqrt(static_cast<double>(in.back()))};
-  mlir::Value w = e.addParam({*out, in.back()}, "weight", init, a.loc());
+  if (!w)
+    w = e.addParam({*out, in.back()}, "weight", init, a.loc());
   mlir::Value b;
   if (*hasBias)
     b = e.addParam({*out}, "bias", init, a.loc());
@@ -848,7 +872,7 @@ template <typename... Ops> static std::vector<LayerSpec> builtins() {
 /// the dialect: see builtins()).
 static const std::vector<LayerSpec> &written() {
   static const std::vector<LayerSpec> specs = {
-      {"dense", {"x", "out", "?bias"}, buildDense},
+      {"dense", {"x", "out", "?bias", "?share"}, buildDense},
       {"param", {"type", "?init"}, buildParam},
       {"gelu", {"x", "?approximate"}, buildGelu},
       {"matmul", {"a", "b"}, buildMatmul},

@@ -294,6 +294,26 @@ model bn {
 
         self.classifier_parity(source, "bn", 9, (6, 3, 6, 6), 3, logits, buffers=stats)
 
+    def parity(self, source, name, data, batch, draw, loss):
+        """Compiles `source`, writes `data`, draws the parameters with
+        `draw(name, shape)`, and compares --dump-grads with torch.autograd
+        on `loss(p)` (a dict of task losses). Returns the shapes."""
+        work = masstest.Workdir()
+        exe = masstest.compile_model(source, work, name)
+        masstest.write_npy_dir(work.file("data"), data)
+        shapes = masstest.param_shapes(exe)
+        params = {k: draw(k, s).astype(np.float32) for k, s in shapes.items()}
+        ours = masstest.dump_grads(exe, work, params, work.file("data"), batch)
+        grads, losses, total = torch_grads(params, loss)
+        self.check(ours, grads, losses, total, losses)
+        return {k: list(s) for k, s in shapes.items()}
+
+    @staticmethod
+    def sequence_loss(logits, y, classes):
+        """Cross-entropy over a sequence's positions, -1 ignored."""
+        return F.cross_entropy(logits.reshape(-1, classes),
+                               torch.tensor(y, dtype=torch.long).reshape(-1), ignore_index=-1)
+
     def test_sequence_layernorm_gelu_tanh(self):
         """Layer norm over the last axis (its weight and bias drawn, not
         ones and zeros), GPT-2's tanh GELU, and cross-entropy and accuracy
@@ -313,33 +333,21 @@ model seq {
   }
 }
 """
-        work = masstest.Workdir()
-        exe = masstest.compile_model(source, work, "seq")
         rng = np.random.default_rng(21)
         x = rng.standard_normal((6, 5, 8)).astype(np.float32)
         y = rng.integers(0, 7, (6, 5)).astype(np.int32)
         y[rng.random((6, 5)) < 0.3] = -1
-        masstest.write_npy_dir(work.file("data"), {"x": x, "y": y})
-        shapes = masstest.param_shapes(exe)
-        self.assertEqual(list(shapes["h.weight"]), [8])
-        self.assertEqual(list(shapes["n.bias"]), [8])
-        params = {k: (rng.standard_normal(s) * 0.5 + (1.0 if k.endswith("h.weight") else 0.0))
-                  .astype(np.float32) for k, s in shapes.items()}
-        ours = masstest.dump_grads(exe, work, params, work.file("data"), 6)
 
         def loss(p):
-            X = torch.tensor(x)
-            h = F.layer_norm(X, (8,), p["h.weight"], p["h.bias"], eps=1e-4)
+            h = F.layer_norm(torch.tensor(x), (8,), p["h.weight"], p["h.bias"], eps=1e-4)
             f = F.linear(h, p["f.0.weight"], p["f.0.bias"])
             f = F.linear(F.gelu(f, approximate="tanh"), p["f.1.weight"], p["f.1.bias"])
             n = F.layer_norm(h + f, (8,), p["n.weight"], p["n.bias"])
-            logits = F.linear(n, p["lm.logits.weight"], p["lm.logits.bias"])
-            return {"lm": F.cross_entropy(logits.reshape(-1, 7),
-                                          torch.tensor(y, dtype=torch.long).reshape(-1),
-                                          ignore_index=-1)}
+            return {"lm": self.sequence_loss(F.linear(n, p["lm.logits.weight"], p["lm.logits.bias"]), y, 7)}
 
-        grads, losses, total = torch_grads(params, loss)
-        self.check(ours, grads, losses, total, losses)
+        shapes = self.parity(source, "seq", {"x": x, "y": y}, 6,
+                             lambda k, s: rng.standard_normal(s) * 0.5 + (k == "h.weight"), loss)
+        self.assertEqual((shapes["h.weight"], shapes["n.bias"]), ([8], [8]))
 
     def test_embedding_positions(self):
         """Token and position embeddings (ids repeat within and across
@@ -358,29 +366,51 @@ model emb {
   }
 }
 """
-        work = masstest.Workdir()
-        exe = masstest.compile_model(source, work, "emb")
         rng = np.random.default_rng(5)
         ids = rng.integers(0, 11, (7, 6)).astype(np.int32)
         ids[0, :3] = 10  # the last row, three times
         y = rng.integers(-1, 11, (7, 6)).astype(np.int32)
-        masstest.write_npy_dir(work.file("data"), {"ids": ids, "y": y})
-        shapes = masstest.param_shapes(exe)
-        self.assertEqual(list(shapes["e.weight"]), [11, 8])
-        params = {k: (rng.standard_normal(s) * 0.5).astype(np.float32) for k, s in shapes.items()}
-        ours = masstest.dump_grads(exe, work, params, work.file("data"), 7)
 
         def loss(p):
             h = F.embedding(torch.tensor(ids, dtype=torch.long), p["e.weight"]) + p["pos"]
             h = F.layer_norm(h, (8,), p["h.0.weight"], p["h.0.bias"])
             h = torch.tanh(F.linear(h, p["h.1.weight"], p["h.1.bias"]))
-            logits = F.linear(h, p["lm.logits.weight"], p["lm.logits.bias"])
-            return {"lm": F.cross_entropy(logits.reshape(-1, 11),
-                                          torch.tensor(y, dtype=torch.long).reshape(-1),
-                                          ignore_index=-1)}
+            return {"lm": self.sequence_loss(F.linear(h, p["lm.logits.weight"], p["lm.logits.bias"]), y, 11)}
 
-        grads, losses, total = torch_grads(params, loss)
-        self.check(ours, grads, losses, total, losses)
+        shapes = self.parity(source, "emb", {"ids": ids, "y": y}, 7,
+                             lambda k, s: rng.standard_normal(s) * 0.5, loss)
+        self.assertEqual(shapes["e.weight"], [11, 8])
+
+    def test_tied_output_layer(self):
+        """dense(share:) uses the embedding's table as its weight (GPT-2's
+        tied output layer): one parameter, whose gradient is the sum of
+        both uses'."""
+        source = """
+model tie {
+  input ids: i32[B, 6]
+  label y: i32[B, 6]
+  wte = embedding(ids, vocab: 11, dim: 8)
+  h = layernorm(wte) |> dense(8) |> gelu(approximate: "tanh")
+  task lm {
+    logits = dense(h, 11, bias: false, share: "wte.weight")
+    loss = cross_entropy(logits, y)
+  }
+}
+"""
+        rng = np.random.default_rng(8)
+        ids = rng.integers(0, 11, (5, 6)).astype(np.int32)
+        y = rng.integers(-1, 11, (5, 6)).astype(np.int32)
+
+        def loss(p):
+            h = F.embedding(torch.tensor(ids, dtype=torch.long), p["wte.weight"])
+            h = F.layer_norm(h, (8,), p["h.0.weight"], p["h.0.bias"])
+            h = F.gelu(F.linear(h, p["h.1.weight"], p["h.1.bias"]), approximate="tanh")
+            return {"lm": self.sequence_loss(F.linear(h, p["wte.weight"]), y, 11)}
+
+        shapes = self.parity(source, "tie", {"ids": ids, "y": y}, 5,
+                             lambda k, s: rng.standard_normal(s) * 0.5, loss)
+        self.assertEqual(sorted(shapes), ["h.0.bias", "h.0.weight", "h.1.bias", "h.1.weight",
+                                          "wte.weight"])
 
     def test_fused_matches_unfused(self):
         """Fusion changes no result: the programs built with and without
