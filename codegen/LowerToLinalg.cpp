@@ -289,6 +289,21 @@ struct SlicePattern : public MassPattern<SliceOp> {
   }
 };
 
+struct PadPattern : public MassPattern<PadOp> {
+  using MassPattern::MassPattern;
+  FailureOr<SmallVector<Value>> lower(PadOp op, Lowering &l) const override {
+    auto type = tensorType(op.getResult());
+    auto inType = tensorType(op.getInput());
+    SmallVector<OpFoldResult> offsets, sizes, strides;
+    runAlong(l, op.getInput(), op.getAxis(), op.getOffset(),
+             inType.getDimSize(op.getAxis()), offsets, sizes, strides);
+    Value zeros =
+        l.filled(type, l.dynamicSizes(type, {op.getInput()}), l.f32(0));
+    return SmallVector<Value>{l.b.create<tensor::InsertSliceOp>(
+        l.loc, op.getInput(), zeros, offsets, sizes, strides)};
+  }
+};
+
 struct TransposePattern : public MassPattern<TransposeOp> {
   using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(TransposeOp op,
@@ -718,7 +733,7 @@ public:
     RewritePatternSet patterns(ctx);
     patterns.add<ElementwisePattern>(ctx);
     patterns.add<BroadcastPattern, DensePattern, MatmulPattern, ReshapePattern,
-                 TransposePattern, ConcatPattern, SlicePattern,
+                 TransposePattern, ConcatPattern, SlicePattern, PadPattern,
                  ReducePattern<SumOp>, ReducePattern<MeanOp>,
                  ReducePattern<MaxOp>, SoftmaxPattern<SoftmaxOp>,
                  SoftmaxPattern<LogSoftmaxOp>, CrossEntropyPattern,
@@ -736,6 +751,8 @@ public:
 
     ConversionTarget target(*ctx);
     target.addIllegalDialect<MassDialect>();
+    // Kernels of the runtime: they stay until bufferization calls them.
+    target.addLegalOp<AttentionOp, AttentionGradOp>();
     target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect,
                            arith::ArithDialect, math::MathDialect,
                            scf::SCFDialect, func::FuncDialect>();

@@ -15,6 +15,10 @@ namespace mass {
 /// code generation uses.
 void registerCodegen(mlir::DialectRegistry &registry);
 
+/// Makes mass.attention and its gradient bufferize into calls of the
+/// runtime's kernels (KernelCalls.cpp); registerCodegen includes it.
+void registerKernelCalls(mlir::DialectRegistry &registry);
+
 /// Reverse-mode differentiation, the optimizer step and the predictions'
 /// split (`--emit=grad`).
 void addDifferentiate(mlir::OpPassManager &pm);

@@ -410,6 +410,49 @@ static FailureOr<Value> buildEmbedding(Elaborator &e, const Args &a) {
       e.getBuilder().create<EmbeddingOp>(e.location(a.loc()), *ids, w), a);
 }
 
+/// `attention(query, key, value, heads: H, causal: false)` with
+/// nn.MultiheadAttention's parameters and initialisation: in_proj_weight
+/// [3D, D] (xavier_uniform; rows for q, then k, then v), in_proj_bias [3D]
+/// (zeros), out_proj.weight [D, D] (Linear's), out_proj.bias [D] (zeros).
+static FailureOr<Value> buildAttention(Elaborator &e, const Args &a) {
+  FailureOr<mlir::Value> q = f32Arg(e, a, "q");
+  FailureOr<mlir::Value> k = f32Arg(e, a, "k");
+  FailureOr<mlir::Value> v = f32Arg(e, a, "v");
+  FailureOr<int64_t> heads = a.integer("heads", 0);
+  FailureOr<bool> causal = a.boolean("causal", false);
+  if (failed(q) || failed(k) || failed(v) || failed(heads) || failed(causal))
+    return failure();
+  if (!a.has("heads")) {
+    e.error(a.loc()) << "attention: needs `heads:`, the number of heads";
+    return failure();
+  }
+  if (failed(e.check(attentionShape(shapeOf(*q), shapeOf(*k), shapeOf(*v),
+                                    *heads, *causal),
+                     a.loc())) ||
+      failed(e.beginParamCall(a.loc(), "attention")))
+    return failure();
+  int64_t d = shapeOf(*q).back();
+  Init inProj{Init::Kind::Uniform, std::sqrt(6.0 / static_cast<double>(4 * d))};
+  Init linear{Init::Kind::Uniform, 1.0 / std::sqrt(static_cast<double>(d))};
+  Init zeros{Init::Kind::Zeros};
+  mlir::Value w = e.addParam({3 * d, d}, "in_proj_weight", inProj, a.loc());
+  mlir::Value bias = e.addParam({3 * d}, "in_proj_bias", zeros, a.loc());
+  mlir::Value outW = e.addParam({d, d}, "out_proj.weight", linear, a.loc());
+  mlir::Value outB = e.addParam({d}, "out_proj.bias", zeros, a.loc());
+  mlir::OpBuilder &b = e.getBuilder();
+  mlir::Location loc = e.location(a.loc());
+  // The projections of q, k and v: rows [i D, (i + 1) D) of the packed
+  // weight and bias.
+  auto project = [&](mlir::Value x, int64_t i) -> mlir::Value {
+    mlir::Value wi = b.create<SliceOp>(loc, e.f32Tensor({d, d}), w, 0, i * d);
+    mlir::Value bi = b.create<SliceOp>(loc, e.f32Tensor({d}), bias, 0, i * d);
+    return b.create<DenseOp>(loc, x, wi, bi);
+  };
+  mlir::Value pq = project(*q, 0), pk = project(*k, 1), pv = project(*v, 2);
+  auto attention = b.create<AttentionOp>(loc, pq, pk, pv, *heads, *causal);
+  return result(b.create<DenseOp>(loc, attention.getResult(), outW, outB), a);
+}
+
 static FailureOr<Value> buildLayerNorm(Elaborator &e, const Args &a) {
   FailureOr<mlir::Value> x = f32Arg(e, a, "x");
   FailureOr<double> eps = a.number("eps", 1e-5);
@@ -904,8 +947,7 @@ static const std::vector<LayerSpec> &written() {
       {"layernorm", {"x", "?eps"}, buildLayerNorm},
       {"embedding", {"ids", "?vocab", "?dim", "?init"}, buildEmbedding},
       {"dropout", {"x", "?p"}, buildDropout},
-      // Part of the language, not of this compiler yet.
-      {"attention", {"q", "k", "v", "?heads", "?causal"}},
+      {"attention", {"q", "k", "v", "?heads", "?causal"}, buildAttention},
   };
   return specs;
 }

@@ -22,6 +22,7 @@ int main(int argc, char **argv) {
   mlir::registerAllExtensions(registry);
   mlir::registerAllPasses();
   registry.insert<mass::MassDialect>();
+  mass::registerKernelCalls(registry);
   mass::registerMassPasses();
   mass::registerMassCodegenPasses();
   mass::registerPipelines();

@@ -219,20 +219,74 @@ LogicalResult FusionOp::verifyRegions() {
 }
 
 LogicalResult SliceOp::verify() {
-  ArrayRef<int64_t> in = shapeOf(getInput()), out = shapeOf(getResult());
-  int64_t axis = getAxis(), offset = getOffset();
-  if (axis < 0 || axis >= (int64_t)in.size() || in.size() != out.size())
-    return emitOpError() << "axis " << axis << " does not fit "
-                         << formatShape(in) << " -> " << formatShape(out);
-  for (int64_t d = 0; d < (int64_t)in.size(); ++d)
-    if (d != axis && in[d] != out[d])
-      return emitOpError() << "result " << formatShape(out) << " differs from "
-                           << formatShape(in) << " off axis " << axis;
-  if (ShapedType::isDynamic(in[axis]) || ShapedType::isDynamic(out[axis]) ||
-      offset < 0 || offset + out[axis] > in[axis])
-    return emitOpError() << "positions " << offset << " to "
-                         << offset + out[axis] << " are not in "
-                         << formatShape(in) << " along axis " << axis;
+  ShapeResult r = sliceShape(shapeOf(getInput()), shapeOf(getResult()),
+                             getAxis(), getOffset());
+  return r.ok() ? success() : emitOpError() << r.message();
+}
+
+LogicalResult PadOp::verify() {
+  ShapeResult r = sliceShape(shapeOf(getResult()), shapeOf(getInput()),
+                             getAxis(), getOffset());
+  return r.ok() ? success() : emitOpError() << r.message();
+}
+
+/// Attention's rule on the query, key and value of `a` (an adaptor of
+/// attention or of its gradient).
+template <typename Adaptor> static ShapeResult attentionRule(Adaptor a) {
+  return attentionShape(shapeOf(a.getQuery()), shapeOf(a.getKey()),
+                        shapeOf(a.getValue()),
+                        static_cast<int64_t>(a.getHeads()), a.getCausal());
+}
+
+/// attentionRule's message at `loc`, when the rule fails.
+template <typename Adaptor>
+static LogicalResult checkAttention(std::optional<Location> loc, Adaptor a) {
+  ShapeResult r = attentionRule(a);
+  return r.ok() ? success() : emitOptionalError(loc, r.message());
+}
+
+/// lse [B, heads, T] for query [B, T, D].
+static RankedTensorType lseType(MLIRContext *context, ArrayRef<int64_t> query,
+                                int64_t heads) {
+  return RankedTensorType::get({query[0], heads, query[1]},
+                               Float32Type::get(context));
+}
+
+LogicalResult AttentionOp::inferReturnTypes(MLIRContext *context,
+                                            std::optional<Location> loc,
+                                            Adaptor a,
+                                            SmallVectorImpl<Type> &types) {
+  if (failed(checkAttention(loc, a)))
+    return failure();
+  types.push_back(a.getQuery().getType());
+  types.push_back(lseType(context, shapeOf(a.getQuery()),
+                          static_cast<int64_t>(a.getHeads())));
+  return success();
+}
+
+LogicalResult AttentionOp::verify() {
+  ShapeResult r = attentionRule(Adaptor(*this));
+  return r.ok() ? success() : emitOpError() << r.message();
+}
+
+LogicalResult AttentionGradOp::inferReturnTypes(MLIRContext *context,
+                                                std::optional<Location> loc,
+                                                Adaptor a,
+                                                SmallVectorImpl<Type> &types) {
+  if (failed(checkAttention(loc, a)))
+    return failure();
+  types.append(
+      {a.getQuery().getType(), a.getKey().getType(), a.getValue().getType()});
+  return success();
+}
+
+LogicalResult AttentionGradOp::verify() {
+  ShapeResult r = attentionRule(Adaptor(*this));
+  if (!r.ok())
+    return emitOpError() << r.message();
+  if (getLse().getType() != lseType(getContext(), shapeOf(getQuery()),
+                                    static_cast<int64_t>(getHeads())))
+    return emitOpError("lse must be [B, heads, T]");
   return success();
 }
 

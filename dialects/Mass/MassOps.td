@@ -100,6 +100,29 @@ def Mass_MatmulOp : Mass_Op<"matmul", [Pure, Differentiable, Inferred]> {
   let hasVerifier = 1;
 }
 
+def Mass_AttentionOp : Mass_Op<"attention",
+    [Pure, Differentiable, InferTypeOpAdaptor]> {
+  let summary = "scaled dot-product attention over heads, in tiles";
+  let description = [{
+    `query [B, T, D]`, `key` and `value [B, S, D]` (projected already);
+    head h takes columns `h * D / heads` to `(h + 1) * D / heads` of each.
+    Per head, `softmax(q k^T / sqrt(D / heads)) v`, with key positions after
+    the query's masked when `causal` (then T = S); `result [B, T, D]` holds
+    the heads side by side. `lse [B, heads, T]` is the log-sum-exp of each
+    query's scaled scores, kept for the VJP. Computed in tiles with an
+    online softmax (no [T, S] matrix is kept), by the runtime's kernel.
+  }];
+  let arguments = (ins Mass_F32Tensor:$query, Mass_F32Tensor:$key,
+                       Mass_F32Tensor:$value, I64Attr:$heads,
+                       UnitAttr:$causal);
+  let results = (outs Mass_F32Tensor:$result, Mass_F32Tensor:$lse);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `heads` `=` $heads (`causal` $causal^)?
+    attr-dict `:` type($query) `,` type($key) `,` type($value)
+  }];
+  let hasVerifier = 1;
+}
+
 def Mass_EmbeddingOp : Mass_Op<"embedding", [Pure, Differentiable, Inferred]> {
   let summary = "rows of a table picked by integer ids, as torch.nn.Embedding";
   let description = [{
@@ -166,7 +189,7 @@ def Mass_ConcatOp : Mass_Op<"concat", [Pure, Differentiable, Inferred]> {
   }];
 }
 
-def Mass_SliceOp : Mass_Op<"slice", [Pure]> {
+def Mass_SliceOp : Mass_Op<"slice", [Pure, Differentiable]> {
   let summary = "a run of positions along one axis (the VJP of concat)";
   let description = [{
     `result` takes positions `offset` to `offset` + its size along `axis`
@@ -459,6 +482,44 @@ def Mass_GeluTanhGradOp : Mass_Op<"gelu_tanh_grad",
   let arguments = (ins Mass_F32Tensor:$input, Mass_F32Tensor:$grad);
   let results = (outs Mass_F32Tensor:$result);
   let assemblyFormat = "$input `,` $grad attr-dict `:` type($result)";
+}
+
+def Mass_AttentionGradOp : Mass_Op<"attention_grad",
+    [Pure, AllTypesMatch<["query", "result", "grad"]>, InferTypeOpAdaptor]> {
+  let summary = "the gradients of attention's query, key and value";
+  let description = [{
+    From attention's operands, its `result` and `lse`, and the gradient
+    `grad` of its result. Recomputes each tile's probabilities from `lse`
+    (FlashAttention's backward pass); the results have the types of query,
+    key and value.
+  }];
+  let arguments = (ins Mass_F32Tensor:$query, Mass_F32Tensor:$key,
+                       Mass_F32Tensor:$value, Mass_F32Tensor:$result,
+                       Mass_F32Tensor:$lse, Mass_F32Tensor:$grad,
+                       I64Attr:$heads, UnitAttr:$causal);
+  let results = (outs Mass_F32Tensor:$dquery, Mass_F32Tensor:$dkey,
+                      Mass_F32Tensor:$dvalue);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $result `,` $lse `,` $grad `heads` `=`
+    $heads (`causal` $causal^)? attr-dict `:` type($query) `,` type($key)
+    `,` type($value) `,` type($lse)
+  }];
+  let hasVerifier = 1;
+}
+
+def Mass_PadOp : Mass_Op<"pad", [Pure]> {
+  let summary = "input placed among zeros along one axis (the VJP of slice)";
+  let description = [{
+    `result` is zero except at positions `offset` to `offset` + the input's
+    size along `axis`, which hold the input.
+  }];
+  let arguments = (ins Mass_F32Tensor:$input, I64Attr:$axis, I64Attr:$offset);
+  let results = (outs Mass_F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `axis` `=` $axis `offset` `=` $offset attr-dict `:` type($input)
+    `->` type($result)
+  }];
+  let hasVerifier = 1;
 }
 
 def Mass_EmbeddingGradOp : Mass_Op<"embedding_grad", [Pure]> {

@@ -418,6 +418,23 @@ LogicalResult LogSoftmaxOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
 // Losses
 //===----------------------------------------------------------------------===//
 
+LogicalResult AttentionOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
+                                    Grads &dxs) {
+  if (!dys[0])
+    return emitOpError("only the attention's result is differentiable");
+  auto grad = b.create<AttentionGradOp>(
+      getLoc(), getQuery(), getKey(), getValue(), getResult(), getLse(), dys[0],
+      getHeadsAttr(), getCausalAttr());
+  dxs.append({grad.getDquery(), grad.getDkey(), grad.getDvalue()});
+  return success();
+}
+
+LogicalResult SliceOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys, Grads &dxs) {
+  dxs.push_back(b.create<PadOp>(getLoc(), getInput().getType(), dys[0],
+                                getAxisAttr(), getOffsetAttr()));
+  return success();
+}
+
 LogicalResult EmbeddingOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
                                     Grads &dxs) {
   dxs.push_back(Value()); // ids are integers

@@ -220,6 +220,61 @@ ShapeResult mass::embeddingShape(ArrayRef<int64_t> ids,
   return out;
 }
 
+ShapeResult mass::attentionShape(ArrayRef<int64_t> query, ArrayRef<int64_t> key,
+                                 ArrayRef<int64_t> value, int64_t heads,
+                                 bool causal) {
+  if (query.size() != 3 || key.size() != 3 || value.size() != 3)
+    return ShapeResult::error("attention: expected query [B, T, D] and key "
+                              "and value [B, S, D], got " +
+                              formatShape(query) + ", " + formatShape(key) +
+                              " and " + formatShape(value));
+  int64_t dim = query[2];
+  if (isDynamic(dim) || isDynamic(query[1]) || isDynamic(key[1]))
+    return ShapeResult::error("attention: the sequence and feature sizes "
+                              "must be static, got " +
+                              formatShape(query));
+  if (key != value || key[0] != query[0] || key[2] != dim)
+    return ShapeResult::error("attention: key " + formatShape(key) +
+                              " and value " + formatShape(value) +
+                              " must both be [B, S, " + std::to_string(dim) +
+                              "] for query " + formatShape(query));
+  if (heads < 1 || dim % heads != 0)
+    return ShapeResult::error("attention: " + std::to_string(heads) +
+                              " heads do not divide " + std::to_string(dim) +
+                              " features");
+  if (dim / heads > kMaxAttentionHead)
+    return ShapeResult::error("attention: heads of " +
+                              std::to_string(dim / heads) +
+                              " features are not supported yet (at most " +
+                              std::to_string(kMaxAttentionHead) + ")");
+  if (causal && query[1] != key[1])
+    return ShapeResult::error("attention: a causal mask needs as many keys as "
+                              "queries, got " +
+                              std::to_string(query[1]) + " and " +
+                              std::to_string(key[1]));
+  return Shape(query.begin(), query.end());
+}
+
+ShapeResult mass::sliceShape(ArrayRef<int64_t> full, ArrayRef<int64_t> part,
+                             int64_t axis, int64_t offset) {
+  if (axis < 0 || axis >= (int64_t)full.size() || full.size() != part.size())
+    return ShapeResult::error("axis " + std::to_string(axis) +
+                              " does not fit " + formatShape(full) + " and " +
+                              formatShape(part));
+  for (int64_t d = 0; d < (int64_t)full.size(); ++d)
+    if (d != axis && full[d] != part[d])
+      return ShapeResult::error(formatShape(part) + " differs from " +
+                                formatShape(full) + " off axis " +
+                                std::to_string(axis));
+  if (isDynamic(full[axis]) || isDynamic(part[axis]) || offset < 0 ||
+      offset + part[axis] > full[axis])
+    return ShapeResult::error("positions " + std::to_string(offset) + " to " +
+                              std::to_string(offset + part[axis]) +
+                              " are not in " + formatShape(full) +
+                              " along axis " + std::to_string(axis));
+  return Shape(part.begin(), part.end());
+}
+
 ShapeResult mass::classifierShape(ArrayRef<int64_t> logits,
                                   ArrayRef<int64_t> labels) {
   if (logits.size() != 2)

@@ -76,6 +76,20 @@ ShapeResult poolShape(llvm::StringRef op, llvm::ArrayRef<int64_t> input,
 /// embedding: `ids [B, ...]` and `weight [V, D]` give `[B, ..., D]`.
 ShapeResult embeddingShape(llvm::ArrayRef<int64_t> ids,
                            llvm::ArrayRef<int64_t> weight);
+/// attention: `query [B, T, D]`, `key` and `value [B, S, D]`, `heads`
+/// dividing D into heads of at most `maxHead` columns; `causal` needs
+/// T = S. The result is the query's shape.
+ShapeResult attentionShape(llvm::ArrayRef<int64_t> query,
+                           llvm::ArrayRef<int64_t> key,
+                           llvm::ArrayRef<int64_t> value, int64_t heads,
+                           bool causal);
+/// The largest head attention's kernels take (abi.h's).
+inline constexpr int64_t kMaxAttentionHead = 256;
+/// A run of `part`'s size along `axis` of `full`, starting at `offset`,
+/// with `full` and `part` equal off that axis (slice and pad).
+ShapeResult sliceShape(llvm::ArrayRef<int64_t> full,
+                       llvm::ArrayRef<int64_t> part, int64_t axis,
+                       int64_t offset);
 /// Checks `logits [B, C]` against class-index `labels [B]`.
 ShapeResult classifierShape(llvm::ArrayRef<int64_t> logits,
                             llvm::ArrayRef<int64_t> labels);

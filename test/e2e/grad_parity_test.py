@@ -412,6 +412,59 @@ model tie {
         self.assertEqual(sorted(shapes), ["h.0.bias", "h.0.weight", "h.1.bias", "h.1.weight",
                                           "wte.weight"])
 
+    @staticmethod
+    def mha(p, name, q, k, v, heads, causal=False):
+        """nn.MultiheadAttention's forward (batch first) with the
+        parameters `p` under `name`."""
+        d = q.shape[-1]
+        mask = None
+        if causal:
+            t = q.shape[1]
+            mask = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
+        out, _ = F.multi_head_attention_forward(
+            q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), d, heads,
+            p[name + ".in_proj_weight"], p[name + ".in_proj_bias"], None, None, False, 0.0,
+            p[name + ".out_proj.weight"], p[name + ".out_proj.bias"], training=True,
+            need_weights=False, attn_mask=mask)
+        return out.transpose(0, 1)
+
+    def test_attention_self_and_cross(self):
+        """Causal self-attention and cross-attention with a longer key
+        sequence, as nn.MultiheadAttention: the same parameter names and
+        layout, the same values and gradients."""
+        source = """
+model att {
+  input x: f32[B, 10, 8]
+  input m: f32[B, 70, 8]
+  label y: i32[B, 10]
+  h = layernorm(x)
+  s = attention(h, h, h, heads: 2, causal: true)
+  c = attention(x + s, m, m * 0.5, heads: 4)
+  task lm {
+    logits = dense(x + s + c, 5)
+    loss = cross_entropy(logits, y)
+  }
+}
+"""
+        rng = np.random.default_rng(31)
+        x = rng.standard_normal((3, 10, 8)).astype(np.float32)
+        m = rng.standard_normal((3, 70, 8)).astype(np.float32)
+        y = rng.integers(-1, 5, (3, 10)).astype(np.int32)
+
+        def loss(p):
+            X, M = torch.tensor(x), torch.tensor(m)
+            h = F.layer_norm(X, (8,), p["h.weight"], p["h.bias"])
+            s = self.mha(p, "s", h, h, h, 2, causal=True)
+            c = self.mha(p, "c", X + s, M, M * 0.5, 4)
+            return {"lm": self.sequence_loss(F.linear(X + s + c, p["lm.logits.weight"],
+                                                      p["lm.logits.bias"]), y, 5)}
+
+        shapes = self.parity(source, "att", {"x": x, "m": m, "y": y}, 3,
+                             lambda k, s: rng.standard_normal(s) * 0.5, loss)
+        self.assertEqual((shapes["s.in_proj_weight"], shapes["s.in_proj_bias"],
+                          shapes["s.out_proj.weight"], shapes["s.out_proj.bias"]),
+                         ([24, 8], [24], [8, 8], [8]))
+
     def test_fused_matches_unfused(self):
         """Fusion changes no result: the programs built with and without
         --fuse give the same losses and gradients within 1e-5."""

@@ -148,6 +148,13 @@ RULES = {
     # A table's gradient: rows added where ids repeat (k holds repeats).
     "embedding": (X, "embedding(k, vocab: 5, dim: 4) * a", {}, None, False),
     "layernorm_4d": (Z, "layernorm(a, eps: 0.01) * q", {"q": "f32[6]"}, None, False),
+    # Attention: the query, key and value paths and the four parameters;
+    # causal self-attention, and cross-attention with 15 keys.
+    "attention": (X, "attention(a, a, a, heads: 2, causal: true)", {}, None, False),
+    "attention_cross": (X, "attention(a, reshape(z, [-1, 15, 4]), reshape(z, [-1, 15, 4]) * 0.5, heads: 2)",
+                        {}, None, False),
+    "attention_kv": (Z, "attention(x, reshape(a, [-1, 15, 4]), reshape(a, [-1, 15, 4]), heads: 1)",
+                     {}, None, False),
     "dropout": (X, "dropout(a, 0.3)", {}, None, False),
     # Losses: logits, predictions and targets.
     "cross_entropy": (X, "cross_entropy(flatten(a), y, smoothing: 0.2)", {}, None, True),

@@ -52,6 +52,25 @@ typedef struct MassMemRef {
   int64_t sizes_and_strides[]; /* sizes[R] then strides[R] */
 } MassMemRef;
 
+/* Kernels the generated code calls (the runtime defines them; the names
+ * are those of MLIR's C interface for a function `mass_NAME`).
+ *
+ * Attention over one head of one sample, `index` = sample * heads + head:
+ * q [B, T, D], k and v [B, S, D], out [B, T, D], lse [B, heads, T] (the
+ * log-sum-exp of each query's scaled scores); head h owns columns
+ * h * D / heads to (h + 1) * D / heads. `causal` hides key positions after
+ * the query's. The backward pass writes that head's columns of dq, dk and
+ * dv. D / heads is at most MASS_ATTENTION_MAX_HEAD.                      */
+#define MASS_ATTENTION_MAX_HEAD 256
+void _mlir_ciface_mass_attention_forward(MassMemRef *q, MassMemRef *k,
+                                         MassMemRef *v, MassMemRef *out,
+                                         MassMemRef *lse, int64_t index,
+                                         int64_t heads, int64_t causal);
+void _mlir_ciface_mass_attention_backward(
+    MassMemRef *q, MassMemRef *k, MassMemRef *v, MassMemRef *out,
+    MassMemRef *lse, MassMemRef *dout, MassMemRef *dq, MassMemRef *dk,
+    MassMemRef *dv, int64_t index, int64_t heads, int64_t causal);
+
 #ifdef __cplusplus
 }
 #endif

@@ -281,3 +281,35 @@ func.func @embedding_grad_shape(%ids: tensor<?x6xi32>, %dy: tensor<?x5x8xf32>) {
   %0 = mass.embedding_grad %ids, %dy : tensor<?x6xi32>, tensor<?x5x8xf32> -> tensor<11x8xf32>
   return
 }
+
+// -----
+
+func.func @attention_heads(%q: tensor<?x10x8xf32>) {
+  // expected-error @+1 {{attention: 3 heads do not divide 8 features}}
+  %0:2 = mass.attention %q, %q, %q heads = 3 : tensor<?x10x8xf32>, tensor<?x10x8xf32>, tensor<?x10x8xf32>
+  return
+}
+
+// -----
+
+func.func @attention_causal(%q: tensor<?x10x8xf32>, %k: tensor<?x12x8xf32>) {
+  // expected-error @+1 {{attention: a causal mask needs as many keys as queries, got 10 and 12}}
+  %0:2 = mass.attention %q, %k, %k heads = 2 causal : tensor<?x10x8xf32>, tensor<?x12x8xf32>, tensor<?x12x8xf32>
+  return
+}
+
+// -----
+
+func.func @attention_value(%q: tensor<?x10x8xf32>, %k: tensor<?x12x8xf32>, %v: tensor<?x11x8xf32>) {
+  // expected-error @+1 {{attention: key [B, 12, 8] and value [B, 11, 8] must both be [B, S, 8] for query [B, 10, 8]}}
+  %0:2 = mass.attention %q, %k, %v heads = 2 : tensor<?x10x8xf32>, tensor<?x12x8xf32>, tensor<?x11x8xf32>
+  return
+}
+
+// -----
+
+func.func @pad_range(%x: tensor<4x3xf32>) {
+  // expected-error @+1 {{positions 2 to 6 are not in [5, 3] along axis 0}}
+  %0 = mass.pad %x axis = 0 offset = 2 : tensor<4x3xf32> -> tensor<5x3xf32>
+  return
+}

@@ -141,3 +141,16 @@ func.func @sequences(%ids: tensor<?x6xi32>, %table: tensor<11x8xf32>,
   %5 = mass.reshape %ids : tensor<?x6xi32> -> tensor<?xi32>
   return %2, %4, %5 : tensor<?x6x8xf32>, tensor<11x8xf32>, tensor<?xi32>
 }
+
+// CHECK-LABEL: func.func @attention
+func.func @attention(%q: tensor<?x10x8xf32>, %kv: tensor<?x12x8xf32>, %w: tensor<8x8xf32>) -> (tensor<?x10x8xf32>, tensor<?x12x8xf32>, tensor<24x8xf32>) {
+  // CHECK: mass.attention %{{.*}}, %{{.*}}, %{{.*}} heads = 2 : tensor<?x10x8xf32>, tensor<?x12x8xf32>, tensor<?x12x8xf32>
+  %out, %lse = mass.attention %q, %kv, %kv heads = 2 : tensor<?x10x8xf32>, tensor<?x12x8xf32>, tensor<?x12x8xf32>
+  // CHECK: mass.attention %{{.*}}, %{{.*}}, %{{.*}} heads = 4 causal : tensor<?x10x8xf32>, tensor<?x10x8xf32>, tensor<?x10x8xf32>
+  %self, %lse2 = mass.attention %q, %q, %q heads = 4 causal : tensor<?x10x8xf32>, tensor<?x10x8xf32>, tensor<?x10x8xf32>
+  // CHECK: mass.attention_grad {{.*}} heads = 2 : tensor<?x10x8xf32>, tensor<?x12x8xf32>, tensor<?x12x8xf32>, tensor<?x2x10xf32>
+  %dq, %dk, %dv = mass.attention_grad %q, %kv, %kv, %out, %lse, %self heads = 2 : tensor<?x10x8xf32>, tensor<?x12x8xf32>, tensor<?x12x8xf32>, tensor<?x2x10xf32>
+  // CHECK: mass.pad %{{.*}} axis = 0 offset = 8 : tensor<8x8xf32> -> tensor<24x8xf32>
+  %p = mass.pad %w axis = 0 offset = 8 : tensor<8x8xf32> -> tensor<24x8xf32>
+  return %dq, %dk, %p : tensor<?x10x8xf32>, tensor<?x12x8xf32>, tensor<24x8xf32>
+}
