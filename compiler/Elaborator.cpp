@@ -200,7 +200,7 @@ void Elaborator::boundIds(mlir::Value ids, int64_t rows) {
   if (!arg || arg.getOwner() != body)
     return;
   ArgInfo &info = argInfo[arg.getArgNumber()];
-  if (info.role == abi::Role::Input)
+  if (info.role == abi::Role::Input || info.role == abi::Role::Label)
     info.idBound = info.idBound ? std::min(info.idBound, rows) : rows;
 }
 

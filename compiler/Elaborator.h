@@ -125,8 +125,9 @@ public:
   /// error that suggests the nearest names.
   mlir::Value sharedParam(llvm::StringRef name, const ast::Loc &loc,
                           llvm::StringRef callee);
-  /// `ids` index a table of `rows` rows: when they are an input, the
-  /// runtime checks its data against [0, rows).
+  /// `ids` index a table of `rows` rows (an embedding's, or the classes of
+  /// logits): when they are an input, the runtime checks its data against
+  /// [0, rows); when a label, against [-1, rows).
   void boundIds(mlir::Value ids, int64_t rows);
   /// Evaluates an expression in the current scope.
   mlir::FailureOr<Value> eval(const ast::Expr &expr);
@@ -155,7 +156,7 @@ private:
     abi::Role role; // input, label, param or buffer
     std::string name;
     Init init;
-    int64_t idBound = 0; // an input of ids: they must lie in [0, idBound)
+    int64_t idBound = 0; // ids (an input) or classes (a label) < idBound
   };
   std::vector<ArgInfo> argInfo;
   struct Output {

@@ -774,6 +774,8 @@ static mlir::LogicalResult classifierArgs(Elaborator &e, const Args &a,
     return failure();
   }
   llvm::ArrayRef<int64_t> ls = shapeOf(*l), ys = shapeOf(*y);
+  if (!ls.empty() && !mlir::ShapedType::isDynamic(ls.back()))
+    e.boundIds(*y, ls.back());
   if (ls.size() >= 3 && ys.size() + 1 == ls.size() && ls.drop_back() == ys &&
       !mlir::ShapedType::isDynamic(ls.back())) {
     // A sequence: each position is a sample, as PyTorch on logits

@@ -54,6 +54,8 @@ const std::vector<KeyForm> &keyForms() {
       {"val_data", KeyForm::Data},
       {"batch", KeyForm::PositiveInt},
       {"epochs", KeyForm::PositiveInt},
+      {"steps", KeyForm::PositiveInt},
+      {"val_every", KeyForm::PositiveInt},
       {"seed", KeyForm::Integer},
       {"clip_grad_norm", KeyForm::PositiveNumber},
       {"optimizer",
@@ -295,10 +297,45 @@ private:
       }
       return convert(e);
     }
+    if (call && call->callee == "tokens") {
+      if (call->args.size() != 1 || !call->kwargs.empty() ||
+          call->args[0]->getKind() != ast::Expr::Kind::String) {
+        error(call->getLoc()) << "tokens takes the path of a token stream "
+                                 "(llm.c's .bin or a 1-D .npy)";
+        return failure();
+      }
+      if (failed(checkTokenModel(call->getLoc())))
+        return failure();
+      return convert(e);
+    }
     error(e.getLoc()) << "'" << form.key
                       << "' must be a directory of .npy files, "
-                         "csv(path, ...) or idx(images: ..., labels: ...)";
+                         "csv(path, ...), idx(images: ..., labels: ...) or "
+                         "tokens(path)";
     return failure();
+  }
+
+  /// A token stream feeds a model with one i32 [B, T] input and one i32
+  /// [B, T] label: windows of T ids and the same windows shifted by one.
+  LogicalResult checkTokenModel(const ast::Loc &loc) {
+    auto func = module.lookupSymbol<mlir::func::FuncOp>(abi::kForward);
+    llvm::SmallVector<mlir::Type> streams;
+    for (unsigned i = 0; i < func.getNumArguments(); ++i)
+      if (func.getArgAttr(i, abi::attr(abi::Role::Input)) ||
+          func.getArgAttr(i, abi::attr(abi::Role::Label)))
+        streams.push_back(func.getArgumentTypes()[i]);
+    auto sequence = [](mlir::Type t) {
+      auto r = mlir::cast<mlir::RankedTensorType>(t);
+      return r.getRank() == 2 && r.getElementType().isInteger(32) &&
+             !r.isDynamicDim(1);
+    };
+    if (streams.size() != 2 || !sequence(streams[0]) ||
+        streams[0] != streams[1]) {
+      error(loc) << "tokens feeds a model with one input and one label, both "
+                    "i32[B, T] with the same T";
+      return failure();
+    }
+    return success();
   }
 
   mlir::FailureOr<mlir::Attribute> checkCall(const KeyForm &form,

@@ -8,6 +8,8 @@ PACKAGES=(
   cmake ninja-build ccache g++ pkg-config
   llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools libomp-19-dev
   antlr4 libantlr4-runtime-dev libfmt-dev
+  # English text for the language-model example (examples/data/make_fortunes.py)
+  fortunes
   # tests
   googletest libgtest-dev python3 python3-numpy python3-torch python3-torchvision python3-sklearn
   # PyTorch then calls OpenBLAS instead of the reference BLAS: the baseline

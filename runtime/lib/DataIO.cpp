@@ -5,6 +5,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -99,6 +100,7 @@ bool mass::rt::readNpy(const std::string &path, Tensor &out,
   };
   static const Kind kinds[] = {{"'<f4'", 4, true},  {"'<f8'", 8, true},
                                {"'<i4'", 4, false}, {"'<i8'", 8, false},
+                               {"'<i2'", 2, false}, {"'<u2'", 2, false},
                                {"'|u1'", 1, false}, {"'|i1'", 1, false}};
   const Kind *kind = nullptr;
   for (const Kind &k : kinds)
@@ -128,7 +130,16 @@ bool mass::rt::readNpy(const std::string &path, Tensor &out,
     } else if (kind->size == 8) {
       int64_t v;
       std::memcpy(&v, e, 8);
+      if (v < INT32_MIN || v > INT32_MAX)
+        return bad("element " + std::to_string(k) + " (" + std::to_string(v) +
+                   ") does not fit in int32");
       t.i[k] = static_cast<int32_t>(v);
+    } else if (kind->size == 2) {
+      uint16_t v;
+      std::memcpy(&v, e, 2);
+      t.i[k] = std::strcmp(kind->descr, "'<u2'") == 0
+                   ? static_cast<int32_t>(v)
+                   : static_cast<int32_t>(static_cast<int16_t>(v));
     } else {
       t.i[k] = std::strcmp(kind->descr, "'|u1'") == 0
                    ? static_cast<unsigned char>(*e)
@@ -136,6 +147,55 @@ bool mass::rt::readNpy(const std::string &path, Tensor &out,
     }
   }
   out = std::move(t);
+  return true;
+}
+
+bool mass::rt::readTokens(const std::string &path, std::vector<int32_t> &out,
+                          std::string &error) {
+  if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".npy") == 0) {
+    Tensor t;
+    if (!readNpy(path, t, error))
+      return false;
+    if (t.dtype != DType::I32 || t.shape.size() != 1) {
+      error = "'" + path +
+              "' is not a token stream: expected a 1-D integer "
+              "array, got " +
+              std::string(t.dtype == DType::I32 ? "integers " : "floats ") +
+              formatShape(t.shape);
+      return false;
+    }
+    out = std::move(t.i);
+    return true;
+  }
+  std::string bytes;
+  if (!readFile(path, bytes, error))
+    return false;
+  auto bad = [&](const std::string &why) {
+    error = "'" + path + "' is not a token stream (llm.c's .bin): " + why;
+    return false;
+  };
+  constexpr size_t kHeader = 256 * 4;
+  if (bytes.size() < kHeader)
+    return bad("shorter than its 1024-byte header");
+  int32_t header[3];
+  std::memcpy(header, bytes.data(), sizeof header);
+  if (header[0] != 20240520)
+    return bad("the magic number is " + std::to_string(header[0]) +
+               ", not 20240520");
+  if (header[1] != 1)
+    return bad("version " + std::to_string(header[1]) +
+               " is not supported (only 1: uint16 tokens)");
+  if (header[2] < 0 ||
+      bytes.size() - kHeader != static_cast<size_t>(header[2]) * 2)
+    return bad("the header counts " + std::to_string(header[2]) +
+               " tokens but the file holds " +
+               std::to_string((bytes.size() - kHeader) / 2));
+  out.resize(static_cast<size_t>(header[2]));
+  for (size_t k = 0; k < out.size(); ++k) {
+    uint16_t v;
+    std::memcpy(&v, bytes.data() + kHeader + 2 * k, 2);
+    out[k] = v;
+  }
   return true;
 }
 

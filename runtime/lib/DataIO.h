@@ -15,10 +15,17 @@
 
 namespace mass::rt {
 
-/// Reads a C-ordered .npy file of float32/float64 (as f32) or int32/int64/
-/// uint8 (as i32) elements.
+/// Reads a C-ordered .npy file of float32/float64 (as f32) or int64/int32/
+/// int16/uint16/int8/uint8 (as i32; an int64 outside int32's range is an
+/// error) elements.
 bool readNpy(const std::string &path, Tensor &out, std::string &error);
 bool writeNpy(const std::string &path, const Tensor &t, std::string &error);
+
+/// Reads a stream of token ids: llm.c's .bin (a header of 256 int32:
+/// 20240520, 1, count; then count uint16 ids) or a one-dimensional integer
+/// .npy (chosen by the extension).
+bool readTokens(const std::string &path, std::vector<int32_t> &out,
+                std::string &error);
 
 /// Reads the named columns of a CSV file with a header row, as f32 [N, C].
 bool readCsvColumns(const std::string &path,

@@ -86,6 +86,10 @@ private:
 
   // Settings.
   int64_t epochs = 1, batch = 32, seed = 0;
+  // steps > 0: train this many optimizer steps (epochs no longer count);
+  // valEvery > 0: a round of that many steps ends in validation, instead
+  // of an epoch.
+  int64_t steps = 0, valEvery = 0;
   double lr = 0; // the rate before any schedule
   Schedule schedule;
   std::string strategy = "joint";
@@ -109,7 +113,13 @@ private:
   std::vector<const Tensor *> taskLosses;
   Tensor hyperLr{DType::F32, {}}, hyperBc1{DType::F32, {}},
       hyperBc2{DType::F32, {}}, gradNorm{DType::F32, {}};
-  int64_t step = 0, startEpoch = 1;
+  int64_t step = 0, startRound = 1;
+  // Where the training rows stand: the current epoch's order (drawn from
+  // orderRng's state), the next row in it, and how many orders were drawn.
+  std::vector<int64_t> order;
+  size_t position = 0;
+  int64_t epoch = 0;
+  std::mt19937_64 orderRng;
   double best = NAN;
   int64_t sinceBest = 0;
   Dataset trainData, valData;
@@ -148,10 +158,11 @@ private:
   double monitored(const Totals &val) const;
   bool maximize() const;
 
-  void writeCheckpoint(const std::string &file, bool withState, int64_t epoch);
+  void writeCheckpoint(const std::string &file, bool withState, int64_t round);
   void resume(const std::string &dir);
   void dumpGrads();
   void dumpPredictions();
+  void generate();
   void dumpParams();
   int ensemble();
   int benchmark();
@@ -165,11 +176,13 @@ private:
   std::vector<double> balancedWeights(const std::vector<int64_t> &rows) const;
   void drawOrder(std::vector<int64_t> &order, const std::vector<int64_t> &rows,
                  const std::vector<double> &weights);
-  Totals trainEpoch(int64_t epoch, const std::vector<int64_t> &order,
-                    int64_t steps, double &lr);
-  void showProgress(int64_t epoch, int64_t done, int64_t steps) const;
-  void logEpoch(int64_t epoch, const Totals &seen, const Totals &val, double lr,
-                double seconds, double trainSeconds);
+  bool byStep() const { return steps > 0 || valEvery > 0; }
+  Totals trainRound(int64_t count, const std::vector<int64_t> &rows,
+                    const std::vector<double> &weights, double &lr);
+  void showProgress(int64_t done, int64_t count) const;
+  void logRound(int64_t round, int64_t rounds, const Totals &seen,
+                const Totals &val, double lr, double seconds,
+                double trainSeconds);
   bool recordValidation(const Totals &val);
 };
 
@@ -187,6 +200,11 @@ void Trainer::configure() {
                            : static_cast<int64_t>(cfg().numberOr("epochs", 1));
   batch = opts.batch > 0 ? opts.batch
                          : static_cast<int64_t>(cfg().numberOr("batch", 32));
+  steps = opts.steps > 0 ? opts.steps
+                         : static_cast<int64_t>(cfg().numberOr("steps", 0));
+  valEvery = opts.valEvery > 0
+                 ? opts.valEvery
+                 : static_cast<int64_t>(cfg().numberOr("val_every", 0));
   seed = opts.seed >= 0 ? opts.seed
                         : static_cast<int64_t>(cfg().numberOr("seed", 0));
   rng.seed(static_cast<uint64_t>(seed));
@@ -231,6 +249,34 @@ Dataset Trainer::loadData(const Json &source, const std::string &override,
         fail(error);
       data.columns[v.name] = std::move(t);
     }
+  } else if (kind == "tokens") {
+    std::string file = path;
+    if (file.empty() && !source["args"].items().empty())
+      file = source["args"].items()[0].str();
+    if (spec.inputs.size() != 1 || spec.labels.size() != 1 ||
+        spec.inputs[0].shape.size() != 2)
+      fail("tokens(...) data needs a model with one input and one label "
+           "[B, T]");
+    std::vector<int32_t> ids;
+    if (!readTokens(file, ids, error))
+      fail(error);
+    // Windows of T ids that do not overlap; each label is its window
+    // shifted by one.
+    const int64_t t = spec.inputs[0].shape[1];
+    const int64_t windows = (static_cast<int64_t>(ids.size()) - 1) / t;
+    if (windows < 1)
+      fail(std::string(what) + " data: '" + file + "' holds " +
+           std::to_string(ids.size()) + " tokens; one window of " +
+           std::to_string(t) + " and its next token need " +
+           std::to_string(t + 1));
+    Tensor in(DType::I32, {windows, t}), next(DType::I32, {windows, t});
+    for (int64_t w = 0; w < windows; ++w)
+      for (int64_t k = 0; k < t; ++k) {
+        in.i[w * t + k] = ids[w * t + k];
+        next.i[w * t + k] = ids[w * t + k + 1];
+      }
+    data.columns[spec.inputs[0].name] = std::move(in);
+    data.columns[spec.labels[0].name] = std::move(next);
   } else if (kind == "idx" && path.empty()) {
     if (spec.inputs.size() != 1 || spec.labels.size() != 1)
       fail("idx(...) data needs a model with one input and one label");
@@ -301,15 +347,23 @@ void Trainer::checkData(Dataset &data, const char *what) {
         c.f[k] = static_cast<float>(t.i[k]);
       t = std::move(c);
     }
-    if (v.dtype == DType::I32 && v.idBound > 0) {
+    const int64_t perSample =
+        t.shape[0] > 0 ? std::max<int64_t>(1, t.numel() / t.shape[0]) : 1;
+    if (v.dtype == DType::I32 && v.idBound > 0 && v.role == Role::Label) {
+      for (int64_t k = 0; k < t.numel(); ++k)
+        if (t.i[k] >= v.idBound)
+          fail(std::string(what) + " data: label '" + v.name +
+               "' holds the class " + std::to_string(t.i[k]) + " (sample " +
+               std::to_string(k / perSample) + "); the logits have " +
+               std::to_string(v.idBound) + " classes");
+    } else if (v.dtype == DType::I32 && v.idBound > 0) {
       for (int64_t k = 0; k < t.numel(); ++k)
         if (t.i[k] < 0 || t.i[k] >= v.idBound)
-          fail(
-              std::string(what) + " data: input '" + v.name +
-              "' holds the id " + std::to_string(t.i[k]) + " (sample " +
-              std::to_string(k / std::max<int64_t>(1, t.numel() / t.shape[0])) +
-              "); its embedding takes ids in [0, " + std::to_string(v.idBound) +
-              ")");
+          fail(std::string(what) + " data: input '" + v.name +
+               "' holds the id " + std::to_string(t.i[k]) + " (sample " +
+               std::to_string(k / perSample) +
+               "); its embedding takes ids in [0, " +
+               std::to_string(v.idBound) + ")");
     }
     if (v.dtype == DType::I32 && v.role == Role::Label) {
       for (int32_t x : t.i)
@@ -648,7 +702,7 @@ double Trainer::monitored(const Totals &val) const {
 //===----------------------------------------------------------------------===//
 
 void Trainer::writeCheckpoint(const std::string &file, bool withState,
-                              int64_t epoch) {
+                              int64_t round) {
   std::string dir =
       opts.checkpointDir.empty() ? "checkpoints" : opts.checkpointDir;
   ::mkdir(dir.c_str(), 0755);
@@ -658,7 +712,8 @@ void Trainer::writeCheckpoint(const std::string &file, bool withState,
   for (const auto &[name, t] : buffers)
     out.tensors[name] = t;
   out.metadata["model"] = spec.name;
-  out.metadata["epoch"] = std::to_string(epoch);
+  out.metadata[byStep() ? "step" : "epoch"] =
+      std::to_string(byStep() ? step : round);
   std::string error;
   if (!writeSafetensors(dir + "/" + file, out, error))
     fail(error);
@@ -675,10 +730,14 @@ void Trainer::writeCheckpoint(const std::string &file, bool withState,
     state.tensors[kStateWeights + name] = t;
   for (const auto &[name, t] : states)
     state.tensors[name] = t;
-  std::ostringstream rngState;
+  std::ostringstream rngState, orderState;
   rngState << rng;
+  orderState << orderRng;
   state.metadata["step"] = std::to_string(step);
+  state.metadata["round"] = std::to_string(round);
   state.metadata["epoch"] = std::to_string(epoch);
+  state.metadata["position"] = std::to_string(position);
+  state.metadata["order_rng"] = orderState.str();
   state.metadata["best"] = std::isnan(best) ? "nan" : std::to_string(best);
   state.metadata["since_best"] = std::to_string(sinceBest);
   state.metadata["rng"] = rngState.str();
@@ -701,13 +760,19 @@ void Trainer::resume(const std::string &dir) {
   }
   try {
     step = std::stoll(state.metadata.at("step"));
-    startEpoch = std::stoll(state.metadata.at("epoch")) + 1;
+    startRound = std::stoll(state.metadata.at("round")) + 1;
+    epoch = std::stoll(state.metadata.at("epoch"));
+    position = std::stoull(state.metadata.at("position"));
+    std::istringstream orderIn(state.metadata.at("order_rng"));
+    if (!(orderIn >> orderRng))
+      throw std::invalid_argument("order_rng");
     best = state.metadata.at("best") == "nan"
                ? NAN
                : std::stod(state.metadata.at("best"));
     sinceBest = std::stoll(state.metadata.at("since_best"));
     std::istringstream in(state.metadata.at("rng"));
-    in >> rng;
+    if (!(in >> rng))
+      throw std::invalid_argument("rng");
   } catch (const std::exception &) {
     fail("'" + dir + "/last.state.safetensors' lacks its resume metadata");
   }
@@ -800,6 +865,111 @@ void Trainer::dumpPredictions() {
   std::string error;
   if (!writeSafetensors(opts.dumpPredictions, out, error))
     fail(error);
+}
+
+/// Samples `--generate N` tokens after the prompt, one at a time: each
+/// from the evaluation-mode logits at the last position of the window of
+/// the last T tokens (the window starts at position 0 while it is shorter
+/// than T; a causal model's later positions do not matter), with
+/// `--temperature` (0: the most likely token) and `--top-k`. With a
+/// vocabulary of 256 the tokens are bytes: the prompt is text, and so is
+/// the output; otherwise both are ids separated by spaces.
+void Trainer::generate() {
+  if (!spec.predict.present)
+    fail("this program has no predict entry point; recompile it");
+  const ValueSpec *logits = nullptr;
+  for (const ValueSpec &v : spec.predict.results)
+    if (v.kind == "logits" && v.shape.size() == 3)
+      logits = logits ? nullptr : &v;
+  if (spec.inputs.size() != 1 || spec.inputs[0].dtype != DType::I32 ||
+      spec.inputs[0].shape.size() != 2 || !logits ||
+      logits->shape[1] != spec.inputs[0].shape[1])
+    fail("--generate needs a model whose one input is i32 [B, T] token ids "
+         "and whose one sequence of logits is [B, T, V]");
+  const ValueSpec &input = spec.inputs[0];
+  const int64_t window = input.shape[1], vocab = logits->shape[2];
+  const bool bytes = vocab == 256;
+  std::vector<int32_t> context;
+  if (bytes) {
+    for (unsigned char c : opts.prompt)
+      context.push_back(c);
+    if (context.empty())
+      context.push_back('\n'); // a start: the text seen after a line
+  } else {
+    std::istringstream in(opts.prompt);
+    for (std::string word; in >> word;) {
+      char *end = nullptr;
+      long id = std::strtol(word.c_str(), &end, 10);
+      if (*end || id < 0 || id >= vocab)
+        fail("--prompt: '" + word + "' is not a token id in [0, " +
+             std::to_string(vocab) + ")");
+      context.push_back(static_cast<int32_t>(id));
+    }
+    if (context.empty())
+      fail("--prompt: give at least one token id (the vocabulary has " +
+           std::to_string(vocab) + " tokens, not bytes)");
+  }
+  if (input.idBound > 0)
+    for (int32_t id : context)
+      if (id >= input.idBound)
+        fail("--prompt: the byte " + std::to_string(id) +
+             " is outside the embedding's table of " +
+             std::to_string(input.idBound));
+  if (opts.topK > vocab)
+    fail("--top-k " + std::to_string(opts.topK) + " exceeds the vocabulary (" +
+         std::to_string(vocab) + ")");
+
+  EntryCall call(spec.predict);
+  Tensor &ids = batchBuffers[input.name];
+  ids.shape[0] = 1;
+  std::vector<Tensor> preds;
+  for (const ValueSpec &v : spec.predict.results)
+    preds.emplace_back(DType::F32, v.withBatch(1));
+  size_t which = logits - spec.predict.results.data();
+  std::vector<double> p(static_cast<size_t>(vocab));
+  std::vector<int32_t> top(static_cast<size_t>(vocab));
+  auto emit = [&](int32_t id) {
+    if (bytes)
+      std::fputc(id, stdout);
+    else
+      std::printf("%d ", id);
+  };
+  for (int32_t id : context)
+    emit(id);
+  std::fflush(stdout);
+  for (int64_t n = 0; n < opts.generate; ++n) {
+    int64_t length = std::min<int64_t>(window, context.size());
+    std::fill(ids.i.begin(), ids.i.begin() + window, 0);
+    std::copy(context.end() - length, context.end(), ids.i.begin());
+    bindBatch(call, spec.predict, 1);
+    size_t index = spec.predict.args.size();
+    for (size_t k = 0; k < preds.size(); ++k)
+      call.bind(index + k, preds[k]);
+    call.invoke(mass_predict);
+    const float *row = preds[which].f.data() + (length - 1) * vocab;
+    int32_t next = 0;
+    if (opts.temperature == 0) {
+      next = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
+    } else {
+      // The k most likely tokens (all with no --top-k), then a softmax of
+      // their logits / temperature.
+      std::iota(top.begin(), top.end(), 0);
+      int64_t keep = opts.topK > 0 ? opts.topK : vocab;
+      std::partial_sort(top.begin(), top.begin() + keep, top.end(),
+                        [&](int32_t a, int32_t b) {
+                          return row[a] > row[b] || (row[a] == row[b] && a < b);
+                        });
+      double most = row[top[0]];
+      for (int64_t k = 0; k < keep; ++k)
+        p[k] = std::exp((row[top[k]] - most) / opts.temperature);
+      std::discrete_distribution<int64_t> d(p.begin(), p.begin() + keep);
+      next = top[d(rng)];
+    }
+    context.push_back(next);
+    emit(next);
+    std::fflush(stdout);
+  }
+  std::printf("\n");
 }
 
 /// Evaluates the members' combined predictions on the validation data:
@@ -950,6 +1120,7 @@ int Trainer::benchmark() {
 /// precedence).
 enum class Mode {
   DumpParams,
+  Generate,
   DumpGrads,
   Benchmark,
   Ensemble,
@@ -961,6 +1132,8 @@ enum class Mode {
 Mode chooseMode(const Options &o) {
   if (o.dumpParams)
     return Mode::DumpParams;
+  if (o.generate > 0)
+    return Mode::Generate;
   if (!o.dumpGrads.empty())
     return Mode::DumpGrads;
   if (o.benchmark > 0)
@@ -984,6 +1157,10 @@ int Trainer::run() {
   }
   initParams();
   loadStartingWeights();
+  if (mode == Mode::Generate) {
+    generate();
+    return 0;
+  }
 
   if (mode == Mode::DumpGrads || mode == Mode::Benchmark || mode == Mode::Train)
     trainData = loadData(cfg()["train_data"], opts.train, "train");
@@ -1052,42 +1229,55 @@ void Trainer::evaluateOnly() {
 // Training
 //===----------------------------------------------------------------------===//
 
-/// The epochs: each trains on this process's rows in a new order, validates,
-/// logs, keeps its checkpoints and may stop early.
+/// The rounds: each trains for an epoch (or `val_every` steps), validates,
+/// logs, keeps its checkpoints and may stop early. Training ends after the
+/// epochs, or after `steps` optimizer steps.
 int Trainer::train() {
   std::vector<int64_t> rows = shardRows();
   int64_t stepsPerEpoch =
       (static_cast<int64_t>(rows.size()) + batch - 1) / batch;
+  int64_t total = steps > 0 ? steps : stepsPerEpoch * epochs;
+  int64_t roundSteps = valEvery > 0 ? valEvery : stepsPerEpoch;
+  int64_t rounds = (total + roundSteps - 1) / roundSteps;
   std::string error;
-  if (!Schedule::fromConfig(cfg()["schedule"], lr, stepsPerEpoch * epochs,
-                            schedule, error))
+  if (!Schedule::fromConfig(cfg()["schedule"], lr, total, schedule, error))
     fail(error);
-  if (!opts.resume.empty())
-    resume(opts.resume);
   std::vector<double> weights = balancedWeights(rows);
+  if (!opts.resume.empty()) {
+    resume(opts.resume);
+    // The interrupted epoch's order, drawn again from its generator.
+    std::mt19937_64 now = rng;
+    rng = orderRng;
+    drawOrder(order, rows, weights);
+    rng = now;
+    if (position > order.size())
+      fail("'" + opts.resume + "/last.state.safetensors' is at row " +
+           std::to_string(position) + " of an epoch of " +
+           std::to_string(order.size()));
+  }
   bool checkpointing = cfg().has("checkpoint") || !opts.checkpointDir.empty();
   bool keepBest = cfg()["checkpoint"].stringOr("kind", "") == "best";
   int64_t patience = static_cast<int64_t>(cfg()["early_stop"].numberOr("n", 0));
 
-  std::vector<int64_t> order(rows);
-  for (int64_t epoch = startEpoch; epoch <= epochs; ++epoch) {
+  for (int64_t round = startRound; round <= rounds && step < total; ++round) {
     auto start = std::chrono::steady_clock::now();
-    drawOrder(order, rows, weights);
     double lr = schedule.at(step);
-    Totals seen = trainEpoch(epoch, order, stepsPerEpoch, lr);
+    Totals seen =
+        trainRound(std::min(roundSteps, total - step), rows, weights, lr);
     double trainSeconds = secondsSince(start);
     Totals val = haveVal ? evaluate(valData) : Totals{};
-    logEpoch(epoch, seen, val, lr, secondsSince(start), trainSeconds);
+    logRound(round, rounds, seen, val, lr, secondsSince(start), trainSeconds);
 
     bool improved = haveVal && recordValidation(val);
     if (checkpointing) {
       if (keepBest && improved)
-        writeCheckpoint("best.safetensors", false, epoch);
-      writeCheckpoint("last.safetensors", true, epoch);
+        writeCheckpoint("best.safetensors", false, round);
+      writeCheckpoint("last.safetensors", true, round);
     }
     if (patience > 0 && sinceBest >= patience) {
-      std::printf("early stop: no improvement in %lld epochs\n",
-                  static_cast<long long>(patience));
+      std::printf("early stop: no improvement in %lld %s\n",
+                  static_cast<long long>(patience),
+                  byStep() ? "validations" : "epochs");
       break;
     }
   }
@@ -1133,25 +1323,34 @@ void Trainer::drawOrder(std::vector<int64_t> &order,
     std::shuffle(order.begin(), order.end(), rng);
     return;
   }
+  order.resize(rows.size());
   std::discrete_distribution<size_t> d(weights.begin(), weights.end());
   for (int64_t &r : order)
     r = rows[d(rng)];
 }
 
-/// One epoch of steps over `order`; `lr` ends as the last step's rate.
-Trainer::Totals Trainer::trainEpoch(int64_t epoch,
-                                    const std::vector<int64_t> &order,
-                                    int64_t steps, double &lr) {
+/// `count` steps, each on the next rows of the epoch's order (a new
+/// order when one runs out); `lr` ends as the last step's rate.
+Trainer::Totals Trainer::trainRound(int64_t count,
+                                    const std::vector<int64_t> &rows,
+                                    const std::vector<double> &weights,
+                                    double &lr) {
   bool tty = ::isatty(2);
   Totals seen;
-  for (int64_t s = 0; s < steps; ++s) {
-    int64_t begin = s * batch;
-    int64_t count = std::min<int64_t>(batch, order.size() - begin);
-    gather(trainData, order, begin, count);
+  for (int64_t s = 0; s < count; ++s) {
+    if (position >= order.size()) {
+      orderRng = rng;
+      drawOrder(order, rows, weights);
+      position = 0;
+      ++epoch;
+    }
+    int64_t n = std::min<int64_t>(batch, order.size() - position);
+    gather(trainData, order, static_cast<int64_t>(position), n);
+    position += n;
     for (const Augmentation &a : augmentations)
-      augment(a, batchBuffers[a.input], count, rng);
+      augment(a, batchBuffers[a.input], n, rng);
     setTaskWeights();
-    trainStep(count);
+    trainStep(n);
     for (size_t k = 0; k < spec.tasks.size(); ++k) {
       float loss = taskLosses[k]->f[0];
       const std::string &task = spec.tasks[k].first;
@@ -1160,12 +1359,12 @@ Trainer::Totals Trainer::trainEpoch(int64_t epoch,
              (std::isnan(loss) ? "NaN" : "infinite") + " at epoch " +
              std::to_string(epoch) + ", step " + std::to_string(step + 1));
     }
-    accumulate(seen, count);
+    accumulate(seen, n);
     lr = schedule.at(step);
     update();
     ++step;
     if (tty)
-      showProgress(epoch, s + 1, steps);
+      showProgress(s + 1, count);
   }
   if (tty)
     std::fprintf(stderr, "\r%*s\r", 60, "");
@@ -1173,19 +1372,28 @@ Trainer::Totals Trainer::trainEpoch(int64_t epoch,
 }
 
 /// The progress bar on a terminal.
-void Trainer::showProgress(int64_t epoch, int64_t done, int64_t steps) const {
-  int width = 30, filled = static_cast<int>(width * done / steps);
+void Trainer::showProgress(int64_t done, int64_t count) const {
+  int width = 30, filled = static_cast<int>(width * done / count);
   std::fprintf(stderr, "\r  epoch %lld [%s%s] %lld/%lld ",
                static_cast<long long>(epoch), std::string(filled, '=').c_str(),
                std::string(width - filled, ' ').c_str(),
-               static_cast<long long>(done), static_cast<long long>(steps));
+               static_cast<long long>(done), static_cast<long long>(count));
 }
 
-/// The epoch's summary line and its JSON events, one per task and split.
-void Trainer::logEpoch(int64_t epoch, const Totals &seen, const Totals &val,
-                       double lr, double seconds, double trainSeconds) {
-  std::printf("epoch %lld/%lld  train:%s", static_cast<long long>(epoch),
-              static_cast<long long>(epochs), describe(seen).c_str());
+/// The round's summary line and its JSON events, one per task and split:
+/// "epoch" events (numbered by epoch) or, when rounds count steps, "step"
+/// events (with the step and the epoch).
+void Trainer::logRound(int64_t round, int64_t rounds, const Totals &seen,
+                       const Totals &val, double lr, double seconds,
+                       double trainSeconds) {
+  if (byStep())
+    std::printf("step %lld/%lld (epoch %lld)  train:%s",
+                static_cast<long long>(step),
+                static_cast<long long>(steps > 0 ? steps : rounds * valEvery),
+                static_cast<long long>(epoch), describe(seen).c_str());
+  else
+    std::printf("epoch %lld/%lld  train:%s", static_cast<long long>(round),
+                static_cast<long long>(rounds), describe(seen).c_str());
   if (haveVal)
     std::printf("  val:%s", describe(val).c_str());
   std::printf("  lr %.3g  %.1fs (%.0f samples/s)\n", lr, seconds,
@@ -1196,8 +1404,11 @@ void Trainer::logEpoch(int64_t epoch, const Totals &seen, const Totals &val,
       if (isVal && !haveVal)
         continue;
       Json e = Json::object();
-      e.set("event", Json::string("epoch"));
-      e.set("epoch", Json::number(static_cast<double>(epoch)));
+      e.set("event", Json::string(byStep() ? "step" : "epoch"));
+      if (byStep())
+        e.set("step", Json::number(static_cast<double>(step)));
+      e.set("epoch",
+            Json::number(static_cast<double>(byStep() ? epoch : round)));
       e.set("split", Json::string(isVal ? "val" : "train"));
       e.set("task", Json::string(task));
       Json metrics = summarize(isVal ? val : seen, task);

@@ -13,6 +13,12 @@ struct Options {
       dumpPredictions;
   int64_t dropoutSeed = -1; // with dumpGrads: dropout on, from this seed
   int64_t epochs = -1, batch = -1, seed = -1;
+  int64_t steps = -1, valEvery = -1; // the train block's steps, val_every
+  // --generate: sample this many tokens after the prompt, then exit.
+  int64_t generate = 0;
+  std::string prompt;
+  double temperature = 1.0;
+  int64_t topK = 0;    // 0: sample from every token
   int64_t threads = 0; // 0: OpenMP's default, one per core
   double lr = -1;
   int64_t shard = 0, shards = 1;

@@ -64,6 +64,15 @@ std::string positiveNumber(Options &o, const char *value) {
   return "";
 }
 
+std::string temperature(Options &o, const char *value) {
+  char *end = nullptr;
+  o.temperature = std::strtod(value, &end);
+  if (end == value || *end || !(o.temperature >= 0) ||
+      o.temperature == HUGE_VAL)
+    return "expects a number >= 0";
+  return "";
+}
+
 std::string shard(Options &o, const char *value) {
   const char *slash = std::strchr(value, '/');
   if (!slash || !parseInt(std::string(value, slash).c_str(), o.shard) ||
@@ -85,6 +94,12 @@ const Flag kFlags[] = {
     {"--val", "DATA", "validation data", text<&Options::val>},
     {"--epochs", "N", "passes over the training data",
      integer<&Options::epochs, 1>},
+    {"--steps", "N",
+     "train for N optimizer steps (the schedule spans\nthem; epochs no longer "
+     "count)",
+     integer<&Options::steps, 1>},
+    {"--val-every", "N", "validate (and log) every N steps, not each epoch",
+     integer<&Options::valEvery, 1>},
     {"--batch", "N", "rows per step", integer<&Options::batch, 1>},
     {"--lr", "X", "the optimizer's learning rate", positiveNumber},
     {"--seed", "N", "initialisation, shuffling, augmentation and dropout",
@@ -107,6 +122,18 @@ const Flag kFlags[] = {
      "validation data",
      text<&Options::ensemble>},
     {"--data-shard", "K/N", "train on rows r with r % N == K", shard},
+    {"--generate", "N",
+     "sample N tokens after --prompt from the --init\nweights "
+     "(a model of token sequences), then exit",
+     integer<&Options::generate, 1>},
+    {"--prompt", "TEXT", "with --generate: the text (bytes) to continue",
+     text<&Options::prompt>},
+    {"--temperature", "X",
+     "with --generate: divides the logits (default 1;\n0 takes the most "
+     "likely token)",
+     temperature},
+    {"--top-k", "K", "with --generate: sample among the K likeliest",
+     integer<&Options::topK, 1>},
     {"--dump-params", nullptr, "print parameter names, shapes and counts",
      on<&Options::dumpParams>},
     {"--benchmark", "N",

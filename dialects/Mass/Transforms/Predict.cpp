@@ -1,10 +1,11 @@
 //===- Predict.cpp - Splitting @forward at its predictions ----------------===//
 //
 // The predictions of a model are the values its losses and metrics judge:
-// the first operand of every loss and metric op. @predict computes them from
-// the inputs and parameters; @score computes the outputs of @forward from
-// them and the labels. An ensemble runs @predict per member, combines the
-// predictions and scores the combination.
+// the first operand of every loss and metric op (a sequence's logits
+// [B, T, C] rather than their positions reshaped into samples). @predict
+// computes them from the inputs and parameters; @score computes the outputs of
+// @forward from them and the labels. An ensemble runs @predict per member,
+// combines the predictions and scores the combination.
 //
 //===----------------------------------------------------------------------===//
 
@@ -37,15 +38,32 @@ void eraseDead(func::FuncOp func) {
       op->erase();
 }
 
-/// "logits" when a classification op reads the prediction, else "value":
-/// an ensemble averages probabilities for the one and values for the other.
+/// What a loss or metric op judges: its first operand or, when that is a
+/// sequence's positions seen as samples ([B, T, C] reshaped into
+/// [B * T, C]), the sequence itself, so that predictions keep the batch
+/// as their first axis.
+Value judged(Operation *op) {
+  Value v = op->getOperand(0);
+  if (auto reshape = v.getDefiningOp<ReshapeOp>()) {
+    auto in = cast<RankedTensorType>(reshape.getInput().getType());
+    if (in.getRank() >= 3 && in.isDynamicDim(0))
+      return reshape.getInput();
+  }
+  return v;
+}
+
+/// "logits" when a classification op reads the prediction (directly or
+/// through a reshape), else "value": an ensemble averages probabilities
+/// (over the last axis) for the one and values for the other.
 StringRef kindOf(Value pred) {
   for (Operation *user : pred.getUsers())
-    if (isa<CrossEntropyOp, TopKOp>(user) ||
-        (isa<AccuracyOp>(user) &&
-         cast<RankedTensorType>(user->getOperand(1).getType())
-             .getElementType()
-             .isInteger(32)))
+    if (isa<ReshapeOp>(user) && kindOf(user->getResult(0)) == "logits")
+      return "logits";
+    else if (isa<CrossEntropyOp, TopKOp>(user) ||
+             (isa<AccuracyOp>(user) &&
+              cast<RankedTensorType>(user->getOperand(1).getType())
+                  .getElementType()
+                  .isInteger(32)))
       return "logits";
   return "value";
 }
@@ -64,7 +82,7 @@ public:
     forward.walk([&](Operation *op) {
       if (isa<CrossEntropyOp, MseOp, BceOp, L1Op, AccuracyOp, TopKOp,
               AbsErrorOp, SquaredErrorOp>(op))
-        preds.insert(op->getOperand(0));
+        preds.insert(judged(op));
     });
     OpBuilder b(module.getContext());
     b.setInsertionPointAfter(forward);
