@@ -15,9 +15,13 @@ written (their train blocks' optimizers; no augmentation in either) against
 PyTorch twins (torchvision's resnet18 for spec 03), whose convolutions run
 on oneDNN. Each figure is the best of three runs.
 
+Spec 09 (a GPT) runs against bench/gpt_torch.py's twin; its rows add
+tokens/s and the share of the GEMM kernel's own GFLOP/s (1024, one thread,
+from the GEMM table) that the whole step reaches.
+
 usage: /usr/bin/python3 bench/run.py [--quick] [--only TEXT] [--no-gemm]
   --only TEXT   only the models whose title contains TEXT
-  --no-gemm     skip the GEMM table
+  --no-gemm     skip the GEMM table (and spec 09's share of it)
 """
 import json
 import os
@@ -71,7 +75,19 @@ train wide { optimizer = adam(lr: 1e-3) }
         open(os.path.join(SPEC, "02_cnn.mass")).read(), 64, 20, "cnn"),
     "spec03 resnet-18, 32x32": (
         open(os.path.join(SPEC, "03_resnet18.mass")).read(), 32, 5, "resnet18"),
+    # Spec 09 against bench/gpt_torch.py's twin (nn.MultiheadAttention).
+    "spec09 gpt, 4 blocks of 192, 64 bytes": (
+        open(os.path.join(SPEC, "09_gpt.mass")).read(), 32, 5, "gpt"),
 }
+
+# Spec 09's training FLOPs per token: three times the forward pass's
+# multiply-adds, counted as 2 each, of its matrix products (per block the
+# q, k, v and output projections, 4 D^2, and the MLP, 8 D^2; attention's
+# two products over (T + 1) / 2 keys on average, causal; the tied output
+# layer, D V).
+GPT_D, GPT_T, GPT_V, GPT_BLOCKS = 192, 64, 256, 4
+GPT_FLOPS_PER_TOKEN = 3 * (GPT_BLOCKS * (2 * 12 * GPT_D ** 2 + 2 * 2 * (GPT_T + 1) / 2 * GPT_D)
+                           + 2 * GPT_D * GPT_V)
 
 TORCH = r"""
 import json, os, sys, time
@@ -119,6 +135,18 @@ if kind in ("mlp", "wide", "cnn", "resnet18"):
         if kind == "cnn":
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
+elif kind == "gpt":  # spec 09
+    sys.path.insert(0, os.environ["MASS_BENCH_DIR"])
+    from gpt_torch import GPT, T, VOCAB
+    model = GPT()
+    x = torch.randint(0, VOCAB, (batch, T)); y = torch.randint(0, VOCAB, (batch, T))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
+    def step():
+        loss = F.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
 else:  # gemm N
     n = int(kind[4:])
     a = torch.rand(n, n); b = torch.rand(n, n); c = torch.empty(n, n)
@@ -149,6 +177,7 @@ def torch_settings(threads):
 
 def torch_ms(kind, batch, steps, pool, blas):
     env = openblas.torch_env(pool, blas_threads=blas)
+    env["MASS_BENCH_DIR"] = os.path.dirname(os.path.abspath(__file__))
     out = subprocess.run(["/usr/bin/python3", "-c", TORCH, str(pool), kind, str(batch), str(steps)],
                          env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out)["ms"]
@@ -193,10 +222,21 @@ def data_dir(work, name, arrays):
     return d
 
 
+def token_stream(work, ids):
+    """A token stream in llm.c's .bin format."""
+    path = os.path.join(work, "tokens.bin")
+    header = np.zeros(256, dtype="<i4")
+    header[:3] = (20240520, 1, len(ids))
+    with open(path, "wb") as f:
+        f.write(header.tobytes())
+        f.write(np.asarray(ids, dtype="<u2").tobytes())
+    return path
+
+
 def main():
     work = tempfile.mkdtemp(prefix="mass-bench-")
     rng = np.random.default_rng(0)
-    rows = []
+    gpt_rows = []
     print(f"PyTorch {torch_version()}, OpenBLAS kernel {openblas.best_core() or 'chosen by OpenBLAS'}"
           " (OPENBLAS_CORETYPE)\n")
     print("| model | batch | threads | Mass ms/step | PyTorch ms/step (best setting) | time ratio (Mass/PyTorch) |")
@@ -207,19 +247,25 @@ def main():
         if QUICK:
             steps = max(2, steps // 10)
         exe = compile_model(source, work, kind)
-        shape = {"mlp": (batch, 1, 28, 28), "cnn": (batch, 1, 28, 28),
-                 "resnet18": (batch, 3, 32, 32)}.get(kind, (batch, 1024))
-        label = "class" if kind == "resnet18" else "digit"
-        data = data_dir(work, kind, {"image": rng.random(shape, dtype=np.float32),
-                                     label: rng.integers(0, 10, batch).astype(np.int32)})
+        if kind == "gpt":
+            data = token_stream(work, rng.integers(0, 256, batch * GPT_T * 2 + 1))
+        else:
+            shape = {"mlp": (batch, 1, 28, 28), "cnn": (batch, 1, 28, 28),
+                     "resnet18": (batch, 3, 32, 32)}.get(kind, (batch, 1024))
+            label = "class" if kind == "resnet18" else "digit"
+            data = data_dir(work, kind, {"image": rng.random(shape, dtype=np.float32),
+                                         label: rng.integers(0, 10, batch).astype(np.int32)})
         for threads in (1, 2):
             ours = best(lambda: mass_ms(exe, data, batch, steps, threads, "train_step_ms"))
             theirs, setting = torch_best(kind, batch, steps, threads)
             print(f"| {title} | {batch} | {threads} | {ours:.2f} | {theirs:.2f} ({setting}) | "
                   f"{ours / theirs:.2f} |", flush=True)
+            if kind == "gpt":
+                gpt_rows.append((threads, ours, theirs, batch * GPT_T))
     if "--no-gemm" in sys.argv:
         return
     print()
+    gemm_gflops = {}
     print("| GEMM n×n×n | threads | Mass GFLOP/s | torch.matmul GFLOP/s | ratio (Mass/PyTorch) |")
     print("| --- | --- | --- | --- | --- |")
     for n in (256, 512, 1024, 2048):
@@ -241,6 +287,19 @@ model gemm{n} {{
             theirs, _ = torch_best(f"gemm{n}", n, reps, threads)
             print(f"| {n} | {threads} | {flops / ours / 1e6:.1f} | {flops / theirs / 1e6:.1f} | "
                   f"{theirs / ours:.2f} |", flush=True)
+            gemm_gflops[n] = flops / ours / 1e6
+    if gpt_rows:
+        # Spec 09's whole step against the GEMM kernel alone (at 1024, one
+        # thread; twice that at two threads).
+        print()
+        print("| spec09 gpt | threads | Mass tokens/s | PyTorch tokens/s | Mass GFLOP/s | "
+              "share of the GEMM kernel's GFLOP/s |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for threads, ours, theirs, tokens in gpt_rows:
+            gflops = GPT_FLOPS_PER_TOKEN * tokens / ours / 1e6
+            print(f"| {GPT_FLOPS_PER_TOKEN * tokens / 1e9:.1f} GFLOP/step | {threads} | "
+                  f"{tokens / ours * 1000:.0f} | {tokens / theirs * 1000:.0f} | {gflops:.1f} | "
+                  f"{gflops / (gemm_gflops[1024] * threads):.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -177,6 +177,64 @@ class TokenStreams(unittest.TestCase):
             self.assertIn(message, r.stderr)
 
 
+class AttentionMemory(unittest.TestCase):
+    BLOCK = """
+block gpt_block(x, dim, heads) {
+  ln1 = layernorm(x)
+  attn = attention(ln1, ln1, ln1, heads: heads, causal: true)
+  h = x + attn
+  ln2 = layernorm(h)
+  mlp = ln2 |> dense(4 * dim) |> gelu(approximate: "tanh") |> dense(dim)
+  return h + mlp
+}
+
+model one {
+  input ids: i32[B, SEQ]
+  label next: i32[B, SEQ]
+  wte = embedding(ids, vocab: 256, dim: 192, init: normal(std: 0.02))
+  pos = param(f32[SEQ, 192], init: normal(std: 0.02))
+  blocks = wte + pos |> gpt_block(192, 6)
+  task lm {
+    logits = dense(layernorm(blocks), 256, bias: false, share: "wte.weight")
+    loss = cross_entropy(logits, next)
+  }
+}
+"""
+
+    # The same block with attention written out as matrices: [B, T, T].
+    MANUAL = BLOCK.replace(
+        "attn = attention(ln1, ln1, ln1, heads: heads, causal: true)",
+        "attn = matmul(softmax(matmul(ln1, transpose(ln1, perm: [0, 2, 1])) * 0.07), ln1)")
+
+    def arena(self, t, source=BLOCK):
+        """The training step's arena as massc --stats plans it: bytes per
+        sample and bytes besides."""
+        work = masstest.Workdir()
+        src = work.file("one.mass")
+        with open(src, "w") as f:
+            f.write(source.replace("SEQ", str(t)))
+        out = subprocess.run([masstest.MASSC, src, "--stats", "-o", work.file("one"),
+                              masstest.OPT], check=True, capture_output=True, text=True).stdout
+        line = [l for l in out.splitlines() if l.startswith("train_step")][0]
+        planned = line.split("->")[-1].split()
+        return int(planned[0]), int(planned[3])
+
+    def test_arena_grows_linearly_with_the_sequence(self):
+        """No [B, H, T, T] score tensor in either pass: one block's training
+        arena at T = 2048 is at most 2.2 times its arena at T = 1024 (for a
+        batch of 1 and of 32)."""
+        def ratio(short, long, batch):
+            return (long[0] * batch + long[1]) / (short[0] * batch + short[1])
+
+        short, long = self.arena(1024), self.arena(2048)
+        for batch in (1, 32):
+            self.assertLessEqual(ratio(short, long, batch), 2.2, f"batch {batch}: {short} -> {long}")
+        # The measure sees a score matrix: attention written out as
+        # matrices breaks the bound.
+        short, long = self.arena(1024, self.MANUAL), self.arena(2048, self.MANUAL)
+        self.assertGreater(ratio(short, long, 1), 2.5, f"{short} -> {long}")
+
+
 class Spec07(unittest.TestCase):
     @unittest.skipIf(masstest.OPT == "-O0", "its 1,024 steps take 7 minutes in plain loops; "
                      "the -O3 suite runs it")
