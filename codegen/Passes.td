@@ -113,6 +113,19 @@ def MassArena : Pass<"mass-arena", "::mlir::ModuleOp"> {
                            "::mlir::memref::MemRefDialect"];
 }
 
+def MassApproximateMath : Pass<"mass-approximate-math", "::mlir::ModuleOp"> {
+  let summary = "tanh and erf as polynomials in arith ops";
+  let description = [{
+    LLVM has no intrinsic for tanh or erf: they become a call of libm per
+    element, which no loop vectoriser can widen (GELU's tanh was a third of
+    a GPT's training step). MLIR's polynomial approximations (Eigen's
+    rational tanh, accurate to a few ulp; erf likewise) are arith ops, so
+    their loops vectorise. NaN and infinities keep their meaning.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 def MassStridedCopies : Pass<"mass-strided-copies", "::mlir::func::FuncOp"> {
   let summary = "Turns copies that involve strided views into linalg.copy";
   let description = [{

@@ -167,8 +167,11 @@ void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
   pm.addPass(createLowerAffinePass());
   pm.addPass(createConvertSCFToCFPass());
   pm.addPass(createCanonicalizerPass());
-  // Math ops with LLVM intrinsics first (sqrt on vectors stays one
-  // instruction); erf and tanh have none: they call libm.
+  // From -O2 (fast math), tanh and erf become polynomials that vectorise.
+  // Then math ops with LLVM intrinsics (sqrt on vectors stays one
+  // instruction); the rest call libm.
+  if (optLevel >= 2)
+    pm.addPass(createMassApproximateMath());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
   pm.addPass(createConvertVectorToLLVMPass());
