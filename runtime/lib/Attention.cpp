@@ -65,30 +65,36 @@ struct Head {
       for (int64_t d = 0; d < width; ++d)
         rows[r * width + d] = x.at(b, first + r, column + d);
   }
-  /// cols[d][c] = x[b, first + c, column + d]: a block transposed.
+  /// cols[d][c] = x[b, first + c, column + d]: a block transposed, zero
+  /// past `count`.
   void loadTransposed(const View3 &x, int64_t first, int64_t count,
                       float *cols) const {
     for (int64_t c = 0; c < count; ++c)
       for (int64_t d = 0; d < width; ++d)
         cols[d * kCols + c] = x.at(b, first + c, column + d);
+    // A short last block: zeros in the columns past it.
+    for (int64_t d = 0; d < width && count < kCols; ++d)
+      std::fill(cols + d * kCols + count, cols + (d + 1) * kCols, 0.0f);
   }
 };
 
 /// scores[r][c] = scale * sum_d rows[r][d] * cols[d][c] for a block of
 /// `rows` queries and `cols` keys (`cols` as loaded by loadTransposed).
-void blockScores(const float *q, const float *kt, int64_t rows, int64_t cols,
-                 int64_t width, float scale, float *scores) {
+void blockScores(const float *__restrict q, const float *__restrict kt,
+                 int64_t rows, int64_t cols, int64_t width, float scale,
+                 float *__restrict scores) {
   for (int64_t r = 0; r < rows; ++r) {
-    float *s = scores + r * kCols;
-    std::fill(s, s + cols, 0.0f);
+    // A whole row of the tile in registers: kCols is fixed, and the
+    // columns past `cols` read zeros (loadTransposed's padding).
+    alignas(64) float acc[kCols] = {};
     for (int64_t d = 0; d < width; ++d) {
-      float x = q[r * width + d];
-      const float *k = kt + d * kCols;
-      for (int64_t c = 0; c < cols; ++c)
-        s[c] += x * k[c];
+      const float x = q[r * width + d];
+      const float *__restrict k = kt + d * kCols;
+      for (int64_t c = 0; c < kCols; ++c)
+        acc[c] += x * k[c];
     }
     for (int64_t c = 0; c < cols; ++c)
-      s[c] *= scale;
+      scores[r * kCols + c] = acc[c] * scale;
   }
 }
 
@@ -127,7 +133,7 @@ extern "C" void _mlir_ciface_mass_attention_forward(
       h.load(v, j0, cols, vb);
       blockScores(qb, kt, rows, cols, w, h.scale, s);
       for (int64_t r = 0; r < rows; ++r) {
-        float *sr = s + r * kCols;
+        float *__restrict sr = s + r * kCols;
         float top = m[r];
         for (int64_t c = 0; c < cols; ++c) {
           if (masked(causal, i0 + r, j0 + c))
@@ -143,12 +149,12 @@ extern "C" void _mlir_ciface_mass_attention_forward(
         }
         l[r] = l[r] * rescale + sum;
         m[r] = top;
-        float *a = acc + r * w;
+        float *__restrict a = acc + r * w;
         for (int64_t d = 0; d < w; ++d)
           a[d] *= rescale;
         for (int64_t c = 0; c < cols; ++c) {
           const float p = sr[c];
-          const float *vr = vb + c * w;
+          const float *__restrict vr = vb + c * w;
           for (int64_t d = 0; d < w; ++d)
             a[d] += p * vr[d];
         }
@@ -218,8 +224,8 @@ extern "C" void _mlir_ciface_mass_attention_backward(
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < cols; ++c) {
           const float x = p[r * kCols + c];
-          float *dvr = dvb + c * w;
-          const float *dor = dob + r * w;
+          float *__restrict dvr = dvb + c * w;
+          const float *__restrict dor = dob + r * w;
           for (int64_t d = 0; d < w; ++d)
             dvr[d] += x * dor[d];
         }
@@ -234,10 +240,10 @@ extern "C" void _mlir_ciface_mass_attention_backward(
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < cols; ++c) {
           const float x = ds[r * kCols + c];
-          const float *kr = kb + c * w;
-          const float *qr = qb + r * w;
-          float *dqr = dqb + r * w;
-          float *dkr = dkb + c * w;
+          const float *__restrict kr = kb + c * w;
+          const float *__restrict qr = qb + r * w;
+          float *__restrict dqr = dqb + r * w;
+          float *__restrict dkr = dkb + c * w;
           for (int64_t d = 0; d < w; ++d) {
             dqr[d] += x * kr[d];
             dkr[d] += x * qr[d];
