@@ -878,11 +878,14 @@ void Trainer::generate() {
   if (!spec.predict.present)
     fail("this program has no predict entry point; recompile it");
   const ValueSpec *logits = nullptr;
+  int sequences = 0;
   for (const ValueSpec &v : spec.predict.results)
-    if (v.kind == "logits" && v.shape.size() == 3)
-      logits = logits ? nullptr : &v;
+    if (v.kind == "logits" && v.shape.size() == 3) {
+      logits = &v;
+      ++sequences;
+    }
   if (spec.inputs.size() != 1 || spec.inputs[0].dtype != DType::I32 ||
-      spec.inputs[0].shape.size() != 2 || !logits ||
+      spec.inputs[0].shape.size() != 2 || sequences != 1 ||
       logits->shape[1] != spec.inputs[0].shape[1])
     fail("--generate needs a model whose one input is i32 [B, T] token ids "
          "and whose one sequence of logits is [B, T, V]");
@@ -912,7 +915,7 @@ void Trainer::generate() {
   if (input.idBound > 0)
     for (int32_t id : context)
       if (id >= input.idBound)
-        fail("--prompt: the byte " + std::to_string(id) +
+        fail("--prompt: the token " + std::to_string(id) +
              " is outside the embedding's table of " +
              std::to_string(input.idBound));
   if (opts.topK > vocab)
