@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
 import masstest  # noqa: E402
+from vision_test import gradient_error  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 SPEC = os.path.join(ROOT, "test", "lit", "spec", "fixtures")
@@ -240,20 +241,6 @@ model one {
         self.assertGreater(ratio(short, long, 1), 2.5, f"{short} -> {long}")
 
 
-def gradient_error(ours, exact):
-    """The largest error over a tensor, relative to the larger of its scale
-    and 1% of the model's largest gradient; the worst tensor's error and
-    name."""
-    largest = max(float(np.abs(g).max()) for g in exact.values())
-    worst, where = 0.0, None
-    for name, g in exact.items():
-        scale = max(float(np.abs(g).max()), 0.01 * largest)
-        err = float(np.abs(np.asarray(ours[name], np.float64) - g).max()) / scale
-        if err > worst:
-            worst, where = err, name
-    return worst, where
-
-
 class Tagger(torch.nn.Module):
     """Spec 07 in PyTorch, with the spec's parameter names."""
 
@@ -360,6 +347,23 @@ class SpecParity(unittest.TestCase):
         self.parity(exe, work, model, work.file("data"), 5, loss)
 
 
+def build_example(test, example, spec, data_script):
+    """Checks that examples/EXAMPLE is spec SPEC less its data settings,
+    runs its data script and compiles it; returns the program and the
+    examples directory (the cwd its data paths are relative to)."""
+    from train_test import without_data
+    examples = os.path.join(ROOT, "examples")
+    with open(os.path.join(examples, example)) as f, open(os.path.join(SPEC, spec)) as g:
+        test.assertEqual(without_data(f.read()), without_data(g.read()))
+    subprocess.run(["/usr/bin/python3", os.path.join(examples, "data", data_script)],
+                   check=True, capture_output=True)
+    work = masstest.Workdir()
+    exe = work.file(example.split(".")[0])
+    subprocess.run([masstest.MASSC, os.path.join(examples, example), "-o", exe, masstest.OPT],
+                   check=True)
+    return exe, work, examples
+
+
 class Examples(unittest.TestCase):
     @unittest.skipIf(masstest.OPT == "-O0", "a GPT's steps take seconds each in plain loops; "
                      "the -O3 suite runs it")
@@ -370,18 +374,7 @@ class Examples(unittest.TestCase):
         per byte (3.22 measured), and
         --generate then writes the bytes it asks for. (The full run, 1,000
         steps to 1.91, is in bench/README.md.)"""
-        with open(os.path.join(ROOT, "examples", "gpt.mass")) as f:
-            ours = f.read()
-        from train_test import without_data
-        with open(os.path.join(SPEC, "09_gpt.mass")) as f:
-            self.assertEqual(without_data(ours), without_data(f.read()))
-        examples = os.path.join(ROOT, "examples")
-        subprocess.run(["/usr/bin/python3", os.path.join(examples, "data", "make_fortunes.py")],
-                       check=True, capture_output=True)
-        work = masstest.Workdir()
-        exe = work.file("gpt")
-        subprocess.run([masstest.MASSC, os.path.join(examples, "gpt.mass"), "-o", exe, masstest.OPT],
-                       check=True)
+        exe, work, examples = build_example(self, "gpt.mass", "09_gpt.mass", "make_fortunes.py")
         # A shorter validation stream: the first 64 windows of val.bin.
         with open(os.path.join(examples, "data", "text", "val.bin"), "rb") as f:
             f.seek(1024)
@@ -409,18 +402,8 @@ class Spec07(unittest.TestCase):
         """Spec 07 (examples/tagger.mass: the spec with data paths) on the
         generated topics: topic accuracy and score error far better than
         chance (1/8, and 0.27 for predicting the mean) after its 4 epochs."""
-        with open(os.path.join(ROOT, "examples", "tagger.mass")) as f:
-            ours = f.read()
-        from train_test import without_data
-        with open(os.path.join(SPEC, "07_sequence.mass")) as f:
-            self.assertEqual(without_data(ours), without_data(f.read()))
-        examples = os.path.join(ROOT, "examples")
-        subprocess.run(["/usr/bin/python3", os.path.join(examples, "data", "make_topics.py")],
-                       check=True, capture_output=True)
-        work = masstest.Workdir()
-        exe = work.file("tagger")
-        subprocess.run([masstest.MASSC, os.path.join(examples, "tagger.mass"), "-o", exe,
-                        masstest.OPT], check=True)
+        exe, work, examples = build_example(self, "tagger.mass", "07_sequence.mass",
+                                            "make_topics.py")
         log = work.file("log.jsonl")
         subprocess.run([exe, "--log", log, "--checkpoint-dir", work.file("ckpt")], cwd=examples,
                        check=True, capture_output=True)
