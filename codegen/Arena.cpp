@@ -10,7 +10,9 @@
 
 #include "codegen/Passes.h"
 
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/Interfaces/DataLayoutInterfaces.h"
 
 namespace mass {
@@ -28,12 +30,14 @@ int64_t alignUp(int64_t v) {
   return (v + kAlignment - 1) / kAlignment * kAlignment;
 }
 
-/// One buffer to place: `size` bytes (per sample when `perSample`), live
-/// from top-level op `first` to `last`.
+/// One buffer to place: `size` bytes (per sample when `perSample`; its
+/// dynamic size is then `multiple` times the batch), live from top-level op
+/// `first` to `last`.
 struct Buffer {
   memref::AllocOp alloc;
   int64_t size;
   bool perSample;
+  int64_t multiple;
   unsigned first, last;
   int64_t offset = 0;
 };
@@ -62,27 +66,126 @@ lastUse(Value root, Block &block,
   return last;
 }
 
-/// Whether `size` is the batch: a dynamic dimension of an argument (the
-/// language's only dynamic dimension is the batch), or of a buffer whose
-/// own size there is the batch.
-bool isBatch(Value size, int depth = 0) {
+std::optional<int64_t> dimMultiple(Value source, int64_t index, int depth);
+
+/// The multiple of the batch that `expr` of a value k times the batch is:
+/// products with constants and exact quotients.
+std::optional<int64_t> affineMultiple(AffineExpr expr, int64_t k) {
+  if (isa<AffineDimExpr, AffineSymbolExpr>(expr))
+    return k;
+  auto binary = dyn_cast<AffineBinaryOpExpr>(expr);
+  if (!binary)
+    return std::nullopt;
+  auto c = dyn_cast<AffineConstantExpr>(binary.getRHS());
+  if (!c || c.getValue() <= 0 || c.getValue() >= (int64_t(1) << 31))
+    return std::nullopt;
+  std::optional<int64_t> inner = affineMultiple(binary.getLHS(), k);
+  if (!inner || *inner >= (int64_t(1) << 31))
+    return std::nullopt;
+  switch (expr.getKind()) {
+  case AffineExprKind::Mul:
+    return *inner * c.getValue();
+  case AffineExprKind::FloorDiv:
+  case AffineExprKind::CeilDiv:
+    if (*inner % c.getValue() == 0)
+      return *inner / c.getValue();
+    return std::nullopt;
+  default:
+    return std::nullopt;
+  }
+}
+
+/// The constant k with `size` = k * batch, when the IR shows it: a dynamic
+/// dimension of an argument (the language's only dynamic dimension is the
+/// batch) is the batch; a dimension of a buffer is what its size there is;
+/// products with a constant and exact quotients by one (what a reshape's
+/// sizes are built from) scale k.
+std::optional<int64_t> batchMultiple(Value size, int depth = 0) {
+  if (depth > 16)
+    return std::nullopt;
+  auto constant = [](Value v) -> std::optional<int64_t> {
+    APInt value;
+    if (matchPattern(v, m_ConstantInt(&value)) && value.isStrictlyPositive() &&
+        value.getActiveBits() < 32)
+      return value.getSExtValue();
+    return std::nullopt;
+  };
+  if (auto mul = size.getDefiningOp<arith::MulIOp>()) {
+    for (auto [x, c] : {std::pair(mul.getLhs(), mul.getRhs()),
+                        std::pair(mul.getRhs(), mul.getLhs())})
+      if (std::optional<int64_t> factor = constant(c))
+        if (std::optional<int64_t> k = batchMultiple(x, depth + 1))
+          if (*k < (int64_t(1) << 31))
+            return *k * *factor;
+    return std::nullopt;
+  }
+  if (auto div = size.getDefiningOp<arith::DivUIOp>()) {
+    std::optional<int64_t> divisor = constant(div.getRhs());
+    std::optional<int64_t> k = batchMultiple(div.getLhs(), depth + 1);
+    if (divisor && k && *k % *divisor == 0)
+      return *k / *divisor;
+    return std::nullopt;
+  }
+  // The same as an affine map of one operand (a canonicalized size).
+  if (auto apply = size.getDefiningOp<affine::AffineApplyOp>()) {
+    if (apply.getMapOperands().size() != 1)
+      return std::nullopt;
+    std::optional<int64_t> k =
+        batchMultiple(apply.getMapOperands()[0], depth + 1);
+    return k ? affineMultiple(apply.getAffineMap().getResult(0), *k)
+             : std::nullopt;
+  }
   auto dim = size.getDefiningOp<memref::DimOp>();
   std::optional<int64_t> index = dim ? dim.getConstantIndex() : std::nullopt;
-  if (!index || depth > 8)
-    return false;
-  Value source = dim.getSource();
+  if (!index)
+    return std::nullopt;
+  return dimMultiple(dim.getSource(), *index, depth + 1);
+}
+
+/// batchMultiple of the size of `source` along dynamic axis `index`.
+std::optional<int64_t> dimMultiple(Value source, int64_t index, int depth) {
   auto type = dyn_cast<MemRefType>(source.getType());
-  if (!type || !type.isDynamicDim(*index))
-    return false;
+  if (!type || !type.isDynamicDim(index) || depth > 16)
+    return std::nullopt;
   if (isa<BlockArgument>(source))
-    return isa<func::FuncOp>(source.getParentRegion()->getParentOp());
+    return isa<func::FuncOp>(source.getParentRegion()->getParentOp())
+               ? std::optional<int64_t>(1)
+               : std::nullopt;
   Operation *def = source.getDefiningOp();
-  if (!isa<memref::AllocOp, memref::ViewOp>(def))
-    return false;
-  auto sizes = isa<memref::AllocOp>(def)
-                   ? cast<memref::AllocOp>(def).getDynamicSizes()
-                   : cast<memref::ViewOp>(def).getSizes();
-  return isBatch(sizes[type.getDynamicDimIndex(*index)], depth + 1);
+  if (auto alloc = dyn_cast<memref::AllocOp>(def))
+    return batchMultiple(
+        alloc.getDynamicSizes()[type.getDynamicDimIndex(index)], depth + 1);
+  if (auto view = dyn_cast<memref::ViewOp>(def))
+    return batchMultiple(view.getSizes()[type.getDynamicDimIndex(index)],
+                         depth + 1);
+  // Rows expanded: the size given for the axis.
+  if (auto expand = dyn_cast<memref::ExpandShapeOp>(def)) {
+    unsigned position = type.getDynamicDimIndex(index);
+    if (position >= expand.getOutputShape().size())
+      return std::nullopt;
+    return batchMultiple(expand.getOutputShape()[position], depth + 1);
+  }
+  // Axes collapsed: their product, when one of them is dynamic.
+  if (auto collapse = dyn_cast<memref::CollapseShapeOp>(def)) {
+    MemRefType from = collapse.getSrcType();
+    std::optional<int64_t> k;
+    int64_t known = 1;
+    for (int64_t axis : collapse.getReassociationIndices()[index]) {
+      if (!from.isDynamicDim(axis)) {
+        known *= from.getDimSize(axis);
+        continue;
+      }
+      if (k)
+        return std::nullopt;
+      k = dimMultiple(collapse.getSrc(), axis, depth + 1);
+      if (!k)
+        return std::nullopt;
+    }
+    if (!k || known >= (int64_t(1) << 31) || *k >= (int64_t(1) << 31))
+      return std::nullopt;
+    return *k * known;
+  }
+  return std::nullopt;
 }
 
 /// First fit, largest first: each buffer takes the lowest offset where it
@@ -145,18 +248,19 @@ class Arena : public mass::impl::MassArenaBase<Arena> {
       uint64_t bits =
           DataLayout::closest(alloc).getTypeSizeInBits(type.getElementType());
       if (type.getNumDynamicDims() > 1 || !type.getLayout().isIdentity() ||
-          type.getMemorySpace() || bits == 0 || bits % 8 != 0 ||
-          (type.getNumDynamicDims() == 1 &&
-           !isBatch(alloc.getDynamicSizes().front())))
+          type.getMemorySpace() || bits == 0 || bits % 8 != 0)
         continue;
+      std::optional<int64_t> multiple = 1;
+      if (type.getNumDynamicDims() == 1)
+        multiple = batchMultiple(alloc.getDynamicSizes().front());
       std::optional<unsigned> last = lastUse(alloc, block, position);
-      if (!last)
+      if (!multiple || !last)
         continue;
-      int64_t size = static_cast<int64_t>(bits / 8);
+      int64_t size = static_cast<int64_t>(bits / 8) * *multiple;
       for (int64_t d : type.getShape())
         size *= ShapedType::isDynamic(d) ? 1 : d;
       buffers.push_back({alloc, alignUp(size), type.getNumDynamicDims() == 1,
-                         position.lookup(alloc), *last});
+                         *multiple, position.lookup(alloc), *last});
     }
     if (buffers.empty())
       return {0, 0};
@@ -179,6 +283,9 @@ class Arena : public mass::impl::MassArenaBase<Arena> {
       Value offset;
       if (buf.perSample) {
         Value batch = buf.alloc.getDynamicSizes().front();
+        if (buf.multiple != 1)
+          batch = b.create<arith::DivUIOp>(
+              loc, batch, b.create<arith::ConstantIndexOp>(loc, buf.multiple));
         offset = b.create<arith::AddIOp>(
             loc, b.create<arith::ConstantIndexOp>(loc, bytes),
             b.create<arith::MulIOp>(

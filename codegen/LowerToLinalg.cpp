@@ -80,67 +80,132 @@ struct BroadcastPattern : public MassPattern<BroadcastOp> {
 // Linear algebra
 //===----------------------------------------------------------------------===//
 
+/// y = x wT + bias over `type` (dynamic sizes `dynamic`), with wT =
+/// transpose(w) made once: loops p..., i, o keep the innermost loop on
+/// contiguous rows of wT and y, where it vectorises without a reduction.
+static Value lowerDense(Lowering &l, Value input, Value weight, Value bias,
+                        RankedTensorType type, ArrayRef<Value> dynamic) {
+  int64_t rank = type.getRank();
+  // The accumulator starts as the bias (or zero), broadcast over rows.
+  Value init;
+  if (bias) {
+    SmallVector<AffineMap> maps = {
+        AffineMap::get(rank, 0, l.b.getAffineDimExpr(rank - 1),
+                       l.b.getContext()),
+        l.b.getMultiDimIdentityMap(rank)};
+    SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
+    init = l.b.create<linalg::GenericOp>(
+                  l.loc, type, ValueRange{bias}, l.empty(type, dynamic), maps,
+                  iters,
+                  [](OpBuilder &b, Location loc, ValueRange a) {
+                    b.create<linalg::YieldOp>(loc, a[0]);
+                  })
+               .getResult(0);
+  } else {
+    init = l.filled(type, dynamic, l.f32(0));
+  }
+  auto wType = tensorType(weight);
+  auto wtType = RankedTensorType::get(
+      {wType.getDimSize(1), wType.getDimSize(0)}, wType.getElementType());
+  Value wt = l.b.create<linalg::TransposeOp>(l.loc, weight, l.empty(wtType, {}),
+                                             ArrayRef<int64_t>{1, 0})
+                 .getResult()[0];
+  int64_t loops = rank + 1;
+  SmallVector<AffineExpr> xExprs, yExprs;
+  for (int64_t i = 0; i + 1 < rank; ++i) {
+    xExprs.push_back(l.b.getAffineDimExpr(i));
+    yExprs.push_back(l.b.getAffineDimExpr(i));
+  }
+  AffineExpr k = l.b.getAffineDimExpr(rank - 1), o = l.b.getAffineDimExpr(rank);
+  xExprs.push_back(k);
+  yExprs.push_back(o);
+  auto ctx = l.b.getContext();
+  SmallVector<AffineMap> maps = {AffineMap::get(loops, 0, xExprs, ctx),
+                                 AffineMap::get(loops, 0, {k, o}, ctx),
+                                 AffineMap::get(loops, 0, yExprs, ctx)};
+  return l.contract(type, input, wt, init, maps);
+}
+
+/// A product whose right operand is one matrix for every row of `x`
+/// [p..., k] (a dense layer's weight): the rows collapse into one matrix
+/// [P, k], so that it is one matrix product (the right operand packed
+/// once, every row in one kernel) rather than one per leading index.
+/// `product` builds it over rows of `rowsType`; the result is expanded back
+/// to `type`.
+static Value overRows(
+    Lowering &l, Value x, RankedTensorType type,
+    function_ref<Value(Value, RankedTensorType, ArrayRef<Value>)> product) {
+  SmallVector<Value> dynamic;
+  Value rows = l.collapseRows(x, dynamic);
+  int64_t rank = type.getRank();
+  auto rowsType = RankedTensorType::get(
+      {tensorType(rows).getDimSize(0), type.getDimSize(rank - 1)},
+      type.getElementType());
+  return l.expandRows(product(rows, rowsType, dynamic), type, x);
+}
+
 struct DensePattern : public MassPattern<DenseOp> {
   using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(DenseOp op, Lowering &l) const override {
     auto type = tensorType(op.getResult());
-    int64_t rank = type.getRank();
-    SmallVector<Value> dynamic = l.dynamicSizes(type, {op.getInput()});
-    // The accumulator starts as the bias (or zero), broadcast over rows.
-    Value init;
-    if (op.getBias()) {
-      SmallVector<AffineMap> maps = {
-          AffineMap::get(rank, 0, l.b.getAffineDimExpr(rank - 1),
-                         l.b.getContext()),
-          l.b.getMultiDimIdentityMap(rank)};
-      SmallVector<utils::IteratorType> iters(rank,
-                                             utils::IteratorType::parallel);
-      init = l.b.create<linalg::GenericOp>(
-                    l.loc, type, ValueRange{op.getBias()},
-                    l.empty(type, dynamic), maps, iters,
-                    [](OpBuilder &b, Location loc, ValueRange a) {
-                      b.create<linalg::YieldOp>(loc, a[0]);
-                    })
-                 .getResult(0);
-    } else {
-      init = l.filled(type, dynamic, l.f32(0));
-    }
-    // y[p..., o] += x[p..., i] * wT[i, o], with wT = transpose(w) made once:
-    // loops p..., i, o keep the innermost loop on contiguous rows of wT and
-    // y, where it vectorises without a reduction.
-    auto wType = tensorType(op.getWeight());
-    auto wtType = RankedTensorType::get(
-        {wType.getDimSize(1), wType.getDimSize(0)}, wType.getElementType());
-    Value wt = l.b.create<linalg::TransposeOp>(l.loc, op.getWeight(),
-                                               l.empty(wtType, {}),
-                                               ArrayRef<int64_t>{1, 0})
-                   .getResult()[0];
-    int64_t loops = rank + 1;
-    SmallVector<AffineExpr> xExprs, yExprs;
-    for (int64_t i = 0; i + 1 < rank; ++i) {
-      xExprs.push_back(l.b.getAffineDimExpr(i));
-      yExprs.push_back(l.b.getAffineDimExpr(i));
-    }
-    AffineExpr k = l.b.getAffineDimExpr(rank - 1),
-               o = l.b.getAffineDimExpr(rank);
-    xExprs.push_back(k);
-    yExprs.push_back(o);
-    auto ctx = l.b.getContext();
-    SmallVector<AffineMap> maps = {AffineMap::get(loops, 0, xExprs, ctx),
-                                   AffineMap::get(loops, 0, {k, o}, ctx),
-                                   AffineMap::get(loops, 0, yExprs, ctx)};
-    return SmallVector<Value>{l.contract(type, op.getInput(), wt, init, maps)};
+    auto dense = [&](Value x, RankedTensorType t, ArrayRef<Value> dynamic) {
+      return lowerDense(l, x, op.getWeight(), op.getBias(), t, dynamic);
+    };
+    if (type.getRank() > 2)
+      return SmallVector<Value>{overRows(l, op.getInput(), type, dense)};
+    return SmallVector<Value>{
+        dense(op.getInput(), type, l.dynamicSizes(type, {op.getInput()}))};
   }
 };
+
+/// lhs x rhs over `type` (dynamic sizes `dynamic`): batch axes align from
+/// the end, a batch axis of size 1 broadcasts.
+static Value lowerMatmul(Lowering &l, Value lhs, Value rhs,
+                         RankedTensorType type, ArrayRef<Value> dynamic) {
+  auto lhsType = tensorType(lhs), rhsType = tensorType(rhs);
+  int64_t rank = type.getRank();
+  Value init = l.filled(type, dynamic, l.f32(0));
+  // Loops batch..., m, k, n: the innermost loop runs along rows of the
+  // rhs and of the result, contiguous in memory, so it vectorises without
+  // a reduction.
+  int64_t loops = rank + 1;
+  auto ctx = l.b.getContext();
+  AffineExpr m = l.b.getAffineDimExpr(rank - 2),
+             k = l.b.getAffineDimExpr(rank - 1), n = l.b.getAffineDimExpr(rank);
+  auto operandMap = [&](RankedTensorType t, AffineExpr a, AffineExpr c) {
+    SmallVector<AffineExpr> exprs;
+    int64_t lead = (rank - 2) - (t.getRank() - 2);
+    for (int64_t j = 0; j < t.getRank() - 2; ++j)
+      exprs.push_back(t.getDimSize(j) == 1 && type.getDimSize(j + lead) != 1
+                          ? l.b.getAffineConstantExpr(0)
+                          : l.b.getAffineDimExpr(j + lead));
+    exprs.push_back(a);
+    exprs.push_back(c);
+    return AffineMap::get(loops, 0, exprs, ctx);
+  };
+  SmallVector<AffineExpr> outExprs;
+  for (int64_t i = 0; i + 2 < rank; ++i)
+    outExprs.push_back(l.b.getAffineDimExpr(i));
+  outExprs.push_back(m);
+  outExprs.push_back(n);
+  SmallVector<AffineMap> maps = {operandMap(lhsType, m, k),
+                                 operandMap(rhsType, k, n),
+                                 AffineMap::get(loops, 0, outExprs, ctx)};
+  return l.contract(type, lhs, rhs, init, maps);
+}
 
 struct MatmulPattern : public MassPattern<MatmulOp> {
   using MassPattern::MassPattern;
   FailureOr<SmallVector<Value>> lower(MatmulOp op, Lowering &l) const override {
     auto type = tensorType(op.getResult());
-    auto lhsType = tensorType(op.getLhs()), rhsType = tensorType(op.getRhs());
-    int64_t rank = type.getRank();
+    auto matmul = [&](Value lhs, RankedTensorType t, ArrayRef<Value> dynamic) {
+      return lowerMatmul(l, lhs, op.getRhs(), t, dynamic);
+    };
+    if (type.getRank() > 2 && tensorType(op.getRhs()).getRank() == 2)
+      return SmallVector<Value>{overRows(l, op.getLhs(), type, matmul)};
     // Dynamic sizes: batch axes align from the end, M comes from the lhs,
     // N from the rhs.
+    int64_t rank = type.getRank();
     SmallVector<Value> dynamic;
     for (int64_t i = 0; i < rank; ++i) {
       if (!type.isDynamicDim(i))
@@ -150,41 +215,12 @@ struct MatmulPattern : public MassPattern<MatmulOp> {
       int64_t j = i - rank + st.getRank();
       if (j < 0 || !st.isDynamicDim(j)) {
         source = op.getRhs();
-        st = rhsType;
+        st = tensorType(op.getRhs());
         j = i - rank + st.getRank();
       }
       dynamic.push_back(l.b.create<tensor::DimOp>(l.loc, source, j));
     }
-    Value init = l.filled(type, dynamic, l.f32(0));
-    // Loops batch..., m, k, n: the innermost loop runs along rows of the
-    // rhs and of the result, contiguous in memory, so it vectorises without
-    // a reduction.
-    int64_t loops = rank + 1;
-    auto ctx = l.b.getContext();
-    AffineExpr m = l.b.getAffineDimExpr(rank - 2),
-               k = l.b.getAffineDimExpr(rank - 1),
-               n = l.b.getAffineDimExpr(rank);
-    auto operandMap = [&](RankedTensorType t, AffineExpr a, AffineExpr c) {
-      SmallVector<AffineExpr> exprs;
-      int64_t lead = (rank - 2) - (t.getRank() - 2);
-      for (int64_t j = 0; j < t.getRank() - 2; ++j)
-        exprs.push_back(t.getDimSize(j) == 1 && type.getDimSize(j + lead) != 1
-                            ? l.b.getAffineConstantExpr(0)
-                            : l.b.getAffineDimExpr(j + lead));
-      exprs.push_back(a);
-      exprs.push_back(c);
-      return AffineMap::get(loops, 0, exprs, ctx);
-    };
-    SmallVector<AffineExpr> outExprs;
-    for (int64_t i = 0; i + 2 < rank; ++i)
-      outExprs.push_back(l.b.getAffineDimExpr(i));
-    outExprs.push_back(m);
-    outExprs.push_back(n);
-    SmallVector<AffineMap> maps = {operandMap(lhsType, m, k),
-                                   operandMap(rhsType, k, n),
-                                   AffineMap::get(loops, 0, outExprs, ctx)};
-    return SmallVector<Value>{
-        l.contract(type, op.getLhs(), op.getRhs(), init, maps)};
+    return SmallVector<Value>{matmul(op.getLhs(), type, dynamic)};
   }
 };
 

@@ -72,6 +72,57 @@ public:
         .getResult(0);
   }
 
+  /// `x` [p..., k] as rows [P, k], the leading axes collapsed (a view of
+  /// the same buffer). When P is dynamic, its size, the batch times the
+  /// static axes, is appended to `dynamic` as arith ops the arena reads.
+  Value collapseRows(Value x, SmallVectorImpl<Value> &dynamic) {
+    auto type = tensorType(x);
+    int64_t rank = type.getRank();
+    int64_t known = 1;
+    Value size;
+    ReassociationIndices lead;
+    for (int64_t i = 0; i + 1 < rank; ++i) {
+      lead.push_back(i);
+      if (!type.isDynamicDim(i)) {
+        known *= type.getDimSize(i);
+        continue;
+      }
+      Value d = b.create<tensor::DimOp>(loc, x, i);
+      size = size ? b.create<arith::MulIOp>(loc, size, d) : d;
+    }
+    if (size && known != 1)
+      size = b.create<arith::MulIOp>(
+          loc, size, b.create<arith::ConstantIndexOp>(loc, known));
+    if (size)
+      dynamic.push_back(size);
+    auto rowsType = RankedTensorType::get(
+        {size ? ShapedType::kDynamic : known, type.getDimSize(rank - 1)},
+        type.getElementType());
+    return b.create<tensor::CollapseShapeOp>(
+        loc, rowsType, x,
+        ArrayRef<ReassociationIndices>{lead, ReassociationIndices{rank - 1}});
+  }
+
+  /// Rows `y` [P, n] as `type` [p..., n], the leading axes sized as those
+  /// of `like`.
+  Value expandRows(Value y, RankedTensorType type, Value like) {
+    int64_t rank = type.getRank();
+    SmallVector<OpFoldResult> shape;
+    ReassociationIndices lead;
+    for (int64_t i = 0; i + 1 < rank; ++i) {
+      lead.push_back(i);
+      if (type.isDynamicDim(i))
+        shape.push_back(b.create<tensor::DimOp>(loc, like, i).getResult());
+      else
+        shape.push_back(b.getIndexAttr(type.getDimSize(i)));
+    }
+    shape.push_back(b.getIndexAttr(type.getDimSize(rank - 1)));
+    return b.create<tensor::ExpandShapeOp>(
+        loc, type, y,
+        ArrayRef<ReassociationIndices>{lead, ReassociationIndices{rank - 1}},
+        shape);
+  }
+
   /// Maps the result's loops onto an operand of `shape`, NumPy style: the
   /// operand's axes align with the last ones; its size-1 axes against
   /// larger result axes read index 0.

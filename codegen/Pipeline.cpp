@@ -149,6 +149,10 @@ void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
   // Threads split the outermost loop of each nest (OpenMP, sized at run
   // time by the program's --threads); the inner loops stay plain loops.
   pm.addNestedPass<func::FuncOp>(createMassStridedCopies());
+  // From -O2 (fast math), tanh and erf become polynomials: arith ops that
+  // mass-vectorize-rows turns into vector code like any other.
+  if (optLevel >= 2)
+    pm.addPass(createMassApproximateMath());
   // Short image rows run as vectors (from -O1).
   if (optLevel >= 1) {
     MassVectorizeRowsOptions rows;
@@ -167,11 +171,8 @@ void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
   pm.addPass(createLowerAffinePass());
   pm.addPass(createConvertSCFToCFPass());
   pm.addPass(createCanonicalizerPass());
-  // From -O2 (fast math), tanh and erf become polynomials that vectorise.
-  // Then math ops with LLVM intrinsics (sqrt on vectors stays one
-  // instruction); the rest call libm.
-  if (optLevel >= 2)
-    pm.addPass(createMassApproximateMath());
+  // Math ops with LLVM intrinsics (sqrt on vectors stays one instruction);
+  // the rest call libm.
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
   pm.addPass(createConvertVectorToLLVMPass());

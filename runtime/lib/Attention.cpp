@@ -12,9 +12,14 @@
 // from it. Memory is the operands, the outputs and a few tiles on the
 // stack: nothing grows with the square of the sequence length.
 //
-// Loops run over the contiguous axis of a tile innermost (the products are
-// written as sums of rows, not dot products), so the compiler vectorises
-// them without reassociating a sum.
+// Every product of tiles is one primitive, `accumulate`: rows of vectors
+// (16 floats, GCC's vector extension, so registers of any width the target
+// has) plus sums of scalars times rows of vectors, a few output rows at a
+// time so that enough independent sums are in flight to fill the FMA
+// units. A head's features are copied into rows padded with zeros to
+// whole vectors, the padding chosen at compile time (16, 32, 64, 128 or
+// 256 features), so each row of a tile is a fixed number of registers.
+// exp runs on whole vectors too (a polynomial, below).
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,13 +27,119 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <type_traits>
 
 namespace {
 
-constexpr int64_t kRows = 32; // queries per block
-constexpr int64_t kCols = 64; // keys per block
-constexpr int64_t kMaxHeadWidth = MASS_ATTENTION_MAX_HEAD;
+constexpr int64_t kLanes = 16;
+typedef float V __attribute__((vector_size(kLanes * sizeof(float))));
+typedef int32_t VI __attribute__((vector_size(kLanes * sizeof(int32_t))));
+
+constexpr int64_t kRows = 32;                   // queries per block
+constexpr int64_t kCols = 64;                   // keys per block
+constexpr int64_t kColVectors = kCols / kLanes; // one tile row, in vectors
+static_assert(MASS_ATTENTION_MAX_HEAD <= 16 * kLanes,
+              "a head pads to at most 16 vectors");
+
+inline V splat(float x) { return V{} + x; }
+
+/// e^x on each lane, to about 2 ulp over the range where e^x is a normal
+/// float; lanes below -87.3 (the masked scores' -inf among them) give 0.
+/// Cephes' expf: x = n ln 2 + r with |r| <= ln 2 / 2, e^r from a degree-7
+/// polynomial, then 2^n put into the exponent.
+inline V expv(V x) {
+  const V lo = splat(-87.33654f), hi = splat(88.37626f);
+  V c = x < lo ? lo : x;
+  c = c > hi ? hi : c;
+  // n = round(x / ln 2), rounding by adding and removing 1.5 * 2^23.
+  const V magic = splat(12582912.0f);
+  V n = (c * 1.44269504088896341f + magic) - magic;
+  V r = c - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  V p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  VI bits = (__builtin_convertvector(n, VI) + 127) << 23;
+  V scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  V e = p * scale;
+  return x < lo ? V{} : e;
+}
+
+inline float hmax(V x) {
+  float m = x[0];
+  for (int i = 1; i < kLanes; ++i)
+    m = std::max(m, x[i]);
+  return m;
+}
+inline float hsum(V x) {
+  float s = 0;
+  for (int i = 0; i < kLanes; ++i)
+    s += x[i];
+  return s;
+}
+
+/// out[i] (+)= sum_{j < nj} p[i * pi + j * pj] * m[j] for i < ni, where
+/// out[i] and m[j] are rows of NV vectors, `outStride` and `mStride`
+/// vectors apart. Rows of `out` go in groups so that about eight vector
+/// sums are in flight.
+template <int NV>
+void accumulate(const float *__restrict p, int64_t pi, int64_t pj, int64_t ni,
+                int64_t nj, const V *__restrict m, int64_t mStride,
+                V *__restrict out, int64_t outStride, bool add) {
+  constexpr int64_t G = NV >= 8 ? 1 : 8 / NV;
+  int64_t i = 0;
+  for (; i + G <= ni; i += G) {
+    V acc[G][NV];
+#pragma GCC unroll 16
+    for (int64_t g = 0; g < G; ++g)
+#pragma GCC unroll 16
+      for (int64_t v = 0; v < NV; ++v)
+        acc[g][v] = add ? out[(i + g) * outStride + v] : V{};
+    for (int64_t j = 0; j < nj; ++j) {
+#pragma GCC unroll 16
+      for (int64_t g = 0; g < G; ++g) {
+        const float x = p[(i + g) * pi + j * pj];
+#pragma GCC unroll 16
+        for (int64_t v = 0; v < NV; ++v)
+          acc[g][v] += x * m[j * mStride + v];
+      }
+    }
+#pragma GCC unroll 16
+    for (int64_t g = 0; g < G; ++g)
+#pragma GCC unroll 16
+      for (int64_t v = 0; v < NV; ++v)
+        out[(i + g) * outStride + v] = acc[g][v];
+  }
+  for (; i < ni; ++i) {
+    V acc[NV];
+#pragma GCC unroll 16
+    for (int64_t v = 0; v < NV; ++v)
+      acc[v] = add ? out[i * outStride + v] : V{};
+    for (int64_t j = 0; j < nj; ++j) {
+      const float x = p[i * pi + j * pj];
+#pragma GCC unroll 16
+      for (int64_t v = 0; v < NV; ++v)
+        acc[v] += x * m[j * mStride + v];
+    }
+#pragma GCC unroll 16
+    for (int64_t v = 0; v < NV; ++v)
+      out[i * outStride + v] = acc[v];
+  }
+}
+
+/// accumulate over rows of NV vectors stored back to back.
+template <int NV>
+void accumulateRows(const float *p, int64_t pi, int64_t pj, int64_t ni,
+                    int64_t nj, const V *m, V *out, bool add) {
+  accumulate<NV>(p, pi, pj, ni, nj, m, NV, out, NV, add);
+}
 
 /// A rank-3 f32 view through an MLIR memref descriptor: [B, T, D] (or the
 /// log-sum-exp's [B, H, T]).
@@ -48,215 +159,294 @@ struct View3 {
   }
 };
 
-/// One head of one sample: rows [t, head * width + d] of q, k, v and
-/// their gradients.
-struct Head {
-  int64_t b, column, width;
+/// One head of one sample, its features padded to NV vectors: rows
+/// [t, column + d] of q, k, v and their gradients.
+template <int NV> struct Head {
+  static constexpr int64_t kPadded = NV * kLanes;
+  int64_t b, head, column, width;
   float scale;
 
   Head(int64_t index, int64_t heads, int64_t dim)
-      : b(index / heads), column((index % heads) * (dim / heads)),
-        width(dim / heads),
+      : b(index / heads), head(index % heads),
+        column((index % heads) * (dim / heads)), width(dim / heads),
         scale(1.0f / std::sqrt(static_cast<float>(dim / heads))) {}
 
-  /// rows[r][d] = x[b, first + r, column + d] for `count` rows.
-  void load(const View3 &x, int64_t first, int64_t count, float *rows) const {
-    for (int64_t r = 0; r < count; ++r)
-      for (int64_t d = 0; d < width; ++d)
-        rows[r * width + d] = x.at(b, first + r, column + d);
+  /// rows[r] = x[b, first + r, column + d], zero past the head's width.
+  void load(const View3 &x, int64_t first, int64_t count, V *rows) const {
+    for (int64_t r = 0; r < count; ++r) {
+      const float *src = &x.at(b, first + r, column);
+      V *row = rows + r * NV;
+      for (int64_t v = 0; v < NV; ++v) {
+        const int64_t d0 = v * kLanes;
+        if (x.stride[2] == 1 && d0 + kLanes <= width) {
+          std::memcpy(&row[v], src + d0, sizeof(V)); // one vector load
+          continue;
+        }
+        V part{};
+        for (int64_t d = d0; d < std::min(width, d0 + kLanes); ++d)
+          part[d - d0] = src[d * x.stride[2]];
+        row[v] = part;
+      }
+    }
   }
-  /// cols[d][c] = x[b, first + c, column + d]: a block transposed, zero
-  /// past `count`.
+  /// cols[d][c] = x[b, first + c, column + d]: a block of keys transposed
+  /// (kColVectors vectors per feature), zero past `count`.
   void loadTransposed(const View3 &x, int64_t first, int64_t count,
-                      float *cols) const {
+                      V *cols) const {
+    float *f = reinterpret_cast<float *>(cols);
+    std::fill(f, f + width * kCols, 0.0f);
     for (int64_t c = 0; c < count; ++c)
       for (int64_t d = 0; d < width; ++d)
-        cols[d * kCols + c] = x.at(b, first + c, column + d);
-    // A short last block: zeros in the columns past it.
-    for (int64_t d = 0; d < width && count < kCols; ++d)
-      std::fill(cols + d * kCols + count, cols + (d + 1) * kCols, 0.0f);
+        f[d * kCols + c] = x.at(b, first + c, column + d);
+  }
+  /// x[b, first + r, column + d] (+)= rows[r][d].
+  void store(const V *rows, int64_t first, int64_t count, const View3 &x,
+             bool add) const {
+    for (int64_t r = 0; r < count; ++r) {
+      float *dst = &x.at(b, first + r, column);
+      const V *row = rows + r * NV;
+      for (int64_t v = 0; v < NV; ++v) {
+        const int64_t d0 = v * kLanes;
+        if (x.stride[2] == 1 && d0 + kLanes <= width) {
+          V y = row[v];
+          if (add) {
+            V old;
+            std::memcpy(&old, dst + d0, sizeof(V));
+            y += old;
+          }
+          std::memcpy(dst + d0, &y, sizeof(V)); // one vector store
+          continue;
+        }
+        for (int64_t d = d0; d < std::min(width, d0 + kLanes); ++d) {
+          float &y = dst[d * x.stride[2]];
+          y = add ? y + row[v][d - d0] : row[v][d - d0];
+        }
+      }
+    }
   }
 };
 
-/// scores[r][c] = scale * sum_d rows[r][d] * cols[d][c] for a block of
-/// `rows` queries and `cols` keys (`cols` as loaded by loadTransposed).
-void blockScores(const float *__restrict q, const float *__restrict kt,
-                 int64_t rows, int64_t cols, int64_t width, float scale,
-                 float *__restrict scores) {
-  for (int64_t r = 0; r < rows; ++r) {
-    // A whole row of the tile in registers: kCols is fixed, and the
-    // columns past `cols` read zeros (loadTransposed's padding).
-    alignas(64) float acc[kCols] = {};
-    for (int64_t d = 0; d < width; ++d) {
-      const float x = q[r * width + d];
-      const float *__restrict k = kt + d * kCols;
-      for (int64_t c = 0; c < kCols; ++c)
-        acc[c] += x * k[c];
-    }
-    for (int64_t c = 0; c < cols; ++c)
-      scores[r * kCols + c] = acc[c] * scale;
+/// The keys of a block that some query of the tile sees: all `cols`, or
+/// with the causal mask those up to the tile's last query.
+int64_t visibleKeys(int64_t cols, bool causal, int64_t firstQuery, int64_t rows,
+                    int64_t firstKey) {
+  return causal ? std::min(cols, firstQuery + rows - firstKey) : cols;
+}
+
+/// Vectors of a tile row that hold `keys` keys.
+int64_t keyVectors(int64_t keys) { return (keys + kLanes - 1) / kLanes; }
+
+/// The products of a tile, out[r][c] = sum_d a[r][d] * bt[d][c], over the
+/// first `vectors` vectors of its rows (the others are left as they are).
+void tileProducts(const float *a, int64_t rowStride, const V *bt, int64_t rows,
+                  int64_t width, int64_t vectors, V *out) {
+  switch (vectors) {
+  case 1:
+    return accumulate<1>(a, rowStride, 1, rows, width, bt, kColVectors, out,
+                         kColVectors, false);
+  case 2:
+    return accumulate<2>(a, rowStride, 1, rows, width, bt, kColVectors, out,
+                         kColVectors, false);
+  case 3:
+    return accumulate<3>(a, rowStride, 1, rows, width, bt, kColVectors, out,
+                         kColVectors, false);
+  default:
+    return accumulate<kColVectors>(a, rowStride, 1, rows, width, bt,
+                                   kColVectors, out, kColVectors, false);
   }
 }
 
-/// Whether key `key` is hidden from query `query`.
-inline bool masked(bool causal, int64_t query, int64_t key) {
-  return causal && key > query;
+/// The scores of a tile: scores[r] = scale * q[r] . k[c] for the block's
+/// keys (kt as loadTransposed gives it), then -inf where the key is past
+/// the block's `cols` or hidden by the causal mask; `vectors` vectors of
+/// each row (those that hold the visible keys) are written.
+void tileScores(const float *__restrict q, int64_t rowStride,
+                const V *__restrict kt, int64_t rows, int64_t cols,
+                int64_t width, float scale, bool causal, int64_t firstQuery,
+                int64_t firstKey, int64_t vectors, V *__restrict s) {
+  tileProducts(q, rowStride, kt, rows, width, vectors, s);
+  const float inf = std::numeric_limits<float>::infinity();
+  V column;
+  for (int64_t i = 0; i < kLanes; ++i)
+    column[i] = static_cast<float>(i);
+  for (int64_t r = 0; r < rows; ++r) {
+    // Keys visible to this query: c < limit.
+    int64_t limit = cols;
+    if (causal)
+      limit = std::min(limit, firstQuery + r - firstKey + 1);
+    const V end = splat(static_cast<float>(limit));
+    for (int64_t v = 0; v < vectors; ++v) {
+      const V c = column + static_cast<float>(v * kLanes);
+      V &x = s[r * kColVectors + v];
+      x = c < end ? x * scale : splat(-inf);
+    }
+  }
 }
 
-} // namespace
-
-extern "C" void _mlir_ciface_mass_attention_forward(
-    MassMemRef *qm, MassMemRef *km, MassMemRef *vm, MassMemRef *outm,
-    MassMemRef *lsem, int64_t index, int64_t heads, int64_t causal) {
+template <int NV>
+void attentionForward(MassMemRef *qm, MassMemRef *km, MassMemRef *vm,
+                      MassMemRef *outm, MassMemRef *lsem, int64_t index,
+                      int64_t heads, bool causal) {
   View3 q(qm), k(km), v(vm), out(outm), lse(lsem);
   const int64_t queries = q.size[1], keys = k.size[1];
-  const Head h(index, heads, q.size[2]);
-  const int64_t w = h.width;
+  const Head<NV> h(index, heads, q.size[2]);
   const float inf = std::numeric_limits<float>::infinity();
-  alignas(64) float qb[kRows * kMaxHeadWidth];
-  alignas(64) float kt[kMaxHeadWidth * kCols];
-  alignas(64) float vb[kCols * kMaxHeadWidth];
-  alignas(64) float s[kRows * kCols];
-  alignas(64) float acc[kRows * kMaxHeadWidth];
-  float m[kRows], l[kRows];
+  V qb[kRows * NV], kt[NV * kLanes * kColVectors], vb[kCols * NV];
+  V s[kRows * kColVectors], acc[kRows * NV];
+  float m[kRows], l[kRows], rescale[kRows];
   for (int64_t i0 = 0; i0 < queries; i0 += kRows) {
     const int64_t rows = std::min(kRows, queries - i0);
     h.load(q, i0, rows, qb);
     std::fill(m, m + rows, -inf);
     std::fill(l, l + rows, 0.0f);
-    std::fill(acc, acc + rows * w, 0.0f);
+    std::fill(acc, acc + rows * NV, V{});
     // With the causal mask, the block's last query sees keys up to itself.
     const int64_t end = causal ? std::min(keys, i0 + rows) : keys;
     for (int64_t j0 = 0; j0 < end; j0 += kCols) {
       const int64_t cols = std::min(kCols, end - j0);
+      const int64_t vectors = keyVectors(cols);
       h.loadTransposed(k, j0, cols, kt);
       h.load(v, j0, cols, vb);
-      blockScores(qb, kt, rows, cols, w, h.scale, s);
+      tileScores(reinterpret_cast<const float *>(qb), h.kPadded, kt, rows, cols,
+                 h.width, h.scale, causal, i0, j0, vectors, s);
       for (int64_t r = 0; r < rows; ++r) {
-        float *__restrict sr = s + r * kCols;
-        float top = m[r];
-        for (int64_t c = 0; c < cols; ++c) {
-          if (masked(causal, i0 + r, j0 + c))
-            sr[c] = -inf;
-          top = std::max(top, sr[c]);
-        }
+        V *sr = s + r * kColVectors;
+        V top = splat(m[r]);
+        for (int64_t c = 0; c < vectors; ++c)
+          top = sr[c] > top ? sr[c] : top;
         // The running maximum moves to `top`: what was summed scales down.
-        const float rescale = std::exp(m[r] - top);
-        float sum = 0;
-        for (int64_t c = 0; c < cols; ++c) {
-          sr[c] = std::exp(sr[c] - top);
+        const float newMax = hmax(top);
+        if (newMax == -inf) { // no key visible yet: the row adds nothing
+          std::fill(sr, sr + vectors, V{});
+          continue;
+        }
+        rescale[r] = m[r] == -inf ? 0.0f : std::exp(m[r] - newMax);
+        V sum{};
+        for (int64_t c = 0; c < vectors; ++c) {
+          sr[c] = expv(sr[c] - newMax);
           sum += sr[c];
         }
-        l[r] = l[r] * rescale + sum;
-        m[r] = top;
-        float *__restrict a = acc + r * w;
-        for (int64_t d = 0; d < w; ++d)
-          a[d] *= rescale;
-        for (int64_t c = 0; c < cols; ++c) {
-          const float p = sr[c];
-          const float *__restrict vr = vb + c * w;
-          for (int64_t d = 0; d < w; ++d)
-            a[d] += p * vr[d];
-        }
+        l[r] = l[r] * rescale[r] + hsum(sum);
+        m[r] = newMax;
+        for (int64_t d = 0; d < NV; ++d)
+          acc[r * NV + d] *= rescale[r];
       }
+      accumulateRows<NV>(reinterpret_cast<const float *>(s), kCols, 1, rows,
+                         cols, vb, acc, true);
     }
     for (int64_t r = 0; r < rows; ++r) {
       const float inv = 1.0f / l[r];
-      for (int64_t d = 0; d < w; ++d)
-        out.at(h.b, i0 + r, h.column + d) = acc[r * w + d] * inv;
-      lse.at(h.b, index % heads, i0 + r) = m[r] + std::log(l[r]);
+      for (int64_t d = 0; d < NV; ++d)
+        acc[r * NV + d] *= inv;
+      lse.at(h.b, h.head, i0 + r) = m[r] + std::log(l[r]);
     }
+    h.store(acc, i0, rows, out, false);
   }
 }
 
-extern "C" void _mlir_ciface_mass_attention_backward(
-    MassMemRef *qm, MassMemRef *km, MassMemRef *vm, MassMemRef *outm,
-    MassMemRef *lsem, MassMemRef *doutm, MassMemRef *dqm, MassMemRef *dkm,
-    MassMemRef *dvm, int64_t index, int64_t heads, int64_t causal) {
+template <int NV>
+void attentionBackward(MassMemRef *qm, MassMemRef *km, MassMemRef *vm,
+                       MassMemRef *outm, MassMemRef *lsem, MassMemRef *doutm,
+                       MassMemRef *dqm, MassMemRef *dkm, MassMemRef *dvm,
+                       int64_t index, int64_t heads, bool causal) {
   View3 q(qm), k(km), v(vm), out(outm), lse(lsem), dout(doutm), dq(dqm),
       dk(dkm), dv(dvm);
   const int64_t queries = q.size[1], keys = k.size[1];
-  const Head h(index, heads, q.size[2]);
-  const int64_t w = h.width, head = index % heads;
-  alignas(64) float kb[kCols * kMaxHeadWidth];
-  alignas(64) float kt[kMaxHeadWidth * kCols];
-  alignas(64) float vt[kMaxHeadWidth * kCols];
-  alignas(64) float dkb[kCols * kMaxHeadWidth];
-  alignas(64) float dvb[kCols * kMaxHeadWidth];
-  alignas(64) float qb[kRows * kMaxHeadWidth];
-  alignas(64) float dob[kRows * kMaxHeadWidth];
-  alignas(64) float dqb[kRows * kMaxHeadWidth];
-  alignas(64) float p[kRows * kCols];
-  alignas(64) float ds[kRows * kCols];
+  const Head<NV> h(index, heads, q.size[2]);
+  const int64_t w = h.width;
+  V kb[kCols * NV], kt[NV * kLanes * kColVectors],
+      vt[NV * kLanes * kColVectors], dkb[kCols * NV], dvb[kCols * NV];
+  V qb[kRows * NV], ob[kRows * NV], dob[kRows * NV], dqb[kRows * NV];
+  V p[kRows * kColVectors], ds[kRows * kColVectors];
   float delta[kRows], logSum[kRows];
   for (int64_t t = 0; t < queries; ++t)
     for (int64_t d = 0; d < w; ++d)
       dq.at(h.b, t, h.column + d) = 0;
+  const float *pf = reinterpret_cast<const float *>(p);
+  const float *dsf = reinterpret_cast<const float *>(ds);
   for (int64_t j0 = 0; j0 < keys; j0 += kCols) {
     const int64_t cols = std::min(kCols, keys - j0);
     h.load(k, j0, cols, kb);
     h.loadTransposed(k, j0, cols, kt);
     h.loadTransposed(v, j0, cols, vt);
-    std::fill(dkb, dkb + cols * w, 0.0f);
-    std::fill(dvb, dvb + cols * w, 0.0f);
+    std::fill(dkb, dkb + cols * NV, V{});
+    std::fill(dvb, dvb + cols * NV, V{});
     // With the causal mask, queries before the block's first key see none
     // of its keys.
     for (int64_t i0 = causal ? j0 : 0; i0 < queries; i0 += kRows) {
       const int64_t rows = std::min(kRows, queries - i0);
+      // Only the keys some query of the tile sees take part.
+      const int64_t seen = visibleKeys(cols, causal, i0, rows, j0);
+      const int64_t vectors = keyVectors(seen);
       h.load(q, i0, rows, qb);
       h.load(dout, i0, rows, dob);
+      h.load(out, i0, rows, ob);
       for (int64_t r = 0; r < rows; ++r) {
         // delta = sum_d dout * out: the softmax's gradient term per query.
-        float sum = 0;
-        for (int64_t d = 0; d < w; ++d)
-          sum += dob[r * w + d] * out.at(h.b, i0 + r, h.column + d);
-        delta[r] = sum;
-        logSum[r] = lse.at(h.b, head, i0 + r);
+        V sum{};
+        for (int64_t d = 0; d < NV; ++d)
+          sum += dob[r * NV + d] * ob[r * NV + d];
+        delta[r] = hsum(sum);
+        logSum[r] = lse.at(h.b, h.head, i0 + r);
       }
       // p = softmax probabilities of the tile, from the forward's lse.
-      blockScores(qb, kt, rows, cols, w, h.scale, p);
+      tileScores(reinterpret_cast<const float *>(qb), h.kPadded, kt, rows, cols,
+                 w, h.scale, causal, i0, j0, vectors, p);
       for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c)
-          p[r * kCols + c] = masked(causal, i0 + r, j0 + c)
-                                 ? 0.0f
-                                 : std::exp(p[r * kCols + c] - logSum[r]);
+        for (int64_t c = 0; c < vectors; ++c)
+          p[r * kColVectors + c] = expv(p[r * kColVectors + c] - logSum[r]);
       // dv += p^T dout
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) {
-          const float x = p[r * kCols + c];
-          float *__restrict dvr = dvb + c * w;
-          const float *__restrict dor = dob + r * w;
-          for (int64_t d = 0; d < w; ++d)
-            dvr[d] += x * dor[d];
-        }
+      accumulateRows<NV>(pf, 1, kCols, seen, rows, dob, dvb, true);
       // dp = dout v^T; ds = p * (dp - delta) * scale
-      blockScores(dob, vt, rows, cols, w, 1.0f, ds);
+      tileProducts(reinterpret_cast<const float *>(dob), h.kPadded, vt, rows, w,
+                   vectors, ds);
       for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c)
-          ds[r * kCols + c] =
-              p[r * kCols + c] * (ds[r * kCols + c] - delta[r]) * h.scale;
-      // dq += ds k; dk += ds^T q
-      std::fill(dqb, dqb + rows * w, 0.0f);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) {
-          const float x = ds[r * kCols + c];
-          const float *__restrict kr = kb + c * w;
-          const float *__restrict qr = qb + r * w;
-          float *__restrict dqr = dqb + r * w;
-          float *__restrict dkr = dkb + c * w;
-          for (int64_t d = 0; d < w; ++d) {
-            dqr[d] += x * kr[d];
-            dkr[d] += x * qr[d];
-          }
+        for (int64_t c = 0; c < vectors; ++c) {
+          V &x = ds[r * kColVectors + c];
+          x = p[r * kColVectors + c] * (x - delta[r]) * h.scale;
         }
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t d = 0; d < w; ++d)
-          dq.at(h.b, i0 + r, h.column + d) += dqb[r * w + d];
+      // dq += ds k; dk += ds^T q
+      accumulateRows<NV>(dsf, kCols, 1, rows, seen, kb, dqb, false);
+      h.store(dqb, i0, rows, dq, true);
+      accumulateRows<NV>(dsf, 1, kCols, seen, rows, qb, dkb, true);
     }
-    for (int64_t c = 0; c < cols; ++c)
-      for (int64_t d = 0; d < w; ++d) {
-        dk.at(h.b, j0 + c, h.column + d) = dkb[c * w + d];
-        dv.at(h.b, j0 + c, h.column + d) = dvb[c * w + d];
-      }
+    h.store(dkb, j0, cols, dk, false);
+    h.store(dvb, j0, cols, dv, false);
   }
+}
+
+/// Calls `kernel` with std::integral_constant<int, NV>, NV the smallest
+/// number of vectors, of 1, 2, 4, 8 and 16, that holds a head of `width`
+/// features.
+template <typename Kernel> void withPaddedWidth(int64_t width, Kernel kernel) {
+  if (width <= kLanes)
+    return kernel(std::integral_constant<int, 1>{});
+  if (width <= 2 * kLanes)
+    return kernel(std::integral_constant<int, 2>{});
+  if (width <= 4 * kLanes)
+    return kernel(std::integral_constant<int, 4>{});
+  if (width <= 8 * kLanes)
+    return kernel(std::integral_constant<int, 8>{});
+  return kernel(std::integral_constant<int, 16>{});
+}
+
+} // namespace
+
+extern "C" void _mlir_ciface_mass_attention_forward(
+    MassMemRef *q, MassMemRef *k, MassMemRef *v, MassMemRef *out,
+    MassMemRef *lse, int64_t index, int64_t heads, int64_t causal) {
+  withPaddedWidth(q->sizes_and_strides[2] / heads, [&](auto nv) {
+    attentionForward<decltype(nv)::value>(q, k, v, out, lse, index, heads,
+                                          causal);
+  });
+}
+
+extern "C" void _mlir_ciface_mass_attention_backward(
+    MassMemRef *q, MassMemRef *k, MassMemRef *v, MassMemRef *out,
+    MassMemRef *lse, MassMemRef *dout, MassMemRef *dq, MassMemRef *dk,
+    MassMemRef *dv, int64_t index, int64_t heads, int64_t causal) {
+  withPaddedWidth(q->sizes_and_strides[2] / heads, [&](auto nv) {
+    attentionBackward<decltype(nv)::value>(q, k, v, out, lse, dout, dq, dk, dv,
+                                           index, heads, causal);
+  });
 }

@@ -2,8 +2,9 @@
 //
 // softmax(q k^T / sqrt(d)) v per head, and its gradients, written out in
 // double with whole score matrices, against the tiled kernels: sequences
-// that end inside a block, keys longer than queries, the causal mask, and
-// operands that are strided views into a wider tensor (a fused q, k, v).
+// that end inside a block, heads of every padded width, keys longer than
+// queries, the causal mask, and operands that are strided views into a wider
+// tensor (a fused q, k, v).
 //
 //===----------------------------------------------------------------------===//
 
@@ -154,6 +155,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{2, 70, 70, 12, 3, false},  // the same, unmasked
                       Case{1, 37, 130, 16, 2, false}, // cross: S > T
                       Case{1, 130, 9, 8, 1, false},   // S < one key block
-                      Case{3, 1, 1, 4, 4, true}));    // one position
+                      Case{3, 1, 1, 4, 4, true},      // one position
+                      // Heads of 32 (spec 09's), 48 (padded to 64), 128 and
+                      // 256 features: each width of the padded rows.
+                      Case{2, 64, 64, 192, 6, true},
+                      Case{1, 40, 100, 96, 2, false},
+                      Case{1, 33, 33, 256, 2, true},
+                      Case{1, 20, 70, 256, 1, false}));
 
 } // namespace

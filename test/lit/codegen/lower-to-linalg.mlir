@@ -31,6 +31,27 @@ func.func @dense(%x: tensor<?x8xf32>, %w: tensor<3x8xf32>, %b: tensor<3xf32>) ->
   return %0 : tensor<?x3xf32>
 }
 
+// A product with one matrix for every row of a sequence is one matrix
+// product over all rows: [B, T, k] collapses to [B * T, k] (the size
+// computed as the batch times T), and the result expands back.
+// CHECK-LABEL: func.func @dense_over_rows
+func.func @dense_over_rows(%x: tensor<?x4x8xf32>, %w: tensor<3x8xf32>, %b: tensor<3xf32>, %m: tensor<3x5xf32>) -> tensor<?x4x5xf32> {
+  // CHECK: %[[N:.*]] = tensor.dim %arg0, %c0 : tensor<?x4x8xf32>
+  // CHECK: %[[ROWS:.*]] = arith.muli %[[N]], %c4 : index
+  // CHECK: %[[X:.*]] = tensor.collapse_shape %arg0 {{\[\[}}0, 1], [2]] : tensor<?x4x8xf32> into tensor<?x8xf32>
+  // CHECK: tensor.empty(%[[ROWS]]) : tensor<?x3xf32>
+  // CHECK: %[[Y:.*]] = linalg.generic {indexing_maps = [#[[XMAP]], #[[WMAP]], #[[YMAP]]], {{.*}}} ins(%[[X]], %{{.*}} : tensor<?x8xf32>, tensor<8x3xf32>)
+  // CHECK: %[[B:.*]] = tensor.dim %arg0, %c0
+  // CHECK: tensor.expand_shape %[[Y]] {{\[\[}}0, 1], [2]] output_shape [%[[B]], 4, 3] : tensor<?x3xf32> into tensor<?x4x3xf32>
+  %0 = mass.dense %x, %w, %b : (tensor<?x4x8xf32>, tensor<3x8xf32>, tensor<3xf32>) -> tensor<?x4x3xf32>
+  // The same for matmul with a matrix on the right.
+  // CHECK: tensor.collapse_shape %{{.*}} {{\[\[}}0, 1], [2]] : tensor<?x4x3xf32> into tensor<?x3xf32>
+  // CHECK: linalg.generic {indexing_maps = [#[[XMAP]], #[[WMAP]], #[[YMAP]]], {{.*}}} ins(%{{.*}}, %arg3 : tensor<?x3xf32>, tensor<3x5xf32>)
+  // CHECK: tensor.expand_shape %{{.*}} {{\[\[}}0, 1], [2]] output_shape [%{{.*}}, 4, 5] : tensor<?x5xf32> into tensor<?x4x5xf32>
+  %1 = mass.matmul %0, %m : tensor<?x4x3xf32>, tensor<3x5xf32> -> tensor<?x4x5xf32>
+  return %1 : tensor<?x4x5xf32>
+}
+
 // CHECK-LABEL: func.func @reduce
 func.func @reduce(%x: tensor<?x8xf32>) -> tensor<?x1xf32> {
   // CHECK: linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?xf32>)
