@@ -1,6 +1,6 @@
-//===- ApproximateMath.cpp - tanh and erf as vectorisable polynomials -----===//
+//===- ApproximateMath.cpp - Math functions as vectorisable polynomials ---===//
 //
-// libm's tanhf and erff are calls per element; MLIR's polynomial
+// libm's tanhf, erff, expf and logf are calls per element; MLIR's polynomial
 // approximations are arith ops that loops vectorise.
 //
 //===----------------------------------------------------------------------===//
@@ -24,8 +24,7 @@ class ApproximateMath
     : public mass::impl::MassApproximateMathBase<ApproximateMath> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    populatePolynomialApproximateTanhPattern(patterns);
-    populatePolynomialApproximateErfPattern(patterns);
+    populateMathPolynomialApproximationPatterns(patterns);
     if (failed(
             applyPatternsAndFoldGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();

@@ -114,13 +114,15 @@ def MassArena : Pass<"mass-arena", "::mlir::ModuleOp"> {
 }
 
 def MassApproximateMath : Pass<"mass-approximate-math", "::mlir::ModuleOp"> {
-  let summary = "tanh and erf as polynomials in arith ops";
+  let summary = "tanh, erf, exp, log and the like as polynomials in arith ops";
   let description = [{
-    LLVM has no intrinsic for tanh or erf: they become a call of libm per
-    element, which no loop vectoriser can widen (GELU's tanh was a third of
-    a GPT's training step). MLIR's polynomial approximations (Eigen's
-    rational tanh, accurate to a few ulp; erf likewise) are arith ops, so
-    their loops vectorise. NaN and infinities keep their meaning.
+    LLVM has no instruction for tanh, erf, exp or log: they become a call
+    of libm per element, which no loop vectoriser can widen (GELU's tanh
+    was a third of a GPT's training step, the softmax's exp another tenth).
+    MLIR's polynomial approximations (Eigen's rational tanh, Cephes-style
+    exp and log, accurate to a few ulp) are arith ops, so their loops
+    vectorise. NaN and infinities keep their meaning. sqrt keeps its LLVM
+    intrinsic: one instruction on vectors.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::vector::VectorDialect"];

@@ -93,7 +93,8 @@ bool vectorizable(Operation &op, unsigned inner) {
     return false;
   // Only math ops that LLVM has vector intrinsics for.
   if (isa<math::MathDialect>(op.getDialect()) &&
-      !isa<math::SqrtOp, math::AbsFOp, math::FmaOp, math::ExpOp>(op))
+      !isa<math::SqrtOp, math::AbsFOp, math::FmaOp, math::ExpOp, math::FloorOp>(
+          op))
     return false;
   return true;
 }

@@ -179,3 +179,27 @@ func.func @long_reduction(%x: memref<128x32xf32>, %p: memref<32xf32>) {
   }
   return
 }
+
+// What mass-approximate-math leaves of exp (floor, fma, float and integer
+// bit operations) runs on vectors like any other op.
+// CHECK-LABEL: func.func @approximated
+// CHECK: math.floor %{{.*}} : vector<16xf32>
+// CHECK: math.fma %{{.*}} : vector<16xf32>
+// CHECK: arith.fptosi %{{.*}} : vector<16xf32> to vector<16xi32>
+// CHECK: arith.bitcast %{{.*}} : vector<16xi32> to vector<16xf32>
+// CHECK-NOT: linalg.generic
+func.func @approximated(%x: memref<4x16xf32>, %y: memref<4x16xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>, affine_map<(d0, d1) -> (d0, d1)>], iterator_types = ["parallel", "parallel"]} ins(%x : memref<4x16xf32>) outs(%y : memref<4x16xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %c = arith.constant 1.44269502 : f32
+    %h = arith.constant 5.000000e-01 : f32
+    %s = arith.constant 23 : i32
+    %0 = math.fma %in, %c, %h : f32
+    %1 = math.floor %0 : f32
+    %2 = arith.fptosi %1 : f32 to i32
+    %3 = arith.shli %2, %s : i32
+    %4 = arith.bitcast %3 : i32 to f32
+    linalg.yield %4 : f32
+  }
+  return
+}
