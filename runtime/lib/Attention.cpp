@@ -30,10 +30,11 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 namespace {
 
-constexpr int64_t kLanes = 16;
+constexpr int kLanes = 16;
 typedef float V __attribute__((vector_size(kLanes * sizeof(float))));
 typedef int32_t VI __attribute__((vector_size(kLanes * sizeof(int32_t))));
 
@@ -72,17 +73,28 @@ inline V expv(V x) {
   return x < lo ? V{} : e;
 }
 
+/// x with each lane j swapped for lane j ^ S.
+template <int S, int... J>
+inline V swapLanes(V x, std::integer_sequence<int, J...>) {
+  return __builtin_shufflevector(x, x, (J ^ S)...);
+}
+
+/// The maximum and the sum of a vector's lanes, as a tree of four steps.
 inline float hmax(V x) {
-  float m = x[0];
-  for (int i = 1; i < kLanes; ++i)
-    m = std::max(m, x[i]);
-  return m;
+  constexpr auto lanes = std::make_integer_sequence<int, kLanes>{};
+  x = x > swapLanes<8>(x, lanes) ? x : swapLanes<8>(x, lanes);
+  x = x > swapLanes<4>(x, lanes) ? x : swapLanes<4>(x, lanes);
+  x = x > swapLanes<2>(x, lanes) ? x : swapLanes<2>(x, lanes);
+  x = x > swapLanes<1>(x, lanes) ? x : swapLanes<1>(x, lanes);
+  return x[0];
 }
 inline float hsum(V x) {
-  float s = 0;
-  for (int i = 0; i < kLanes; ++i)
-    s += x[i];
-  return s;
+  constexpr auto lanes = std::make_integer_sequence<int, kLanes>{};
+  x += swapLanes<8>(x, lanes);
+  x += swapLanes<4>(x, lanes);
+  x += swapLanes<2>(x, lanes);
+  x += swapLanes<1>(x, lanes);
+  return x[0];
 }
 
 /// out[i] (+)= sum_{j < nj} p[i * pi + j * pj] * m[j] for i < ni, where
@@ -141,6 +153,28 @@ void accumulateRows(const float *p, int64_t pi, int64_t pj, int64_t ni,
   accumulate<NV>(p, pi, pj, ni, nj, m, NV, out, NV, add);
 }
 
+/// One step of a 16 x 16 transpose in registers: rows a and b (S apart)
+/// swap their off-diagonal blocks of S lanes.
+template <int S, int... J>
+inline void swapBlocks(V &a, V &b, std::integer_sequence<int, J...>) {
+  V na = __builtin_shufflevector(a, b, ((J & S) ? kLanes + J - S : J)...);
+  V nb = __builtin_shufflevector(a, b, ((J & S) ? kLanes + J : J + S)...);
+  a = na;
+  b = nb;
+}
+template <int S> inline void swapStage(V *t) {
+  for (int i = 0; i < kLanes; ++i)
+    if ((i & S) == 0)
+      swapBlocks<S>(t[i], t[i + S], std::make_integer_sequence<int, kLanes>{});
+}
+/// t[i][j] becomes t[j][i].
+inline void transpose(V *t) {
+  swapStage<8>(t);
+  swapStage<4>(t);
+  swapStage<2>(t);
+  swapStage<1>(t);
+}
+
 /// A rank-3 f32 view through an MLIR memref descriptor: [B, T, D] (or the
 /// log-sum-exp's [B, H, T]).
 struct View3 {
@@ -190,14 +224,27 @@ template <int NV> struct Head {
     }
   }
   /// cols[d][c] = x[b, first + c, column + d]: a block of keys transposed
-  /// (kColVectors vectors per feature), zero past `count`.
-  void loadTransposed(const View3 &x, int64_t first, int64_t count,
-                      V *cols) const {
-    float *f = reinterpret_cast<float *>(cols);
-    std::fill(f, f + width * kCols, 0.0f);
-    for (int64_t c = 0; c < count; ++c)
-      for (int64_t d = 0; d < width; ++d)
-        f[d * kCols + c] = x.at(b, first + c, column + d);
+  /// (kColVectors vectors per feature), zero past `count`; `rows` is
+  /// scratch for the block as rows.
+  void loadTransposed(const View3 &x, int64_t first, int64_t count, V *cols,
+                      V *rows) const {
+    load(x, first, count, rows);
+    transposeBlock(rows, count, cols);
+  }
+  /// cols[d][c] = rows[c][d] for a block of `count` keys loaded as rows,
+  /// zero past `count`: 16 x 16 tiles transposed in registers.
+  static void transposeBlock(const V *rows, int64_t count, V *cols) {
+    for (int64_t cv = 0; cv < kColVectors; ++cv)
+      for (int64_t dv = 0; dv < NV; ++dv) {
+        V t[kLanes];
+        for (int64_t i = 0; i < kLanes; ++i) {
+          const int64_t c = cv * kLanes + i;
+          t[i] = c < count ? rows[c * NV + dv] : V{};
+        }
+        transpose(t);
+        for (int64_t i = 0; i < kLanes; ++i)
+          cols[(dv * kLanes + i) * kColVectors + cv] = t[i];
+      }
   }
   /// x[b, first + r, column + d] (+)= rows[r][d].
   void store(const V *rows, int64_t first, int64_t count, const View3 &x,
@@ -305,7 +352,7 @@ void attentionForward(MassMemRef *qm, MassMemRef *km, MassMemRef *vm,
     for (int64_t j0 = 0; j0 < end; j0 += kCols) {
       const int64_t cols = std::min(kCols, end - j0);
       const int64_t vectors = keyVectors(cols);
-      h.loadTransposed(k, j0, cols, kt);
+      h.loadTransposed(k, j0, cols, kt, vb);
       h.load(v, j0, cols, vb);
       tileScores(reinterpret_cast<const float *>(qb), h.kPadded, kt, rows, cols,
                  h.width, h.scale, causal, i0, j0, vectors, s);
@@ -367,8 +414,8 @@ void attentionBackward(MassMemRef *qm, MassMemRef *km, MassMemRef *vm,
   for (int64_t j0 = 0; j0 < keys; j0 += kCols) {
     const int64_t cols = std::min(kCols, keys - j0);
     h.load(k, j0, cols, kb);
-    h.loadTransposed(k, j0, cols, kt);
-    h.loadTransposed(v, j0, cols, vt);
+    h.transposeBlock(kb, cols, kt);
+    h.loadTransposed(v, j0, cols, vt, dvb);
     std::fill(dkb, dkb + cols * NV, V{});
     std::fill(dvb, dvb + cols * NV, V{});
     // With the causal mask, queries before the block's first key see none
