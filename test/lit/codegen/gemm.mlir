@@ -6,8 +6,9 @@
 #bt = affine_map<(m, k, n) -> (n, k)>
 #c = affine_map<(m, k, n) -> (m, n)>
 
-// C += A * B: for each block of 64 rows of C and block of 32 steps of k,
-// threads first copy A's block into groups of 2 rows, k-major (zero past
+// C += A * B with A's rows 4 KiB apart (a view of a wider buffer: they
+// would share L1's sets): for each block of 64 rows of C and block of 32
+// steps of k, threads first copy A's block into groups of 2 rows, k-major (zero past
 // the last row): tiles of 4 steps of k, a vector per row, transposed in
 // registers and stored 2 lanes per step, then the steps left one by one;
 // then they split C into panels of two vectors (8 columns),
@@ -17,7 +18,7 @@
 // row past the end of C reads and writes C's last row, stored first; the
 // last panel, cut by the edge of C, uses masked loads and stores.
 // CHECK-LABEL: func.func @matmul
-// CHECK-SAME: (%[[A:.*]]: memref<?x64xf32>, %[[B:.*]]: memref<64x10xf32>, %[[C:.*]]: memref<?x10xf32>)
+// CHECK-SAME: (%[[A:.*]]: memref<?x64xf32, strided<[1024, 1]>>, %[[B:.*]]: memref<64x10xf32>, %[[C:.*]]: memref<?x10xf32>)
 // CHECK: %[[M:.*]] = memref.dim %[[C]], %c0
 // CHECK: %[[PA:.*]] = memref.alloc() {alignment = 64 : i64} : memref<32x32x2xf32>
 // CHECK: scf.for %[[M0:.*]] = %c0 to %[[M]] step %c64 {
@@ -28,9 +29,9 @@
 // CHECK: scf.parallel (%[[G:.*]]) = (%c0) to (%{{.*}}) step (%c1) {
 // CHECK: %[[LANES:.*]] = vector.constant_mask [2] : vector<4xi1>
 // CHECK: scf.for %[[KT:.*]] = %[[K0]] to %[[TILED:.*]] step %c4 {
-// CHECK: %[[V0:.*]] = vector.load %[[A]][%{{.*}}, %[[KT]]] : memref<?x64xf32>, vector<4xf32>
+// CHECK: %[[V0:.*]] = vector.load %[[A]][%{{.*}}, %[[KT]]] : memref<?x64xf32, strided<[1024, 1]>>, vector<4xf32>
 // CHECK: arith.select %{{.*}}, %[[V0]], %[[ZEROS:.*]] : vector<4xf32>
-// CHECK: vector.load %[[A]][%{{.*}}, %[[KT]]] : memref<?x64xf32>, vector<4xf32>
+// CHECK: vector.load %[[A]][%{{.*}}, %[[KT]]] : memref<?x64xf32, strided<[1024, 1]>>, vector<4xf32>
 // CHECK: vector.shuffle
 // CHECK: vector.maskedstore %[[PA]][%[[G]], %{{.*}}, %c0], %[[LANES]]
 // CHECK-COUNT-3: vector.maskedstore %[[PA]]
@@ -83,9 +84,9 @@
 // CHECK: vector.maskedload %[[C]]
 // CHECK: vector.maskedstore %[[C]]
 // CHECK-NOT: linalg.generic
-func.func @matmul(%A: memref<?x64xf32>, %B: memref<64x10xf32>, %C: memref<?x10xf32>) {
+func.func @matmul(%A: memref<?x64xf32, strided<[1024, 1]>>, %B: memref<64x10xf32>, %C: memref<?x10xf32>) {
   linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
-      ins(%A, %B : memref<?x64xf32>, memref<64x10xf32>) outs(%C : memref<?x10xf32>) {
+      ins(%A, %B : memref<?x64xf32, strided<[1024, 1]>>, memref<64x10xf32>) outs(%C : memref<?x10xf32>) {
   ^bb0(%x: f32, %y: f32, %acc: f32):
     %p = arith.mulf %x, %y : f32
     %s = arith.addf %acc, %p : f32
@@ -157,9 +158,9 @@ func.func @transposed_lhs(%A: memref<?x16xf32>, %B: memref<?x8xf32>, %C: memref<
 // CHECK-LABEL: func.func @batched
 // CHECK-SAME: (%[[A:.*]]: memref<3x4x8xf32>, %[[B:.*]]: memref<1x8x16xf32>, %[[C:.*]]: memref<3x4x16xf32>)
 // CHECK: scf.for %[[BI:.*]] = %c0 to %c3 step %c1 {
-// CHECK: memref.load %[[A]][%[[BI]], %{{.*}}, %{{.*}}]
 // CHECK: vector.load %[[B]][%c0, %{{.*}}, %{{.*}}]
 // CHECK: vector.load %[[C]][%[[BI]], %{{.*}}, %{{.*}}]
+// CHECK: memref.load %[[A]][%[[BI]], %{{.*}}, %{{.*}}]
 #ba = affine_map<(b, m, k, n) -> (b, m, k)>
 #bb = affine_map<(b, m, k, n) -> (0, k, n)>
 #bc = affine_map<(b, m, k, n) -> (b, m, n)>
@@ -321,6 +322,29 @@ func.func @writes_over_a(%A: memref<?x8xf32>, %W: memref<8x8xf32>, %C: memref<?x
   ^bb0(%x: f32, %o: f32):
     %n = arith.negf %x : f32
     linalg.yield %n : f32
+  }
+  return
+}
+
+// Rows of A 192 bytes apart fall into different L1 sets: the kernel reads
+// them in place (no copy of A), a row past the end of C reading C's last
+// row.
+// CHECK-LABEL: func.func @direct
+// CHECK-SAME: (%[[A:.*]]: memref<?x48xf32>, %[[B:.*]]: memref<48x8xf32>, %[[C:.*]]: memref<?x8xf32>)
+// CHECK-NOT: memref.alloc()
+// CHECK: scf.for %[[I:.*]] = %{{.*}} to %{{.*}} step %c2 {
+// CHECK: %[[R0:.*]] = arith.minsi %[[I]], %[[LAST:.*]] : index
+// CHECK: %[[R1:.*]] = arith.minsi %{{.*}}, %[[LAST]] : index
+// CHECK: scf.for %[[K:.*]] = %{{.*}} to %{{.*}} step %c1 iter_args
+// CHECK: memref.load %[[A]][%[[R0]], %[[K]]] : memref<?x48xf32>
+// CHECK: memref.load %[[A]][%[[R1]], %[[K]]] : memref<?x48xf32>
+func.func @direct(%A: memref<?x48xf32>, %B: memref<48x8xf32>, %C: memref<?x8xf32>) {
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%A, %B : memref<?x48xf32>, memref<48x8xf32>) outs(%C : memref<?x8xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
   }
   return
 }
