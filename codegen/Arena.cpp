@@ -14,6 +14,9 @@
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/Interfaces/DataLayoutInterfaces.h"
+#include "llvm/Support/MathExtras.h"
+
+#include <limits>
 
 namespace mass {
 #define GEN_PASS_DEF_MASSARENA
@@ -25,6 +28,9 @@ using namespace mlir;
 namespace {
 
 constexpr int64_t kAlignment = 64;
+/// Multiples of the batch, and the factors that make them, stay below this:
+/// their products cannot overflow.
+constexpr int64_t kMaxFactor = int64_t(1) << 31;
 
 int64_t alignUp(int64_t v) {
   return (v + kAlignment - 1) / kAlignment * kAlignment;
@@ -77,10 +83,10 @@ std::optional<int64_t> affineMultiple(AffineExpr expr, int64_t k) {
   if (!binary)
     return std::nullopt;
   auto c = dyn_cast<AffineConstantExpr>(binary.getRHS());
-  if (!c || c.getValue() <= 0 || c.getValue() >= (int64_t(1) << 31))
+  if (!c || c.getValue() <= 0 || c.getValue() >= kMaxFactor)
     return std::nullopt;
   std::optional<int64_t> inner = affineMultiple(binary.getLHS(), k);
-  if (!inner || *inner >= (int64_t(1) << 31))
+  if (!inner || *inner >= kMaxFactor)
     return std::nullopt;
   switch (expr.getKind()) {
   case AffineExprKind::Mul:
@@ -106,7 +112,7 @@ std::optional<int64_t> batchMultiple(Value size, int depth = 0) {
   auto constant = [](Value v) -> std::optional<int64_t> {
     APInt value;
     if (matchPattern(v, m_ConstantInt(&value)) && value.isStrictlyPositive() &&
-        value.getActiveBits() < 32)
+        value.slt(kMaxFactor))
       return value.getSExtValue();
     return std::nullopt;
   };
@@ -115,7 +121,7 @@ std::optional<int64_t> batchMultiple(Value size, int depth = 0) {
                         std::pair(mul.getRhs(), mul.getLhs())})
       if (std::optional<int64_t> factor = constant(c))
         if (std::optional<int64_t> k = batchMultiple(x, depth + 1))
-          if (*k < (int64_t(1) << 31))
+          if (*k < kMaxFactor)
             return *k * *factor;
     return std::nullopt;
   }
@@ -181,7 +187,7 @@ std::optional<int64_t> dimMultiple(Value source, int64_t index, int depth) {
       if (!k)
         return std::nullopt;
     }
-    if (!k || known >= (int64_t(1) << 31) || *k >= (int64_t(1) << 31))
+    if (!k || known >= kMaxFactor || *k >= kMaxFactor)
       return std::nullopt;
     return *k * known;
   }
@@ -256,9 +262,14 @@ class Arena : public mass::impl::MassArenaBase<Arena> {
       std::optional<unsigned> last = lastUse(alloc, block, position);
       if (!multiple || !last)
         continue;
-      int64_t size = static_cast<int64_t>(bits / 8) * *multiple;
+      // A size that overflows keeps its allocation (and fails there).
+      int64_t size = static_cast<int64_t>(bits / 8);
+      bool overflow = llvm::MulOverflow(size, *multiple, size);
       for (int64_t d : type.getShape())
-        size *= ShapedType::isDynamic(d) ? 1 : d;
+        if (!ShapedType::isDynamic(d))
+          overflow |= llvm::MulOverflow(size, d, size);
+      if (overflow || size > std::numeric_limits<int64_t>::max() / 2)
+        continue;
       buffers.push_back({alloc, alignUp(size), type.getNumDynamicDims() == 1,
                          *multiple, position.lookup(alloc), *last});
     }

@@ -149,8 +149,9 @@ void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
   // Threads split the outermost loop of each nest (OpenMP, sized at run
   // time by the program's --threads); the inner loops stay plain loops.
   pm.addNestedPass<func::FuncOp>(createMassStridedCopies());
-  // From -O2 (fast math), tanh and erf become polynomials: arith ops that
-  // mass-vectorize-rows turns into vector code like any other.
+  // From -O2 (fast math), tanh, erf, exp, log and the like become
+  // polynomials: arith ops that mass-vectorize-rows turns into vector code
+  // like any other.
   if (optLevel >= 2)
     pm.addPass(createMassApproximateMath());
   // Short image rows run as vectors (from -O1).
