@@ -243,6 +243,7 @@ public:
     unsigned ra = c.mapA.getNumResults();
     unsigned kPos = isDim(c.mapA.getResult(ra - 1), nb + 1) ? ra - 1 : ra - 2;
     k = size(c.a, kPos);
+    directA = readsAInPlace();
     if (c.init) {
       // The kernel starts from the init in its first block of k instead of
       // reading C; the fill itself only runs when there is no k at all.
@@ -256,7 +257,7 @@ public:
     // groups of the kernel's height, k-major: the kernel's broadcasts
     // read consecutive addresses. Its size is fixed: the arena plans it.
     // Rows of A with unit stride along k are read in place instead.
-    if (!directA())
+    if (!directA)
       packedA = b.create<memref::AllocOp>(
           loc, MemRefType::get({groups, tileK, rows}, b.getF32Type()),
           b.getI64IntegerAttr(64));
@@ -279,7 +280,7 @@ public:
     Value k0 = kLoop.getInductionVar();
     Value k1 = b.create<arith::MinSIOp>(
         loc, b.create<arith::AddIOp>(loc, k0, index(tileK)), k);
-    if (!directA())
+    if (!directA)
       packA(k0, k1);
     // Threads split the panels of C; with fewer than four (ResNet's last
     // layers have 32 columns), they also split the block's row groups into
@@ -345,6 +346,8 @@ private:
   int64_t width, rows, tileM, tileK;
   VectorType vecType;
   Value m, n, k, packedA, packedB, m0, m1, last;
+  /// Whether the kernel reads A in place (readsAInPlace), not packed.
+  bool directA = false;
   /// The rows of the block this panel's thread runs the kernel on.
   Value rowBegin, rowEnd;
   SmallVector<Value> batchIvs;
@@ -357,7 +360,7 @@ private:
   /// of k that share their cache lines, next to the panel of B, and the
   /// copy of A is saved (spec 09's step: 5 ms of 200). Rows 1, 3 or 4 KiB
   /// apart share sets (the square GEMMs slow down by a third): packed.
-  bool directA() const {
+  bool readsAInPlace() const {
     if (c.aTransposed || !c.aUnitInner)
       return false;
     auto type = cast<MemRefType>(c.a.getType());
@@ -716,7 +719,7 @@ private:
             // Read in place, a row past the block's end reads its last
             // row (rowIdx is clamped): it computes that row's result
             // again, and its store comes before the row's own.
-            Value a = directA()
+            Value a = directA
                           ? b.create<memref::LoadOp>(
                                 loc, c.a, indices(c.mapA, rowIdx[r], kv, {}))
                           : b.create<memref::LoadOp>(

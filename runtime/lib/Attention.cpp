@@ -340,7 +340,7 @@ void attentionForward(MassMemRef *qm, MassMemRef *km, MassMemRef *vm,
   const float inf = std::numeric_limits<float>::infinity();
   V qb[kRows * NV], kt[NV * kLanes * kColVectors], vb[kCols * NV];
   V s[kRows * kColVectors], acc[kRows * NV];
-  float m[kRows], l[kRows], rescale[kRows];
+  float m[kRows], l[kRows];
   for (int64_t i0 = 0; i0 < queries; i0 += kRows) {
     const int64_t rows = std::min(kRows, queries - i0);
     h.load(q, i0, rows, qb);
@@ -367,16 +367,16 @@ void attentionForward(MassMemRef *qm, MassMemRef *km, MassMemRef *vm,
           std::fill(sr, sr + vectors, V{});
           continue;
         }
-        rescale[r] = m[r] == -inf ? 0.0f : std::exp(m[r] - newMax);
+        const float rescale = m[r] == -inf ? 0.0f : std::exp(m[r] - newMax);
         V sum{};
         for (int64_t c = 0; c < vectors; ++c) {
           sr[c] = expv(sr[c] - newMax);
           sum += sr[c];
         }
-        l[r] = l[r] * rescale[r] + hsum(sum);
+        l[r] = l[r] * rescale + hsum(sum);
         m[r] = newMax;
         for (int64_t d = 0; d < NV; ++d)
-          acc[r * NV + d] *= rescale[r];
+          acc[r * NV + d] *= rescale;
       }
       accumulateRows<NV>(reinterpret_cast<const float *>(s), kCols, 1, rows,
                          cols, vb, acc, true);
