@@ -355,11 +355,15 @@ private:
   Value index(int64_t v) { return b.create<arith::ConstantIndexOp>(loc, v); }
 
   /// Whether the kernel reads A in place: rows A[m, k] with unit stride
-  /// along k, whose group of `rows` rows falls into as many different sets
-  /// of a 64-set L1 cache. A group's rows then stay in L1 across the steps
-  /// of k that share their cache lines, next to the panel of B, and the
-  /// copy of A is saved (spec 09's step: 5 ms of 200). Rows 1, 3 or 4 KiB
-  /// apart share sets (the square GEMMs slow down by a third): packed.
+  /// along k that a group of `rows` rows can keep in L1 across the steps
+  /// of k sharing their cache lines, next to the panel of B; the copy of A
+  /// is then saved (spec 09's step: 5 ms of 200). That holds when the
+  /// group's rows fall into as many different sets of a 64-set L1 cache,
+  /// or into at least 4 (3 rows a set, with the panel's 8 lines: 11 of 12
+  /// ways) when rows are 3 KiB or more apart: a 768-wide A runs 157 -> 167
+  /// GFLOP/s in place. Rows 1 KiB apart (4 to a page, where the L2's
+  /// streams get mixed) drop from 151 to 117 and rows 2 or 4 KiB apart
+  /// share 2 sets or 1 (square GEMMs slow down by a third): packed.
   bool readsAInPlace() const {
     if (c.aTransposed || !c.aUnitInner)
       return false;
@@ -373,7 +377,8 @@ private:
     int64_t bytes = strides[strides.size() - 2] * 4;
     if (bytes % 64 != 0)
       return true;
-    return 64 / std::gcd<int64_t>(bytes / 64, 64) >= rows;
+    int64_t sets = 64 / std::gcd<int64_t>(bytes / 64, 64);
+    return sets >= rows || (sets >= 4 && bytes >= 3072);
   }
 
   /// Where the whole tiles of the vector width from k0 towards k1 end:
