@@ -788,7 +788,8 @@ public:
     ConversionTarget target(*ctx);
     target.addIllegalDialect<MassDialect>();
     // Kernels of the runtime: they stay until bufferization calls them.
-    target.addLegalOp<AttentionOp, AttentionGradOp>();
+    target.addLegalOp<AttentionOp, AttentionGradOp, SelfAttentionOp,
+                      SelfAttentionGradOp, LayerNormGradOp>();
     target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect,
                            arith::ArithDialect, math::MathDialect,
                            scf::SCFDialect, func::FuncDialect>();

@@ -441,7 +441,14 @@ static FailureOr<Value> buildAttention(Elaborator &e, const Args &a) {
   mlir::Value outB = e.addParam({d}, "out_proj.bias", zeros, a.loc());
   mlir::OpBuilder &b = e.getBuilder();
   mlir::Location loc = e.location(a.loc());
-  // The projections of q, k and v: rows [i D, (i + 1) D) of the packed
+  // Self-attention (one tensor as query, key and value): one product with
+  // the packed weight, whose columns [i D, (i + 1) D) are q, k and v.
+  if (*q == *k && *k == *v) {
+    mlir::Value qkv = b.create<DenseOp>(loc, *q, w, bias);
+    auto attention = b.create<SelfAttentionOp>(loc, qkv, *heads, *causal);
+    return result(b.create<DenseOp>(loc, attention.getResult(), outW, outB), a);
+  }
+  // Otherwise each projection takes rows [i D, (i + 1) D) of the packed
   // weight and bias.
   auto project = [&](mlir::Value x, int64_t i) -> mlir::Value {
     mlir::Value wi = b.create<SliceOp>(loc, e.f32Tensor({d, d}), w, 0, i * d);

@@ -290,6 +290,48 @@ LogicalResult AttentionGradOp::verify() {
   return success();
 }
 
+/// Self-attention's rule: qkv [B, T, 3D] holds a query, key and value
+/// [B, T, D] side by side; the result is [B, T, D].
+static ShapeResult selfAttentionRule(ArrayRef<int64_t> qkv, int64_t heads,
+                                     bool causal) {
+  if (qkv.size() != 3 || ShapedType::isDynamic(qkv[2]) || qkv[2] % 3 != 0)
+    return ShapeResult::error("self_attention: expected qkv [B, T, 3D], got " +
+                              formatShape(qkv));
+  Shape one = {qkv[0], qkv[1], qkv[2] / 3};
+  return attentionShape(one, one, one, heads, causal);
+}
+
+LogicalResult SelfAttentionOp::inferReturnTypes(MLIRContext *context,
+                                                std::optional<Location> loc,
+                                                Adaptor a,
+                                                SmallVectorImpl<Type> &types) {
+  ShapeResult r = selfAttentionRule(
+      shapeOf(a.getQkv()), static_cast<int64_t>(a.getHeads()), a.getCausal());
+  if (!r.ok())
+    return emitOptionalError(loc, r.message());
+  types.push_back(RankedTensorType::get(r.shape(), Float32Type::get(context)));
+  types.push_back(
+      lseType(context, r.shape(), static_cast<int64_t>(a.getHeads())));
+  return success();
+}
+
+LogicalResult SelfAttentionOp::verify() {
+  ShapeResult r = selfAttentionRule(
+      shapeOf(getQkv()), static_cast<int64_t>(getHeads()), getCausal());
+  return checkResult(*this, r, getResult());
+}
+
+LogicalResult SelfAttentionGradOp::verify() {
+  ShapeResult r = selfAttentionRule(
+      shapeOf(getQkv()), static_cast<int64_t>(getHeads()), getCausal());
+  if (failed(checkResult(*this, r, getResult())))
+    return failure();
+  if (getLse().getType() !=
+      lseType(getContext(), r.shape(), static_cast<int64_t>(getHeads())))
+    return emitOpError("lse must be [B, heads, T]");
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Convolution and pooling
 //===----------------------------------------------------------------------===//
@@ -374,6 +416,13 @@ LogicalResult LayerNormOp::verify() {
   if (getRstd().getType() != getMean().getType())
     return emitOpError() << "mean and rstd must have one type";
   return checkResult(*this, rows, getMean());
+}
+
+LogicalResult LayerNormGradOp::verify() {
+  ArrayRef<int64_t> x = shapeOf(getInput()), w = shapeOf(getWeight());
+  if (x.size() < 2)
+    return emitOpError() << "input must be rows [..., D]";
+  return checkResult(*this, layerNormRows(x, w), getMean());
 }
 
 LogicalResult DropoutOp::verify() {

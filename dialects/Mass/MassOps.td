@@ -123,6 +123,25 @@ def Mass_AttentionOp : Mass_Op<"attention",
   let hasVerifier = 1;
 }
 
+def Mass_SelfAttentionOp : Mass_Op<"self_attention",
+    [Pure, Differentiable, InferTypeOpAdaptor]> {
+  let summary = "attention whose query, key and value are one tensor's columns";
+  let description = [{
+    `qkv [B, T, 3D]` holds the query, key and value side by side (columns
+    `[0, D)`, `[D, 2D)` and `[2D, 3D)`), as one dense layer with
+    nn.MultiheadAttention's packed `in_proj_weight` gives them for
+    self-attention; then as mass.attention: `result [B, T, D]`,
+    `lse [B, heads, T]`. One product projects all three, and the VJP writes
+    their gradients into one tensor, without slices and their pads.
+  }];
+  let arguments = (ins Mass_F32Tensor:$qkv, I64Attr:$heads, UnitAttr:$causal);
+  let results = (outs Mass_F32Tensor:$result, Mass_F32Tensor:$lse);
+  let assemblyFormat = [{
+    $qkv `heads` `=` $heads (`causal` $causal^)? attr-dict `:` type($qkv)
+  }];
+  let hasVerifier = 1;
+}
+
 def Mass_EmbeddingOp : Mass_Op<"embedding", [Pure, Differentiable, Inferred]> {
   let summary = "rows of a table picked by integer ids, as torch.nn.Embedding";
   let description = [{
@@ -503,6 +522,54 @@ def Mass_AttentionGradOp : Mass_Op<"attention_grad",
     $query `,` $key `,` $value `,` $result `,` $lse `,` $grad `heads` `=`
     $heads (`causal` $causal^)? attr-dict `:` type($query) `,` type($key)
     `,` type($value) `,` type($lse)
+  }];
+  let hasVerifier = 1;
+}
+
+def Mass_SelfAttentionGradOp : Mass_Op<"self_attention_grad",
+    [Pure, AllTypesMatch<["qkv", "dqkv"]>, AllTypesMatch<["result", "grad"]>]> {
+  let summary = "the gradient of self_attention's packed query, key and value";
+  let description = [{
+    From self_attention's operand, its `result` and `lse`, and the gradient
+    `grad` of its result: `dqkv [B, T, 3D]`, the gradients of the query,
+    key and value side by side, as attention_grad computes them.
+  }];
+  let arguments = (ins Mass_F32Tensor:$qkv, Mass_F32Tensor:$result,
+                       Mass_F32Tensor:$lse, Mass_F32Tensor:$grad,
+                       I64Attr:$heads, UnitAttr:$causal);
+  let results = (outs Mass_F32Tensor:$dqkv);
+  let assemblyFormat = [{
+    $qkv `,` $result `,` $lse `,` $grad `heads` `=` $heads
+    (`causal` $causal^)? attr-dict `:` type($qkv) `,` type($result) `,`
+    type($lse)
+  }];
+  let hasVerifier = 1;
+}
+
+def Mass_LayerNormGradOp : Mass_Op<"layernorm_grad",
+    [Pure, AllTypesMatch<["input", "grad", "dinput"]>,
+     AllTypesMatch<["weight", "dweight", "dbias"]>,
+     AllTypesMatch<["mean", "rstd"]>]> {
+  let summary = "the gradients of layernorm's input, weight and bias";
+  let description = [{
+    Over the rows of `input [..., D]` with the forward's `mean [...]` and
+    `rstd [...]`, the `weight [D]` and the gradient `grad [..., D]` of the
+    result: with
+    `xhat = (input - mean) * rstd` and `g = grad * weight`,
+    `dinput = rstd * (g - mean(g) - xhat * mean(g * xhat))` (means along
+    each row), `dweight = sum over rows of grad * xhat` and
+    `dbias = sum over rows of grad`. One pass over the rows (a runtime
+    kernel); the sums over rows add fixed chunks of rows, then the chunks
+    in order, so they do not depend on the number of threads.
+  }];
+  let arguments = (ins Mass_F32Tensor:$input, Mass_F32Tensor:$mean,
+                       Mass_F32Tensor:$rstd, Mass_F32Tensor:$weight,
+                       Mass_F32Tensor:$grad);
+  let results = (outs Mass_F32Tensor:$dinput, Mass_F32Tensor:$dweight,
+                      Mass_F32Tensor:$dbias);
+  let assemblyFormat = [{
+    $input `,` $mean `,` $rstd `,` $weight `,` $grad attr-dict `:`
+    type($input) `,` type($mean) `,` type($weight)
   }];
   let hasVerifier = 1;
 }

@@ -310,33 +310,14 @@ LogicalResult BatchNormOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
 
 LogicalResult LayerNormOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
                                     Grads &dxs) {
-  MassBuilder m(b, getLoc());
-  Value x = getInput(), dy = dys[0];
-  if (!dy)
+  if (!dys[0])
     return emitOpError("only the normalised result is differentiable");
-  auto type = MassBuilder::typeOf(x);
-  int64_t rank = type.getRank();
-  // Row statistics as [..., 1], to broadcast along the last axis.
-  SmallVector<int64_t> column(type.getShape());
-  column.back() = 1;
-  auto asColumn = [&](Value v) {
-    return m.reshape(v, RankedTensorType::get(column, b.getF32Type()));
-  };
-  Value rstd = asColumn(getRstd());
-  Value xhat = m.mul(m.sub(x, asColumn(getMean())), rstd);
-  SmallVector<int64_t> rows;
-  for (int64_t i = 0; i + 1 < rank; ++i)
-    rows.push_back(i);
-  Value dweight = m.sum(m.mul(dy, xhat), rows, /*keepdim=*/false);
-  Value dbias = m.sum(dy, rows, /*keepdim=*/false);
-  // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * weight,
-  // means along the last axis.
-  Value g = m.mul(dy, getWeight());
-  Value n = m.constant(static_cast<double>(type.getShape().back()));
-  Value meanG = m.div(m.sum(g, {rank - 1}, /*keepdim=*/true), n);
-  Value meanGX = m.div(m.sum(m.mul(g, xhat), {rank - 1}, /*keepdim=*/true), n);
-  Value dx = m.mul(m.sub(m.sub(g, meanG), m.mul(xhat, meanGX)), rstd);
-  dxs.append({dx, dweight, dbias});
+  // One op over the rows (layernorm_grad's description has the formulas).
+  Type w = getWeight().getType();
+  auto grad = b.create<LayerNormGradOp>(
+      getLoc(), TypeRange{getInput().getType(), w, w}, getInput(), getMean(),
+      getRstd(), getWeight(), dys[0]);
+  dxs.append(grad->result_begin(), grad->result_end());
   return success();
 }
 
@@ -426,6 +407,16 @@ LogicalResult AttentionOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
       getLoc(), getQuery(), getKey(), getValue(), getResult(), getLse(), dys[0],
       getHeadsAttr(), getCausalAttr());
   dxs.append({grad.getDquery(), grad.getDkey(), grad.getDvalue()});
+  return success();
+}
+
+LogicalResult SelfAttentionOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
+                                        Grads &dxs) {
+  if (!dys[0])
+    return emitOpError("only the attention's result is differentiable");
+  dxs.push_back(b.create<SelfAttentionGradOp>(
+      getLoc(), getQkv().getType(), getQkv(), getResult(), getLse(), dys[0],
+      getHeadsAttr(), getCausalAttr()));
   return success();
 }
 

@@ -161,6 +161,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{2, 64, 64, 192, 6, true},
                       Case{1, 40, 100, 96, 2, false},
                       Case{1, 33, 33, 256, 2, true},
-                      Case{1, 20, 70, 256, 1, false}));
+                      Case{1, 20, 70, 256, 1, false},
+                      // Longer causal sequences take blocks of 32 queries.
+                      Case{1, 300, 300, 64, 2, true}));
 
 } // namespace

@@ -71,6 +71,21 @@ void _mlir_ciface_mass_attention_backward(
     MassMemRef *lse, MassMemRef *dout, MassMemRef *dq, MassMemRef *dk,
     MassMemRef *dv, int64_t index, int64_t heads, int64_t causal);
 
+/* Layer norm's gradient over rows x [R, D] (mass.layernorm_grad): chunk
+ * `chunk` of `chunks` (rows R * chunk / chunks up to the next chunk's
+ * first) writes its rows of dx [R, D] and its sums over rows into
+ * partial[chunk, 0, :] (dweight) and partial[chunk, 1, :] (dbias); then
+ * mass_layernorm_backward_sums adds the chunks in order into dweight and
+ * dbias [D].                                                            */
+void _mlir_ciface_mass_layernorm_backward(MassMemRef *x, MassMemRef *mean,
+                                          MassMemRef *rstd, MassMemRef *weight,
+                                          MassMemRef *dy, MassMemRef *dx,
+                                          MassMemRef *partial, int64_t chunk,
+                                          int64_t chunks);
+void _mlir_ciface_mass_layernorm_backward_sums(MassMemRef *partial,
+                                               MassMemRef *dweight,
+                                               MassMemRef *dbias);
+
 #ifdef __cplusplus
 }
 #endif

@@ -260,6 +260,30 @@ func.func @layernorm_rows(%x: tensor<?x5x8xf32>, %g: tensor<8xf32>) {
 
 // -----
 
+func.func @layernorm_grad_rows(%x: tensor<?x5x8xf32>, %m: tensor<?x8xf32>, %g: tensor<8xf32>) {
+  // expected-error @+1 {{result shape [B, 8] should be [B, 5]}}
+  %0:3 = mass.layernorm_grad %x, %m, %m, %g, %x : tensor<?x5x8xf32>, tensor<?x8xf32>, tensor<8xf32>
+  return
+}
+
+// -----
+
+func.func @layernorm_grad_weight(%x: tensor<?x5x8xf32>, %m: tensor<?x5xf32>, %g: tensor<5xf32>) {
+  // expected-error @+1 {{layernorm: weight [5] should be [D] = [8]}}
+  %0:3 = mass.layernorm_grad %x, %m, %m, %g, %x : tensor<?x5x8xf32>, tensor<?x5xf32>, tensor<5xf32>
+  return
+}
+
+// -----
+
+func.func @layernorm_grad_rank(%x: tensor<8xf32>, %m: tensor<f32>) {
+  // expected-error @+1 {{input must be rows [..., D]}}
+  %0:3 = mass.layernorm_grad %x, %m, %m, %x, %x : tensor<8xf32>, tensor<f32>, tensor<8xf32>
+  return
+}
+
+// -----
+
 func.func @embedding_table(%ids: tensor<?x6xi32>, %w: tensor<?x8xf32>) {
   // expected-error @+1 {{embedding: expected a static table [V, D], got [B, 8]}}
   %0 = mass.embedding %ids, %w : tensor<?x6xi32>, tensor<?x8xf32> -> tensor<?x6x8xf32>
@@ -311,5 +335,29 @@ func.func @attention_value(%q: tensor<?x10x8xf32>, %k: tensor<?x12x8xf32>, %v: t
 func.func @pad_range(%x: tensor<4x3xf32>) {
   // expected-error @+1 {{positions 2 to 6 are not in [5, 3] along axis 0}}
   %0 = mass.pad %x axis = 0 offset = 2 : tensor<4x3xf32> -> tensor<5x3xf32>
+  return
+}
+
+// -----
+
+func.func @self_attention_packing(%qkv: tensor<?x10x25xf32>) {
+  // expected-error @+1 {{self_attention: expected qkv [B, T, 3D], got [B, 10, 25]}}
+  %out, %lse = mass.self_attention %qkv heads = 1 : tensor<?x10x25xf32>
+  return
+}
+
+// -----
+
+func.func @self_attention_heads(%qkv: tensor<?x10x24xf32>) {
+  // expected-error @+1 {{attention: 3 heads do not divide 8 features}}
+  %out, %lse = mass.self_attention %qkv heads = 3 : tensor<?x10x24xf32>
+  return
+}
+
+// -----
+
+func.func @self_attention_grad_lse(%qkv: tensor<?x10x24xf32>, %r: tensor<?x10x8xf32>, %lse: tensor<?x4x10xf32>) {
+  // expected-error @+1 {{lse must be [B, heads, T]}}
+  %d = mass.self_attention_grad %qkv, %r, %lse, %r heads = 2 : tensor<?x10x24xf32>, tensor<?x10x8xf32>, tensor<?x4x10xf32>
   return
 }

@@ -154,3 +154,19 @@ func.func @attention(%q: tensor<?x10x8xf32>, %kv: tensor<?x12x8xf32>, %w: tensor
   %p = mass.pad %w axis = 0 offset = 8 : tensor<8x8xf32> -> tensor<24x8xf32>
   return %dq, %dk, %p : tensor<?x10x8xf32>, tensor<?x12x8xf32>, tensor<24x8xf32>
 }
+
+// CHECK-LABEL: func.func @layernorm_grad
+func.func @layernorm_grad(%x: tensor<?x10x8xf32>, %m: tensor<?x10xf32>, %w: tensor<8xf32>) -> (tensor<?x10x8xf32>, tensor<8xf32>, tensor<8xf32>) {
+  // CHECK: mass.layernorm_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x10x8xf32>, tensor<?x10xf32>, tensor<8xf32>
+  %dx, %dw, %db = mass.layernorm_grad %x, %m, %m, %w, %x : tensor<?x10x8xf32>, tensor<?x10xf32>, tensor<8xf32>
+  return %dx, %dw, %db : tensor<?x10x8xf32>, tensor<8xf32>, tensor<8xf32>
+}
+
+// CHECK-LABEL: func.func @self_attention
+func.func @self_attention(%qkv: tensor<?x10x24xf32>, %dy: tensor<?x10x8xf32>) -> tensor<?x10x24xf32> {
+  // CHECK: %[[OUT:.*]], %[[LSE:.*]] = mass.self_attention %{{.*}} heads = 2 causal : tensor<?x10x24xf32>
+  %out, %lse = mass.self_attention %qkv heads = 2 causal : tensor<?x10x24xf32>
+  // CHECK: mass.self_attention_grad %{{.*}}, %[[OUT]], %[[LSE]], %{{.*}} heads = 2 causal : tensor<?x10x24xf32>, tensor<?x10x8xf32>, tensor<?x2x10xf32>
+  %d = mass.self_attention_grad %qkv, %out, %lse, %dy heads = 2 causal : tensor<?x10x24xf32>, tensor<?x10x8xf32>, tensor<?x2x10xf32>
+  return %d : tensor<?x10x24xf32>
+}
