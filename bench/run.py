@@ -205,6 +205,21 @@ def torch_version():
                           check=True, capture_output=True, text=True).stdout.strip()
 
 
+def cpu_model():
+    """The CPU's name and family/model, as /proc/cpuinfo gives them: the
+    ratios depend on the machine kind."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return "CPU unknown"
+    return (f"{fields.get('model name', 'CPU')} (family {fields.get('cpu family', '?')}, "
+            f"model {fields.get('model', '?')}), {os.cpu_count()} cores")
+
+
 def compile_model(source, work, name):
     src = os.path.join(work, name + ".mass")
     with open(src, "w") as f:
@@ -237,7 +252,7 @@ def main():
     work = tempfile.mkdtemp(prefix="mass-bench-")
     rng = np.random.default_rng(0)
     gpt_rows = []
-    print(f"PyTorch {torch_version()}, OpenBLAS kernel {openblas.best_core() or 'chosen by OpenBLAS'}"
+    print(f"{cpu_model()}; PyTorch {torch_version()}, OpenBLAS kernel {openblas.best_core() or 'chosen by OpenBLAS'}"
           " (OPENBLAS_CORETYPE)\n")
     print("| model | batch | threads | Mass ms/step | PyTorch ms/step (best setting) | time ratio (Mass/PyTorch) |")
     print("| --- | --- | --- | --- | --- | --- |")
