@@ -10,6 +10,7 @@ host's vector extensions allow. On the Xeons that is SkylakeX (AVX-512);
 on an AMD EPYC (Zen 4, whose AVX-512 runs on 256-bit units) Haswell's AVX2
 kernel is faster (112 against 107 GFLOP/s).
 """
+import functools
 import os
 import subprocess
 import sys
@@ -40,9 +41,6 @@ for _ in range(7):
 print(2 * n ** 3 / best / 1e9)
 """
 
-_best = []
-
-
 def candidates():
     """The OpenBLAS kernels the host's vector extensions can run, widest
     first."""
@@ -64,18 +62,27 @@ def matmul_gflops(core):
     return float(out)
 
 
+@functools.lru_cache(maxsize=None)
+def fastest_core():
+    """The faster of the kernels the host runs (timed once per process, in
+    a few seconds), or None when it runs neither."""
+    cores = candidates()
+    if len(cores) < 2:
+        return cores[0] if cores else None
+    # Each kernel's best of three turns, taken alternately, so that a busy
+    # moment of the machine does not decide.
+    best = {core: 0.0 for core in cores}
+    for _ in range(3):
+        for core in cores:
+            best[core] = max(best[core], matmul_gflops(core))
+    return max(cores, key=best.get)
+
+
 def best_core():
-    """OPENBLAS_CORETYPE for the host: the faster of SkylakeX (AVX-512) and
-    Haswell (AVX2) where both run (timed once per process), the one that
-    runs, or None to let OpenBLAS choose."""
-    if "OPENBLAS_CORETYPE" in os.environ:
-        return os.environ["OPENBLAS_CORETYPE"]
-    if not _best:
-        cores = candidates()
-        if len(cores) > 1:
-            cores.sort(key=matmul_gflops, reverse=True)
-        _best.append(cores[0] if cores else None)
-    return _best[0]
+    """OPENBLAS_CORETYPE for the host: the caller's, or the faster of
+    SkylakeX (AVX-512) and Haswell (AVX2) where both run, the one that runs,
+    or None to let OpenBLAS choose."""
+    return os.environ.get("OPENBLAS_CORETYPE") or fastest_core()
 
 
 def torch_env(threads, base=None, blas_threads=None):
