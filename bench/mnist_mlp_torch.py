@@ -17,7 +17,7 @@ if threads:
     # PyTorch 1.13 here calls OpenBLAS, which ignores torch.set_num_threads.
     os.environ.update(openblas.torch_env(threads))
 elif openblas.best_core():
-    os.environ["OPENBLAS_CORETYPE"] = openblas.best_core()
+    os.environ.update(openblas.kernel_env(openblas.best_core()))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

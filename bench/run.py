@@ -8,7 +8,9 @@ time over every thread setting up to N: its own pool (OMP_NUM_THREADS and
 torch.set_num_threads) at 1..N threads with OpenBLAS pinned to one, and its
 pool at one thread with OpenBLAS at 1..N (two pools of N threads on N cores
 slow each other down), always with OpenBLAS's kernel for the host's vectors
-(see openblas.py); the table names the setting that won. A GEMM
+(see openblas.py) and, where AVX-512 runs, PyTorch's own kernels at the
+faster of its AVX2 default and AVX-512 (ATEN_CPU_CAPABILITY, chosen per
+model); the table names the setting that won. A GEMM
 micro-benchmark times the generated matmul (a model whose forward is one
 matmul and a mean) against torch.matmul writing into a preallocated `out=`. Spec 02 and spec 03 run as
 written (their train blocks' optimizers; no augmentation in either) against
@@ -23,6 +25,7 @@ usage: /usr/bin/python3 bench/run.py [--quick] [--only TEXT] [--no-gemm]
   --only TEXT   only the models whose title contains TEXT
   --no-gemm     skip the GEMM table (and spec 09's share of it)
 """
+import functools
 import json
 import os
 import subprocess
@@ -175,21 +178,36 @@ def torch_settings(threads):
     return settings + [(1, b) for b in range(2, threads + 1)]
 
 
-def torch_ms(kind, batch, steps, pool, blas):
-    env = openblas.torch_env(pool, blas_threads=blas)
+def torch_ms(kind, batch, steps, pool, blas, aten=None):
+    env = openblas.torch_env(pool, blas_threads=blas, aten=aten)
     env["MASS_BENCH_DIR"] = os.path.dirname(os.path.abspath(__file__))
     out = subprocess.run(["/usr/bin/python3", "-c", TORCH, str(pool), kind, str(batch), str(steps)],
                          env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out)["ms"]
 
 
+@functools.lru_cache(maxsize=None)
+def torch_aten(kind, batch, steps):
+    """The faster ATEN_CPU_CAPABILITY for a model (see openblas.py), timed
+    once per model at one thread, best of two runs each; None for
+    PyTorch's own choice."""
+    choices = openblas.aten_capabilities()
+    if len(choices) < 2:
+        return choices[0]
+    times = {aten: min(torch_ms(kind, batch, steps, 1, 1, aten) for _ in range(2))
+             for aten in choices}
+    return min(choices, key=times.get)
+
+
 def torch_best(kind, batch, steps, threads):
     """PyTorch's best time (best of three runs each) over its thread settings
-    up to `threads`, and the setting, as "pool P, OpenBLAS B"."""
-    times = {(pool, blas): best(lambda: torch_ms(kind, batch, steps, pool, blas))
+    up to `threads`, with its kernels at the faster capability, and the
+    setting, as "pool P, OpenBLAS B[, ATen CAPABILITY]"."""
+    aten = torch_aten(kind, batch, steps)
+    times = {(pool, blas): best(lambda: torch_ms(kind, batch, steps, pool, blas, aten))
              for pool, blas in torch_settings(threads)}
     (pool, blas), ms = min(times.items(), key=lambda item: item[1])
-    return ms, f"pool {pool}, OpenBLAS {blas}"
+    return ms, f"pool {pool}, OpenBLAS {blas}" + (f", ATen {aten}" if aten else "")
 
 
 def mass_ms(exe, data, batch, steps, threads, key):
