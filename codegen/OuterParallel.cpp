@@ -86,6 +86,14 @@ std::optional<int64_t> staticWork(scf::ParallelOp op) {
   return known ? std::optional<int64_t>(work) : std::nullopt;
 }
 
+} // namespace
+
+void mass::sequentialize(scf::ParallelOp op) {
+  restructure(op, /*keepParallel=*/false);
+}
+
+namespace {
+
 class OuterParallel : public mass::impl::MassOuterParallelBase<OuterParallel> {
   using MassOuterParallelBase::MassOuterParallelBase;
 

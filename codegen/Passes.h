@@ -5,6 +5,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -22,6 +23,10 @@ constexpr llvm::StringLiteral kFusionGroupAttr = "mass.fusion_group";
 /// Marks the scf.parallel of a mass-gemm kernel, whose panels are worth
 /// threads wherever the loop is.
 constexpr llvm::StringLiteral kParallelKernelAttr = "mass.parallel_kernel";
+
+/// Rewrites `op` as scf.for loops over its dimensions, in order
+/// (OuterParallel.cpp).
+void sequentialize(mlir::scf::ParallelOp op);
 
 #define GEN_PASS_DECL
 #include "codegen/Passes.h.inc"

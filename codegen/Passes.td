@@ -260,4 +260,28 @@ def MassGemm : Pass<"mass-gemm", "::mlir::func::FuncOp"> {
   ];
 }
 
+def MassGpuLaunch : Pass<"mass-gpu-launch", "::mlir::func::FuncOp"> {
+  let summary = "Runs each outermost parallel loop nest as one GPU kernel launch";
+  let description = [{
+    For the CUDA target, after linalg becomes scf.parallel loops: each
+    outermost scf.parallel becomes a gpu.launch of one thread per
+    iteration, `block-size` threads per block along x and as many blocks
+    as the iterations need (the batch makes that count a run-time value).
+    Each thread takes its iteration from its linear id, the last loop
+    dimension fastest, so that neighbouring threads touch neighbouring
+    elements; parallel loops nested inside become sequential loops of
+    that thread. A reduction loop (scf.parallel with results) and a call
+    of one of the CPU runtime's kernels (attention, layer norm) are not
+    supported yet: errors at their locations.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",
+    "::mlir::scf::SCFDialect", "::mlir::func::FuncDialect"
+  ];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"256",
+           "Threads per block">
+  ];
+}
+
 #endif // MASS_CODEGEN_PASSES_TD

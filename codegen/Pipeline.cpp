@@ -115,9 +115,7 @@ int64_t mass::hostVectorWidth() {
   return 4;
 }
 
-void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
-                        int64_t vectorWidth) {
-  pm.addPass(createMassCInterfaces());
+void mass::addBufferization(OpPassManager &pm) {
   pm.addNestedPass<func::FuncOp>(createMassDistinctResults());
   bufferization::OneShotBufferizationOptions bufferization;
   bufferization.bufferizeFunctionBoundaries = true;
@@ -130,6 +128,12 @@ void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
   bufferization::BufferResultsToOutParamsOpts outParams;
   outParams.hoistStaticAllocs = true;
   pm.addPass(bufferization::createBufferResultsToOutParamsPass(outParams));
+}
+
+void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
+                        int64_t vectorWidth) {
+  pm.addPass(createMassCInterfaces());
+  addBufferization(pm);
   // Matmuls become register-blocked vector kernels; at -O0 they stay the
   // plain loop nests they are in linalg.
   if (optLevel >= 1) {

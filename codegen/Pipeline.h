@@ -42,6 +42,11 @@ void addLowerToLinalg(mlir::OpPassManager &pm, unsigned optLevel,
 /// with AVX2, else 4).
 int64_t hostVectorWidth();
 
+/// One-shot bufferization of the whole module, as both targets run it:
+/// every result in its own buffer, returned buffers as out-parameters,
+/// constants as named globals.
+void addBufferization(mlir::OpPassManager &pm);
+
 /// Bufferization and conversion to the LLVM dialect, for the CPU. From -O1
 /// on, matmuls become vector kernels `vectorWidth` lanes wide (0: the
 /// host's).
@@ -53,6 +58,31 @@ void addCpuToLLVM(mlir::OpPassManager &pm, unsigned optLevel,
 /// lower to linalg, then to LLVM.
 void addMassToLLVM(mlir::OpPassManager &pm, unsigned optLevel, bool fuse,
                    int64_t vectorWidth);
+
+/// Registers the GPU and NVVM dialects and the NVVM target, for the CUDA
+/// target (CudaPipeline.cpp).
+void registerCudaCodegen(mlir::DialectRegistry &registry);
+
+/// Registers the upstream GPU passes of addCudaKernels by name, for
+/// massc's --mlir-print-ir-after (mass-opt registers every pass).
+void registerCudaPassNames();
+
+/// From `--emit=linalg` to GPU kernels compiled to PTX for `chip` (such as
+/// sm_90): bufferization as for the CPU, each loop nest a kernel launch,
+/// the kernels outlined and lowered through NVVM, linked with the libdevice
+/// of the CUDA toolkit at `cudaPath`.
+void addCudaKernels(mlir::OpPassManager &pm, unsigned optLevel,
+                    llvm::StringRef chip, llvm::StringRef cudaPath);
+
+/// The CUDA toolkit whose libdevice the kernels link: `requested` (massc's
+/// --cuda-path) when given, else $CUDA_HOME, $CUDA_PATH, $CUDA_ROOT, else
+/// the toolkit found when Mass was built. Prints an error when none has
+/// libdevice.
+mlir::FailureOr<std::string> findCudaToolkit(llvm::StringRef requested);
+
+/// Prints the PTX of every kernel module addCudaKernels produced, each
+/// after a line `// ----- kernel module NAME`.
+mlir::LogicalResult printPtx(mlir::ModuleOp module, llvm::raw_ostream &os);
 
 /// Registers addMassToLLVM as the pass pipeline `mass-to-llvm` (options
 /// opt-level, fuse, vector-width), for mass-opt.

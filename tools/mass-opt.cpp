@@ -23,6 +23,7 @@ int main(int argc, char **argv) {
   mlir::registerAllPasses();
   registry.insert<mass::MassDialect>();
   mass::registerKernelCalls(registry);
+  mass::registerCudaCodegen(registry);
   mass::registerMassPasses();
   mass::registerMassCodegenPasses();
   mass::registerPipelines();

@@ -80,6 +80,15 @@ cl::opt<int64_t> vectorWidth(
     cl::desc("f32 lanes per vector in the matmul kernels (16 for AVX-512, 8 "
              "for AVX2; default: the host's widest)"),
     cl::init(0), cl::cat(category));
+cl::opt<std::string> cudaArch("cuda-arch",
+                              cl::desc("GPU architecture of the CUDA target"),
+                              cl::init("sm_90"), cl::cat(category));
+cl::opt<std::string>
+    cudaPath("cuda-path",
+             cl::desc("CUDA toolkit whose libdevice the GPU kernels link "
+                      "(default: $CUDA_HOME, $CUDA_PATH, $CUDA_ROOT, then the "
+                      "toolkit found when massc was built)"),
+             cl::value_desc("dir"), cl::cat(category));
 cl::list<std::string> includeDirs("I", cl::desc("Import search directory"),
                                   cl::value_desc("dir"), cl::Prefix,
                                   cl::cat(category));
@@ -108,6 +117,9 @@ int main(int argc, char **argv) {
   // prints the LLVM-dialect module that massc translates (and that
   // `mass-opt --mass-to-llvm` gives).
   mlir::registerPass([] { return mlir::createReconcileUnrealizedCastsPass(); });
+  // And the CUDA pipeline's GPU stages (--mlir-print-ir-after=
+  // gpu-kernel-outlining).
+  mass::registerCudaPassNames();
   mlir::registerMLIRContextCLOptions();
   mlir::registerPassManagerCLOptions();
   mlir::registerDefaultTimingManagerCLOptions();
@@ -123,6 +135,7 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   registry.insert<mass::MassDialect>();
   mass::registerCodegen(registry);
+  mass::registerCudaCodegen(registry);
   mlir::MLIRContext context(registry);
   context.loadAllAvailableDialects();
   context.disableMultithreading();
@@ -177,8 +190,33 @@ int main(int argc, char **argv) {
     llvm::errs() << "massc: error: --emit=dot is not supported yet\n";
     return 1;
   }
-  if (target == Target::Cuda || emit == Stage::Ptx) {
-    llvm::errs() << "massc: error: the CUDA target is not supported yet\n";
+  bool cuda = target == Target::Cuda || emit == Stage::Ptx;
+  if (cuda) {
+    // sm_NN or sm_NNa, from Maxwell (sm_50) to Hopper (sm_90a): the
+    // architectures LLVM 19's NVPTX backend knows.
+    llvm::StringRef arch(cudaArch), digits;
+    unsigned number = 0;
+    bool named = arch.consume_front("sm_");
+    digits = arch.take_while(llvm::isDigit);
+    llvm::StringRef suffix = arch.drop_front(digits.size());
+    if (!named || digits.getAsInteger(10, number) ||
+        !(suffix.empty() || (suffix == "a" && number == 90))) {
+      llvm::errs() << "massc: error: --cuda-arch must name an architecture "
+                      "such as sm_90, not '"
+                   << cudaArch << "'\n";
+      return 1;
+    }
+    if (number < 50 || number > 90) {
+      llvm::errs() << "massc: error: --cuda-arch=" << cudaArch
+                   << " is not supported: LLVM 19's NVPTX backend knows sm_50 "
+                      "to sm_90a\n";
+      return 1;
+    }
+  }
+  if (cuda && emit != Stage::Ptx && emit != Stage::Fused &&
+      emit != Stage::Linalg) {
+    llvm::errs() << "massc: error: the CUDA target's executable is not "
+                    "supported yet (--emit=ptx prints its kernels)\n";
     return 1;
   }
 
@@ -206,6 +244,16 @@ int main(int argc, char **argv) {
                            llvm::outs());
   if (emit == Stage::Linalg)
     return print();
+  if (cuda) {
+    mlir::FailureOr<std::string> toolkit = mass::findCudaToolkit(cudaPath);
+    if (mlir::failed(toolkit))
+      return 1;
+    if (mlir::failed(runPasses([&](mlir::PassManager &pm) {
+          mass::addCudaKernels(pm, optLevel, cudaArch, *toolkit);
+        })))
+      return 1;
+    return mlir::failed(mass::printPtx(**module, llvm::outs())) ? 1 : 0;
+  }
 
   if (mlir::failed(runPasses([](mlir::PassManager &pm) {
         mass::addCpuToLLVM(pm, optLevel, vectorWidth);

@@ -1,5 +1,6 @@
 # lit configuration for Mass's FileCheck tests.
 import os
+import sys
 
 import lit.formats
 
@@ -16,3 +17,10 @@ config.excludes.append("fixtures")
 path = [config.mass_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")]
 config.environment["PATH"] = os.pathsep.join(path)
 config.substitutions.append(("%spec", os.path.join(config.test_source_root, "spec", "fixtures")))
+
+# The CUDA target's tests need the CUDA toolkit (libdevice, and ptxas to
+# assemble the PTX); without it they are unsupported.
+if getattr(config, "ptxas", ""):
+    config.available_features.add("cuda")
+    config.substitutions.append(("%ptxas", config.ptxas))
+config.substitutions.append(("%assemble_ptx", sys.executable + " " + os.path.join(config.test_source_root, "spec", "assemble_ptx.py")))

@@ -1,0 +1,144 @@
+//===- CudaPipeline.cpp - From linalg to GPU kernels in PTX ---------------===//
+//
+// The CUDA target's first stages: the same bufferized program as the CPU's,
+// each loop nest launched as a GPU kernel (mass-gpu-launch), the kernels
+// outlined and compiled to PTX by LLVM's NVPTX backend. The executable
+// around them (the runtime on the CUDA driver API) comes later; until then
+// `--emit=ptx` shows the kernels.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Passes.h"
+#include "codegen/Pipeline.h"
+
+#include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
+#include "mlir/Conversion/GPUToNVVM/GPUToNVVMPass.h"
+#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
+#include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+
+#include <cstdlib>
+
+using namespace mlir;
+
+void mass::registerCudaCodegen(DialectRegistry &registry) {
+  registry.insert<gpu::GPUDialect, NVVM::NVVMDialect>();
+  NVVM::registerNVVMTargetInterfaceExternalModels(registry);
+  registerGPUDialectTranslation(registry);
+  registerNVVMDialectTranslation(registry);
+}
+
+void mass::registerCudaPassNames() {
+  registerGpuLaunchSinkIndexComputations();
+  registerGpuKernelOutlining();
+  registerGpuNVVMAttachTarget();
+  registerGpuModuleToBinaryPass();
+}
+
+void mass::addCudaKernels(OpPassManager &pm, unsigned optLevel,
+                          llvm::StringRef chip, llvm::StringRef cudaPath) {
+  addBufferization(pm);
+  pm.addPass(createMassArena());
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addNestedPass<func::FuncOp>(createMassStridedCopies());
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addNestedPass<func::FuncOp>(createMassGpuLaunch());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createGpuLauchSinkIndexComputationsPass());
+  pm.addPass(createGpuKernelOutliningPass());
+  // The kernels, each in its own gpu.module, through NVVM to PTX. The host
+  // side stays in the gpu dialect (gpu.launch_func of gpu.binary).
+  GpuNVVMAttachTargetOptions target;
+  target.chip = chip.str();
+  // PTX 8.0 is the first with sm_90.
+  target.features = "+ptx80";
+  target.optLevel = optLevel;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  pm.addPass(createConvertSCFToCFPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
+  kernels.addPass(createConvertGpuOpsToNVVMOps());
+  kernels.addPass(createCanonicalizerPass());
+  kernels.addPass(createCSEPass());
+  kernels.addPass(createReconcileUnrealizedCastsPass());
+  // libdevice (exp, log, tanh, ...) comes from the toolkit named here, not
+  // from whatever CUDA_HOME the environment has.
+  GpuModuleToBinaryPassOptions binary;
+  binary.toolkitPath = cudaPath.str();
+  binary.compilationTarget = "isa";
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
+FailureOr<std::string> mass::findCudaToolkit(llvm::StringRef requested) {
+  SmallVector<std::string> tried;
+  auto hasLibdevice = [&](llvm::StringRef root) {
+    if (root.empty())
+      return false;
+    llvm::SmallString<256> path(root);
+    llvm::sys::path::append(path, "nvvm", "libdevice", "libdevice.10.bc");
+    tried.push_back(root.str());
+    return llvm::sys::fs::exists(path);
+  };
+  if (!requested.empty()) {
+    if (hasLibdevice(requested))
+      return requested.str();
+  } else {
+    for (const char *name : {"CUDA_HOME", "CUDA_PATH", "CUDA_ROOT"})
+      if (const char *root = std::getenv(name);
+          root && *root && hasLibdevice(root))
+        return std::string(root);
+#ifdef MASS_CUDA_TOOLKIT_DIR
+    if (hasLibdevice(MASS_CUDA_TOOLKIT_DIR))
+      return std::string(MASS_CUDA_TOOLKIT_DIR);
+#endif
+  }
+  std::string message = "no CUDA toolkit with nvvm/libdevice/libdevice.10.bc";
+  if (!tried.empty())
+    message += " (looked in " + llvm::join(tried, ", ") + ")";
+  llvm::errs() << "massc: error: " << message
+               << "; --cuda-path names the toolkit\n";
+  return failure();
+}
+
+LogicalResult mass::printPtx(ModuleOp module, llvm::raw_ostream &os) {
+  bool any = false;
+  WalkResult walk = module.walk([&](gpu::BinaryOp binary) {
+    for (Attribute attr : binary.getObjects()) {
+      auto object = dyn_cast<gpu::ObjectAttr>(attr);
+      if (!object || object.getFormat() != gpu::CompilationTarget::Assembly) {
+        binary.emitError("expected the kernels as PTX");
+        return WalkResult::interrupt();
+      }
+      // MLIR 19 ends the PTX with a NUL byte, which ptxas rejects.
+      llvm::StringRef ptx = object.getObject().getValue();
+      ptx = ptx.take_until([](char c) { return c == '\0'; });
+      os << "// ----- kernel module " << binary.getSymName() << "\n" << ptx;
+      if (!ptx.ends_with("\n"))
+        os << "\n";
+      any = true;
+    }
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+  if (!any)
+    os << "// no kernels\n";
+  return success();
+}

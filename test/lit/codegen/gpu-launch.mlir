@@ -1,0 +1,100 @@
+// RUN: mass-opt --mass-gpu-launch --canonicalize --split-input-file --verify-diagnostics %s | FileCheck %s
+
+// A 2-D nest becomes one launch of 256-thread blocks over its n * 4
+// iterations; each thread finds its (m, j) from its linear id, j fastest,
+// and runs the parallel loop nested inside as a sequential loop.
+// CHECK-LABEL: func.func @nest
+// CHECK-DAG: %[[C4:.*]] = arith.constant 4 : index
+// CHECK-DAG: %[[C256:.*]] = arith.constant 256 : index
+// CHECK: %[[M:.*]] = arith.maxsi %arg2, %{{.*}} : index
+// CHECK: %[[TOTAL:.*]] = arith.muli %[[M]], %[[C4]] : index
+// CHECK: %[[BLOCKS:.*]] = arith.ceildivsi %[[TOTAL]], %[[C256]] : index
+// CHECK: gpu.launch blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[BLOCKS]], %{{.*}} = %c1, %{{.*}} = %c1) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[C256]], %{{.*}} = %c1, %{{.*}} = %c1) {
+// CHECK-NEXT: %[[BASE:.*]] = arith.muli %[[BX]], %[[C256]] : index
+// CHECK-NEXT: %[[ID:.*]] = arith.addi %[[BASE]], %[[TX]] : index
+// CHECK-NEXT: %[[IN:.*]] = arith.cmpi slt, %[[ID]], %[[TOTAL]] : index
+// CHECK-NEXT: scf.if %[[IN]] {
+// CHECK-NEXT: %[[J:.*]] = arith.remsi %[[ID]], %[[C4]] : index
+// CHECK-NEXT: %[[MI:.*]] = arith.divsi %[[ID]], %[[C4]] : index
+// CHECK-NEXT: scf.for %[[K:.*]] = %c0 to %c8 step %c1 {
+// CHECK-NEXT: scf.for %{{.*}} = %c0 to %c2 step %c1 {
+// CHECK-NEXT: memref.load %arg0[%[[MI]], %[[K]]]
+// CHECK-NEXT: memref.load %arg1[%[[MI]], %[[J]]]
+// CHECK-NEXT: arith.addf
+// CHECK-NEXT: memref.store %{{.*}}, %arg1[%[[MI]], %[[J]]]
+// CHECK: gpu.terminator
+// CHECK-NOT: scf.parallel
+func.func @nest(%a: memref<?x8xf32>, %c: memref<?x4xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c4 = arith.constant 4 : index
+  %c8 = arith.constant 8 : index
+  scf.parallel (%m, %j) = (%c0, %c0) to (%n, %c4) step (%c1, %c1) {
+    scf.for %k = %c0 to %c8 step %c1 {
+      scf.parallel (%i) = (%c0) to (%c2) step (%c1) {
+        %x = memref.load %a[%m, %k] : memref<?x8xf32>
+        %z = memref.load %c[%m, %j] : memref<?x4xf32>
+        %s = arith.addf %z, %x : f32
+        memref.store %s, %c[%m, %j] : memref<?x4xf32>
+        scf.reduce
+      }
+    }
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
+// A loop with steps: each dimension's count is its span over its step
+// (here 4 iterations, one block), and the index goes back through the step
+// and the lower bound.
+// CHECK-LABEL: func.func @steps
+// CHECK: gpu.launch blocks({{.*}}) in (%{{.*}} = %c1, %{{.*}} = %c1, %{{.*}} = %c1) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in
+// CHECK-NEXT: %[[IN:.*]] = arith.cmpi slt, %[[TX]], %c4 : index
+// CHECK-NEXT: scf.if %[[IN]] {
+// CHECK-NEXT: %[[SCALED:.*]] = arith.muli %[[TX]], %c2 : index
+// CHECK-NEXT: %[[IV:.*]] = arith.addi %[[SCALED]], %c1 : index
+// CHECK-NEXT: memref.store %{{.*}}, %arg0[%[[IV]]]
+func.func @steps(%a: memref<9xf32>) {
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c9 = arith.constant 9 : index
+  %zero = arith.constant 0.0 : f32
+  scf.parallel (%i) = (%c1) to (%c9) step (%c2) {
+    memref.store %zero, %a[%i] : memref<9xf32>
+    scf.reduce
+  }
+  return
+}
+
+// -----
+
+func.func private @mass_layernorm(memref<?x8xf32>)
+
+// A CPU runtime kernel has no GPU version yet.
+func.func @runtime_kernel(%a: memref<?x8xf32>) {
+  // expected-error @+1 {{the runtime kernel 'mass_layernorm' is not supported yet on the CUDA target}}
+  func.call @mass_layernorm(%a) : (memref<?x8xf32>) -> ()
+  return
+}
+
+// -----
+
+func.func @reduction(%a: memref<8xf32>) -> f32 {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %zero = arith.constant 0.0 : f32
+  // expected-error @+1 {{a parallel reduction is not supported yet on the CUDA target}}
+  %sum = scf.parallel (%i) = (%c0) to (%c8) step (%c1) init (%zero) -> f32 {
+    %x = memref.load %a[%i] : memref<8xf32>
+    scf.reduce(%x : f32) {
+    ^bb0(%l: f32, %r: f32):
+      %s = arith.addf %l, %r : f32
+      scf.reduce.return %s : f32
+    }
+  }
+  return %sum : f32
+}
