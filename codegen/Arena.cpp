@@ -254,7 +254,7 @@ class Arena : public mass::impl::MassArenaBase<Arena> {
       uint64_t bits =
           DataLayout::closest(alloc).getTypeSizeInBits(type.getElementType());
       if (type.getNumDynamicDims() > 1 || !type.getLayout().isIdentity() ||
-          type.getMemorySpace() || bits == 0 || bits % 8 != 0)
+          type.getMemorySpace() || bits == 0 || (bits > 8 && bits % 8 != 0))
         continue;
       std::optional<int64_t> multiple = 1;
       if (type.getNumDynamicDims() == 1)
@@ -263,7 +263,8 @@ class Arena : public mass::impl::MassArenaBase<Arena> {
       if (!multiple || !last)
         continue;
       // A size that overflows keeps its allocation (and fails there).
-      int64_t size = static_cast<int64_t>(bits / 8);
+      // An i1 takes a byte, as LLVM stores it.
+      int64_t size = static_cast<int64_t>((bits + 7) / 8);
       bool overflow = llvm::MulOverflow(size, *multiple, size);
       for (int64_t d : type.getShape())
         if (!ShapedType::isDynamic(d))

@@ -12,9 +12,16 @@
 #include "codegen/Pipeline.h"
 
 #include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
+#include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
+#include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
+#include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVMPass.h"
+#include "mlir/Conversion/GPUCommon/GPUCommonPass.h"
 #include "mlir/Conversion/GPUToNVVM/GPUToNVVMPass.h"
+#include "mlir/Conversion/IndexToLLVM/IndexToLLVM.h"
+#include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -22,6 +29,7 @@
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVM/NVVM/Target.h"
 #include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
@@ -39,6 +47,7 @@ void mass::registerCudaCodegen(DialectRegistry &registry) {
   registry.insert<gpu::GPUDialect, NVVM::NVVMDialect>();
   NVVM::registerNVVMTargetInterfaceExternalModels(registry);
   registerGPUDialectTranslation(registry);
+  gpu::registerOffloadingLLVMTranslationInterfaceExternalModels(registry);
   registerNVVMDialectTranslation(registry);
 }
 
@@ -47,23 +56,34 @@ void mass::registerCudaPassNames() {
   registerGpuKernelOutlining();
   registerGpuNVVMAttachTarget();
   registerGpuModuleToBinaryPass();
+  // Registered by hand: the generated registration lives in
+  // Conversion/Passes.h, which includes every conversion.
+  registerPass([] { return createGpuToLLVMConversionPass(); });
 }
 
 void mass::addCudaKernels(OpPassManager &pm, unsigned optLevel,
-                          llvm::StringRef chip, llvm::StringRef cudaPath) {
+                          llvm::StringRef chip, llvm::StringRef cudaPath,
+                          bool cubin) {
+  pm.addPass(createMassCInterfaces());
+  pm.addNestedPass<func::FuncOp>(createMassDeviceScalars());
   addBufferization(pm);
+  pm.addNestedPass<func::FuncOp>(createMassHostShapes());
   pm.addPass(createMassArena());
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
-  pm.addNestedPass<func::FuncOp>(createMassStridedCopies());
+  MassStridedCopiesOptions copies;
+  copies.all = true;
+  pm.addNestedPass<func::FuncOp>(createMassStridedCopies(copies));
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addPass(createCanonicalizerPass());
   pm.addNestedPass<func::FuncOp>(createMassGpuLaunch());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createGpuLauchSinkIndexComputationsPass());
   pm.addPass(createGpuKernelOutliningPass());
-  // The kernels, each in its own gpu.module, through NVVM to PTX. The host
-  // side stays in the gpu dialect (gpu.launch_func of gpu.binary).
+  pm.addPass(createMassMergeKernelModules());
+  // The kernels, in one gpu.module, through NVVM to PTX (and with `cubin`
+  // on to a cubin by the toolkit's ptxas). The host side stays in the gpu
+  // dialect (gpu.launch_func of gpu.binary).
   GpuNVVMAttachTargetOptions target;
   target.chip = chip.str();
   // PTX 8.0 is the first with sm_90.
@@ -82,8 +102,30 @@ void mass::addCudaKernels(OpPassManager &pm, unsigned optLevel,
   // from whatever CUDA_HOME the environment has.
   GpuModuleToBinaryPassOptions binary;
   binary.toolkitPath = cudaPath.str();
-  binary.compilationTarget = "isa";
+  binary.compilationTarget = cubin ? "bin" : "isa";
   pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
+void mass::addCudaHostToLLVM(OpPassManager &pm) {
+  // The host's arithmetic and functions first, then the launches: calls of
+  // the mgpu* functions (the runtime's Cuda.cpp defines them), the PTX a
+  // global string; the order of MLIR's own gpu-lower-to-nvvm-pipeline.
+  // The grid sizes divide rounding up (arith.ceildivsi), which
+  // arith-to-llvm leaves to arith-expand.
+  pm.addPass(arith::createArithExpandOpsPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createGpuToLLVMConversionPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
+bool mass::hasPtxas(llvm::StringRef cudaPath) {
+  llvm::SmallString<256> path(cudaPath);
+  llvm::sys::path::append(path, "bin", "ptxas");
+  return llvm::sys::fs::can_execute(path);
 }
 
 FailureOr<std::string> mass::findCudaToolkit(llvm::StringRef requested) {

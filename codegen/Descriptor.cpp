@@ -95,7 +95,7 @@ std::string mass::buildDescriptor(ModuleOp module) {
 }
 
 std::string mass::addCodegenPlans(const std::string &descriptor,
-                                  ModuleOp module) {
+                                  ModuleOp module, bool cuda) {
   auto plans = module->getAttrOfType<DictionaryAttr>("mass.arena");
   llvm::Expected<llvm::json::Value> root = llvm::json::parse(descriptor);
   if (!root) {
@@ -118,6 +118,8 @@ std::string mass::addCodegenPlans(const std::string &descriptor,
     if (auto s = dyn_cast<StringAttr>(name))
       if (llvm::json::Object *entry = entries->getObject(s.getValue()))
         (*entry)[abi::key::kInPlace] = true;
+  if (cuda)
+    (*root->getAsObject())[abi::key::kTarget] = std::string(abi::kTargetCuda);
   std::string out;
   llvm::raw_string_ostream os(out);
   os << *root;

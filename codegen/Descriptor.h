@@ -21,9 +21,10 @@ std::string buildDescriptor(mlir::ModuleOp module);
 /// argument after its results, a buffer of at least N + M * batch bytes,
 /// 64-byte aligned); for each that mass-in-place-results found
 /// (`mass.in_place`), `"in_place": true` (its parameter and state results
-/// may be the buffers of the arguments they replace).
+/// may be the buffers of the arguments they replace); for the CUDA target
+/// (`cuda`), `"target": "cuda"`.
 std::string addCodegenPlans(const std::string &descriptor,
-                            mlir::ModuleOp module);
+                            mlir::ModuleOp module, bool cuda = false);
 
 } // namespace mass
 

@@ -134,9 +134,15 @@ def MassStridedCopies : Pass<"mass-strided-copies", "::mlir::func::FuncOp"> {
     memref.copy between buffers of identity layout lowers to memcpy; with a
     strided view on either side (a slice of a concatenation) it would call
     MLIR's C runner library, which training programs do not link. Those
-    copies become linalg.copy, which lowers to loops.
+    copies become linalg.copy, which lowers to loops. With `all` (the CUDA
+    target, where the buffers are device memory) every copy does, so that
+    it runs as a kernel.
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+  let options = [
+    Option<"all", "all", "bool", /*default=*/"false",
+           "Every copy, identity layouts included">
+  ];
 }
 
 def MassAllocaScopes : Pass<"mass-alloca-scopes", "::mlir::func::FuncOp"> {
@@ -270,9 +276,14 @@ def MassGpuLaunch : Pass<"mass-gpu-launch", "::mlir::func::FuncOp"> {
     Each thread takes its iteration from its linear id, the last loop
     dimension fastest, so that neighbouring threads touch neighbouring
     elements; parallel loops nested inside become sequential loops of
-    that thread. A reduction loop (scf.parallel with results) and a call
-    of one of the CPU runtime's kernels (attention, layer norm) are not
-    supported yet: errors at their locations.
+    that thread. What else reads or writes device memory outside the loop
+    nests (a sum to a scalar, a loss divided by its row count) runs in
+    one-thread kernels, consecutive such ops in one kernel, so that the
+    host only computes sizes and descriptors; the host's own buffers (stack
+    allocations, constant globals: the shapes reshapes read) stay on the
+    host. A reduction loop (scf.parallel with results) and a call of one of
+    the CPU runtime's kernels (attention, layer norm) are not supported
+    yet: errors at their locations.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",
@@ -282,6 +293,62 @@ def MassGpuLaunch : Pass<"mass-gpu-launch", "::mlir::func::FuncOp"> {
     Option<"blockSize", "block-size", "int64_t", /*default=*/"256",
            "Threads per block">
   ];
+}
+
+def MassDeviceScalars : Pass<"mass-device-scalars", "::mlir::func::FuncOp"> {
+  let summary = "Scalars computed from tensors become 0-d linalg ops";
+  let description = [{
+    For the CUDA target, on linalg on tensors. A scalar read out of a
+    tensor (tensor.extract: a loss, a count of labelled rows) and the
+    arithmetic on it between the loop nests would run on the host, which
+    cannot read device memory. Each such value becomes a 0-d tensor: the
+    extract its tensor (or a one-element slice), each scalar op a 0-d
+    linalg.generic, tensor.from_elements of it the tensor itself, a
+    linalg.fill with it a broadcasting generic, and a linalg.generic that
+    captured it reads it as an extra input of map `(d...) -> ()`. Any
+    other use of such a scalar is an error at its location.
+  }];
+  let dependentDialects = [
+    "::mlir::linalg::LinalgDialect", "::mlir::tensor::TensorDialect"
+  ];
+}
+
+def MassMergeKernelModules : Pass<"mass-merge-kernel-modules", "::mlir::ModuleOp"> {
+  let summary = "Puts every outlined kernel in one gpu.module";
+  let description = [{
+    After gpu-kernel-outlining, which gives each kernel a module: one
+    module, `@mass_kernels`, holds them all, each gpu.func named after the
+    module it came from, and every gpu.launch_func refers to it there. The
+    program then loads one module and ptxas assembles one. The constant
+    globals outlining copied into several modules are kept once.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
+def MassHostShapes : Pass<"mass-host-shapes", "::mlir::func::FuncOp"> {
+  let summary = "Keeps the shape operands of reshapes on the host's stack";
+  let description = [{
+    memref.reshape reads its shape operand on the host, when it builds the
+    result's descriptor. On the CUDA target every other buffer is device
+    memory, so a shape buffer that bufferization allocated (memref.alloc of
+    static shape) becomes a memref.alloca: host memory, kept out of the
+    arena.
+  }];
+}
+
+def MassDeviceKernelCalls
+    : Pass<"mass-device-kernel-calls", "::mlir::ModuleOp"> {
+  let summary = "Calls the GPU runtime's kernels in place of the CPU's";
+  let description = [{
+    On the CPU target attention and layer norm's gradient bufferize into
+    calls of the runtime's kernels (`mass_NAME`), one per sample and head
+    (or chunk of rows) from a parallel loop. On the CUDA target the host
+    makes one call, `mass_cuda_NAME`, that launches the GPU runtime's
+    kernels over the whole loop: the loop `scf.parallel (%i) = (0) to (%n)`
+    whose body is only the call goes, and the call takes `%n` where it took
+    `%i`. A call outside such a loop is renamed; the CPU kernels'
+    declarations go. A loop with more in it than the call is an error.
+  }];
 }
 
 #endif // MASS_CODEGEN_PASSES_TD

@@ -341,7 +341,7 @@ LogicalResult mass::emitObject(llvm::Module &module, llvm::StringRef path,
 }
 
 LogicalResult mass::linkExecutable(llvm::StringRef object,
-                                   llvm::StringRef runtimeLib,
+                                   llvm::ArrayRef<std::string> libraries,
                                    llvm::StringRef output) {
   llvm::ErrorOr<std::string> driver = llvm::sys::findProgramByName("c++");
   if (!driver)
@@ -353,9 +353,11 @@ LogicalResult mass::linkExecutable(llvm::StringRef object,
   // The generated loops call LLVM's OpenMP runtime (libomp).
   std::string ompDir = "-L" MASS_LLVM_LIBRARY_DIR;
   std::string rpath = "-Wl,-rpath," MASS_LLVM_LIBRARY_DIR;
-  llvm::SmallVector<llvm::StringRef> args = {
-      *driver, object, runtimeLib, "-o",  output,
-      ompDir,  rpath,  "-lomp",    "-lm", "-lpthread"};
+  llvm::SmallVector<llvm::StringRef> args = {*driver, object};
+  args.append(libraries.begin(), libraries.end());
+  // -ldl: the CUDA runtime opens the driver (libcuda) when it starts.
+  args.append(
+      {"-o", output, ompDir, rpath, "-lomp", "-lm", "-lpthread", "-ldl"});
   std::string error;
   int rc =
       llvm::sys::ExecuteAndWait(*driver, args, std::nullopt, {}, 0, 0, &error);

@@ -69,10 +69,21 @@ void registerCudaPassNames();
 
 /// From `--emit=linalg` to GPU kernels compiled to PTX for `chip` (such as
 /// sm_90): bufferization as for the CPU, each loop nest a kernel launch,
-/// the kernels outlined and lowered through NVVM, linked with the libdevice
-/// of the CUDA toolkit at `cudaPath`.
+/// the kernels outlined into one module and lowered through NVVM, linked
+/// with the libdevice of the CUDA toolkit at `cudaPath`; with `cubin`,
+/// assembled by the toolkit's ptxas, so that the program loads machine
+/// code instead of compiling PTX when it starts.
 void addCudaKernels(mlir::OpPassManager &pm, unsigned optLevel,
-                    llvm::StringRef chip, llvm::StringRef cudaPath);
+                    llvm::StringRef chip, llvm::StringRef cudaPath,
+                    bool cubin = false);
+
+/// Whether the toolkit at `cudaPath` has ptxas (bin/ptxas).
+bool hasPtxas(llvm::StringRef cudaPath);
+
+/// After addCudaKernels: the host side (sizes, descriptors, launches) to
+/// the LLVM dialect, each launch a call of the runtime's mgpu* functions,
+/// the kernels' PTX a global string.
+void addCudaHostToLLVM(mlir::OpPassManager &pm);
 
 /// The CUDA toolkit whose libdevice the kernels link: `requested` (massc's
 /// --cuda-path) when given, else $CUDA_HOME, $CUDA_PATH, $CUDA_ROOT, else
@@ -99,10 +110,10 @@ translateForHost(mlir::ModuleOp module, llvm::LLVMContext &context,
 mlir::LogicalResult emitObject(llvm::Module &module, llvm::StringRef path,
                                unsigned optLevel);
 
-/// Links `object` with the runtime library into the executable `output`.
-/// `runtimeLib` is libmass_runtime.a.
+/// Links `object` with the runtime's libraries (libmass_runtime.a, after
+/// libmass_cuda.a for the CUDA target) into the executable `output`.
 mlir::LogicalResult linkExecutable(llvm::StringRef object,
-                                   llvm::StringRef runtimeLib,
+                                   llvm::ArrayRef<std::string> libraries,
                                    llvm::StringRef output);
 
 } // namespace mass

@@ -213,13 +213,6 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
-  if (cuda && emit != Stage::Ptx && emit != Stage::Fused &&
-      emit != Stage::Linalg) {
-    llvm::errs() << "massc: error: the CUDA target's executable is not "
-                    "supported yet (--emit=ptx prints its kernels)\n";
-    return 1;
-  }
-
   std::string descriptor = mass::buildDescriptor(**module);
   llvm::StringMap<mass::KernelStats> unfused;
   if (stats) {
@@ -249,17 +242,22 @@ int main(int argc, char **argv) {
     if (mlir::failed(toolkit))
       return 1;
     if (mlir::failed(runPasses([&](mlir::PassManager &pm) {
-          mass::addCudaKernels(pm, optLevel, cudaArch, *toolkit);
+          // The program embeds a cubin where the toolkit can assemble
+          // one, else the PTX (which the driver compiles at start-up).
+          bool cubin = emit != Stage::Ptx && mass::hasPtxas(*toolkit);
+          mass::addCudaKernels(pm, optLevel, cudaArch, *toolkit, cubin);
         })))
       return 1;
-    return mlir::failed(mass::printPtx(**module, llvm::outs())) ? 1 : 0;
-  }
-
-  if (mlir::failed(runPasses([](mlir::PassManager &pm) {
-        mass::addCpuToLLVM(pm, optLevel, vectorWidth);
-      })))
+    if (emit == Stage::Ptx)
+      return mlir::failed(mass::printPtx(**module, llvm::outs())) ? 1 : 0;
+    if (mlir::failed(runPasses(mass::addCudaHostToLLVM)))
+      return 1;
+  } else if (mlir::failed(runPasses([](mlir::PassManager &pm) {
+               mass::addCpuToLLVM(pm, optLevel, vectorWidth);
+             }))) {
     return 1;
-  descriptor = mass::addCodegenPlans(descriptor, **module);
+  }
+  descriptor = mass::addCodegenPlans(descriptor, **module, cuda);
   llvm::LLVMContext llvmContext;
   auto llvmModule =
       mass::translateForHost(**module, llvmContext, descriptor, optLevel);
@@ -285,14 +283,28 @@ int main(int argc, char **argv) {
       argv[0], reinterpret_cast<void *>(&inputFile));
   llvm::SmallString<256> runtime(
       llvm::sys::path::parent_path(llvm::sys::path::parent_path(self)));
-  llvm::sys::path::append(runtime, "lib", "libmass_runtime.a");
-  if (!llvm::sys::fs::exists(runtime)) {
-    llvm::errs() << "massc: error: the runtime library is missing: " << runtime
-                 << "\n";
-    return 1;
+  llvm::sys::path::append(runtime, "lib");
+  // The CUDA target's programs also link the runtime's driver-API half.
+  llvm::SmallVector<std::string> libraries;
+  llvm::SmallVector<llvm::StringRef, 2> names;
+  if (cuda)
+    names.push_back("libmass_cuda.a");
+  names.push_back("libmass_runtime.a");
+  for (llvm::StringRef name : names) {
+    llvm::SmallString<256> path(runtime);
+    llvm::sys::path::append(path, name);
+    if (!llvm::sys::fs::exists(path)) {
+      llvm::errs() << "massc: error: the runtime library is missing: " << path
+                   << (cuda && name == "libmass_cuda.a"
+                           ? " (Mass was built without the CUDA toolkit)"
+                           : "")
+                   << "\n";
+      return 1;
+    }
+    libraries.push_back(path.str().str());
   }
   if (mlir::failed(mass::emitObject(**llvmModule, object, optLevel)) ||
-      mlir::failed(mass::linkExecutable(object, runtime, output)))
+      mlir::failed(mass::linkExecutable(object, libraries, output)))
     return 1;
   return 0;
 }

@@ -1,6 +1,7 @@
 //===- Model.cpp - The compiled model as the runtime sees it --------------===//
 
 #include "Model.h"
+#include "Device.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -79,6 +80,7 @@ bool ModelSpec::parse(const char *descriptor, ModelSpec &out,
     return false;
   }
   out.name = root.stringOr(abi::key::kModel, "model");
+  out.target = root.stringOr(abi::key::kTarget, "");
   for (const Json &t : root[abi::key::kTasks].items())
     out.tasks.push_back(
         {t.stringOr(abi::key::kName, ""), t.numberOr(abi::key::kWeight, 1.0)});
@@ -117,14 +119,16 @@ bool ModelSpec::parse(const char *descriptor, ModelSpec &out,
 }
 
 EntryCall::EntryCall(const EntrySpec &spec) {
-  auto add = [&](const ValueSpec &v) {
+  auto add = [&](const ValueSpec &v, bool result) {
     words.emplace_back(3 + 2 * v.shape.size(), 0);
     batched.push_back(!v.shape.empty() && v.shape[0] < 0);
+    roles.push_back(v.role);
+    isResult.push_back(result);
   };
   for (const ValueSpec &v : spec.args)
-    add(v);
+    add(v, false);
   for (const ValueSpec &v : spec.results)
-    add(v);
+    add(v, true);
   if (spec.hasArena) {
     arena = &spec;
     words.emplace_back(5, 0); // memref<?xi8>
@@ -151,6 +155,8 @@ void EntryCall::bind(size_t index, void *data,
 }
 
 void *mass::rt::reserveArena(size_t bytes) {
+  if (activeDevice())
+    return deviceArena(bytes);
   struct Free {
     void operator()(void *p) const { std::free(p); }
   };
@@ -180,5 +186,39 @@ void EntryCall::invoke(void (*entry)(void **)) {
     w[3] = static_cast<int64_t>(bytes);
     w[4] = 1;
   }
+  if (!activeDevice()) {
+    entry(pointers.data());
+    return;
+  }
+  // On a device: each value's mirror goes in its descriptor for the call,
+  // copied up or down as its role says (Device.h).
+  size_t values = size();
+  std::vector<void *> host(values);
+  std::vector<size_t> bytes(values);
+  for (size_t k = 0; k < values; ++k) {
+    std::vector<int64_t> &w = words[k];
+    size_t rank = (w.size() - 3) / 2;
+    size_t n = 4; // f32 and i32
+    for (size_t d = 0; d < rank; ++d)
+      n *= static_cast<size_t>(w[3 + d]);
+    std::memcpy(&host[k], &w[0], sizeof(void *));
+    bytes[k] = n;
+    Sync sync = Sync::Never;
+    if (!isResult[k])
+      sync = roles[k] == abi::Role::Param || roles[k] == abi::Role::Buffer ||
+                     roles[k] == abi::Role::State || roles[k] == abi::Role::Grad
+                 ? Sync::OnChange
+                 : Sync::Always;
+    void *device = deviceBuffer(host[k], n, sync);
+    std::memcpy(&w[0], &device, sizeof(void *));
+    std::memcpy(&w[1], &device, sizeof(void *));
+  }
   entry(pointers.data());
+  for (size_t k = 0; k < values; ++k) {
+    if (isResult[k])
+      deviceWrote(host[k], bytes[k],
+                  roles[k] == abi::Role::Output || roles[k] == abi::Role::Pred);
+    std::memcpy(&words[k][0], &host[k], sizeof(void *));
+    std::memcpy(&words[k][1], &host[k], sizeof(void *));
+  }
 }

@@ -49,6 +49,7 @@ void *reserveArena(size_t bytes);
 
 struct ModelSpec {
   std::string name;
+  std::string target; // "cuda" for a GPU program, else empty
   std::vector<std::pair<std::string, double>> tasks;
   Json train;
   EntrySpec forward, trainStep, update, predict, score;
@@ -82,6 +83,8 @@ private:
   std::vector<std::vector<int64_t>> words; // per value: 3 + 2 * rank
   std::vector<void *> pointers;
   std::vector<bool> batched; // per value: is dimension 0 the batch
+  std::vector<abi::Role> roles;
+  std::vector<bool> isResult;
   int64_t batch = 0;
   const EntrySpec *arena = nullptr;
 };

@@ -11,6 +11,7 @@
 
 #include "Augment.h"
 #include "DataIO.h"
+#include "Device.h"
 #include "Json.h"
 #include "Model.h"
 #include "Schedule.h"
@@ -448,6 +449,8 @@ void Trainer::initParams() {
       std::fill(t.f.begin(), t.f.end(), v.init == "ones" ? 1.0f : 0.0f);
     }
   }
+  hostWrote(params);
+  hostWrote(buffers);
 }
 
 void Trainer::loadInit(const std::string &path,
@@ -484,6 +487,8 @@ void Trainer::loadWeights(const NamedTensors &file, const std::string &path,
   };
   load(spec.params, params);
   load(spec.buffers, buffers);
+  hostWrote(params);
+  hostWrote(buffers);
 }
 
 void Trainer::gather(const Dataset &data, const std::vector<int64_t> &rows,
@@ -706,6 +711,11 @@ void Trainer::writeCheckpoint(const std::string &file, bool withState,
   std::string dir =
       opts.checkpointDir.empty() ? "checkpoints" : opts.checkpointDir;
   ::mkdir(dir.c_str(), 0755);
+  // The device's parameters, buffers and optimizer state come down first.
+  fetch(params);
+  fetch(buffers);
+  if (withState)
+    fetch(states);
   NamedTensors out;
   for (const auto &[name, t] : params)
     out.tensors[name] = t;
@@ -758,6 +768,7 @@ void Trainer::resume(const std::string &dir) {
       fail("'" + dir + "/last.state.safetensors' has no usable '" + name + "'");
     t.f = it->second.f;
   }
+  hostWrote(states);
   try {
     step = std::stoll(state.metadata.at("step"));
     startRound = std::stoll(state.metadata.at("round")) + 1;
@@ -815,6 +826,7 @@ void Trainer::dumpGrads() {
   for (size_t t = 0; t < spec.tasks.size(); ++t)
     taskWeights[t].f[0] = static_cast<float>(spec.tasks[t].second);
   trainStep(count, opts.dropoutSeed >= 0 ? opts.dropoutSeed : -2);
+  fetch(grads);
   NamedTensors out;
   for (const auto &[name, g] : grads)
     out.tensors["grad." + name] = g;
@@ -1017,6 +1029,8 @@ int Trainer::ensemble() {
     for (size_t m = 0; m < members.size(); ++m) {
       params = members[m].params;
       buffers = members[m].buffers;
+      hostWrote(params);
+      hostWrote(buffers);
       bindBatch(predictCall, spec.predict, count);
       size_t index = spec.predict.args.size();
       for (size_t k = 0; k < preds[m].size(); ++k)
@@ -1054,6 +1068,8 @@ int Trainer::ensemble() {
     }
     params = members[0].params;
     buffers = members[0].buffers;
+    hostWrote(params);
+    hostWrote(buffers);
     bindBatch(scoreCall, spec.score, count);
     size_t first = spec.score.args.size() - combined.size();
     for (size_t k = 0; k < combined.size(); ++k)
@@ -1445,7 +1461,8 @@ int mass::rt::run(const Options &options) {
     omp_set_num_threads(static_cast<int>(options.threads));
   ModelSpec spec;
   std::string error;
-  if (!ModelSpec::parse(mass_model_descriptor, spec, error)) {
+  if (!ModelSpec::parse(mass_model_descriptor, spec, error) ||
+      !selectDevice(spec.target, error)) {
     std::fprintf(stderr, "error: %s\n", error.c_str());
     return 1;
   }

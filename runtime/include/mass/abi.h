@@ -27,7 +27,10 @@ extern "C" {
  * "metric.T.M.sum", "metric.T.M.count", "grad_norm"), grad and buffer (the
  * buffers' new values; results); state and hyper (update arguments);
  * pred ("pred.K", predict's results and score's last arguments) with a
- * "kind": "logits" (read by classification ops) or "value".             */
+ * "kind": "logits" (read by classification ops) or "value". A program
+ * compiled for an NVIDIA GPU has "target": "cuda": its entry points take
+ * device memory (the arena too) and launch their kernels through the
+ * mgpu* functions of MLIR's gpu-to-llvm, which libmass_cuda.a defines.  */
 extern const char mass_model_descriptor[];
 
 /* Entry points. `args` holds one pointer per argument and then one per
@@ -85,6 +88,24 @@ void _mlir_ciface_mass_layernorm_backward(MassMemRef *x, MassMemRef *mean,
 void _mlir_ciface_mass_layernorm_backward_sums(MassMemRef *partial,
                                                MassMemRef *dweight,
                                                MassMemRef *dbias);
+
+/* The same kernels on the CUDA target (libmass_cuda.a): the buffers are
+ * device memory, and one host call launches what the CPU target calls
+ * `count` times (index = 0 .. count - 1, or chunk = 0 .. chunks - 1).    */
+void _mlir_ciface_mass_cuda_attention_forward(MassMemRef *q, MassMemRef *k,
+                                              MassMemRef *v, MassMemRef *out,
+                                              MassMemRef *lse, int64_t count,
+                                              int64_t heads, int64_t causal);
+void _mlir_ciface_mass_cuda_attention_backward(
+    MassMemRef *q, MassMemRef *k, MassMemRef *v, MassMemRef *out,
+    MassMemRef *lse, MassMemRef *dout, MassMemRef *dq, MassMemRef *dk,
+    MassMemRef *dv, int64_t count, int64_t heads, int64_t causal);
+void _mlir_ciface_mass_cuda_layernorm_backward(
+    MassMemRef *x, MassMemRef *mean, MassMemRef *rstd, MassMemRef *weight,
+    MassMemRef *dy, MassMemRef *dx, MassMemRef *partial, int64_t chunks);
+void _mlir_ciface_mass_cuda_layernorm_backward_sums(MassMemRef *partial,
+                                                    MassMemRef *dweight,
+                                                    MassMemRef *dbias);
 
 #ifdef __cplusplus
 }

@@ -129,7 +129,12 @@ inline constexpr const char kArena[] = "arena";
 inline constexpr const char kBytes[] = "bytes";
 inline constexpr const char kBytesPerSample[] = "bytes_per_sample";
 inline constexpr const char kInPlace[] = "in_place";
+/// "cuda" when the entry points run on an NVIDIA GPU (their buffers are
+/// device memory); absent for the CPU.
+inline constexpr const char kTarget[] = "target";
 } // namespace key
+
+inline constexpr std::string_view kTargetCuda = "cuda";
 
 } // namespace mass::abi
 

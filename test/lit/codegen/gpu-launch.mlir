@@ -73,10 +73,17 @@ func.func @steps(%a: memref<9xf32>) {
 
 func.func private @mass_layernorm(memref<?x8xf32>)
 
-// A CPU runtime kernel has no GPU version yet.
+// A CPU runtime kernel called per row would run on the device, which has no
+// version of it: mass-device-kernel-calls must replace the loop first.
 func.func @runtime_kernel(%a: memref<?x8xf32>) {
-  // expected-error @+1 {{the runtime kernel 'mass_layernorm' is not supported yet on the CUDA target}}
-  func.call @mass_layernorm(%a) : (memref<?x8xf32>) -> ()
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  scf.parallel (%i) = (%c0) to (%c4) step (%c1) {
+    // expected-error @+1 {{the runtime kernel 'mass_layernorm' is not supported yet on the CUDA target}}
+    func.call @mass_layernorm(%a) : (memref<?x8xf32>) -> ()
+    scf.reduce
+  }
   return
 }
 
@@ -97,4 +104,90 @@ func.func @reduction(%a: memref<8xf32>) -> f32 {
     }
   }
   return %sum : f32
+}
+
+// -----
+
+// A sum over the batch (the reduction loop outside, as linalg writes it)
+// runs inside each thread: one thread per column, the rows in order.
+// CHECK-LABEL: func.func @column_sums
+// CHECK: gpu.launch
+// CHECK: scf.if
+// CHECK-NEXT: scf.for %[[ROW:.*]] = %c0 to %arg2 step %c1 {
+// CHECK-NEXT: memref.load %arg0[%[[ROW]], %{{.*}}] : memref<?x16xf32>
+// CHECK-NOT: gpu.launch
+func.func @column_sums(%a: memref<?x16xf32>, %s: memref<16xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c16 = arith.constant 16 : index
+  scf.for %i = %c0 to %n step %c1 {
+    scf.parallel (%j) = (%c0) to (%c16) step (%c1) {
+      %x = memref.load %a[%i, %j] : memref<?x16xf32>
+      %y = memref.load %s[%j] : memref<16xf32>
+      %z = arith.addf %x, %y : f32
+      memref.store %z, %s[%j] : memref<16xf32>
+      scf.reduce
+    }
+  }
+  return
+}
+
+// -----
+
+// What touches device memory outside the nests (a sum to a scalar, the
+// mean after it) runs in one kernel of one thread; the arithmetic on host
+// values that does not depend on it stays on the host, before it. A
+// constant global the kernel reads is copied into it.
+memref.global "private" constant @one : memref<f32> = dense<1.0>
+
+// CHECK-LABEL: func.func @scalar_tail
+// CHECK: %[[HALF:.*]] = arith.divsi %arg2, %c2 : index
+// CHECK: gpu.launch blocks({{.*}}) in (%{{.*}} = %c1, %{{.*}} = %c1, %{{.*}} = %c1) threads({{.*}}) in (%{{.*}} = %c1, %{{.*}} = %c1, %{{.*}} = %c1) {
+// CHECK-NEXT: %[[ONE:.*]] = memref.get_global @one : memref<f32>
+// CHECK-NEXT: memref.store %{{.*}}, %arg1[] : memref<f32>
+// CHECK-NEXT: scf.for
+// CHECK: memref.store %{{.*}}, %arg1[] : memref<f32>
+// CHECK-NEXT: }
+// CHECK-NEXT: %[[SUM:.*]] = memref.load %arg1[] : memref<f32>
+// CHECK-NEXT: %[[K:.*]] = memref.load %[[ONE]][] : memref<f32>
+// CHECK-NEXT: %[[MEAN:.*]] = arith.divf %[[SUM]], %[[K]] : f32
+// CHECK-NEXT: memref.store %[[MEAN]], %arg1[] : memref<f32>
+// CHECK-NEXT: gpu.terminator
+// CHECK: memref.store %[[HALF]], %[[SHAPE:.*]][%c0] : memref<1xindex>
+// CHECK-NEXT: %[[BACK:.*]] = memref.load %[[SHAPE]][%c0] : memref<1xindex>
+// CHECK-NEXT: return %[[BACK]]
+func.func @scalar_tail(%a: memref<?xf32>, %out: memref<f32>, %n: index) -> index {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %zero = arith.constant 0.0 : f32
+  %one = memref.get_global @one : memref<f32>
+  %shape = memref.alloca() : memref<1xindex>
+  memref.store %zero, %out[] : memref<f32>
+  scf.for %i = %c0 to %n step %c1 {
+    %x = memref.load %a[%i] : memref<?xf32>
+    %y = memref.load %out[] : memref<f32>
+    %z = arith.addf %x, %y : f32
+    memref.store %z, %out[] : memref<f32>
+  }
+  %half = arith.divsi %n, %c2 : index
+  %sum = memref.load %out[] : memref<f32>
+  %k = memref.load %one[] : memref<f32>
+  %mean = arith.divf %sum, %k : f32
+  memref.store %mean, %out[] : memref<f32>
+  // A host buffer (a reshape's shape) stays on the host.
+  memref.store %half, %shape[%c0] : memref<1xindex>
+  %back = memref.load %shape[%c0] : memref<1xindex>
+  return %back : index
+}
+
+// -----
+
+// The host cannot read what a kernel computed.
+func.func @host_reads_device(%a: memref<f32>) -> index {
+  %x = memref.load %a[] : memref<f32>
+  %i = arith.fptosi %x : f32 to i64
+  %j = arith.index_cast %i : i64 to index
+  // expected-error @+1 {{the host reads a value that a kernel computes on the device}}
+  return %j : index
 }

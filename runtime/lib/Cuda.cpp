@@ -1,0 +1,364 @@
+//===- Cuda.cpp - The GPU through the CUDA driver API ---------------------===//
+//
+// Linked into the programs massc writes for --target=cuda (libmass_cuda.a).
+// The driver (libcuda.so.1) is opened when the program starts, not linked:
+// on a machine without an NVIDIA driver the program says so and exits 1.
+//
+// The generated host code launches its kernels through the mgpu* calls
+// MLIR's gpu-to-llvm emits, which would load the module, create a stream,
+// launch, synchronise and unload at every launch. Here each module is
+// loaded once, every launch goes to the one stream the runtime's copies
+// use, and nothing waits until the host reads a result.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Device.h"
+#include "DeviceKernels.h"
+#include "mass/abi.h"
+
+#include <cuda.h>
+#include <dlfcn.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+using namespace mass::rt;
+
+namespace {
+
+/// The driver functions the runtime calls, found in libcuda.so.1.
+struct Driver {
+  CUresult (*init)(unsigned);
+  CUresult (*deviceGet)(CUdevice *, int);
+  CUresult (*deviceGetName)(char *, int, CUdevice);
+  CUresult (*deviceGetAttribute)(int *, CUdevice_attribute, CUdevice);
+  CUresult (*primaryCtxRetain)(CUcontext *, CUdevice);
+  CUresult (*ctxSetCurrent)(CUcontext);
+  CUresult (*memAlloc)(CUdeviceptr *, size_t);
+  CUresult (*memFree)(CUdeviceptr);
+  CUresult (*memcpyHtoDAsync)(CUdeviceptr, const void *, size_t, CUstream);
+  CUresult (*memcpyDtoHAsync)(void *, CUdeviceptr, size_t, CUstream);
+  CUresult (*streamCreate)(CUstream *, unsigned);
+  CUresult (*streamSynchronize)(CUstream);
+  CUresult (*moduleLoadDataEx)(CUmodule *, const void *, unsigned,
+                               CUjit_option *, void **);
+  CUresult (*moduleGetFunction)(CUfunction *, CUmodule, const char *);
+  CUresult (*launchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned,
+                           unsigned, unsigned, unsigned, CUstream, void **,
+                           void **);
+  CUresult (*getErrorName)(CUresult, const char **);
+  CUresult (*getErrorString)(CUresult, const char **);
+};
+
+Driver driver;
+CUstream stream = nullptr;
+std::unordered_map<const void *, CUmodule> modules;
+std::map<std::pair<CUmodule, const char *>, CUfunction> functions;
+
+std::string describe(CUresult result) {
+  const char *name = nullptr, *text = nullptr;
+  if (driver.getErrorName)
+    driver.getErrorName(result, &name);
+  if (driver.getErrorString)
+    driver.getErrorString(result, &text);
+  return std::string(name ? name : "CUDA error " + std::to_string(result)) +
+         (text ? std::string(" (") + text + ")" : "");
+}
+
+/// Ends the program on a driver error: the GPU's state is unknown after it.
+void check(CUresult result, const char *what) {
+  if (result == CUDA_SUCCESS)
+    return;
+  std::fflush(stdout);
+  std::fprintf(stderr, "error: CUDA driver: %s failed: %s\n", what,
+               describe(result).c_str());
+  std::exit(1);
+}
+
+class Gpu final : public Device {
+public:
+  explicit Gpu(std::string name) : deviceName(std::move(name)) {}
+  std::string name() const override { return deviceName; }
+  void *allocate(size_t bytes) override {
+    CUdeviceptr p = 0;
+    CUresult result = driver.memAlloc(&p, bytes);
+    if (result != CUDA_SUCCESS) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "error: cannot allocate %zu bytes on %s: %s\n",
+                   bytes, deviceName.c_str(), describe(result).c_str());
+      std::exit(1);
+    }
+    return reinterpret_cast<void *>(p);
+  }
+  void release(void *memory) override {
+    check(driver.memFree(reinterpret_cast<CUdeviceptr>(memory)), "cuMemFree");
+  }
+  void upload(void *device, const void *host, size_t bytes) override {
+    check(driver.memcpyHtoDAsync(reinterpret_cast<CUdeviceptr>(device), host,
+                                 bytes, stream),
+          "cuMemcpyHtoDAsync");
+  }
+  void download(void *host, const void *device, size_t bytes) override {
+    check(driver.memcpyDtoHAsync(host, reinterpret_cast<CUdeviceptr>(device),
+                                 bytes, stream),
+          "cuMemcpyDtoHAsync");
+    check(driver.streamSynchronize(stream), "cuStreamSynchronize");
+  }
+
+private:
+  std::string deviceName;
+};
+
+template <typename F> bool find(void *library, const char *symbol, F &out) {
+  out = reinterpret_cast<F>(dlsym(library, symbol));
+  return out != nullptr;
+}
+
+} // namespace
+
+extern "C" Device *mass_cuda_device(std::string *error) {
+  void *library = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!library) {
+    const char *why = dlerror();
+    *error = "this program runs on an NVIDIA GPU, and this machine has no "
+             "CUDA driver (" +
+             std::string(why ? why : "libcuda.so.1 not found") + ")";
+    return nullptr;
+  }
+  bool found =
+      find(library, "cuInit", driver.init) &&
+      find(library, "cuDeviceGet", driver.deviceGet) &&
+      find(library, "cuDeviceGetName", driver.deviceGetName) &&
+      find(library, "cuDeviceGetAttribute", driver.deviceGetAttribute) &&
+      find(library, "cuDevicePrimaryCtxRetain", driver.primaryCtxRetain) &&
+      find(library, "cuCtxSetCurrent", driver.ctxSetCurrent) &&
+      find(library, "cuMemAlloc_v2", driver.memAlloc) &&
+      find(library, "cuMemFree_v2", driver.memFree) &&
+      find(library, "cuMemcpyHtoDAsync_v2", driver.memcpyHtoDAsync) &&
+      find(library, "cuMemcpyDtoHAsync_v2", driver.memcpyDtoHAsync) &&
+      find(library, "cuStreamCreate", driver.streamCreate) &&
+      find(library, "cuStreamSynchronize", driver.streamSynchronize) &&
+      find(library, "cuModuleLoadDataEx", driver.moduleLoadDataEx) &&
+      find(library, "cuModuleGetFunction", driver.moduleGetFunction) &&
+      find(library, "cuLaunchKernel", driver.launchKernel) &&
+      find(library, "cuGetErrorName", driver.getErrorName) &&
+      find(library, "cuGetErrorString", driver.getErrorString);
+  if (!found) {
+    *error = "the CUDA driver (libcuda.so.1) lacks a function this program "
+             "calls: it is older than CUDA 12";
+    return nullptr;
+  }
+  CUresult result = driver.init(0);
+  CUdevice device = 0;
+  if (result == CUDA_SUCCESS)
+    result = driver.deviceGet(&device, 0);
+  if (result != CUDA_SUCCESS) {
+    *error = "this program runs on an NVIDIA GPU, and the CUDA driver found "
+             "none: " +
+             describe(result);
+    return nullptr;
+  }
+  char name[256] = {0};
+  int major = 0, minor = 0;
+  driver.deviceGetName(name, sizeof name - 1, device);
+  driver.deviceGetAttribute(
+      &major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device);
+  driver.deviceGetAttribute(
+      &minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device);
+  CUcontext context = nullptr;
+  check(driver.primaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
+  check(driver.ctxSetCurrent(context), "cuCtxSetCurrent");
+  check(driver.streamCreate(&stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+  return new Gpu(std::string(name) + " (sm_" + std::to_string(major) +
+                 std::to_string(minor) + ")");
+}
+
+// DeviceKernels.cu's fat binary (DeviceKernelsFatbin.c, written by the
+// toolkit's bin2c at build time, as 8-byte words: aligned).
+extern "C" const unsigned long long mass_cuda_kernels_fatbin[];
+
+namespace {
+
+using mass::rt::device::AttentionArgs;
+using mass::rt::device::LayerNormArgs;
+using mass::rt::device::Strided;
+
+/// Launches DeviceKernels.cu's kernel `name` over `threads` threads (blocks
+/// of 128) with the argument block `args` and the thread count.
+template <typename Args>
+void launchRuntimeKernel(const std::string &name, const Args &args,
+                         int64_t threads) {
+  if (threads <= 0)
+    return;
+  static CUmodule module = nullptr;
+  if (!module)
+    check(driver.moduleLoadDataEx(&module, mass_cuda_kernels_fatbin, 0, nullptr,
+                                  nullptr),
+          "cuModuleLoadDataEx (the runtime's attention and layer-norm "
+          "kernels)");
+  static std::map<std::string, CUfunction> kernels;
+  CUfunction &function = kernels[name];
+  if (!function)
+    check(driver.moduleGetFunction(&function, module, name.c_str()),
+          "cuModuleGetFunction");
+  constexpr int64_t kBlock = 128;
+  const int64_t blocks = (threads + kBlock - 1) / kBlock;
+  if (blocks > 0x7fffffff) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s: %lld threads do not fit one grid\n",
+                 name.c_str(), static_cast<long long>(threads));
+    std::exit(1);
+  }
+  Args copy = args;
+  void *params[] = {&copy, &threads};
+  check(driver.launchKernel(function, static_cast<unsigned>(blocks), 1, 1,
+                            kBlock, 1, 1, 0, stream, params, nullptr),
+        "cuLaunchKernel");
+}
+
+/// A memref descriptor of rank `rank` (at most 3) as a kernel's view.
+Strided strided(const MassMemRef *m, int rank) {
+  Strided s{static_cast<float *>(m->aligned) + m->offset, {1, 1, 1}, {0, 0, 0}};
+  for (int i = 0; i < rank; ++i) {
+    s.size[i] = m->sizes_and_strides[i];
+    s.stride[i] = m->sizes_and_strides[rank + i];
+  }
+  return s;
+}
+
+/// The kernels' name suffix for a head of `width` features.
+std::string headSuffix(int64_t width) {
+  return "_" + std::to_string(mass::rt::device::accumulatorWidth(width));
+}
+
+} // namespace
+
+// The generated code's calls of the runtime's kernels, on the CUDA target:
+// one call for what the CPU target calls once per sample and head (or chunk
+// of rows), `count` the number of those calls.
+extern "C" {
+
+void _mlir_ciface_mass_cuda_attention_forward(MassMemRef *q, MassMemRef *k,
+                                              MassMemRef *v, MassMemRef *out,
+                                              MassMemRef *lse, int64_t count,
+                                              int64_t heads, int64_t causal) {
+  AttentionArgs a{};
+  a.q = strided(q, 3), a.k = strided(k, 3), a.v = strided(v, 3);
+  a.out = strided(out, 3), a.lse = strided(lse, 3);
+  a.heads = heads, a.causal = causal;
+  launchRuntimeKernel("mass_attention_forward" +
+                          headSuffix(a.q.size[2] / heads),
+                      a, count * a.q.size[1]);
+}
+
+void _mlir_ciface_mass_cuda_attention_backward(
+    MassMemRef *q, MassMemRef *k, MassMemRef *v, MassMemRef *out,
+    MassMemRef *lse, MassMemRef *dout, MassMemRef *dq, MassMemRef *dk,
+    MassMemRef *dv, int64_t count, int64_t heads, int64_t causal) {
+  AttentionArgs a{};
+  a.q = strided(q, 3), a.k = strided(k, 3), a.v = strided(v, 3);
+  a.out = strided(out, 3), a.lse = strided(lse, 3);
+  a.dout = strided(dout, 3), a.dq = strided(dq, 3), a.dk = strided(dk, 3);
+  a.dv = strided(dv, 3);
+  a.heads = heads, a.causal = causal;
+  const std::string suffix = headSuffix(a.q.size[2] / heads);
+  launchRuntimeKernel("mass_attention_backward_queries" + suffix, a,
+                      count * a.q.size[1]);
+  launchRuntimeKernel("mass_attention_backward_keys" + suffix, a,
+                      count * a.k.size[1]);
+}
+
+void _mlir_ciface_mass_cuda_layernorm_backward(
+    MassMemRef *x, MassMemRef *mean, MassMemRef *rstd, MassMemRef *weight,
+    MassMemRef *dy, MassMemRef *dx, MassMemRef *partial, int64_t chunks) {
+  LayerNormArgs a{};
+  a.x = strided(x, 2), a.mean = strided(mean, 1), a.rstd = strided(rstd, 1);
+  a.weight = strided(weight, 1), a.dy = strided(dy, 2), a.dx = strided(dx, 2);
+  a.partial = strided(partial, 3);
+  a.chunks = chunks;
+  launchRuntimeKernel("mass_layernorm_backward_rows", a, a.x.size[0]);
+  launchRuntimeKernel("mass_layernorm_backward_partial", a,
+                      chunks * a.x.size[1]);
+}
+
+void _mlir_ciface_mass_cuda_layernorm_backward_sums(MassMemRef *partial,
+                                                    MassMemRef *dweight,
+                                                    MassMemRef *dbias) {
+  LayerNormArgs a{};
+  a.partial = strided(partial, 3), a.dweight = strided(dweight, 1);
+  a.dbias = strided(dbias, 1);
+  launchRuntimeKernel("mass_layernorm_backward_sums", a, a.partial.size[2]);
+}
+
+} // extern "C"
+
+// The calls the generated code makes (MLIR 19's gpu-to-llvm and its
+// SelectObjectAttr translation).
+extern "C" {
+
+// The kernels as a cubin (massc assembled them with ptxas)...
+void *mgpuModuleLoad(void *data, size_t /*bytes*/) {
+  auto cached = modules.find(data);
+  if (cached != modules.end())
+    return cached->second;
+  CUmodule module = nullptr;
+  check(driver.moduleLoadDataEx(&module, data, 0, nullptr, nullptr),
+        "cuModuleLoadDataEx (the kernels' cubin; was the program compiled "
+        "with the --cuda-arch of this GPU?)");
+  modules[data] = module;
+  return module;
+}
+
+// ... or as PTX, which the driver compiles for this GPU.
+void *mgpuModuleLoadJIT(void *data, int optLevel) {
+  auto cached = modules.find(data);
+  if (cached != modules.end())
+    return cached->second;
+  CUjit_option options[] = {CU_JIT_OPTIMIZATION_LEVEL};
+  void *values[] = {reinterpret_cast<void *>(static_cast<intptr_t>(optLevel))};
+  CUmodule module = nullptr;
+  check(driver.moduleLoadDataEx(&module, data, 1, options, values),
+        "cuModuleLoadDataEx (the kernels' PTX)");
+  modules[data] = module;
+  return module;
+}
+
+void *mgpuModuleGetFunction(CUmodule module, const char *name) {
+  CUfunction &function = functions[{module, name}];
+  if (!function)
+    check(driver.moduleGetFunction(&function, module, name),
+          "cuModuleGetFunction");
+  return function;
+}
+
+// Modules stay loaded for the run.
+void mgpuModuleUnload(CUmodule) {}
+
+// Every launch goes to the runtime's stream, in order; the host waits only
+// when it reads a result (Gpu::download).
+void *mgpuStreamCreate() { return stream; }
+void mgpuStreamSynchronize(CUstream) {}
+void mgpuStreamDestroy(CUstream) {}
+
+void mgpuLaunchKernel(CUfunction function, intptr_t gridX, intptr_t gridY,
+                      intptr_t gridZ, intptr_t blockX, intptr_t blockY,
+                      intptr_t blockZ, int32_t sharedBytes, CUstream,
+                      void **params, void **extra, size_t /*paramCount*/) {
+  // An empty batch launches nothing.
+  if (gridX <= 0 || gridY <= 0 || gridZ <= 0)
+    return;
+  check(driver.launchKernel(
+            function, static_cast<unsigned>(gridX),
+            static_cast<unsigned>(gridY), static_cast<unsigned>(gridZ),
+            static_cast<unsigned>(blockX), static_cast<unsigned>(blockY),
+            static_cast<unsigned>(blockZ), static_cast<unsigned>(sharedBytes),
+            stream, params, extra),
+        "cuLaunchKernel");
+}
+
+} // extern "C"

@@ -1,0 +1,166 @@
+//===- Device.cpp - Mirrors of the host tensors on the device -------------===//
+
+#include "Device.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+
+using namespace mass::rt;
+
+namespace {
+
+/// Host memory standing in for a device: the mirror rules run, and a
+/// missing upload or download shows as a wrong result in the CPU tests.
+class HostMirror final : public Device {
+public:
+  std::string name() const override { return "host mirror"; }
+  void *allocate(size_t bytes) override {
+    void *p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!p) {
+      std::fprintf(stderr, "error: cannot allocate %zu bytes\n", bytes);
+      std::exit(1);
+    }
+    // Poisoned: a read before the first upload is visible.
+    std::memset(p, 0xff, bytes);
+    return p;
+  }
+  void release(void *memory) override { std::free(memory); }
+  void upload(void *device, const void *host, size_t bytes) override {
+    std::memcpy(device, host, bytes);
+  }
+  void download(void *host, const void *device, size_t bytes) override {
+    std::memcpy(host, device, bytes);
+  }
+};
+
+struct Mirror {
+  void *device = nullptr;
+  size_t capacity = 0;
+  bool hostNewer = true;    // the host wrote since the last upload
+  bool deviceNewer = false; // a call wrote since the last download
+};
+
+struct State {
+  std::unique_ptr<Device> device;
+  std::unordered_map<const void *, Mirror> mirrors;
+  void *arena = nullptr;
+  size_t arenaCapacity = 0;
+};
+
+State &state() {
+  static State s;
+  return s;
+}
+
+Mirror *find(const void *host) {
+  auto it = state().mirrors.find(host);
+  return it == state().mirrors.end() ? nullptr : &it->second;
+}
+
+} // namespace
+
+Device *mass::rt::activeDevice() { return state().device.get(); }
+
+bool mass::rt::selectDevice(const std::string &target, std::string &error) {
+  if (target == "cuda") {
+    if (!mass_cuda_device) {
+      error = "this program was compiled for an NVIDIA GPU but linked "
+              "without the CUDA runtime (libmass_cuda.a)";
+      return false;
+    }
+    Device *gpu = mass_cuda_device(&error);
+    if (!gpu)
+      return false;
+    state().device.reset(gpu);
+    std::printf("running on %s\n", gpu->name().c_str());
+    return true;
+  }
+  if (!target.empty()) {
+    error = "this program was compiled for an unknown target '" + target + "'";
+    return false;
+  }
+  const char *mirror = std::getenv("MASS_DEVICE_MIRROR");
+  if (mirror && std::strcmp(mirror, "1") == 0) {
+    state().device = std::make_unique<HostMirror>();
+    std::printf("running on the %s\n", state().device->name().c_str());
+  }
+  return true;
+}
+
+void *mass::rt::deviceBuffer(void *host, size_t bytes, Sync sync) {
+  Device *device = activeDevice();
+  if (!device || bytes == 0)
+    return host;
+  Mirror &m = state().mirrors[host];
+  if (m.capacity < bytes) {
+    // Grown (a larger batch than before): the device's newer contents
+    // come down first, so nothing is lost.
+    if (m.device && m.deviceNewer)
+      device->download(host, m.device, m.capacity);
+    if (m.device)
+      device->release(m.device);
+    m.device = device->allocate(bytes);
+    m.capacity = bytes;
+    m.hostNewer = true;
+    m.deviceNewer = false;
+  }
+  if (sync == Sync::Always || (sync == Sync::OnChange && m.hostNewer)) {
+    device->upload(m.device, host, bytes);
+    m.hostNewer = false;
+  }
+  return m.device;
+}
+
+void mass::rt::deviceWrote(void *host, size_t bytes, bool now) {
+  Device *device = activeDevice();
+  Mirror *m = device ? find(host) : nullptr;
+  if (!m)
+    return;
+  m->hostNewer = false;
+  if (now) {
+    device->download(host, m->device, std::min(bytes, m->capacity));
+    m->deviceNewer = false;
+  } else {
+    m->deviceNewer = true;
+  }
+}
+
+void mass::rt::hostWrote(Tensor &t) {
+  if (Mirror *m = activeDevice() ? find(t.data()) : nullptr) {
+    m->hostNewer = true;
+    m->deviceNewer = false;
+  }
+}
+
+void mass::rt::hostWrote(std::map<std::string, Tensor> &tensors) {
+  for (auto &entry : tensors)
+    hostWrote(entry.second);
+}
+
+void mass::rt::fetch(Tensor &t) {
+  Mirror *m = activeDevice() ? find(t.data()) : nullptr;
+  if (m && m->deviceNewer) {
+    activeDevice()->download(t.data(), m->device,
+                             std::min(t.bytes(), m->capacity));
+    m->deviceNewer = false;
+  }
+}
+
+void mass::rt::fetch(std::map<std::string, Tensor> &tensors) {
+  for (auto &entry : tensors)
+    fetch(entry.second);
+}
+
+void *mass::rt::deviceArena(size_t bytes) {
+  State &s = state();
+  if (bytes > s.arenaCapacity) {
+    if (s.arena)
+      s.device->release(s.arena);
+    s.arena = s.device->allocate(bytes);
+    s.arenaCapacity = bytes;
+  }
+  return s.arena;
+}

@@ -1,0 +1,81 @@
+//===- Device.h - Where the entry points' buffers live ----------*- C++ -*-===//
+//
+// A CPU program's entry points read and write the runtime's host tensors
+// directly. A GPU program's read and write device memory: each host tensor
+// an entry point sees has a mirror on the device, allocated when first
+// bound and kept for the run. The mirrors follow one rule per role, so
+// that parameters, gradients and optimizer state stay on the device from
+// step to step: inputs, labels and the per-step scalars go up before every
+// call; outputs and predictions come down after it; parameters, buffers
+// and optimizer state go up only after the host wrote them (hostWrote) and
+// come down only when the host reads them (fetch). The host mirror
+// (MASS_DEVICE_MIRROR=1 on a CPU program) runs the same rules on host
+// memory, so the CPU tests check them.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MASS_RUNTIME_DEVICE_H
+#define MASS_RUNTIME_DEVICE_H
+
+#include "Tensor.h"
+
+#include <cstddef>
+#include <map>
+#include <string>
+
+namespace mass::rt {
+
+/// Memory and copies of one device. Failures end the program with a
+/// message (exit 1): there is nothing to recover to.
+class Device {
+public:
+  virtual ~Device() = default;
+  /// For messages: "NVIDIA H200 (sm_90)".
+  virtual std::string name() const = 0;
+  virtual void *allocate(size_t bytes) = 0;
+  virtual void release(void *memory) = 0;
+  /// Ordered after the work already queued; the host buffer may be
+  /// reused when it returns.
+  virtual void upload(void *device, const void *host, size_t bytes) = 0;
+  /// Waits for the work queued before it.
+  virtual void download(void *host, const void *device, size_t bytes) = 0;
+};
+
+/// The device the entry points run on; null when they run on the host's
+/// buffers themselves.
+Device *activeDevice();
+
+/// Chooses the device for a program whose descriptor says `target`
+/// ("cuda" or empty): the GPU, the host mirror when MASS_DEVICE_MIRROR=1,
+/// else none. Returns false with `error` set when the GPU is unusable.
+bool selectDevice(const std::string &target, std::string &error);
+
+/// Mirror bookkeeping (no-ops without a device).
+enum class Sync {
+  Always,   // copied up before each call (inputs, per-step scalars)
+  OnChange, // copied up when the host wrote it (parameters, state)
+  Never,    // written by the call (results)
+};
+/// The device copy of the host buffer `host` of `bytes`, copied up per
+/// `sync`.
+void *deviceBuffer(void *host, size_t bytes, Sync sync);
+/// After a call that wrote the mirror of `host`: brings it down now
+/// (`now`), or marks it newer than the host's copy.
+void deviceWrote(void *host, size_t bytes, bool now);
+/// The host changed `t`: the next call copies it up.
+void hostWrote(Tensor &t);
+void hostWrote(std::map<std::string, Tensor> &tensors);
+/// The host is about to read `t`: brings down the device's newer copy.
+void fetch(Tensor &t);
+void fetch(std::map<std::string, Tensor> &tensors);
+/// The arena of the entry points' intermediates, on the device.
+void *deviceArena(size_t bytes);
+
+} // namespace mass::rt
+
+extern "C" {
+/// Defined by libmass_cuda.a (Cuda.cpp) in GPU programs: the GPU, or null
+/// with `error` set.
+mass::rt::Device *mass_cuda_device(std::string *error) __attribute__((weak));
+}
+
+#endif // MASS_RUNTIME_DEVICE_H
