@@ -20,6 +20,15 @@
 
 namespace {
 
+/// n draws from the standard normal distribution.
+std::vector<float> normalVector(std::mt19937 &rng, int64_t n) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = normal(rng);
+  return v;
+}
+
 using namespace mass::rt::device;
 
 /// A memref descriptor of rank 3 over `data`, as MLIR's C interface passes
@@ -102,13 +111,7 @@ TEST_P(DeviceAttention, MatchesTheCpuKernels) {
   const Case c = GetParam();
   const int64_t B = c.batch, T = c.queries, S = c.keys, D = c.dim, H = c.heads;
   std::mt19937 rng(11);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  auto filled = [&](int64_t n) {
-    std::vector<float> v(n);
-    for (float &x : v)
-      x = normal(rng);
-    return v;
-  };
+  auto filled = [&](int64_t n) { return normalVector(rng, n); };
   // q, k and v are column blocks of one [B, T, 3D] tensor when T == S (a
   // fused projection), else q is and k, v are whole tensors.
   std::vector<float> qkv = filled(B * T * 3 * D), k = filled(B * S * D),
@@ -187,17 +190,11 @@ TEST(DeviceLayerNorm, MatchesTheCpuKernels) {
   for (auto [R, D] : {std::pair<int64_t, int64_t>{300, 48}, {5, 7}, {64, 1}}) {
     constexpr int64_t kChunks = 64;
     std::mt19937 rng(5);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    auto filled = [&](int64_t n) {
-      std::vector<float> v(n);
-      for (float &x : v)
-        x = normal(rng);
-      return v;
-    };
+    auto filled = [&](int64_t n) { return normalVector(rng, n); };
     std::vector<float> x = filled(R * D), dy = filled(R * D), w = filled(D),
-                       mean = filled(R), rstd(R);
+                       mean = filled(R), rstd = filled(R);
     for (float &r : rstd)
-      r = 0.5f + std::abs(normal(rng));
+      r = 0.5f + std::abs(r);
     struct Outputs {
       std::vector<float> dx, partial, dw, db;
     };
