@@ -76,6 +76,7 @@ void mass::addCudaKernels(OpPassManager &pm, unsigned optLevel,
   pm.addNestedPass<func::FuncOp>(createMassStridedCopies(copies));
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addPass(createCanonicalizerPass());
+  pm.addPass(createMassDeviceKernelCalls());
   pm.addNestedPass<func::FuncOp>(createMassGpuLaunch());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createGpuLauchSinkIndexComputationsPass());

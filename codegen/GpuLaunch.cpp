@@ -72,17 +72,33 @@ void launch(scf::ParallelOp op, int64_t blockSize) {
     mass::sequentialize(nested);
 }
 
-/// `for i { parallel j { body } }` as `parallel j { for i { body } }`: the
-/// reduction loops linalg puts outside (a sum over the batch) run inside
-/// each thread. Loops from linalg write distinct elements for distinct j,
-/// so the order of i within each j is all that must stay.
+/// The buffer `view` is a view of: through subviews, casts and reshapes
+/// to the argument or allocation.
+Value rootBuffer(Value view) {
+  while (Operation *def = view.getDefiningOp()) {
+    auto viewLike = dyn_cast<ViewLikeOpInterface>(def);
+    if (!viewLike)
+      break;
+    view = viewLike.getViewSource();
+  }
+  return view;
+}
+
+/// `for i { A(i); parallel j { B(i, j) } }` as
+/// `parallel j { for i { A(i); B(i, j) } }`: the reduction loops linalg puts
+/// outside (a sum over the batch) and the scatter of an embedding's
+/// gradient (a row per token, `A` the token's load) run inside each
+/// thread, in order, so the result is the CPU's. Loops from linalg write
+/// distinct elements for distinct j, so the order of i within each j is all
+/// that must stay; `A` only computes and reads (each thread repeats it),
+/// and not from a buffer that `B` writes.
 void interchange(scf::ForOp loop) {
   Block *body = loop.getBody();
   // Inside a parallel loop it would only reorder one thread's work.
-  if (loop.getNumResults() != 0 || body->getOperations().size() != 2 ||
+  if (loop.getNumResults() != 0 || body->getOperations().size() < 2 ||
       loop->getParentOfType<scf::ParallelOp>())
     return;
-  auto inner = dyn_cast<scf::ParallelOp>(body->front());
+  auto inner = dyn_cast<scf::ParallelOp>(*std::prev(body->end(), 2));
   if (!inner || inner.getNumResults() != 0)
     return;
   for (ValueRange bounds :
@@ -90,6 +106,26 @@ void interchange(scf::ForOp loop) {
     for (Value bound : bounds)
       if (!bound.getParentRegion()->isProperAncestor(&loop.getRegion()))
         return;
+  llvm::SmallPtrSet<Value, 4> written;
+  inner.walk([&](Operation *op) {
+    if (auto store = dyn_cast<memref::StoreOp>(op))
+      written.insert(rootBuffer(store.getMemRef()));
+    else if (auto copy = dyn_cast<memref::CopyOp>(op))
+      written.insert(rootBuffer(copy.getTarget()));
+    else if (!isa<memref::LoadOp>(op) && !isMemoryEffectFree(op) &&
+             op->getNumRegions() == 0)
+      written.insert(Value()); // An effect not tracked here.
+  });
+  if (written.contains(Value()))
+    return;
+  for (Operation &op : llvm::make_range(body->begin(), inner->getIterator())) {
+    if (op.getNumRegions() != 0)
+      return;
+    auto load = dyn_cast<memref::LoadOp>(op);
+    if (load ? written.contains(rootBuffer(load.getMemRef()))
+             : !isMemoryEffectFree(&op))
+      return;
+  }
   OpBuilder b(loop);
   auto outer =
       b.create<scf::ParallelOp>(inner.getLoc(), inner.getLowerBound(),
@@ -103,6 +139,8 @@ void interchange(scf::ForOp loop) {
        llvm::zip(inner.getInductionVars(), outer.getInductionVars()))
     oldIv.replaceAllUsesWith(newIv);
   loop.getInductionVar().replaceAllUsesWith(serial.getInductionVar());
+  to->getOperations().splice(std::prev(to->end()), body->getOperations(),
+                             body->begin(), inner->getIterator());
   to->getOperations().splice(std::prev(to->end()), from.getOperations(),
                              from.begin(), std::prev(from.end()));
   loop.erase();
@@ -112,15 +150,8 @@ void interchange(scf::ForOp loop) {
 /// (the shapes reshapes read), or a view of one. Everything else (the
 /// arguments, the arena) is device memory.
 bool onHost(Value buffer) {
-  while (Operation *def = buffer.getDefiningOp()) {
-    if (isa<memref::AllocaOp, memref::GetGlobalOp>(def))
-      return true;
-    auto view = dyn_cast<ViewLikeOpInterface>(def);
-    if (!view)
-      return false;
-    buffer = view.getViewSource();
-  }
-  return false;
+  Operation *def = rootBuffer(buffer).getDefiningOp();
+  return def && isa<memref::AllocaOp, memref::GetGlobalOp>(def);
 }
 
 /// The first op in `op` (or `op` itself) that reads or writes device
@@ -141,6 +172,22 @@ Operation *deviceAccess(Operation *op) {
     }
     if (buffer && !onHost(buffer)) {
       found = inner;
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  return found;
+}
+
+/// Whether `op`, outside the parallel loops in it, reads or writes device
+/// memory.
+bool touchesDeviceAround(Operation *op) {
+  bool found = false;
+  op->walk<WalkOrder::PreOrder>([&](Operation *inner) {
+    if (isa<scf::ParallelOp>(inner))
+      return WalkResult::skip();
+    if (inner->getNumRegions() == 0 && deviceAccess(inner)) {
+      found = true;
       return WalkResult::interrupt();
     }
     return WalkResult::advance();
@@ -284,9 +331,9 @@ struct GpuLaunch : mass::impl::MassGpuLaunchBase<GpuLaunch> {
       if (!op->getParentOfType<scf::ParallelOp>())
         outermost.push_back(op);
     });
-    // The host calls the GPU runtime's kernels (mass-device-kernel-calls,
-    // not yet in the pipeline: specs 07 and 09 then fail in outlining);
-    // a call in a loop nest would run on the device.
+    // The host calls the GPU runtime's kernels (mass-device-kernel-calls
+    // takes them out of their loops); a call left in a loop nest would run
+    // on the device, which has no version of it.
     getOperation().walk([&](func::CallOp call) {
       if (call->getParentOfType<scf::ParallelOp>() ||
           call->getParentOfType<scf::ForOp>()) {
@@ -297,8 +344,17 @@ struct GpuLaunch : mass::impl::MassGpuLaunchBase<GpuLaunch> {
     });
     if (failed)
       return signalPassFailure();
-    for (scf::ParallelOp op : outermost)
-      launch(op, blockSize);
+    for (scf::ParallelOp op : outermost) {
+      // A loop nest on the host around `op` that itself touches device
+      // memory becomes a kernel of one thread below: `op` runs there in
+      // order, as a kernel cannot launch kernels.
+      Operation *top = getOperation().getBody().front().findAncestorOpInBlock(
+          *op.getOperation());
+      if (top != op.getOperation() && touchesDeviceAround(top))
+        mass::sequentialize(op);
+      else
+        launch(op, blockSize);
+    }
     if (mlir::failed(launchSerialRuns(getOperation().getBody().front())))
       return signalPassFailure();
     getOperation().walk([](gpu::LaunchOp kernel) { sinkGlobals(kernel); });

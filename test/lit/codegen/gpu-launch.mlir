@@ -191,3 +191,76 @@ func.func @host_reads_device(%a: memref<f32>) -> index {
   // expected-error @+1 {{the host reads a value that a kernel computes on the device}}
   return %j : index
 }
+
+// -----
+
+// An embedding's gradient: a row of the table per token, the row chosen by
+// the token's id. The token's load moves inside: one thread per column adds
+// the tokens' rows in order, so repeated tokens add up as on the CPU.
+// CHECK-LABEL: func.func @scatter_rows
+// CHECK: gpu.launch blocks({{.*}}) threads(%[[J:[^,]*]], %{{.*}}, %{{.*}}) in
+// CHECK: scf.if
+// CHECK-NEXT: scf.for %[[T:.*]] = %c0 to %arg3 step %c1 {
+// CHECK-NEXT: %[[ID:.*]] = memref.load %arg0[%[[T]]] : memref<?xi32>
+// CHECK-NEXT: %[[ROW:.*]] = arith.index_cast %[[ID]] : i32 to index
+// CHECK-NEXT: %[[FROM:.*]] = memref.subview %arg1[%[[T]], 0]
+// CHECK-NEXT: %[[TO:.*]] = memref.subview %arg2[%[[ROW]], 0]
+// CHECK-NEXT: memref.load %[[FROM]][%c0, %[[J]]]
+// CHECK-NEXT: memref.load %[[TO]][%c0, %[[J]]]
+// CHECK-NEXT: arith.addf
+// CHECK-NEXT: memref.store %{{.*}}, %[[TO]][%c0, %[[J]]]
+// CHECK-NOT: gpu.launch
+func.func @scatter_rows(%ids: memref<?xi32>, %grad: memref<?x64xf32>,
+                        %table: memref<1000x64xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  scf.for %t = %c0 to %n step %c1 {
+    %id = memref.load %ids[%t] : memref<?xi32>
+    %row = arith.index_cast %id : i32 to index
+    %from = memref.subview %grad[%t, 0] [1, 64] [1, 1] : memref<?x64xf32> to memref<1x64xf32, strided<[64, 1], offset: ?>>
+    %to = memref.subview %table[%row, 0] [1, 64] [1, 1] : memref<1000x64xf32> to memref<1x64xf32, strided<[64, 1], offset: ?>>
+    scf.parallel (%j) = (%c0) to (%c64) step (%c1) {
+      %g = memref.load %from[%c0, %j] : memref<1x64xf32, strided<[64, 1], offset: ?>>
+      %w = memref.load %to[%c0, %j] : memref<1x64xf32, strided<[64, 1], offset: ?>>
+      %s = arith.addf %w, %g : f32
+      memref.store %s, %to[%c0, %j] : memref<1x64xf32, strided<[64, 1], offset: ?>>
+      scf.reduce
+    }
+  }
+  return
+}
+
+// -----
+
+// The loop's own load reads what the parallel loop writes: moving it into
+// each thread would read other threads' results. The loop runs in one
+// thread instead, the parallel loop inside it in order (a kernel does not
+// launch kernels).
+// CHECK-LABEL: func.func @dependent_rows
+// CHECK: gpu.launch blocks({{.*}}) in (%{{.*}} = %c1, %{{.*}} = %c1, %{{.*}} = %c1) threads({{.*}}) in (%{{.*}} = %c1, %{{.*}} = %c1, %{{.*}} = %c1) {
+// CHECK-NEXT: scf.for %[[T:.*]] = %c0 to %arg2 step %c1 {
+// CHECK: memref.load %arg1[%[[T]]]
+// CHECK: scf.for %[[J:.*]] = %c0 to %c64 step %c1 {
+// CHECK: memref.store %{{.*}}, %arg0[%{{.*}}, %[[J]]]
+// CHECK: gpu.terminator
+// CHECK-NOT: gpu.launch
+func.func @dependent_rows(%table: memref<16x64xf32>, %next: memref<?xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  scf.for %t = %c0 to %n step %c1 {
+    %x = memref.load %next[%t] : memref<?xf32>
+    %i = arith.fptosi %x : f32 to i32
+    %row = arith.index_cast %i : i32 to index
+    scf.parallel (%j) = (%c0) to (%c64) step (%c1) {
+      %w = memref.load %table[%row, %j] : memref<16x64xf32>
+      %s = arith.addf %w, %x : f32
+      memref.store %s, %table[%row, %j] : memref<16x64xf32>
+      %c3 = arith.constant 3 : index
+      memref.store %s, %next[%c3] : memref<?xf32>
+      scf.reduce
+    }
+  }
+  return
+}
