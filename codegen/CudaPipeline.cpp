@@ -1,10 +1,11 @@
 //===- CudaPipeline.cpp - From linalg to GPU kernels in PTX ---------------===//
 //
-// The CUDA target's first stages: the same bufferized program as the CPU's,
-// each loop nest launched as a GPU kernel (mass-gpu-launch), the kernels
-// outlined and compiled to PTX by LLVM's NVPTX backend. The executable
-// around them (the runtime on the CUDA driver API) comes later; until then
-// `--emit=ptx` shows the kernels.
+// The CUDA target: the same bufferized program as the CPU's, each loop nest
+// launched as a GPU kernel (mass-gpu-launch), the kernels outlined and
+// compiled to PTX by LLVM's NVPTX backend, the host's half lowered to calls
+// of the runtime's driver-API half (Cuda.cpp). For the tests on machines
+// without a GPU, the same launches can run as loops on the host instead
+// (mass-emulate-launches).
 //
 //===----------------------------------------------------------------------===//
 
@@ -61,9 +62,7 @@ void mass::registerCudaPassNames() {
   registerPass([] { return createGpuToLLVMConversionPass(); });
 }
 
-void mass::addCudaKernels(OpPassManager &pm, unsigned optLevel,
-                          llvm::StringRef chip, llvm::StringRef cudaPath,
-                          bool cubin) {
+void mass::addCudaLaunches(OpPassManager &pm) {
   pm.addPass(createMassCInterfaces());
   pm.addNestedPass<func::FuncOp>(createMassDeviceScalars());
   addBufferization(pm);
@@ -79,6 +78,12 @@ void mass::addCudaKernels(OpPassManager &pm, unsigned optLevel,
   pm.addPass(createMassDeviceKernelCalls());
   pm.addNestedPass<func::FuncOp>(createMassGpuLaunch());
   pm.addPass(createCanonicalizerPass());
+}
+
+void mass::addCudaKernels(OpPassManager &pm, unsigned optLevel,
+                          llvm::StringRef chip, llvm::StringRef cudaPath,
+                          bool cubin) {
+  addCudaLaunches(pm);
   pm.addPass(createGpuLauchSinkIndexComputationsPass());
   pm.addPass(createGpuKernelOutliningPass());
   pm.addPass(createMassMergeKernelModules());
@@ -121,6 +126,15 @@ void mass::addCudaHostToLLVM(OpPassManager &pm) {
   pm.addPass(createConvertControlFlowToLLVMPass());
   pm.addPass(createGpuToLLVMConversionPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
+void mass::addEmulatedCudaToLLVM(OpPassManager &pm) {
+  addCudaLaunches(pm);
+  pm.addNestedPass<func::FuncOp>(createMassEmulateLaunches());
+  // The grid sizes divide rounding up (arith.ceildivsi), which
+  // arith-to-llvm leaves to arith-expand.
+  pm.addPass(arith::createArithExpandOpsPass());
+  addHostLoopsToLLVM(pm);
 }
 
 bool mass::hasPtxas(llvm::StringRef cudaPath) {

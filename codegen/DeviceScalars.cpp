@@ -121,7 +121,6 @@ class DeviceScalars : public mass::impl::MassDeviceScalarsBase<DeviceScalars> {
     SmallVector<Operation *> replaced;
     for (Operation *def : scalarOps) {
       Value v = def->getResult(0);
-      Value t = tensorOf.lookup(v);
       for (OpOperand &use : v.getUses()) {
         Operation *user = use.getOwner();
         if (llvm::is_contained(scalarOps, user))

@@ -351,4 +351,19 @@ def MassDeviceKernelCalls
   }];
 }
 
+def MassEmulateLaunches
+    : Pass<"mass-emulate-launches", "::mlir::func::FuncOp"> {
+  let summary = "Runs each GPU kernel launch as loops on the host";
+  let description = [{
+    For testing the CUDA target where no GPU is: each `gpu.launch` becomes
+    loops over its blocks and threads, in order, the body run once per
+    thread with the block and thread ids the loops' indices. The kernels
+    mass-gpu-launch writes share nothing between threads (no shared
+    memory, no barriers), so running the threads in turn computes what the
+    GPU computes. `massc --target=cuda --emulate-gpu` links the result with
+    the runtime's emulated device.
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect"];
+}
+
 #endif // MASS_CODEGEN_PASSES_TD

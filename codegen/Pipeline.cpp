@@ -171,6 +171,10 @@ void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
   pm.addPass(createCanonicalizerPass());
   // The loops that allocate on the stack release it per iteration.
   pm.addNestedPass<func::FuncOp>(createMassAllocaScopes());
+  addHostLoopsToLLVM(pm);
+}
+
+void mass::addHostLoopsToLLVM(OpPassManager &pm) {
   // Views (slices) become offsets and strides computed explicitly.
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());

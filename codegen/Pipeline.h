@@ -59,6 +59,10 @@ void addCpuToLLVM(mlir::OpPassManager &pm, unsigned optLevel,
 void addMassToLLVM(mlir::OpPassManager &pm, unsigned optLevel, bool fuse,
                    int64_t vectorWidth);
 
+/// addCpuToLLVM's last stages: loops, views and math of the host to the LLVM
+/// dialect.
+void addHostLoopsToLLVM(mlir::OpPassManager &pm);
+
 /// Registers the GPU and NVVM dialects and the NVVM target, for the CUDA
 /// target (CudaPipeline.cpp).
 void registerCudaCodegen(mlir::DialectRegistry &registry);
@@ -66,6 +70,16 @@ void registerCudaCodegen(mlir::DialectRegistry &registry);
 /// Registers the upstream GPU passes of addCudaKernels by name, for
 /// massc's --mlir-print-ir-after (mass-opt registers every pass).
 void registerCudaPassNames();
+
+/// The CUDA target up to its kernel launches: the bufferized program with
+/// each loop nest a gpu.launch and the runtime's kernels called by the
+/// host.
+void addCudaLaunches(mlir::OpPassManager &pm);
+
+/// The CUDA target's program with every launch run as loops on the host,
+/// lowered to the LLVM dialect: what `--emulate-gpu` links with the
+/// runtime's emulated device, to test the GPU program without a GPU.
+void addEmulatedCudaToLLVM(mlir::OpPassManager &pm);
 
 /// From `--emit=linalg` to GPU kernels compiled to PTX for `chip` (such as
 /// sm_90): bufferization as for the CPU, each loop nest a kernel launch,

@@ -89,6 +89,12 @@ cl::opt<std::string>
                       "(default: $CUDA_HOME, $CUDA_PATH, $CUDA_ROOT, then the "
                       "toolkit found when massc was built)"),
              cl::value_desc("dir"), cl::cat(category));
+cl::opt<bool> emulateGpu(
+    "emulate-gpu",
+    cl::desc("With --target=cuda: run the GPU program's kernels on this CPU, "
+             "each launch a loop over its threads, on host memory that "
+             "follows the GPU's copy rules (for testing without a GPU)"),
+    cl::Hidden, cl::cat(category));
 cl::list<std::string> includeDirs("I", cl::desc("Import search directory"),
                                   cl::value_desc("dir"), cl::Prefix,
                                   cl::cat(category));
@@ -127,6 +133,11 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "massc: compile a .mass model into a training "
                               "program\n");
+  if (emulateGpu && (target != Target::Cuda || emit == Stage::Ptx)) {
+    llvm::errs() << "massc: error: --emulate-gpu needs --target=cuda and "
+                    "has no PTX\n";
+    return 1;
+  }
   if (vectorWidth < 0 || (vectorWidth & (vectorWidth - 1)) != 0) {
     llvm::errs() << "massc: error: --vector-width must be a power of two\n";
     return 1;
@@ -237,7 +248,10 @@ int main(int argc, char **argv) {
                            llvm::outs());
   if (emit == Stage::Linalg)
     return print();
-  if (cuda) {
+  if (emulateGpu) {
+    if (mlir::failed(runPasses(mass::addEmulatedCudaToLLVM)))
+      return 1;
+  } else if (cuda) {
     mlir::FailureOr<std::string> toolkit = mass::findCudaToolkit(cudaPath);
     if (mlir::failed(toolkit))
       return 1;
@@ -286,8 +300,14 @@ int main(int argc, char **argv) {
   llvm::sys::path::append(runtime, "lib");
   // The CUDA target's programs also link the runtime's driver-API half.
   llvm::SmallVector<std::string> libraries;
+  // Nothing in an emulated program calls into the device half but the
+  // runtime's weak reference: the linker must take it from the archive.
+  if (emulateGpu)
+    libraries.push_back("-Wl,--undefined=mass_cuda_device");
   llvm::SmallVector<llvm::StringRef, 2> names;
-  if (cuda)
+  if (emulateGpu)
+    names.push_back("libmass_cuda_emulated.a");
+  else if (cuda)
     names.push_back("libmass_cuda.a");
   names.push_back("libmass_runtime.a");
   for (llvm::StringRef name : names) {

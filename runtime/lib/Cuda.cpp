@@ -13,7 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Device.h"
-#include "DeviceKernels.h"
+#include "DeviceKernelLaunch.h"
 #include "mass/abi.h"
 
 #include <cuda.h>
@@ -191,8 +191,8 @@ using mass::rt::device::Strided;
 /// Launches DeviceKernels.cu's kernel `name` over `threads` threads (blocks
 /// of 128) with the argument block `args` and the thread count.
 template <typename Args>
-void launchRuntimeKernel(const std::string &name, const Args &args,
-                         int64_t threads) {
+void launchFatbinKernel(const std::string &name, const Args &args,
+                        int64_t threads) {
   if (threads <= 0)
     return;
   static CUmodule module = nullptr;
@@ -221,81 +221,19 @@ void launchRuntimeKernel(const std::string &name, const Args &args,
         "cuLaunchKernel");
 }
 
-/// A memref descriptor of rank `rank` (at most 3) as a kernel's view.
-Strided strided(const MassMemRef *m, int rank) {
-  Strided s{static_cast<float *>(m->aligned) + m->offset, {1, 1, 1}, {0, 0, 0}};
-  for (int i = 0; i < rank; ++i) {
-    s.size[i] = m->sizes_and_strides[i];
-    s.stride[i] = m->sizes_and_strides[rank + i];
-  }
-  return s;
-}
-
-/// The kernels' name suffix for a head of `width` features.
-std::string headSuffix(int64_t width) {
-  return "_" + std::to_string(mass::rt::device::accumulatorWidth(width));
-}
-
 } // namespace
 
-// The generated code's calls of the runtime's kernels, on the CUDA target:
-// one call for what the CPU target calls once per sample and head (or chunk
-// of rows), `count` the number of those calls.
-extern "C" {
-
-void _mlir_ciface_mass_cuda_attention_forward(MassMemRef *q, MassMemRef *k,
-                                              MassMemRef *v, MassMemRef *out,
-                                              MassMemRef *lse, int64_t count,
-                                              int64_t heads, int64_t causal) {
-  AttentionArgs a{};
-  a.q = strided(q, 3), a.k = strided(k, 3), a.v = strided(v, 3);
-  a.out = strided(out, 3), a.lse = strided(lse, 3);
-  a.heads = heads, a.causal = causal;
-  launchRuntimeKernel("mass_attention_forward" +
-                          headSuffix(a.q.size[2] / heads),
-                      a, count * a.q.size[1]);
+void mass::rt::device::launchDeviceKernel(const std::string &name,
+                                          const AttentionArgs &args,
+                                          int64_t threads) {
+  launchFatbinKernel(name, args, threads);
 }
 
-void _mlir_ciface_mass_cuda_attention_backward(
-    MassMemRef *q, MassMemRef *k, MassMemRef *v, MassMemRef *out,
-    MassMemRef *lse, MassMemRef *dout, MassMemRef *dq, MassMemRef *dk,
-    MassMemRef *dv, int64_t count, int64_t heads, int64_t causal) {
-  AttentionArgs a{};
-  a.q = strided(q, 3), a.k = strided(k, 3), a.v = strided(v, 3);
-  a.out = strided(out, 3), a.lse = strided(lse, 3);
-  a.dout = strided(dout, 3), a.dq = strided(dq, 3), a.dk = strided(dk, 3);
-  a.dv = strided(dv, 3);
-  a.heads = heads, a.causal = causal;
-  const std::string suffix = headSuffix(a.q.size[2] / heads);
-  launchRuntimeKernel("mass_attention_backward_queries" + suffix, a,
-                      count * a.q.size[1]);
-  launchRuntimeKernel("mass_attention_backward_keys" + suffix, a,
-                      count * a.k.size[1]);
+void mass::rt::device::launchDeviceKernel(const std::string &name,
+                                          const LayerNormArgs &args,
+                                          int64_t threads) {
+  launchFatbinKernel(name, args, threads);
 }
-
-void _mlir_ciface_mass_cuda_layernorm_backward(
-    MassMemRef *x, MassMemRef *mean, MassMemRef *rstd, MassMemRef *weight,
-    MassMemRef *dy, MassMemRef *dx, MassMemRef *partial, int64_t chunks) {
-  LayerNormArgs a{};
-  a.x = strided(x, 2), a.mean = strided(mean, 1), a.rstd = strided(rstd, 1);
-  a.weight = strided(weight, 1), a.dy = strided(dy, 2), a.dx = strided(dx, 2);
-  a.partial = strided(partial, 3);
-  a.chunks = chunks;
-  launchRuntimeKernel("mass_layernorm_backward_rows", a, a.x.size[0]);
-  launchRuntimeKernel("mass_layernorm_backward_partial", a,
-                      chunks * a.x.size[1]);
-}
-
-void _mlir_ciface_mass_cuda_layernorm_backward_sums(MassMemRef *partial,
-                                                    MassMemRef *dweight,
-                                                    MassMemRef *dbias) {
-  LayerNormArgs a{};
-  a.partial = strided(partial, 3), a.dweight = strided(dweight, 1);
-  a.dbias = strided(dbias, 1);
-  launchRuntimeKernel("mass_layernorm_backward_sums", a, a.partial.size[2]);
-}
-
-} // extern "C"
 
 // The calls the generated code makes (MLIR 19's gpu-to-llvm and its
 // SelectObjectAttr translation).

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 #include <unordered_map>
+#include <utility>
 
 using namespace mass::rt;
 
@@ -16,7 +17,8 @@ namespace {
 /// missing upload or download shows as a wrong result in the CPU tests.
 class HostMirror final : public Device {
 public:
-  std::string name() const override { return "host mirror"; }
+  explicit HostMirror(std::string name) : name_(std::move(name)) {}
+  std::string name() const override { return name_; }
   void *allocate(size_t bytes) override {
     void *p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!p) {
@@ -34,6 +36,9 @@ public:
   void download(void *host, const void *device, size_t bytes) override {
     std::memcpy(host, device, bytes);
   }
+
+private:
+  std::string name_;
 };
 
 struct Mirror {
@@ -62,6 +67,10 @@ Mirror *find(const void *host) {
 
 } // namespace
 
+std::unique_ptr<Device> mass::rt::makeHostMirror(std::string name) {
+  return std::make_unique<HostMirror>(std::move(name));
+}
+
 Device *mass::rt::activeDevice() { return state().device.get(); }
 
 bool mass::rt::selectDevice(const std::string &target, std::string &error) {
@@ -84,7 +93,7 @@ bool mass::rt::selectDevice(const std::string &target, std::string &error) {
   }
   const char *mirror = std::getenv("MASS_DEVICE_MIRROR");
   if (mirror && std::strcmp(mirror, "1") == 0) {
-    state().device = std::make_unique<HostMirror>();
+    state().device = makeHostMirror("host mirror");
     std::printf("running on the %s\n", state().device->name().c_str());
   }
   return true;

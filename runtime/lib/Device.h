@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <map>
+#include <memory>
 #include <string>
 
 namespace mass::rt {
@@ -48,6 +49,11 @@ Device *activeDevice();
 /// ("cuda" or empty): the GPU, the host mirror when MASS_DEVICE_MIRROR=1,
 /// else none. Returns false with `error` set when the GPU is unusable.
 bool selectDevice(const std::string &target, std::string &error);
+
+/// Host memory standing in for a device, following the same copy rules:
+/// the host mirror, and the emulated GPU of `massc --emulate-gpu`
+/// programs, named `name`.
+std::unique_ptr<Device> makeHostMirror(std::string name);
 
 /// Mirror bookkeeping (no-ops without a device).
 enum class Sync {
