@@ -73,6 +73,8 @@ void mass::addCudaLaunches(OpPassManager &pm) {
   MassStridedCopiesOptions copies;
   copies.all = true;
   pm.addNestedPass<func::FuncOp>(createMassStridedCopies(copies));
+  // Matrix products through cuBLAS.
+  pm.addPass(createMassDeviceGemm());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createMassDeviceKernelCalls());

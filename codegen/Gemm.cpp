@@ -23,33 +23,10 @@ namespace mass {
 } // namespace mass
 
 using namespace mlir;
+using mass::Contraction;
 using mass::isMulAdd;
 
 namespace {
-
-/// A matched contraction: loops (batch..., m, k, n).
-struct Contraction {
-  linalg::GenericOp op;
-  unsigned batch;
-  Value a, b, c;
-  AffineMap mapA, mapB;
-  /// B read as B[b..., n, k] (x * W^T with W as stored).
-  bool bTransposed = false;
-  /// B has unit stride along its last dimension.
-  bool bUnitK = false;
-  /// A read as A[b..., k, m] (W^T with W as stored).
-  bool aTransposed = false;
-  /// A has unit stride along its last dimension.
-  bool aUnitInner = false;
-  /// The op just before that fills C with what the contraction adds onto:
-  /// a constant (linalg.fill) or, with no batch, a vector along n (the
-  /// bias, broadcast over rows by a linalg.generic).
-  Operation *init = nullptr;
-  Value initScalar = {}, initRow = {};
-  /// The elementwise op just after that reads C (an activation), applied
-  /// to the block of C in registers after its last block of k.
-  linalg::GenericOp epilogue = {};
-};
 
 bool isDim(AffineExpr e, unsigned pos) {
   auto d = dyn_cast<AffineDimExpr>(e);
@@ -155,7 +132,9 @@ void findEpilogue(Contraction &c) {
     c.epilogue = op;
 }
 
-std::optional<Contraction> match(linalg::GenericOp op) {
+} // namespace
+
+std::optional<Contraction> mass::matchContraction(linalg::GenericOp op) {
   if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
       op.getNumDpsInits() != 1 || op.getNumLoops() < 3)
     return std::nullopt;
@@ -209,6 +188,8 @@ std::optional<Contraction> match(linalg::GenericOp op) {
     return std::nullopt;
   return c;
 }
+
+namespace {
 
 /// The static size of a contraction's k (A's dimension read by the k loop),
 /// or -1.
@@ -816,7 +797,7 @@ class Gemm : public mass::impl::MassGemmBase<Gemm> {
     }
     SmallVector<Contraction> found;
     getOperation().walk([&](linalg::GenericOp op) {
-      if (auto c = match(op))
+      if (auto c = mass::matchContraction(op))
         found.push_back(*c);
     });
     for (const Contraction &c : found) {

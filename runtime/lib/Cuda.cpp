@@ -16,6 +16,7 @@
 #include "DeviceKernelLaunch.h"
 #include "mass/abi.h"
 
+#include <cublas_v2.h>
 #include <cuda.h>
 #include <dlfcn.h>
 
@@ -222,6 +223,85 @@ void launchFatbinKernel(const std::string &name, const Args &args,
 }
 
 } // namespace
+
+namespace {
+
+/// cuBLAS, opened at the first matrix product (libcublas.so.13 from the
+/// library path, or the file $MASS_CUBLAS names).
+struct Cublas {
+  cublasHandle_t handle = nullptr;
+  cublasStatus_t (*create)(cublasHandle_t *);
+  cublasStatus_t (*setStream)(cublasHandle_t, cudaStream_t);
+  cublasStatus_t (*sgemmStridedBatched)(cublasHandle_t, cublasOperation_t,
+                                        cublasOperation_t, int, int, int,
+                                        const float *, const float *, int,
+                                        long long, const float *, int,
+                                        long long, const float *, float *, int,
+                                        long long, int);
+};
+
+[[noreturn]] void cublasFailed(const std::string &what) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "error: cuBLAS: %s\n", what.c_str());
+  std::exit(1);
+}
+
+Cublas &cublas() {
+  static Cublas c = [] {
+    Cublas out{};
+    std::string tried;
+    void *library = nullptr;
+    const char *named = std::getenv("MASS_CUBLAS");
+    for (const char *name :
+         {named, "libcublas.so.13", "libcublas.so.12", "libcublas.so"}) {
+      if (!name || !*name || library)
+        continue;
+      library = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+      if (!library) {
+        const char *why = dlerror();
+        tried += std::string(tried.empty() ? "" : "; ") + (why ? why : name);
+      }
+    }
+    if (!library)
+      cublasFailed("this program multiplies matrices with cuBLAS, which was "
+                   "not found (" +
+                   tried +
+                   "): add its folder to LD_LIBRARY_PATH or name the file "
+                   "in MASS_CUBLAS");
+    if (!find(library, "cublasCreate_v2", out.create) ||
+        !find(library, "cublasSetStream_v2", out.setStream) ||
+        !find(library, "cublasSgemmStridedBatched", out.sgemmStridedBatched))
+      cublasFailed("the cuBLAS library found lacks a function this program "
+                   "calls");
+    if (out.create(&out.handle) != CUBLAS_STATUS_SUCCESS ||
+        out.setStream(out.handle, reinterpret_cast<cudaStream_t>(stream)) !=
+            CUBLAS_STATUS_SUCCESS)
+      cublasFailed("cannot start cuBLAS on this GPU");
+    return out;
+  }();
+  return c;
+}
+
+} // namespace
+
+void mass::rt::device::launchGemm(const GemmArgs &g) {
+  for (int64_t v : {g.m, g.n, g.k, g.ldFirst, g.ldSecond, g.ldc, g.batch})
+    if (v > 0x7fffffff)
+      cublasFailed("a matrix product of " + std::to_string(v) +
+                   " rows, columns or batches is larger than cuBLAS's int");
+  Cublas &c = cublas();
+  const float one = 1.0f;
+  cublasStatus_t status = c.sgemmStridedBatched(
+      c.handle, g.transFirst ? CUBLAS_OP_T : CUBLAS_OP_N,
+      g.transSecond ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(g.m),
+      static_cast<int>(g.n), static_cast<int>(g.k), &one, g.first,
+      static_cast<int>(g.ldFirst), g.strideFirst, g.second,
+      static_cast<int>(g.ldSecond), g.strideSecond, &one, g.c,
+      static_cast<int>(g.ldc), g.strideC, static_cast<int>(g.batch));
+  if (status != CUBLAS_STATUS_SUCCESS)
+    cublasFailed("cublasSgemmStridedBatched failed with status " +
+                 std::to_string(static_cast<int>(status)));
+}
 
 void mass::rt::device::launchDeviceKernel(const std::string &name,
                                           const AttentionArgs &args,

@@ -88,3 +88,24 @@ void mass::rt::device::launchDeviceKernel(const std::string &name,
                                           int64_t threads) {
   runGrid(name, args, threads);
 }
+
+// cublasSgemmStridedBatched's meaning, column-major, summed over k in order.
+void mass::rt::device::launchGemm(const GemmArgs &g) {
+  for (int64_t p = 0; p < g.batch; ++p) {
+    const float *first = g.first + p * g.strideFirst;
+    const float *second = g.second + p * g.strideSecond;
+    float *c = g.c + p * g.strideC;
+    for (int64_t j = 0; j < g.n; ++j)
+      for (int64_t i = 0; i < g.m; ++i) {
+        float sum = 0.0f;
+        for (int64_t l = 0; l < g.k; ++l) {
+          float x = g.transFirst ? first[l + i * g.ldFirst]
+                                 : first[i + l * g.ldFirst];
+          float y = g.transSecond ? second[j + l * g.ldSecond]
+                                  : second[l + j * g.ldSecond];
+          sum += x * y;
+        }
+        c[i + j * g.ldc] += sum;
+      }
+  }
+}

@@ -12,6 +12,9 @@
 #include "DeviceKernelLaunch.h"
 #include "mass/abi.h"
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 using namespace mass::rt::device;
@@ -86,6 +89,79 @@ void _mlir_ciface_mass_cuda_layernorm_backward_sums(MassMemRef *partial,
   a.partial = strided(partial, 3), a.dweight = strided(dweight, 1);
   a.dbias = strided(dbias, 1);
   launchDeviceKernel("mass_layernorm_backward_sums", a, a.partial.size[2]);
+}
+
+} // extern "C"
+
+namespace {
+
+/// A matrix `m` (its last two dimensions; its first the batch) as cuBLAS
+/// reads it: column-major, either as stored (unit stride down a column) or
+/// as its transpose (unit stride along a row).
+struct ColumnMajor {
+  const float *data;
+  bool transposed; // cuBLAS sees the stored matrix's transpose
+  int64_t ld;
+  int64_t batchStride;
+  int64_t batch;
+};
+
+[[noreturn]] void gemmError(const char *what) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "error: mass_cuda_gemm: %s\n", what);
+  std::exit(1);
+}
+
+ColumnMajor columnMajor(const MassMemRef *m) {
+  const int64_t *size = m->sizes_and_strides;
+  const int64_t *stride = m->sizes_and_strides + 3;
+  ColumnMajor out{static_cast<const float *>(m->aligned) + m->offset, false, 0,
+                  size[0] == 1 ? 0 : stride[0], size[0]};
+  const int64_t rows = size[1], cols = size[2];
+  if (stride[2] == 1 && (rows <= 1 || stride[1] >= cols)) {
+    out.transposed = true; // a row-major matrix: cols x rows column-major
+    out.ld = std::max<int64_t>({stride[1], cols, 1});
+  } else if (stride[1] == 1 && (cols <= 1 || stride[2] >= rows)) {
+    out.ld = std::max<int64_t>({stride[2], rows, 1});
+  } else {
+    gemmError("an operand's layout is neither row- nor column-major");
+  }
+  return out;
+}
+
+} // namespace
+
+extern "C" {
+
+// C[b] += A[b] * B[b] (row-major meaning; A read as [k, m] when
+// aTransposed, B as [n, k] when bTransposed); an operand of batch 1 is
+// shared by every batch. cuBLAS is column-major: the row-major C is its
+// column-major transpose, C^T = B^T * A^T.
+void _mlir_ciface_mass_cuda_gemm(MassMemRef *a, MassMemRef *b, MassMemRef *c,
+                                 int64_t aTransposed, int64_t bTransposed) {
+  const int64_t *cs = c->sizes_and_strides;
+  if (cs[5] != 1)
+    gemmError("the result's rows are not contiguous");
+  GemmArgs g;
+  g.batch = cs[0], g.m = cs[2], g.n = cs[1];
+  g.k = bTransposed ? b->sizes_and_strides[2] : b->sizes_and_strides[1];
+  g.c = static_cast<float *>(c->aligned) + c->offset;
+  g.ldc = std::max<int64_t>({cs[4], cs[2], 1});
+  g.strideC = cs[0] == 1 ? 0 : cs[3];
+  ColumnMajor first = columnMajor(b), second = columnMajor(a);
+  for (const ColumnMajor *x : {&first, &second})
+    if (x->batch != 1 && x->batch != g.batch)
+      gemmError("an operand's batch is neither 1 nor the result's");
+  // op(first) must be B^T: B's stored matrix when bTransposed, its
+  // transpose otherwise; likewise op(second) is A^T.
+  g.first = first.data, g.ldFirst = first.ld;
+  g.strideFirst = first.batchStride;
+  g.transFirst = first.transposed == static_cast<bool>(bTransposed);
+  g.second = second.data, g.ldSecond = second.ld;
+  g.strideSecond = second.batchStride;
+  g.transSecond = second.transposed == static_cast<bool>(aTransposed);
+  if (g.batch > 0 && g.m > 0 && g.n > 0)
+    launchGemm(g);
 }
 
 } // extern "C"

@@ -1,0 +1,79 @@
+// RUN: mass-opt --split-input-file --mass-device-gemm %s | FileCheck %s
+
+// A dense layer's product, x[m, k] * W^T (W stored [n, k]), after the fill
+// of its bias: one host call of the runtime's product on rank-3 views
+// (a leading dimension of 1), B read transposed; the fill stays.
+// CHECK: func.func private @mass_cuda_gemm(memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64, i64) attributes {llvm.emit_c_interface}
+// CHECK-LABEL: func.func @dense
+// CHECK: linalg.fill
+// CHECK-DAG: %[[X:.*]] = memref.expand_shape %arg0 {{\[\[}}0, 1], [2]] output_shape [1, %{{.*}}, 64] : memref<?x64xf32> into memref<1x?x64xf32>
+// CHECK-DAG: %[[W:.*]] = memref.expand_shape %arg1 {{\[\[}}0, 1], [2]] output_shape [1, 32, 64] : memref<32x64xf32> into memref<1x32x64xf32>
+// CHECK-DAG: %[[Y:.*]] = memref.expand_shape %arg2 {{\[\[}}0, 1], [2]] output_shape [1, %{{.*}}, 32] : memref<?x32xf32> into memref<1x?x32xf32>
+// CHECK-DAG: %[[A:.*]] = memref.cast %[[X]]
+// CHECK-DAG: %[[B:.*]] = memref.cast %[[W]]
+// CHECK-DAG: %[[C:.*]] = memref.cast %[[Y]]
+// CHECK-DAG: %[[NO:.*]] = arith.constant 0 : i64
+// CHECK-DAG: %[[YES:.*]] = arith.constant 1 : i64
+// CHECK: call @mass_cuda_gemm(%[[A]], %[[B]], %[[C]], %[[NO]], %[[YES]])
+// CHECK-NOT: linalg.generic
+#mk = affine_map<(m, k, n) -> (m, k)>
+#nk = affine_map<(m, k, n) -> (n, k)>
+#mn = affine_map<(m, k, n) -> (m, n)>
+func.func @dense(%x: memref<?x64xf32>, %w: memref<32x64xf32>, %y: memref<?x32xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<?x32xf32>)
+  linalg.generic {indexing_maps = [#mk, #nk, #mn], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<?x64xf32>, memref<32x64xf32>) outs(%y : memref<?x32xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %c, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// Batched (attention-like scores per sample) with A read transposed
+// (stored [b, k, m]) and B shared by every batch (its batch index 0): B
+// becomes a view of its first matrix.
+// CHECK-LABEL: func.func @batched
+// CHECK: %[[B0:.*]] = memref.subview %arg1[0, 0, 0] [1, 8, 16] [1, 1, 1]
+// CHECK: %[[A:.*]] = memref.cast %arg0
+// CHECK: %[[B:.*]] = memref.cast %[[B0]]
+// CHECK: %[[C:.*]] = memref.cast %arg2
+// CHECK: call @mass_cuda_gemm(%[[A]], %[[B]], %[[C]], %c1_i64, %c0_i64)
+#bkm = affine_map<(b, m, k, n) -> (b, k, m)>
+#b0kn = affine_map<(b, m, k, n) -> (0, k, n)>
+#bmn = affine_map<(b, m, k, n) -> (b, m, n)>
+func.func @batched(%a: memref<?x8x4xf32>, %b: memref<3x8x16xf32>, %c: memref<?x4x16xf32>) {
+  linalg.generic {indexing_maps = [#bkm, #b0kn, #bmn], iterator_types = ["parallel", "parallel", "reduction", "parallel"]}
+      ins(%a, %b : memref<?x8x4xf32>, memref<3x8x16xf32>) outs(%c : memref<?x4x16xf32>) {
+  ^bb0(%x: f32, %y: f32, %z: f32):
+    %p = arith.mulf %x, %y : f32
+    %s = arith.addf %z, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// An operand with no unit stride in its last two dimensions (every other
+// column of a matrix) is not a matrix cuBLAS reads: the loop nest stays.
+// CHECK-LABEL: func.func @strided
+// CHECK-NOT: call @mass_cuda_gemm
+// CHECK: linalg.generic
+#mk2 = affine_map<(m, k, n) -> (m, k)>
+#kn2 = affine_map<(m, k, n) -> (k, n)>
+#mn2 = affine_map<(m, k, n) -> (m, n)>
+func.func @strided(%x: memref<4x8xf32, strided<[32, 2]>>, %w: memref<8x4xf32>, %y: memref<4x4xf32>) {
+  linalg.generic {indexing_maps = [#mk2, #kn2, #mn2], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<4x8xf32, strided<[32, 2]>>, memref<8x4xf32>) outs(%y : memref<4x4xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %c, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}

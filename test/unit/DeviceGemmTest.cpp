@@ -1,0 +1,126 @@
+//===- DeviceGemmTest.cpp - The CUDA target's matrix products -------------===//
+//
+// The generated code calls mass_cuda_gemm(A, B, C, aTransposed,
+// bTransposed) for C[b] += A[b] * B[b] in row-major terms; DeviceCalls.cpp
+// turns that into the arguments of cuBLAS's column-major strided batched
+// product. Here the emulated device (CudaEmulated.cpp), which computes
+// what those arguments mean to cuBLAS, must give the row-major product for
+// every layout the generated code passes: row- and column-major storage,
+// padded rows, transposed operands, batches and operands every batch
+// shares.
+//
+//===----------------------------------------------------------------------===//
+
+#include "mass/abi.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <random>
+#include <vector>
+
+extern "C" void _mlir_ciface_mass_cuda_gemm(MassMemRef *a, MassMemRef *b,
+                                            MassMemRef *c, int64_t aTransposed,
+                                            int64_t bTransposed);
+
+namespace {
+
+/// A rank-3 memref descriptor over a buffer of its own: `size` with the
+/// last two dimensions stored row-major (`columnMajor` false) or
+/// column-major, each row (or column) padded by `pad` elements.
+struct Matrix {
+  std::vector<float> data;
+  void *allocated = nullptr, *aligned = nullptr;
+  int64_t offset = 0, sizes[3] = {}, strides[3] = {};
+
+  Matrix(std::mt19937 &rng, std::array<int64_t, 3> size, bool columnMajor,
+         int64_t pad) {
+    int64_t rows = size[1], cols = size[2];
+    int64_t inner = (columnMajor ? rows : cols) + pad;
+    int64_t matrix = inner * (columnMajor ? cols : rows);
+    data.resize(size[0] * matrix + 3);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (float &x : data)
+      x = normal(rng);
+    allocated = aligned = data.data();
+    offset = 3; // a view that starts inside its buffer
+    for (int i = 0; i < 3; ++i)
+      sizes[i] = size[i];
+    strides[0] = matrix;
+    strides[1] = columnMajor ? 1 : inner;
+    strides[2] = columnMajor ? inner : 1;
+  }
+  float &at(int64_t b, int64_t i, int64_t j) {
+    return data[offset + (sizes[0] == 1 ? 0 : b) * strides[0] + i * strides[1] +
+                j * strides[2]];
+  }
+  MassMemRef *get() { return reinterpret_cast<MassMemRef *>(&allocated); }
+};
+
+struct Case {
+  int64_t batch, m, k, n;
+  bool aTransposed, bTransposed;
+  bool aColumnMajor, bColumnMajor;
+  bool aShared, bShared; // one matrix for every batch
+  int64_t pad;
+};
+
+class DeviceGemm : public ::testing::TestWithParam<Case> {};
+
+TEST_P(DeviceGemm, MatchesTheRowMajorProduct) {
+  const Case p = GetParam();
+  std::mt19937 rng(11);
+  Matrix a(rng,
+           {p.aShared ? 1 : p.batch, p.aTransposed ? p.k : p.m,
+            p.aTransposed ? p.m : p.k},
+           p.aColumnMajor, p.pad);
+  Matrix b(rng,
+           {p.bShared ? 1 : p.batch, p.bTransposed ? p.n : p.k,
+            p.bTransposed ? p.k : p.n},
+           p.bColumnMajor, p.pad);
+  Matrix c(rng, {p.batch, p.m, p.n}, false, p.pad);
+  std::vector<double> expected;
+  for (int64_t s = 0; s < p.batch; ++s)
+    for (int64_t i = 0; i < p.m; ++i)
+      for (int64_t j = 0; j < p.n; ++j) {
+        double sum = c.at(s, i, j);
+        for (int64_t l = 0; l < p.k; ++l)
+          sum += double(p.aTransposed ? a.at(s, l, i) : a.at(s, i, l)) *
+                 double(p.bTransposed ? b.at(s, j, l) : b.at(s, l, j));
+        expected.push_back(sum);
+      }
+  _mlir_ciface_mass_cuda_gemm(a.get(), b.get(), c.get(), p.aTransposed,
+                              p.bTransposed);
+  size_t next = 0;
+  for (int64_t s = 0; s < p.batch; ++s)
+    for (int64_t i = 0; i < p.m; ++i)
+      for (int64_t j = 0; j < p.n; ++j) {
+        double want = expected[next++];
+        ASSERT_NEAR(c.at(s, i, j), want, 1e-4 * (1 + std::abs(want)))
+            << "C[" << s << "][" << i << "][" << j << "]";
+      }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Layouts, DeviceGemm,
+    ::testing::Values(
+        // A dense layer: x [m, k] times W^T, W stored [n, k].
+        Case{1, 5, 7, 3, false, true, false, false, false, false, 0},
+        // Its weight gradient: dy^T [n, m] * x, A stored [m, n] read
+        // transposed.
+        Case{1, 3, 5, 7, true, false, false, false, false, false, 0},
+        // Its input gradient, padded rows.
+        Case{1, 4, 6, 5, false, false, false, false, false, false, 3},
+        // Column-major storage of either operand (a transposed view).
+        Case{1, 6, 4, 5, false, false, true, false, false, false, 0},
+        Case{1, 6, 4, 5, true, true, false, true, false, false, 2},
+        // Batches, and operands every batch shares.
+        Case{3, 4, 5, 6, false, false, false, false, false, false, 1},
+        Case{3, 4, 5, 6, true, false, false, true, false, true, 0},
+        Case{4, 2, 3, 5, false, true, true, false, true, false, 0},
+        // Degenerate sizes: one row, one column, k of 1.
+        Case{2, 1, 4, 1, false, false, false, false, false, false, 0},
+        Case{1, 3, 1, 4, true, true, true, true, false, false, 0}));
+
+} // namespace
