@@ -110,6 +110,14 @@ public:
           "cuMemcpyDtoHAsync");
     check(driver.streamSynchronize(stream), "cuStreamSynchronize");
   }
+  void downloadAsync(void *host, const void *device, size_t bytes) override {
+    check(driver.memcpyDtoHAsync(host, reinterpret_cast<CUdeviceptr>(device),
+                                 bytes, stream),
+          "cuMemcpyDtoHAsync");
+  }
+  void synchronize() override {
+    check(driver.streamSynchronize(stream), "cuStreamSynchronize");
+  }
 
 private:
   std::string deviceName;

@@ -73,6 +73,11 @@ std::unique_ptr<Device> mass::rt::makeHostMirror(std::string name) {
 
 Device *mass::rt::activeDevice() { return state().device.get(); }
 
+void mass::rt::deviceSynchronize() {
+  if (Device *device = activeDevice())
+    device->synchronize();
+}
+
 bool mass::rt::selectDevice(const std::string &target, std::string &error) {
   if (target == "cuda") {
     if (!mass_cuda_device) {
@@ -130,7 +135,7 @@ void mass::rt::deviceWrote(void *host, size_t bytes, bool now) {
     return;
   m->hostNewer = false;
   if (now) {
-    device->download(host, m->device, std::min(bytes, m->capacity));
+    device->downloadAsync(host, m->device, std::min(bytes, m->capacity));
     m->deviceNewer = false;
   } else {
     m->deviceNewer = true;
@@ -159,8 +164,23 @@ void mass::rt::fetch(Tensor &t) {
 }
 
 void mass::rt::fetch(std::map<std::string, Tensor> &tensors) {
-  for (auto &entry : tensors)
-    fetch(entry.second);
+  Device *device = activeDevice();
+  if (!device)
+    return;
+  // Every copy queued, then one wait.
+  bool queued = false;
+  for (auto &entry : tensors) {
+    Tensor &t = entry.second;
+    Mirror *m = find(t.data());
+    if (m && m->deviceNewer) {
+      device->downloadAsync(t.data(), m->device,
+                            std::min(t.bytes(), m->capacity));
+      m->deviceNewer = false;
+      queued = true;
+    }
+  }
+  if (queued)
+    device->synchronize();
 }
 
 void *mass::rt::deviceArena(size_t bytes) {

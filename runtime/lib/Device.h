@@ -39,6 +39,13 @@ public:
   virtual void upload(void *device, const void *host, size_t bytes) = 0;
   /// Waits for the work queued before it.
   virtual void download(void *host, const void *device, size_t bytes) = 0;
+  /// Queued after the work before it: `host` holds the bytes only after
+  /// synchronize().
+  virtual void downloadAsync(void *host, const void *device, size_t bytes) {
+    download(host, device, bytes);
+  }
+  /// Waits for all the work queued.
+  virtual void synchronize() {}
 };
 
 /// The device the entry points run on; null when they run on the host's
@@ -64,8 +71,9 @@ enum class Sync {
 /// The device copy of the host buffer `host` of `bytes`, copied up per
 /// `sync`.
 void *deviceBuffer(void *host, size_t bytes, Sync sync);
-/// After a call that wrote the mirror of `host`: brings it down now
-/// (`now`), or marks it newer than the host's copy.
+/// After a call that wrote the mirror of `host`: queues its copy down
+/// (`now`: the host reads it after deviceSynchronize), or marks it newer
+/// than the host's copy.
 void deviceWrote(void *host, size_t bytes, bool now);
 /// The host changed `t`: the next call copies it up.
 void hostWrote(Tensor &t);
@@ -73,6 +81,9 @@ void hostWrote(std::map<std::string, Tensor> &tensors);
 /// The host is about to read `t`: brings down the device's newer copy.
 void fetch(Tensor &t);
 void fetch(std::map<std::string, Tensor> &tensors);
+/// Waits for the active device's queued work (nothing without one).
+void deviceSynchronize();
+
 /// The arena of the entry points' intermediates, on the device.
 void *deviceArena(size_t bytes);
 

@@ -214,11 +214,18 @@ void EntryCall::invoke(void (*entry)(void **)) {
     std::memcpy(&w[1], &device, sizeof(void *));
   }
   entry(pointers.data());
+  // Outputs and predictions come down now, in one wait for all of them;
+  // the rest stay on the device, newer than the host's copies.
+  bool downloaded = false;
   for (size_t k = 0; k < values; ++k) {
-    if (isResult[k])
-      deviceWrote(host[k], bytes[k],
-                  roles[k] == abi::Role::Output || roles[k] == abi::Role::Pred);
+    if (isResult[k]) {
+      bool now = roles[k] == abi::Role::Output || roles[k] == abi::Role::Pred;
+      deviceWrote(host[k], bytes[k], now);
+      downloaded |= now;
+    }
     std::memcpy(&words[k][0], &host[k], sizeof(void *));
     std::memcpy(&words[k][1], &host[k], sizeof(void *));
   }
+  if (downloaded)
+    deviceSynchronize();
 }

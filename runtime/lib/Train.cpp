@@ -1102,9 +1102,12 @@ int Trainer::benchmark() {
   auto time = [&](auto body) {
     for (int k = 0; k < 3; ++k)
       body();
+    deviceSynchronize();
     auto start = std::chrono::steady_clock::now();
     for (int64_t k = 0; k < opts.benchmark; ++k)
       body();
+    // A GPU's last launches may still run.
+    deviceSynchronize();
     return std::chrono::duration<double, std::milli>(
                std::chrono::steady_clock::now() - start)
                .count() /

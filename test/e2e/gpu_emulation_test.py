@@ -21,6 +21,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import masstest  # noqa: E402
 from sequence_test import write_bin  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench", "gpu"))
+from compare import losses  # noqa: E402  (the GPU benchmark's reading of a log)
+
 SPEC = os.path.join(os.path.dirname(__file__), "..", "lit", "spec", "fixtures")
 
 # Relative tolerance of each logged loss and of each gradient (the norm of
@@ -45,18 +48,6 @@ def topics(path, rows, seed):
     topic = rng.integers(0, 8, rows).astype(np.int32)
     score = rng.standard_normal((rows, 1)).astype(np.float32)
     masstest.write_npy_dir(path, {"tokens": tokens, "topic": topic, "score": score})
-
-
-def losses(log):
-    """Every loss the log holds, in order, with where it was logged."""
-    out = []
-    with open(log) as f:
-        for i, line in enumerate(f):
-            event = json.loads(line)
-            for key, value in event.items():
-                if "loss" in key and isinstance(value, float):
-                    out.append((f"line {i + 1} {key}", value))
-    return out
 
 
 class EmulatedGpu(unittest.TestCase):
