@@ -11,6 +11,7 @@ CPU build's; without one that test is skipped, and says so."""
 import ctypes
 import glob
 import os
+import re
 import subprocess
 import sys
 import unittest
@@ -219,6 +220,31 @@ class CudaTarget(unittest.TestCase):
             for key, value in a.items():
                 if isinstance(value, float) and "loss" in key:
                     self.assertLess(abs(b[key] - value), 1e-3 * max(abs(value), 1e-6), key)
+
+
+@unittest.skipUnless(os.environ.get("MASS_CUDA_ROOT"), "Mass was built without the CUDA toolkit")
+class CudaLibraries(unittest.TestCase):
+    """The runtime finds the driver's and cuBLAS's functions by name when a
+    GPU program starts (Cuda.cpp): each name must be one the libraries
+    define, checked here against the toolkit's (the driver's stub), since
+    no GPU runs the tests."""
+
+    def test_every_function_the_runtime_looks_up_exists(self):
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", "runtime", "lib",
+                               "Cuda.cpp")) as f:
+            names = re.findall(r'find\(library, "(\w+)"', f.read())
+        cublas = [n for n in names if n.startswith("cublas")]
+        driver = [n for n in names if not n.startswith("cublas")]
+        self.assertGreaterEqual(len(driver), 15)
+        self.assertEqual(len(cublas), 3)
+        root = os.environ["MASS_CUDA_ROOT"]
+        for pattern, wanted in (("stubs/libcuda.so", driver), ("libcublas.so.*", cublas)):
+            found = sorted(glob.glob(os.path.join(root, "lib64", pattern)) +
+                           glob.glob(os.path.join(root, "targets", "*", "lib", pattern)))
+            self.assertTrue(found, f"no {pattern} in {root}")
+            library = ctypes.CDLL(found[0])
+            missing = [n for n in wanted if not hasattr(library, n)]
+            self.assertEqual(missing, [], f"{found[0]} lacks them")
 
 
 def masstest_log(path):
