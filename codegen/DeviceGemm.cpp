@@ -12,6 +12,7 @@
 #include "codegen/Passes.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/SymbolTable.h"
 
 namespace mass {
@@ -24,6 +25,7 @@ using namespace mlir;
 namespace {
 
 constexpr llvm::StringLiteral kGemm = "mass_cuda_gemm";
+constexpr llvm::StringLiteral kGemmBias = "mass_cuda_gemm_bias";
 
 /// The runtime's operand type: a rank-3 view of any strides.
 MemRefType viewType(MLIRContext *context) {
@@ -78,19 +80,24 @@ Value batchView(OpBuilder &b, Location loc, Value operand, AffineMap map,
   return b.create<memref::SubViewOp>(loc, operand, offsets, sizes, strides);
 }
 
-/// The declaration of the runtime's product, created the first time.
-func::FuncOp gemmDeclaration(ModuleOp module) {
-  if (auto existing = module.lookupSymbol<func::FuncOp>(kGemm))
+/// The declaration of the runtime's product `name` with `types`, created
+/// the first time.
+func::FuncOp declaration(ModuleOp module, StringRef name,
+                         ArrayRef<Type> types) {
+  if (auto existing = module.lookupSymbol<func::FuncOp>(name))
     return existing;
   OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
-  Type view = viewType(module.getContext());
-  Type i64 = b.getI64Type();
-  auto func = b.create<func::FuncOp>(
-      module.getLoc(), kGemm,
-      b.getFunctionType({view, view, view, i64, i64}, {}));
+  auto func = b.create<func::FuncOp>(module.getLoc(), name,
+                                     b.getFunctionType(types, {}));
   func.setPrivate();
   func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(), b.getUnitAttr());
   return func;
+}
+
+/// Whether `c`'s result starts as zeros (a fill of 0.0 just before it).
+bool zeroInit(const mass::Contraction &c) {
+  return c.init && isa<linalg::FillOp>(c.init) &&
+         matchPattern(c.initScalar, m_AnyZeroFloat());
 }
 
 struct DeviceGemm : mass::impl::MassDeviceGemmBase<DeviceGemm> {
@@ -104,8 +111,12 @@ struct DeviceGemm : mass::impl::MassDeviceGemmBase<DeviceGemm> {
     });
     if (found.empty())
       return;
-    func::FuncOp gemm = gemmDeclaration(getOperation());
     Type view = viewType(&getContext());
+    Type i64 = IntegerType::get(&getContext(), 64);
+    int64_t d = ShapedType::kDynamic;
+    Type vector =
+        MemRefType::get({d}, Float32Type::get(&getContext()),
+                        StridedLayoutAttr::get(&getContext(), d, {d}));
     for (mass::Contraction &c : found) {
       OpBuilder b(c.op);
       Location loc = c.op.getLoc();
@@ -122,10 +133,26 @@ struct DeviceGemm : mass::impl::MassDeviceGemmBase<DeviceGemm> {
       SmallVector<Value> args;
       for (Value v : {a, bm, out})
         args.push_back(b.create<memref::CastOp>(loc, view, v));
+      // A bias broadcast into C before the product is cuBLASLt's bias
+      // epilogue; a fill of zeros is a product that overwrites C. Either
+      // way the op that wrote C first goes.
+      bool bias = c.initRow && c.batch == 0;
+      if (bias)
+        args.push_back(b.create<memref::CastOp>(loc, vector, c.initRow));
       args.push_back(b.create<arith::ConstantIntOp>(loc, c.aTransposed, 64));
       args.push_back(b.create<arith::ConstantIntOp>(loc, c.bTransposed, 64));
-      b.create<func::CallOp>(loc, gemm, args);
+      bool overwrite = bias || zeroInit(c);
+      if (!bias)
+        args.push_back(b.create<arith::ConstantIntOp>(loc, !overwrite, 64));
+      func::FuncOp callee =
+          bias ? declaration(getOperation(), kGemmBias,
+                             {view, view, view, vector, i64, i64})
+               : declaration(getOperation(), kGemm,
+                             {view, view, view, i64, i64, i64});
+      b.create<func::CallOp>(loc, callee, args);
       c.op.erase();
+      if (overwrite)
+        c.init->erase();
     }
   }
 };

@@ -372,13 +372,15 @@ def MassDeviceGemm : Pass<"mass-device-gemm", "::mlir::ModuleOp"> {
     Each contraction that mass-gemm would turn into a CPU kernel (C[m, n]
     += A * B, or batched over one leading dimension, of f32 buffers, A
     and B read directly or transposed) becomes one host call,
-    `mass_cuda_gemm(A, B, C, a_transposed, b_transposed)`, of rank-3
-    views (a product without a batch, or an operand that every batch
-    shares, gets a leading dimension of 1). The runtime hands it to
-    cuBLAS's strided batched product, accumulating onto C as the loop
-    nest did, so the fill or bias before it stays a kernel. A product
-    whose operands have no unit stride in their last two dimensions stays
-    a loop nest.
+    `mass_cuda_gemm(A, B, C, a_transposed, b_transposed, accumulate)`, of
+    rank-3 views (a product without a batch, or an operand that every
+    batch shares, gets a leading dimension of 1). The runtime hands it to
+    cuBLAS's strided batched product. A fill of zeros just before it goes
+    (the product overwrites C: `accumulate` 0); a bias broadcast into C
+    just before a product without a batch goes too, and the call is
+    `mass_cuda_gemm_bias(A, B, C, bias, a_transposed, b_transposed)`:
+    cuBLASLt's bias epilogue. A product whose operands have no unit
+    stride in their last two dimensions stays a loop nest.
   }];
   let dependentDialects = ["::mlir::func::FuncDialect",
                            "::mlir::memref::MemRefDialect",

@@ -16,6 +16,7 @@
 #include "DeviceKernelLaunch.h"
 #include "mass/abi.h"
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda.h>
 #include <dlfcn.h>
@@ -246,6 +247,26 @@ struct Cublas {
                                         long long, const float *, int,
                                         long long, const float *, float *, int,
                                         long long, int);
+  // cuBLASLt, for the products with a bias epilogue (libcublas.so's own
+  // dependency, opened by its name once libcublas is loaded).
+  cublasLtHandle_t lt = nullptr;
+  cublasStatus_t (*ltCreate)(cublasLtHandle_t *);
+  cublasStatus_t (*ltDescCreate)(cublasLtMatmulDesc_t *, cublasComputeType_t,
+                                 cudaDataType_t);
+  cublasStatus_t (*ltDescSet)(cublasLtMatmulDesc_t,
+                              cublasLtMatmulDescAttributes_t, const void *,
+                              size_t);
+  cublasStatus_t (*ltDescDestroy)(cublasLtMatmulDesc_t);
+  cublasStatus_t (*ltLayoutCreate)(cublasLtMatrixLayout_t *, cudaDataType,
+                                   uint64_t, uint64_t, int64_t);
+  cublasStatus_t (*ltLayoutDestroy)(cublasLtMatrixLayout_t);
+  cublasStatus_t (*ltMatmul)(cublasLtHandle_t, cublasLtMatmulDesc_t,
+                             const void *, const void *, cublasLtMatrixLayout_t,
+                             const void *, cublasLtMatrixLayout_t, const void *,
+                             const void *, cublasLtMatrixLayout_t, void *,
+                             cublasLtMatrixLayout_t,
+                             const cublasLtMatmulAlgo_t *, void *, size_t,
+                             cudaStream_t);
 };
 
 [[noreturn]] void cublasFailed(const std::string &what) {
@@ -281,6 +302,20 @@ Cublas &cublas() {
         !find(library, "cublasSgemmStridedBatched", out.sgemmStridedBatched))
       cublasFailed("the cuBLAS library found lacks a function this program "
                    "calls");
+    void *lt = dlopen("libcublasLt.so.13", RTLD_NOW | RTLD_LOCAL);
+    if (!lt)
+      lt = dlopen("libcublasLt.so.12", RTLD_NOW | RTLD_LOCAL);
+    if (!lt || !find(lt, "cublasLtCreate", out.ltCreate) ||
+        !find(lt, "cublasLtMatmulDescCreate", out.ltDescCreate) ||
+        !find(lt, "cublasLtMatmulDescSetAttribute", out.ltDescSet) ||
+        !find(lt, "cublasLtMatmulDescDestroy", out.ltDescDestroy) ||
+        !find(lt, "cublasLtMatrixLayoutCreate", out.ltLayoutCreate) ||
+        !find(lt, "cublasLtMatrixLayoutDestroy", out.ltLayoutDestroy) ||
+        !find(lt, "cublasLtMatmul", out.ltMatmul))
+      cublasFailed("cuBLASLt (libcublasLt.so, beside libcublas.so) is "
+                   "missing or lacks a function this program calls");
+    if (out.ltCreate(&out.lt) != CUBLAS_STATUS_SUCCESS)
+      cublasFailed("cannot start cuBLASLt on this GPU");
     if (out.create(&out.handle) != CUBLAS_STATUS_SUCCESS ||
         out.setStream(out.handle, reinterpret_cast<cudaStream_t>(stream)) !=
             CUBLAS_STATUS_SUCCESS)
@@ -288,6 +323,58 @@ Cublas &cublas() {
     return out;
   }();
   return c;
+}
+
+/// One product (one batch) with cuBLASLt's bias epilogue: C = op(first) *
+/// op(second) + bias, the bias added to each row i.
+void gemmWithBias(Cublas &c, const mass::rt::device::GemmArgs &g) {
+  auto ok = [](cublasStatus_t status, const char *what) {
+    if (status != CUBLAS_STATUS_SUCCESS)
+      cublasFailed(std::string(what) + " failed with status " +
+                   std::to_string(static_cast<int>(status)));
+  };
+  cublasLtMatmulDesc_t desc = nullptr;
+  ok(c.ltDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+     "cublasLtMatmulDescCreate");
+  cublasOperation_t ta = g.transFirst ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t tb = g.transSecond ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+  ok(c.ltDescSet(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta),
+     "cublasLtMatmulDescSetAttribute");
+  ok(c.ltDescSet(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb),
+     "cublasLtMatmulDescSetAttribute");
+  ok(c.ltDescSet(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                 sizeof epilogue),
+     "cublasLtMatmulDescSetAttribute");
+  ok(c.ltDescSet(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
+                 sizeof g.bias),
+     "cublasLtMatmulDescSetAttribute");
+  // The matrices as stored (column-major, before op).
+  cublasLtMatrixLayout_t first = nullptr, second = nullptr, out = nullptr;
+  ok(c.ltLayoutCreate(&first, CUDA_R_32F, g.transFirst ? g.k : g.m,
+                      g.transFirst ? g.m : g.k, g.ldFirst),
+     "cublasLtMatrixLayoutCreate");
+  ok(c.ltLayoutCreate(&second, CUDA_R_32F, g.transSecond ? g.n : g.k,
+                      g.transSecond ? g.k : g.n, g.ldSecond),
+     "cublasLtMatrixLayoutCreate");
+  ok(c.ltLayoutCreate(&out, CUDA_R_32F, g.m, g.n, g.ldc),
+     "cublasLtMatrixLayoutCreate");
+  // A workspace widens the algorithms cuBLASLt may pick (32 MiB, as its
+  // guide advises for Hopper); without one it still finds one.
+  static size_t workspaceBytes = 32u << 20;
+  static CUdeviceptr workspace = 0;
+  if (!workspace && workspaceBytes &&
+      driver.memAlloc(&workspace, workspaceBytes) != CUDA_SUCCESS)
+    workspaceBytes = 0;
+  const float one = 1.0f, zero = 0.0f;
+  ok(c.ltMatmul(c.lt, desc, &one, g.first, first, g.second, second, &zero, g.c,
+                out, g.c, out, nullptr, reinterpret_cast<void *>(workspace),
+                workspaceBytes, reinterpret_cast<cudaStream_t>(stream)),
+     "cublasLtMatmul");
+  c.ltLayoutDestroy(first);
+  c.ltLayoutDestroy(second);
+  c.ltLayoutDestroy(out);
+  c.ltDescDestroy(desc);
 }
 
 } // namespace
@@ -298,14 +385,18 @@ void mass::rt::device::launchGemm(const GemmArgs &g) {
       cublasFailed("a matrix product of " + std::to_string(v) +
                    " rows, columns or batches is larger than cuBLAS's int");
   Cublas &c = cublas();
-  const float one = 1.0f;
+  if (g.bias) {
+    gemmWithBias(c, g);
+    return;
+  }
+  const float one = 1.0f, zero = 0.0f;
   cublasStatus_t status = c.sgemmStridedBatched(
       c.handle, g.transFirst ? CUBLAS_OP_T : CUBLAS_OP_N,
       g.transSecond ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(g.m),
       static_cast<int>(g.n), static_cast<int>(g.k), &one, g.first,
       static_cast<int>(g.ldFirst), g.strideFirst, g.second,
-      static_cast<int>(g.ldSecond), g.strideSecond, &one, g.c,
-      static_cast<int>(g.ldc), g.strideC, static_cast<int>(g.batch));
+      static_cast<int>(g.ldSecond), g.strideSecond, g.accumulate ? &one : &zero,
+      g.c, static_cast<int>(g.ldc), g.strideC, static_cast<int>(g.batch));
   if (status != CUBLAS_STATUS_SUCCESS)
     cublasFailed("cublasSgemmStridedBatched failed with status " +
                  std::to_string(static_cast<int>(status)));

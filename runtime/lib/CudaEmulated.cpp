@@ -89,7 +89,8 @@ void mass::rt::device::launchDeviceKernel(const std::string &name,
   runGrid(name, args, threads);
 }
 
-// cublasSgemmStridedBatched's meaning, column-major, summed over k in order.
+// cublasSgemmStridedBatched's meaning (cuBLASLt's with a bias), column-major,
+// summed over k in order.
 void mass::rt::device::launchGemm(const GemmArgs &g) {
   for (int64_t p = 0; p < g.batch; ++p) {
     const float *first = g.first + p * g.strideFirst;
@@ -105,7 +106,8 @@ void mass::rt::device::launchGemm(const GemmArgs &g) {
                                   : second[l + j * g.ldSecond];
           sum += x * y;
         }
-        c[i + j * g.ldc] += sum;
+        float &out = c[i + j * g.ldc];
+        out = g.bias ? sum + g.bias[i] : g.accumulate ? out + sum : sum;
       }
   }
 }

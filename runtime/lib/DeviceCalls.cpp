@@ -129,16 +129,9 @@ ColumnMajor columnMajor(const MassMemRef *m) {
   return out;
 }
 
-} // namespace
-
-extern "C" {
-
-// C[b] += A[b] * B[b] (row-major meaning; A read as [k, m] when
-// aTransposed, B as [n, k] when bTransposed); an operand of batch 1 is
-// shared by every batch. cuBLAS is column-major: the row-major C is its
-// column-major transpose, C^T = B^T * A^T.
-void _mlir_ciface_mass_cuda_gemm(MassMemRef *a, MassMemRef *b, MassMemRef *c,
-                                 int64_t aTransposed, int64_t bTransposed) {
+/// The cuBLAS arguments of C[b] += A[b] * B[b] in row-major terms.
+GemmArgs gemmArgs(MassMemRef *a, MassMemRef *b, MassMemRef *c,
+                  int64_t aTransposed, int64_t bTransposed) {
   const int64_t *cs = c->sizes_and_strides;
   if (cs[5] != 1)
     gemmError("the result's rows are not contiguous");
@@ -160,6 +153,37 @@ void _mlir_ciface_mass_cuda_gemm(MassMemRef *a, MassMemRef *b, MassMemRef *c,
   g.second = second.data, g.ldSecond = second.ld;
   g.strideSecond = second.batchStride;
   g.transSecond = second.transposed == static_cast<bool>(aTransposed);
+  return g;
+}
+
+} // namespace
+
+extern "C" {
+
+// C[b] (+)= A[b] * B[b] (row-major meaning; A read as [k, m] when
+// aTransposed, B as [n, k] when bTransposed); an operand of batch 1 is
+// shared by every batch. cuBLAS is column-major: the row-major C is its
+// column-major transpose, C^T = B^T * A^T.
+void _mlir_ciface_mass_cuda_gemm(MassMemRef *a, MassMemRef *b, MassMemRef *c,
+                                 int64_t aTransposed, int64_t bTransposed,
+                                 int64_t accumulate) {
+  GemmArgs g = gemmArgs(a, b, c, aTransposed, bTransposed);
+  g.accumulate = accumulate != 0;
+  if (g.batch > 0 && g.m > 0 && g.n > 0)
+    launchGemm(g);
+}
+
+// C = A * B + bias, the bias (one per column of the row-major C) broadcast
+// over the rows: cuBLASLt's bias epilogue.
+void _mlir_ciface_mass_cuda_gemm_bias(MassMemRef *a, MassMemRef *b,
+                                      MassMemRef *c, MassMemRef *bias,
+                                      int64_t aTransposed,
+                                      int64_t bTransposed) {
+  GemmArgs g = gemmArgs(a, b, c, aTransposed, bTransposed);
+  if (bias->sizes_and_strides[0] != g.m || bias->sizes_and_strides[1] != 1)
+    gemmError("the bias is not one contiguous value per column");
+  g.accumulate = false;
+  g.bias = static_cast<const float *>(bias->aligned) + bias->offset;
   if (g.batch > 0 && g.m > 0 && g.n > 0)
     launchGemm(g);
 }

@@ -29,11 +29,15 @@ void launchDeviceKernel(const std::string &name, const LayerNormArgs &args,
 
 /// The arguments of cuBLAS's cublasSgemmStridedBatched, column-major:
 /// for each of `batch` matrices, C (m x n, leading dimension ldc) =
-/// op(first) (m x k) * op(second) (k x n) + C. `transFirst` and
+/// op(first) (m x k) * op(second) (k x n) + C, or without `accumulate`
+/// the product alone, or with `bias` (one batch) the product plus
+/// bias[i] on each row i (cuBLASLt's bias epilogue). `transFirst` and
 /// `transSecond` choose op (the transpose or not); a stride of 0 reads
 /// the same matrix for every batch.
 struct GemmArgs {
   bool transFirst = false, transSecond = false;
+  bool accumulate = true;
+  const float *bias = nullptr;
   int64_t m = 0, n = 0, k = 0, batch = 0;
   const float *first = nullptr, *second = nullptr;
   float *c = nullptr;

@@ -7,7 +7,8 @@
 // what those arguments mean to cuBLAS, must give the row-major product for
 // every layout the generated code passes: row- and column-major storage,
 // padded rows, transposed operands, batches and operands every batch
-// shares.
+// shares; adding onto C, overwriting it, and with a bias (cuBLASLt's
+// epilogue).
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,7 +23,13 @@
 
 extern "C" void _mlir_ciface_mass_cuda_gemm(MassMemRef *a, MassMemRef *b,
                                             MassMemRef *c, int64_t aTransposed,
-                                            int64_t bTransposed);
+                                            int64_t bTransposed,
+                                            int64_t accumulate);
+extern "C" void _mlir_ciface_mass_cuda_gemm_bias(MassMemRef *a, MassMemRef *b,
+                                                 MassMemRef *c,
+                                                 MassMemRef *bias,
+                                                 int64_t aTransposed,
+                                                 int64_t bTransposed);
 
 namespace {
 
@@ -58,12 +65,24 @@ struct Matrix {
   MassMemRef *get() { return reinterpret_cast<MassMemRef *>(&allocated); }
 };
 
+/// What the product does with C: adds onto it, overwrites it, or
+/// overwrites it with the product plus a bias per column.
+enum class Mode { Accumulate, Overwrite, Bias };
+
 struct Case {
   int64_t batch, m, k, n;
   bool aTransposed, bTransposed;
   bool aColumnMajor, bColumnMajor;
   bool aShared, bShared; // one matrix for every batch
   int64_t pad;
+  Mode mode = Mode::Accumulate;
+};
+
+/// A rank-1 descriptor of `data` (unit stride).
+struct Vector {
+  void *allocated, *aligned;
+  int64_t offset, size, stride;
+  MassMemRef *get() { return reinterpret_cast<MassMemRef *>(this); }
 };
 
 class DeviceGemm : public ::testing::TestWithParam<Case> {};
@@ -80,18 +99,29 @@ TEST_P(DeviceGemm, MatchesTheRowMajorProduct) {
             p.bTransposed ? p.k : p.n},
            p.bColumnMajor, p.pad);
   Matrix c(rng, {p.batch, p.m, p.n}, false, p.pad);
+  std::vector<float> bias(p.n);
+  for (float &x : bias)
+    x = std::normal_distribution<float>(0.0f, 1.0f)(rng);
   std::vector<double> expected;
   for (int64_t s = 0; s < p.batch; ++s)
     for (int64_t i = 0; i < p.m; ++i)
       for (int64_t j = 0; j < p.n; ++j) {
-        double sum = c.at(s, i, j);
+        double sum = p.mode == Mode::Accumulate ? c.at(s, i, j)
+                     : p.mode == Mode::Bias     ? bias[j]
+                                                : 0.0;
         for (int64_t l = 0; l < p.k; ++l)
           sum += double(p.aTransposed ? a.at(s, l, i) : a.at(s, i, l)) *
                  double(p.bTransposed ? b.at(s, j, l) : b.at(s, l, j));
         expected.push_back(sum);
       }
-  _mlir_ciface_mass_cuda_gemm(a.get(), b.get(), c.get(), p.aTransposed,
-                              p.bTransposed);
+  if (p.mode == Mode::Bias) {
+    Vector v{bias.data(), bias.data(), 0, p.n, 1};
+    _mlir_ciface_mass_cuda_gemm_bias(a.get(), b.get(), c.get(), v.get(),
+                                     p.aTransposed, p.bTransposed);
+  } else {
+    _mlir_ciface_mass_cuda_gemm(a.get(), b.get(), c.get(), p.aTransposed,
+                                p.bTransposed, p.mode == Mode::Accumulate);
+  }
   size_t next = 0;
   for (int64_t s = 0; s < p.batch; ++s)
     for (int64_t i = 0; i < p.m; ++i)
@@ -121,6 +151,16 @@ INSTANTIATE_TEST_SUITE_P(
         Case{4, 2, 3, 5, false, true, true, false, true, false, 0},
         // Degenerate sizes: one row, one column, k of 1.
         Case{2, 1, 4, 1, false, false, false, false, false, false, 0},
-        Case{1, 3, 1, 4, true, true, true, true, false, false, 0}));
+        Case{1, 3, 1, 4, true, true, true, true, false, false, 0},
+        // Products that overwrite C (a fill of zeros before them), and a
+        // dense layer's forward with its bias as the epilogue.
+        Case{1, 5, 7, 3, false, true, false, false, false, false, 0,
+             Mode::Overwrite},
+        Case{3, 4, 5, 6, true, false, false, true, false, true, 1,
+             Mode::Overwrite},
+        Case{1, 5, 7, 3, false, true, false, false, false, false, 2,
+             Mode::Bias},
+        Case{1, 4, 6, 5, true, false, true, false, false, false, 0,
+             Mode::Bias}));
 
 } // namespace

@@ -1,11 +1,11 @@
-// RUN: mass-opt --split-input-file --mass-device-gemm %s | FileCheck %s
+// RUN: mass-opt --split-input-file --mass-device-gemm --cse %s | FileCheck %s
 
-// A dense layer's product, x[m, k] * W^T (W stored [n, k]), after the fill
-// of its bias: one host call of the runtime's product on rank-3 views
-// (a leading dimension of 1), B read transposed; the fill stays.
-// CHECK: func.func private @mass_cuda_gemm(memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64, i64) attributes {llvm.emit_c_interface}
+// A product x[m, k] * W^T (W stored [n, k]) after a fill of zeros: one
+// host call of the runtime's product on rank-3 views (a leading dimension
+// of 1), B read transposed, C overwritten (the last 0), the fill gone.
+// CHECK: func.func private @mass_cuda_gemm(memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64, i64, i64) attributes {llvm.emit_c_interface}
 // CHECK-LABEL: func.func @dense
-// CHECK: linalg.fill
+// CHECK-NOT: linalg.fill
 // CHECK-DAG: %[[X:.*]] = memref.expand_shape %arg0 {{\[\[}}0, 1], [2]] output_shape [1, %{{.*}}, 64] : memref<?x64xf32> into memref<1x?x64xf32>
 // CHECK-DAG: %[[W:.*]] = memref.expand_shape %arg1 {{\[\[}}0, 1], [2]] output_shape [1, 32, 64] : memref<32x64xf32> into memref<1x32x64xf32>
 // CHECK-DAG: %[[Y:.*]] = memref.expand_shape %arg2 {{\[\[}}0, 1], [2]] output_shape [1, %{{.*}}, 32] : memref<?x32xf32> into memref<1x?x32xf32>
@@ -14,7 +14,7 @@
 // CHECK-DAG: %[[C:.*]] = memref.cast %[[Y]]
 // CHECK-DAG: %[[NO:.*]] = arith.constant 0 : i64
 // CHECK-DAG: %[[YES:.*]] = arith.constant 1 : i64
-// CHECK: call @mass_cuda_gemm(%[[A]], %[[B]], %[[C]], %[[NO]], %[[YES]])
+// CHECK: call @mass_cuda_gemm(%[[A]], %[[B]], %[[C]], %[[NO]], %[[YES]], %[[NO]])
 // CHECK-NOT: linalg.generic
 #mk = affine_map<(m, k, n) -> (m, k)>
 #nk = affine_map<(m, k, n) -> (n, k)>
@@ -36,13 +36,14 @@ func.func @dense(%x: memref<?x64xf32>, %w: memref<32x64xf32>, %y: memref<?x32xf3
 
 // Batched (attention-like scores per sample) with A read transposed
 // (stored [b, k, m]) and B shared by every batch (its batch index 0): B
-// becomes a view of its first matrix.
+// becomes a view of its first matrix. Nothing wrote C just before: the
+// product adds onto it.
 // CHECK-LABEL: func.func @batched
 // CHECK: %[[B0:.*]] = memref.subview %arg1[0, 0, 0] [1, 8, 16] [1, 1, 1]
 // CHECK: %[[A:.*]] = memref.cast %arg0
 // CHECK: %[[B:.*]] = memref.cast %[[B0]]
 // CHECK: %[[C:.*]] = memref.cast %arg2
-// CHECK: call @mass_cuda_gemm(%[[A]], %[[B]], %[[C]], %c1_i64, %c0_i64)
+// CHECK: call @mass_cuda_gemm(%[[A]], %[[B]], %[[C]], %c1_i64, %c0_i64, %c1_i64)
 #bkm = affine_map<(b, m, k, n) -> (b, k, m)>
 #b0kn = affine_map<(b, m, k, n) -> (0, k, n)>
 #bmn = affine_map<(b, m, k, n) -> (b, m, n)>
@@ -70,6 +71,37 @@ func.func @batched(%a: memref<?x8x4xf32>, %b: memref<3x8x16xf32>, %c: memref<?x4
 func.func @strided(%x: memref<4x8xf32, strided<[32, 2]>>, %w: memref<8x4xf32>, %y: memref<4x4xf32>) {
   linalg.generic {indexing_maps = [#mk2, #kn2, #mn2], iterator_types = ["parallel", "reduction", "parallel"]}
       ins(%x, %w : memref<4x8xf32, strided<[32, 2]>>, memref<8x4xf32>) outs(%y : memref<4x4xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %c, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// A dense layer: its bias broadcast over the rows of C, then the product.
+// The broadcast goes; cuBLASLt adds the bias as the product's epilogue.
+// CHECK: func.func private @mass_cuda_gemm_bias(memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, memref<?xf32, strided<[?], offset: ?>>, i64, i64) attributes {llvm.emit_c_interface}
+// CHECK-LABEL: func.func @dense_bias
+// CHECK-NOT: linalg.generic
+// CHECK: %[[BIAS:.*]] = memref.cast %arg3 : memref<32xf32> to memref<?xf32, strided<[?], offset: ?>>
+// CHECK: call @mass_cuda_gemm_bias(%{{.*}}, %{{.*}}, %{{.*}}, %[[BIAS]], %c0_i64, %c1_i64)
+// CHECK-NOT: linalg.generic
+#row = affine_map<(m, n) -> (n)>
+#id = affine_map<(m, n) -> (m, n)>
+#mk3 = affine_map<(m, k, n) -> (m, k)>
+#nk3 = affine_map<(m, k, n) -> (n, k)>
+#mn3 = affine_map<(m, k, n) -> (m, n)>
+func.func @dense_bias(%x: memref<?x64xf32>, %w: memref<32x64xf32>, %y: memref<?x32xf32>, %bias: memref<32xf32>) {
+  linalg.generic {indexing_maps = [#row, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%bias : memref<32xf32>) outs(%y : memref<?x32xf32>) {
+  ^bb0(%b: f32, %o: f32):
+    linalg.yield %b : f32
+  }
+  linalg.generic {indexing_maps = [#mk3, #nk3, #mn3], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<?x64xf32>, memref<32x64xf32>) outs(%y : memref<?x32xf32>) {
   ^bb0(%a: f32, %b: f32, %c: f32):
     %p = arith.mulf %a, %b : f32
     %s = arith.addf %c, %p : f32
