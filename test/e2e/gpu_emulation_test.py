@@ -141,14 +141,16 @@ class EmulatedGpu(unittest.TestCase):
 
     # ResNet-18 and Inception at -O0 whatever MASS_OPT says: the CPU build
     # at -O3 takes over a minute to compile (issue 14), and the GPU build
-    # is the same at every level but LLVM's.
+    # is the same at every level but LLVM's. Batches of 4: batch norm over
+    # 2 samples magnifies the builds' 1e-6 differences in the weights after
+    # one step to 5e-5 in the next step's loss (4: 3e-6).
     def test_spec03_resnet18(self):
         # Strided convolutions, residual sums, global pooling.
-        self.compare("03_resnet18.mass", "2", "2", "--train", "cifar", opt="-O0")
+        self.compare("03_resnet18.mass", "2", "4", "--train", "cifar", opt="-O0")
 
     def test_spec04_inception(self):
         # Parallel branches joined by concat, 1x1 and 5x5 convolutions.
-        self.compare("04_inception.mass", "2", "2", "--train", "cifar", opt="-O0")
+        self.compare("04_inception.mass", "2", "4", "--train", "cifar", opt="-O0")
 
     def test_spec05_multitask(self):
         self.compare("05_multitask.mass", "3", "6")
