@@ -46,6 +46,8 @@ struct Mirror {
   size_t capacity = 0;
   bool hostNewer = true;    // the host wrote since the last upload
   bool deviceNewer = false; // a call wrote since the last download
+  bool ahead = false;       // uploadAhead copied it for the next call
+  bool carved = false;      // a slice of the reserved block
 };
 
 struct State {
@@ -53,11 +55,34 @@ struct State {
   std::unordered_map<const void *, Mirror> mirrors;
   void *arena = nullptr;
   size_t arenaCapacity = 0;
+  bool arenaCarved = false;
+  // reserveDeviceMemory's block and how much of it is carved.
+  char *block = nullptr;
+  size_t blockSize = 0, blockUsed = 0;
 };
 
 State &state() {
   static State s;
   return s;
+}
+
+/// `bytes` of device memory: a slice of the reserved block while it lasts
+/// (`carved` true), else an allocation of its own.
+void *deviceMemory(State &s, size_t bytes, bool &carved) {
+  size_t rounded = (bytes + 255) / 256 * 256;
+  carved = s.block && rounded <= s.blockSize - s.blockUsed;
+  if (!carved)
+    return s.device->allocate(bytes);
+  void *p = s.block + s.blockUsed;
+  s.blockUsed += rounded;
+  return p;
+}
+
+/// Gives back what deviceMemory gave: a slice stays carved (the block is
+/// freed only with the program).
+void releaseDeviceMemory(State &s, void *p, bool carved) {
+  if (p && !carved)
+    s.device->release(p);
 }
 
 Mirror *find(const void *host) {
@@ -114,18 +139,34 @@ void *mass::rt::deviceBuffer(void *host, size_t bytes, Sync sync) {
     // come down first, so nothing is lost.
     if (m.device && m.deviceNewer)
       device->download(host, m.device, m.capacity);
-    if (m.device)
-      device->release(m.device);
-    m.device = device->allocate(bytes);
+    releaseDeviceMemory(state(), m.device, m.carved);
+    m.device = deviceMemory(state(), bytes, m.carved);
     m.capacity = bytes;
     m.hostNewer = true;
     m.deviceNewer = false;
   }
-  if (sync == Sync::Always || (sync == Sync::OnChange && m.hostNewer)) {
+  if (m.ahead && sync == Sync::Always) {
+    // Copied up already (uploadAhead): the call waits for that copy.
+    device->waitForCopies();
+    m.ahead = false;
+  } else if (sync == Sync::Always || (sync == Sync::OnChange && m.hostNewer)) {
     device->upload(m.device, host, bytes);
     m.hostNewer = false;
   }
   return m.device;
+}
+
+void mass::rt::uploadAhead(void *host, size_t bytes) {
+  Device *device = activeDevice();
+  if (!device || bytes == 0)
+    return;
+  // Allocated (or grown) as a call would; the copy goes on the second
+  // stream.
+  deviceBuffer(host, bytes, Sync::Never);
+  Mirror &m = state().mirrors[host];
+  device->uploadAhead(m.device, host, bytes);
+  m.hostNewer = false;
+  m.ahead = true;
 }
 
 void mass::rt::deviceWrote(void *host, size_t bytes, bool now) {
@@ -186,10 +227,17 @@ void mass::rt::fetch(std::map<std::string, Tensor> &tensors) {
 void *mass::rt::deviceArena(size_t bytes) {
   State &s = state();
   if (bytes > s.arenaCapacity) {
-    if (s.arena)
-      s.device->release(s.arena);
-    s.arena = s.device->allocate(bytes);
+    releaseDeviceMemory(s, s.arena, s.arenaCarved);
+    s.arena = deviceMemory(s, bytes, s.arenaCarved);
     s.arenaCapacity = bytes;
   }
   return s.arena;
+}
+
+void mass::rt::reserveDeviceMemory(size_t bytes) {
+  State &s = state();
+  if (!s.device || s.block || bytes == 0)
+    return;
+  s.block = static_cast<char *>(s.device->allocate(bytes));
+  s.blockSize = bytes;
 }

@@ -46,6 +46,18 @@ public:
   }
   /// Waits for all the work queued.
   virtual void synchronize() {}
+  /// Page-locks `bytes` at `host` for the rest of the run, so that copies
+  /// from it are asynchronous (nothing where copies are plain memcpy).
+  virtual void pin(void * /*host*/, size_t /*bytes*/) {}
+  /// Queued on a second stream, beside the work already queued (which
+  /// must not touch `device`): the copy runs while that work does; `host`
+  /// must hold the bytes until the copy ran, and work queued after
+  /// waitForCopies() sees them.
+  virtual void uploadAhead(void *device, const void *host, size_t bytes) {
+    upload(device, host, bytes);
+  }
+  /// The work queued from now on waits for the copies uploadAhead queued.
+  virtual void waitForCopies() {}
 };
 
 /// The device the entry points run on; null when they run on the host's
@@ -71,6 +83,11 @@ enum class Sync {
 /// The device copy of the host buffer `host` of `bytes`, copied up per
 /// `sync`.
 void *deviceBuffer(void *host, size_t bytes, Sync sync);
+/// Copies the host buffer `host` of `bytes` (a batch the next call reads
+/// with Sync::Always) up to its mirror now, on the device's second stream,
+/// while the calls queued before run: they must not read that mirror. The
+/// next call that binds it waits for the copy instead of copying again.
+void uploadAhead(void *host, size_t bytes);
 /// After a call that wrote the mirror of `host`: queues its copy down
 /// (`now`: the host reads it after deviceSynchronize), or marks it newer
 /// than the host's copy.
@@ -86,6 +103,13 @@ void deviceSynchronize();
 
 /// The arena of the entry points' intermediates, on the device.
 void *deviceArena(size_t bytes);
+
+/// Allocates one block of `bytes` on the active device (nothing without
+/// one) from which the mirrors and the arena are carved from then on, in
+/// 256-byte-aligned slices that stay for the run: one allocation at
+/// start-up rather than one per tensor. What no longer fits (a batch
+/// larger than the block was sized for) gets an allocation of its own.
+void reserveDeviceMemory(size_t bytes);
 
 } // namespace mass::rt
 

@@ -175,7 +175,7 @@ void *mass::rt::reserveArena(size_t bytes) {
   return memory.get();
 }
 
-void EntryCall::invoke(void (*entry)(void **)) {
+void EntryCall::invoke(void (*entry)(void **), bool wait) {
   if (arena) {
     size_t bytes = arena->arenaSize(batch);
     void *memory = reserveArena(bytes);
@@ -226,6 +226,6 @@ void EntryCall::invoke(void (*entry)(void **)) {
     std::memcpy(&words[k][0], &host[k], sizeof(void *));
     std::memcpy(&words[k][1], &host[k], sizeof(void *));
   }
-  if (downloaded)
+  if (downloaded && wait)
     deviceSynchronize();
 }

@@ -75,8 +75,9 @@ public:
   void bind(size_t index, void *data, const std::vector<int64_t> &shape);
   void bind(size_t index, Tensor &t) { bind(index, t.data(), t.shape); }
   /// Binds the arena, sized for the batch of the values bound last, and
-  /// calls `entry`.
-  void invoke(void (*entry)(void **));
+  /// calls `entry`. On a device the outputs come down before it returns,
+  /// or with `wait` false are queued, for deviceSynchronize().
+  void invoke(void (*entry)(void **), bool wait = true);
   size_t size() const { return words.size() - (arena ? 1 : 0); }
 
 private:

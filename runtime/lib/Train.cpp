@@ -106,8 +106,11 @@ private:
   Tensor dropoutSeed{DType::I32, {}};
   bool hasDropout = false;                    // train_step takes a seed
   std::map<std::string, Tensor> batchBuffers; // inputs and labels
-  std::vector<Tensor> taskWeights;            // one scalar per task
-  std::map<std::string, Tensor> outputs;      // scalars by output name
+  // On a device, the next step's batch, gathered and copied up while the
+  // step before runs (trainRound); both sets page-locked.
+  std::map<std::string, Tensor> nextBatch;
+  std::vector<Tensor> taskWeights;       // one scalar per task
+  std::map<std::string, Tensor> outputs; // scalars by output name
   // Each loss output's labelled-row count (null: the loss averages over the
   // whole batch), and each task's loss, in spec.tasks' order.
   std::map<std::string, const Tensor *> lossRows;
@@ -140,12 +143,18 @@ private:
                    const std::vector<std::string> &skip,
                    const std::string &prefix);
   void gather(const Dataset &data, const std::vector<int64_t> &rows,
-              int64_t begin, int64_t count);
+              int64_t begin, int64_t count) {
+    gather(batchBuffers, data, rows, begin, count);
+  }
+  void gather(std::map<std::string, Tensor> &into, const Dataset &data,
+              const std::vector<int64_t> &rows, int64_t begin, int64_t count);
   void bindBatch(EntryCall &call, const EntrySpec &entry, int64_t count);
   void setTaskWeights();
   /// One forward and backward pass; dropout draws from `dropout`, or from
   /// the generator when it is -1, or is off when it is -2.
-  void trainStep(int64_t count, int64_t dropout = -1);
+  /// On a device, `wait` false leaves the outputs' copies queued, for
+  /// deviceSynchronize().
+  void trainStep(int64_t count, int64_t dropout = -1, bool wait = true);
   void update();
 
   struct Totals {
@@ -180,6 +189,10 @@ private:
   bool byStep() const { return steps > 0 || valEvery > 0; }
   Totals trainRound(int64_t count, const std::vector<int64_t> &rows,
                     const std::vector<double> &weights, double &lr);
+  int64_t drawBatch(std::map<std::string, Tensor> &into,
+                    const std::vector<int64_t> &rows,
+                    const std::vector<double> &weights);
+  void pinBatches();
   void showProgress(int64_t done, int64_t count) const;
   void logRound(int64_t round, int64_t rounds, const Totals &seen,
                 const Totals &val, double lr, double seconds,
@@ -428,6 +441,18 @@ void Trainer::allocate() {
   for (const EntrySpec *e : {&spec.trainStep, &spec.update, &spec.forward,
                              &spec.predict, &spec.score})
     arena = std::max(arena, e->arenaSize(batch));
+  if (activeDevice()) {
+    // On a device: one block for the arena and the mirrors of every tensor
+    // a step binds (the batch twice: trainRound's next batch), 256-byte
+    // slices, and 64 KiB for the scalars (losses, rates, seeds).
+    auto slice = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
+    size_t total = slice(arena) + (64u << 10);
+    for (auto *set : {&params, &nextParams, &grads, &buffers, &nextBuffers,
+                      &states, &nextStates, &batchBuffers, &batchBuffers})
+      for (const auto &entry : *set)
+        total += slice(entry.second.bytes());
+    reserveDeviceMemory(total);
+  }
   reserveArena(arena);
 }
 
@@ -491,9 +516,10 @@ void Trainer::loadWeights(const NamedTensors &file, const std::string &path,
   hostWrote(buffers);
 }
 
-void Trainer::gather(const Dataset &data, const std::vector<int64_t> &rows,
-                     int64_t begin, int64_t count) {
-  for (auto &[name, buffer] : batchBuffers) {
+void Trainer::gather(std::map<std::string, Tensor> &into, const Dataset &data,
+                     const std::vector<int64_t> &rows, int64_t begin,
+                     int64_t count) {
+  for (auto &[name, buffer] : into) {
     const Tensor &src = data.columns.at(name);
     int64_t row = src.rowSize();
     buffer.shape[0] = count;
@@ -550,13 +576,13 @@ void Trainer::setTaskWeights() {
   }
 }
 
-void Trainer::trainStep(int64_t count, int64_t dropout) {
+void Trainer::trainStep(int64_t count, int64_t dropout, bool wait) {
   // Only models with dropout draw, so that others keep their shuffles.
   if (dropout == -1 && hasDropout)
     dropout = static_cast<int64_t>(rng() & 0x7fffffff);
   dropoutSeed.i[0] = static_cast<int32_t>(dropout < 0 ? -1 : dropout);
   bindBatch(trainCall, spec.trainStep, count);
-  trainCall.invoke(mass_train_step);
+  trainCall.invoke(mass_train_step, wait);
   for (const ValueSpec &v : spec.trainStep.results)
     if (v.role == Role::Buffer)
       std::swap(buffers[v.name].f, nextBuffers[v.name].f);
@@ -1351,35 +1377,78 @@ void Trainer::drawOrder(std::vector<int64_t> &order,
     r = rows[d(rng)];
 }
 
+/// The next rows of the epoch's order (a new order when one runs out),
+/// gathered into `into` and augmented; returns how many.
+int64_t Trainer::drawBatch(std::map<std::string, Tensor> &into,
+                           const std::vector<int64_t> &rows,
+                           const std::vector<double> &weights) {
+  if (position >= order.size()) {
+    orderRng = rng;
+    drawOrder(order, rows, weights);
+    position = 0;
+    ++epoch;
+  }
+  int64_t n = std::min<int64_t>(batch, order.size() - position);
+  gather(into, trainData, order, static_cast<int64_t>(position), n);
+  position += n;
+  for (const Augmentation &a : augmentations)
+    augment(a, into[a.input], n, rng);
+  return n;
+}
+
+/// The second set of batch buffers, and both page-locked, once.
+void Trainer::pinBatches() {
+  if (!nextBatch.empty())
+    return;
+  nextBatch = batchBuffers;
+  for (auto *set : {&batchBuffers, &nextBatch})
+    for (auto &entry : *set) {
+      Tensor &t = entry.second;
+      activeDevice()->pin(t.data(), (t.f.size() + t.i.size()) * 4);
+    }
+}
+
 /// `count` steps, each on the next rows of the epoch's order (a new
-/// order when one runs out); `lr` ends as the last step's rate.
+/// order when one runs out); `lr` ends as the last step's rate. On a
+/// device the next batch is drawn and copied up (on the device's second
+/// stream) while a step runs, before the host waits for its losses: the
+/// generator's draws stay in the CPU's order (a batch's augmentation, the
+/// step's task choice and dropout seed, the next batch's augmentation).
 Trainer::Totals Trainer::trainRound(int64_t count,
                                     const std::vector<int64_t> &rows,
                                     const std::vector<double> &weights,
                                     double &lr) {
   bool tty = ::isatty(2);
+  const bool ahead = activeDevice() != nullptr;
+  if (ahead)
+    pinBatches();
   Totals seen;
+  int64_t n = 0, nextRows = 0;
   for (int64_t s = 0; s < count; ++s) {
-    if (position >= order.size()) {
-      orderRng = rng;
-      drawOrder(order, rows, weights);
-      position = 0;
-      ++epoch;
+    if (nextRows > 0) {
+      std::swap(batchBuffers, nextBatch);
+      n = nextRows, nextRows = 0;
+    } else {
+      n = drawBatch(batchBuffers, rows, weights);
     }
-    int64_t n = std::min<int64_t>(batch, order.size() - position);
-    gather(trainData, order, static_cast<int64_t>(position), n);
-    position += n;
-    for (const Augmentation &a : augmentations)
-      augment(a, batchBuffers[a.input], n, rng);
     setTaskWeights();
-    trainStep(n);
+    trainStep(n, -1, !ahead);
+    const int64_t stepEpoch = epoch;
+    if (ahead) {
+      if (s + 1 < count) {
+        nextRows = drawBatch(nextBatch, rows, weights);
+        for (auto &entry : nextBatch)
+          uploadAhead(entry.second.data(), entry.second.bytes());
+      }
+      deviceSynchronize();
+    }
     for (size_t k = 0; k < spec.tasks.size(); ++k) {
       float loss = taskLosses[k]->f[0];
       const std::string &task = spec.tasks[k].first;
       if (!std::isfinite(loss))
         fail("the loss of task '" + task + "' is " +
              (std::isnan(loss) ? "NaN" : "infinite") + " at epoch " +
-             std::to_string(epoch) + ", step " + std::to_string(step + 1));
+             std::to_string(stepEpoch) + ", step " + std::to_string(step + 1));
     }
     accumulate(seen, n);
     lr = schedule.at(step);
