@@ -67,6 +67,7 @@ void mass::addCudaLaunches(OpPassManager &pm) {
   pm.addNestedPass<func::FuncOp>(createMassDeviceScalars());
   addBufferization(pm);
   pm.addNestedPass<func::FuncOp>(createMassHostShapes());
+  pm.addNestedPass<func::FuncOp>(createMassDeviceActivations());
   pm.addPass(createMassArena());
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);

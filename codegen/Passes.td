@@ -366,6 +366,22 @@ def MassEmulateLaunches
   let dependentDialects = ["::mlir::scf::SCFDialect"];
 }
 
+def MassDeviceActivations
+    : Pass<"mass-device-activations", "::mlir::func::FuncOp"> {
+  let summary = "A ReLU that alone reads a dense layer's product runs in place";
+  let description = [{
+    On the CUDA target, before the arena: a product with a bias (a bias
+    broadcast into C, then C += A * B, as mass-device-gemm hands to
+    cuBLASLt) whose result C (a buffer of its own) nothing but an
+    elementwise `max(C, 0)` into a buffer Y of the same type reads
+    becomes a ReLU of C in place, and Y's readers read C: the layer's
+    pre-activation is dead after the ReLU, so mass-device-gemm can fold
+    the ReLU into the product as cuBLASLt's ReLU epilogue.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect"];
+}
+
 def MassDeviceGemm : Pass<"mass-device-gemm", "::mlir::ModuleOp"> {
   let summary = "Matrix products as cuBLAS calls on the CUDA target";
   let description = [{
@@ -378,9 +394,16 @@ def MassDeviceGemm : Pass<"mass-device-gemm", "::mlir::ModuleOp"> {
     cuBLAS's strided batched product. A fill of zeros just before it goes
     (the product overwrites C: `accumulate` 0); a bias broadcast into C
     just before a product without a batch goes too, and the call is
-    `mass_cuda_gemm_bias(A, B, C, bias, a_transposed, b_transposed)`:
-    cuBLASLt's bias epilogue. A product whose operands have no unit
-    stride in their last two dimensions stays a loop nest.
+    `mass_cuda_gemm_bias(A, B, C, bias, a_transposed, b_transposed,
+    activation)`: cuBLASLt's bias epilogue; when the op just after it is
+    a ReLU of C in place (mass-device-activations), that goes as well and
+    `activation` is 1: cuBLASLt's ReLU-and-bias epilogue. When it is
+    GPT-2's tanh GELU of C (or of C as [rows / T, T, n]) into a buffer Y,
+    the GELU goes and the call is `mass_cuda_gemm_bias_gelu(A, B, C,
+    bias, Y, a_transposed, b_transposed)`: cuBLASLt's GELU epilogue, which
+    writes Y and keeps the pre-activation in C for the gradient. A product whose
+    operands have no unit stride in their last two dimensions stays a loop
+    nest.
   }];
   let dependentDialects = ["::mlir::func::FuncDialect",
                            "::mlir::memref::MemRefDialect",

@@ -8,7 +8,9 @@
 // MLIR's gpu-to-llvm emits, which would load the module, create a stream,
 // launch, synchronise and unload at every launch. Here each module is
 // loaded once, every launch goes to the one stream the runtime's copies
-// use, and nothing waits until the host reads a result.
+// use, and nothing waits until the host reads a result. The next batch
+// goes up on a second stream from page-locked memory while the step
+// before it runs (Device::uploadAhead).
 //
 //===----------------------------------------------------------------------===//
 
@@ -45,8 +47,12 @@ struct Driver {
   CUresult (*memFree)(CUdeviceptr);
   CUresult (*memcpyHtoDAsync)(CUdeviceptr, const void *, size_t, CUstream);
   CUresult (*memcpyDtoHAsync)(void *, CUdeviceptr, size_t, CUstream);
+  CUresult (*memHostRegister)(void *, size_t, unsigned);
   CUresult (*streamCreate)(CUstream *, unsigned);
   CUresult (*streamSynchronize)(CUstream);
+  CUresult (*streamWaitEvent)(CUstream, CUevent, unsigned);
+  CUresult (*eventCreate)(CUevent *, unsigned);
+  CUresult (*eventRecord)(CUevent, CUstream);
   CUresult (*moduleLoadDataEx)(CUmodule *, const void *, unsigned,
                                CUjit_option *, void **);
   CUresult (*moduleGetFunction)(CUfunction *, CUmodule, const char *);
@@ -58,7 +64,10 @@ struct Driver {
 };
 
 Driver driver;
-CUstream stream = nullptr;
+// Every launch and copy goes to `stream`, in order, but uploadAhead's
+// copies, which go to `copyStream`; `copied` marks the last of them.
+CUstream stream = nullptr, copyStream = nullptr;
+CUevent copied = nullptr;
 std::unordered_map<const void *, CUmodule> modules;
 std::map<std::pair<CUmodule, const char *>, CUfunction> functions;
 
@@ -104,6 +113,26 @@ public:
     check(driver.memcpyHtoDAsync(reinterpret_cast<CUdeviceptr>(device), host,
                                  bytes, stream),
           "cuMemcpyHtoDAsync");
+    // From pageable memory the copy is staged before the call returns; from
+    // pinned memory it runs later, so the host waits to keep the contract
+    // that the buffer may be reused.
+    if (isPinned(host, bytes))
+      synchronize();
+  }
+  void pin(void *host, size_t bytes) override {
+    // Without the lock (a limit on locked memory) the copies still work,
+    // synchronously.
+    if (bytes && driver.memHostRegister(host, bytes, 0) == CUDA_SUCCESS)
+      pinned[static_cast<const char *>(host)] = bytes;
+  }
+  void uploadAhead(void *device, const void *host, size_t bytes) override {
+    check(driver.memcpyHtoDAsync(reinterpret_cast<CUdeviceptr>(device), host,
+                                 bytes, copyStream),
+          "cuMemcpyHtoDAsync");
+    check(driver.eventRecord(copied, copyStream), "cuEventRecord");
+  }
+  void waitForCopies() override {
+    check(driver.streamWaitEvent(stream, copied, 0), "cuStreamWaitEvent");
   }
   void download(void *host, const void *device, size_t bytes) override {
     check(driver.memcpyDtoHAsync(host, reinterpret_cast<CUdeviceptr>(device),
@@ -121,7 +150,17 @@ public:
   }
 
 private:
+  bool isPinned(const void *host, size_t bytes) const {
+    const char *p = static_cast<const char *>(host);
+    auto it = pinned.upper_bound(p);
+    if (it == pinned.begin())
+      return false;
+    --it;
+    return p + bytes <= it->first + it->second;
+  }
+
   std::string deviceName;
+  std::map<const char *, size_t> pinned; // page-locked ranges
 };
 
 template <typename F> bool find(void *library, const char *symbol, F &out) {
@@ -151,8 +190,12 @@ extern "C" Device *mass_cuda_device(std::string *error) {
       find(library, "cuMemFree_v2", driver.memFree) &&
       find(library, "cuMemcpyHtoDAsync_v2", driver.memcpyHtoDAsync) &&
       find(library, "cuMemcpyDtoHAsync_v2", driver.memcpyDtoHAsync) &&
+      find(library, "cuMemHostRegister_v2", driver.memHostRegister) &&
       find(library, "cuStreamCreate", driver.streamCreate) &&
       find(library, "cuStreamSynchronize", driver.streamSynchronize) &&
+      find(library, "cuStreamWaitEvent", driver.streamWaitEvent) &&
+      find(library, "cuEventCreate", driver.eventCreate) &&
+      find(library, "cuEventRecord", driver.eventRecord) &&
       find(library, "cuModuleLoadDataEx", driver.moduleLoadDataEx) &&
       find(library, "cuModuleGetFunction", driver.moduleGetFunction) &&
       find(library, "cuLaunchKernel", driver.launchKernel) &&
@@ -184,6 +227,9 @@ extern "C" Device *mass_cuda_device(std::string *error) {
   check(driver.primaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
   check(driver.ctxSetCurrent(context), "cuCtxSetCurrent");
   check(driver.streamCreate(&stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+  check(driver.streamCreate(&copyStream, CU_STREAM_NON_BLOCKING),
+        "cuStreamCreate");
+  check(driver.eventCreate(&copied, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
   return new Gpu(std::string(name) + " (sm_" + std::to_string(major) +
                  std::to_string(minor) + ")");
 }
@@ -198,13 +244,8 @@ using mass::rt::device::AttentionArgs;
 using mass::rt::device::LayerNormArgs;
 using mass::rt::device::Strided;
 
-/// Launches DeviceKernels.cu's kernel `name` over `threads` threads (blocks
-/// of 128) with the argument block `args` and the thread count.
-template <typename Args>
-void launchFatbinKernel(const std::string &name, const Args &args,
-                        int64_t threads) {
-  if (threads <= 0)
-    return;
+/// DeviceKernels.cu's kernel `name`, its module loaded at the first call.
+CUfunction fatbinKernel(const std::string &name) {
   static CUmodule module = nullptr;
   if (!module)
     check(driver.moduleLoadDataEx(&module, mass_cuda_kernels_fatbin, 0, nullptr,
@@ -216,22 +257,70 @@ void launchFatbinKernel(const std::string &name, const Args &args,
   if (!function)
     check(driver.moduleGetFunction(&function, module, name.c_str()),
           "cuModuleGetFunction");
+  return function;
+}
+
+[[noreturn]] void gridTooLarge(const std::string &name, int64_t what,
+                               const char *of) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "error: %s: %lld %s do not fit one grid\n", name.c_str(),
+               static_cast<long long>(what), of);
+  std::exit(1);
+}
+
+} // namespace
+
+namespace {
+
+/// Runs DeviceKernels.cu's one-dimensional kernel `name` over `threads`
+/// threads (blocks of 128) with the argument block `args`.
+template <typename Args>
+void launchRows(const std::string &name, const Args &args, int64_t threads) {
+  if (threads <= 0)
+    return;
   constexpr int64_t kBlock = 128;
   const int64_t blocks = (threads + kBlock - 1) / kBlock;
-  if (blocks > 0x7fffffff) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "error: %s: %lld threads do not fit one grid\n",
-                 name.c_str(), static_cast<long long>(threads));
-    std::exit(1);
-  }
+  if (blocks > 0x7fffffff)
+    gridTooLarge(name, threads, "threads");
   Args copy = args;
   void *params[] = {&copy, &threads};
-  check(driver.launchKernel(function, static_cast<unsigned>(blocks), 1, 1,
-                            kBlock, 1, 1, 0, stream, params, nullptr),
+  check(driver.launchKernel(fatbinKernel(name), static_cast<unsigned>(blocks),
+                            1, 1, kBlock, 1, 1, 0, stream, params, nullptr),
         "cuLaunchKernel");
 }
 
 } // namespace
+
+void mass::rt::device::launchDeviceKernel(const std::string &name,
+                                          const LayerNormArgs &args,
+                                          int64_t threads) {
+  launchRows(name, args, threads);
+}
+
+void mass::rt::device::launchDeviceKernel(const std::string &name,
+                                          const GeluArgs &args,
+                                          int64_t threads) {
+  launchRows(name, args, threads);
+}
+
+void mass::rt::device::launchAttentionKernel(const std::string &name,
+                                             const AttentionArgs &args,
+                                             int64_t rows, int64_t count) {
+  if (rows <= 0 || count <= 0)
+    return;
+  using mass::rt::device::kAttentionBlock;
+  const int64_t blocks = (rows + kAttentionBlock - 1) / kAttentionBlock;
+  if (count > 0x7fffffff)
+    gridTooLarge(name, count, "heads");
+  if (blocks > 65535)
+    gridTooLarge(name, rows, "rows of a head");
+  AttentionArgs copy = args;
+  void *params[] = {&copy};
+  check(driver.launchKernel(fatbinKernel(name), static_cast<unsigned>(count),
+                            static_cast<unsigned>(blocks), 1, kAttentionBlock,
+                            1, 1, 0, stream, params, nullptr),
+        "cuLaunchKernel");
+}
 
 namespace {
 
@@ -326,8 +415,12 @@ Cublas &cublas() {
 }
 
 /// One product (one batch) with cuBLASLt's bias epilogue: C = op(first) *
-/// op(second) + bias, the bias added to each row i.
-void gemmWithBias(Cublas &c, const mass::rt::device::GemmArgs &g) {
+/// op(second) + bias, the bias added to each row i (and with `relu` the
+/// ReLU of that; with `useGelu` C that and g.gelu its GELU). Returns
+/// cuBLASLt's status: CUBLAS_STATUS_NOT_SUPPORTED when it has no kernel
+/// for the epilogue on this layout.
+cublasStatus_t gemmWithBias(Cublas &c, const mass::rt::device::GemmArgs &g,
+                            bool useGelu) {
   auto ok = [](cublasStatus_t status, const char *what) {
     if (status != CUBLAS_STATUS_SUCCESS)
       cublasFailed(std::string(what) + " failed with status " +
@@ -338,17 +431,25 @@ void gemmWithBias(Cublas &c, const mass::rt::device::GemmArgs &g) {
      "cublasLtMatmulDescCreate");
   cublasOperation_t ta = g.transFirst ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t tb = g.transSecond ? CUBLAS_OP_T : CUBLAS_OP_N;
-  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-  ok(c.ltDescSet(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta),
-     "cublasLtMatmulDescSetAttribute");
-  ok(c.ltDescSet(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb),
-     "cublasLtMatmulDescSetAttribute");
-  ok(c.ltDescSet(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
-                 sizeof epilogue),
-     "cublasLtMatmulDescSetAttribute");
-  ok(c.ltDescSet(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
-                 sizeof g.bias),
-     "cublasLtMatmulDescSetAttribute");
+  cublasLtEpilogue_t epilogue = useGelu  ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
+                                : g.relu ? CUBLASLT_EPILOGUE_RELU_BIAS
+                                         : CUBLASLT_EPILOGUE_BIAS;
+  auto set = [&](cublasLtMatmulDescAttributes_t attribute, const void *value,
+                 size_t bytes) {
+    ok(c.ltDescSet(desc, attribute, value, bytes),
+       "cublasLtMatmulDescSetAttribute");
+  };
+  set(CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+  set(CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+  set(CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue);
+  set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof g.bias);
+  if (useGelu) {
+    // The pre-activation goes to C (the auxiliary output), the GELU to D.
+    int64_t ld = g.ldc;
+    set(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &g.c, sizeof g.c);
+    set(CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof ld);
+  }
+  float *d = useGelu ? g.gelu : g.c;
   // The matrices as stored (column-major, before op).
   cublasLtMatrixLayout_t first = nullptr, second = nullptr, out = nullptr;
   ok(c.ltLayoutCreate(&first, CUDA_R_32F, g.transFirst ? g.k : g.m,
@@ -357,7 +458,7 @@ void gemmWithBias(Cublas &c, const mass::rt::device::GemmArgs &g) {
   ok(c.ltLayoutCreate(&second, CUDA_R_32F, g.transSecond ? g.n : g.k,
                       g.transSecond ? g.k : g.n, g.ldSecond),
      "cublasLtMatrixLayoutCreate");
-  ok(c.ltLayoutCreate(&out, CUDA_R_32F, g.m, g.n, g.ldc),
+  ok(c.ltLayoutCreate(&out, CUDA_R_32F, g.m, g.n, useGelu ? g.ldGelu : g.ldc),
      "cublasLtMatrixLayoutCreate");
   // A workspace widens the algorithms cuBLASLt may pick (32 MiB, as its
   // guide advises for Hopper); without one it still finds one.
@@ -367,14 +468,17 @@ void gemmWithBias(Cublas &c, const mass::rt::device::GemmArgs &g) {
       driver.memAlloc(&workspace, workspaceBytes) != CUDA_SUCCESS)
     workspaceBytes = 0;
   const float one = 1.0f, zero = 0.0f;
-  ok(c.ltMatmul(c.lt, desc, &one, g.first, first, g.second, second, &zero, g.c,
-                out, g.c, out, nullptr, reinterpret_cast<void *>(workspace),
-                workspaceBytes, reinterpret_cast<cudaStream_t>(stream)),
-     "cublasLtMatmul");
+  cublasStatus_t status =
+      c.ltMatmul(c.lt, desc, &one, g.first, first, g.second, second, &zero, d,
+                 out, d, out, nullptr, reinterpret_cast<void *>(workspace),
+                 workspaceBytes, reinterpret_cast<cudaStream_t>(stream));
   c.ltLayoutDestroy(first);
   c.ltLayoutDestroy(second);
   c.ltLayoutDestroy(out);
   c.ltDescDestroy(desc);
+  if (status != CUBLAS_STATUS_NOT_SUPPORTED || !useGelu)
+    ok(status, "cublasLtMatmul");
+  return status;
 }
 
 } // namespace
@@ -385,8 +489,19 @@ void mass::rt::device::launchGemm(const GemmArgs &g) {
       cublasFailed("a matrix product of " + std::to_string(v) +
                    " rows, columns or batches is larger than cuBLAS's int");
   Cublas &c = cublas();
+  if (g.gelu) {
+    // The epilogue where cuBLASLt takes it; else the product with its bias
+    // into C, then the runtime's GELU kernel.
+    if (geluEpilogueFits(g) &&
+        gemmWithBias(c, g, true) == CUBLAS_STATUS_SUCCESS)
+      return;
+    gemmWithBias(c, g, false);
+    const GeluArgs gelu = geluOperands(g);
+    launchDeviceKernel("mass_gelu_tanh", gelu, gelu.x.size[0] * gelu.x.size[1]);
+    return;
+  }
   if (g.bias) {
-    gemmWithBias(c, g);
+    gemmWithBias(c, g, false);
     return;
   }
   const float one = 1.0f, zero = 0.0f;
@@ -400,18 +515,6 @@ void mass::rt::device::launchGemm(const GemmArgs &g) {
   if (status != CUBLAS_STATUS_SUCCESS)
     cublasFailed("cublasSgemmStridedBatched failed with status " +
                  std::to_string(static_cast<int>(status)));
-}
-
-void mass::rt::device::launchDeviceKernel(const std::string &name,
-                                          const AttentionArgs &args,
-                                          int64_t threads) {
-  launchFatbinKernel(name, args, threads);
-}
-
-void mass::rt::device::launchDeviceKernel(const std::string &name,
-                                          const LayerNormArgs &args,
-                                          int64_t threads) {
-  launchFatbinKernel(name, args, threads);
 }
 
 // The calls the generated code makes (MLIR 19's gpu-to-llvm and its

@@ -30,19 +30,35 @@ namespace {
 
 template <typename Args> using Thread = void (*)(const Args &, int64_t);
 
+/// A tiled attention kernel's grid over `count` heads (DeviceKernels.h's
+/// runTiledGrid: each block's threads phase by phase, as between barriers).
+using AttentionGrid = void (*)(const AttentionArgs &, int64_t);
+
 template <int MAXD>
-void addAttention(std::map<std::string, Thread<AttentionArgs>> &kernels) {
+void addAttention(std::map<std::string, AttentionGrid> &kernels) {
   const std::string suffix = "_" + std::to_string(MAXD);
-  kernels["mass_attention_forward" + suffix] = attentionForwardRow<MAXD>;
+  kernels["mass_attention_forward" + suffix] =
+      runTiledGrid<AttentionForward<MAXD>>;
   kernels["mass_attention_backward_queries" + suffix] =
-      attentionBackwardQueryRow<MAXD>;
+      runTiledGrid<AttentionBackwardQueries<MAXD>>;
   kernels["mass_attention_backward_keys" + suffix] =
-      attentionBackwardKeyRow<MAXD>;
+      runTiledGrid<AttentionBackwardKeys<MAXD>>;
 }
 
-Thread<AttentionArgs> threadOf(const std::string &name, const AttentionArgs *) {
+[[noreturn]] void noKernel(const std::string &name) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "error: the runtime has no GPU kernel '%s'\n",
+               name.c_str());
+  std::exit(1);
+}
+
+} // namespace
+
+void mass::rt::device::launchAttentionKernel(const std::string &name,
+                                             const AttentionArgs &args,
+                                             int64_t rows, int64_t count) {
   static const auto kernels = [] {
-    std::map<std::string, Thread<AttentionArgs>> k;
+    std::map<std::string, AttentionGrid> k;
     addAttention<32>(k);
     addAttention<64>(k);
     addAttention<128>(k);
@@ -50,47 +66,28 @@ Thread<AttentionArgs> threadOf(const std::string &name, const AttentionArgs *) {
     return k;
   }();
   auto it = kernels.find(name);
-  return it == kernels.end() ? nullptr : it->second;
-}
-
-Thread<LayerNormArgs> threadOf(const std::string &name, const LayerNormArgs *) {
-  static const std::map<std::string, Thread<LayerNormArgs>> kernels = {
-      {"mass_layernorm_backward_rows", layerNormBackwardRow},
-      {"mass_layernorm_backward_partial", layerNormBackwardPartial},
-      {"mass_layernorm_backward_sums", layerNormBackwardSum}};
-  auto it = kernels.find(name);
-  return it == kernels.end() ? nullptr : it->second;
-}
-
-template <typename Args>
-void runGrid(const std::string &name, const Args &args, int64_t threads) {
-  Thread<Args> thread = threadOf(name, &args);
-  if (!thread) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "error: the runtime has no GPU kernel '%s'\n",
-                 name.c_str());
-    std::exit(1);
-  }
-  for (int64_t t = 0; t < threads; ++t)
-    thread(args, t);
-}
-
-} // namespace
-
-void mass::rt::device::launchDeviceKernel(const std::string &name,
-                                          const AttentionArgs &args,
-                                          int64_t threads) {
-  runGrid(name, args, threads);
+  if (it == kernels.end())
+    noKernel(name);
+  if (rows > 0 && count > 0)
+    it->second(args, count);
 }
 
 void mass::rt::device::launchDeviceKernel(const std::string &name,
                                           const LayerNormArgs &args,
                                           int64_t threads) {
-  runGrid(name, args, threads);
+  static const std::map<std::string, Thread<LayerNormArgs>> kernels = {
+      {"mass_layernorm_backward_rows", layerNormBackwardRow},
+      {"mass_layernorm_backward_partial", layerNormBackwardPartial},
+      {"mass_layernorm_backward_sums", layerNormBackwardSum}};
+  auto it = kernels.find(name);
+  if (it == kernels.end())
+    noKernel(name);
+  for (int64_t t = 0; t < threads; ++t)
+    it->second(args, t);
 }
 
-// cublasSgemmStridedBatched's meaning (cuBLASLt's with a bias), column-major,
-// summed over k in order.
+// cublasSgemmStridedBatched's meaning (cuBLASLt's with a bias and a ReLU or
+// a GELU), column-major, summed over k in order.
 void mass::rt::device::launchGemm(const GemmArgs &g) {
   for (int64_t p = 0; p < g.batch; ++p) {
     const float *first = g.first + p * g.strideFirst;
@@ -108,6 +105,24 @@ void mass::rt::device::launchGemm(const GemmArgs &g) {
         }
         float &out = c[i + j * g.ldc];
         out = g.bias ? sum + g.bias[i] : g.accumulate ? out + sum : sum;
+        // arith.maximumf's ReLU, as the CPU computes it (NaN stays NaN).
+        if (g.relu && out < 0.0f)
+          out = 0.0f;
       }
   }
+  // The GELU epilogue's output, by the GPU's own GELU kernel's threads.
+  if (g.gelu) {
+    const GeluArgs gelu = geluOperands(g);
+    for (int64_t t = 0; t < gelu.x.size[0] * gelu.x.size[1]; ++t)
+      geluTanhElement(gelu, t);
+  }
+}
+
+void mass::rt::device::launchDeviceKernel(const std::string &name,
+                                          const GeluArgs &args,
+                                          int64_t threads) {
+  if (name != "mass_gelu_tanh")
+    noKernel(name);
+  for (int64_t t = 0; t < threads; ++t)
+    geluTanhElement(args, t);
 }

@@ -48,8 +48,9 @@ void _mlir_ciface_mass_cuda_attention_forward(MassMemRef *q, MassMemRef *k,
   a.q = strided(q, 3), a.k = strided(k, 3), a.v = strided(v, 3);
   a.out = strided(out, 3), a.lse = strided(lse, 3);
   a.heads = heads, a.causal = causal;
-  launchDeviceKernel("mass_attention_forward" + headSuffix(a.q.size[2] / heads),
-                     a, count * a.q.size[1]);
+  launchAttentionKernel("mass_attention_forward" +
+                            headSuffix(a.q.size[2] / heads),
+                        a, a.q.size[1], count);
 }
 
 void _mlir_ciface_mass_cuda_attention_backward(
@@ -63,10 +64,10 @@ void _mlir_ciface_mass_cuda_attention_backward(
   a.dv = strided(dv, 3);
   a.heads = heads, a.causal = causal;
   const std::string suffix = headSuffix(a.q.size[2] / heads);
-  launchDeviceKernel("mass_attention_backward_queries" + suffix, a,
-                     count * a.q.size[1]);
-  launchDeviceKernel("mass_attention_backward_keys" + suffix, a,
-                     count * a.k.size[1]);
+  launchAttentionKernel("mass_attention_backward_queries" + suffix, a,
+                        a.q.size[1], count);
+  launchAttentionKernel("mass_attention_backward_keys" + suffix, a, a.k.size[1],
+                        count);
 }
 
 void _mlir_ciface_mass_cuda_layernorm_backward(
@@ -156,6 +157,15 @@ GemmArgs gemmArgs(MassMemRef *a, MassMemRef *b, MassMemRef *c,
   return g;
 }
 
+/// The product overwrites C with the bias added (one value per column of
+/// the row-major C).
+void setBias(GemmArgs &g, const MassMemRef *bias) {
+  if (bias->sizes_and_strides[0] != g.m || bias->sizes_and_strides[1] != 1)
+    gemmError("the bias is not one contiguous value per column");
+  g.accumulate = false;
+  g.bias = static_cast<const float *>(bias->aligned) + bias->offset;
+}
+
 } // namespace
 
 extern "C" {
@@ -174,16 +184,35 @@ void _mlir_ciface_mass_cuda_gemm(MassMemRef *a, MassMemRef *b, MassMemRef *c,
 }
 
 // C = A * B + bias, the bias (one per column of the row-major C) broadcast
-// over the rows: cuBLASLt's bias epilogue.
+// over the rows, and with `activation` 1 the ReLU of that: cuBLASLt's bias
+// (or ReLU and bias) epilogue.
 void _mlir_ciface_mass_cuda_gemm_bias(MassMemRef *a, MassMemRef *b,
                                       MassMemRef *c, MassMemRef *bias,
-                                      int64_t aTransposed,
-                                      int64_t bTransposed) {
+                                      int64_t aTransposed, int64_t bTransposed,
+                                      int64_t activation) {
   GemmArgs g = gemmArgs(a, b, c, aTransposed, bTransposed);
-  if (bias->sizes_and_strides[0] != g.m || bias->sizes_and_strides[1] != 1)
-    gemmError("the bias is not one contiguous value per column");
-  g.accumulate = false;
-  g.bias = static_cast<const float *>(bias->aligned) + bias->offset;
+  setBias(g, bias);
+  if (activation != 0 && activation != 1)
+    gemmError("unknown activation epilogue");
+  g.relu = activation == 1;
+  if (g.batch > 0 && g.m > 0 && g.n > 0)
+    launchGemm(g);
+}
+
+// C = A * B + bias and out = GPT-2's GELU of C, out shaped as C (rows
+// contiguous): cuBLASLt's GELU epilogue, C its auxiliary output (the
+// pre-activation, which the gradient reads).
+void _mlir_ciface_mass_cuda_gemm_bias_gelu(MassMemRef *a, MassMemRef *b,
+                                           MassMemRef *c, MassMemRef *bias,
+                                           MassMemRef *out, int64_t aTransposed,
+                                           int64_t bTransposed) {
+  GemmArgs g = gemmArgs(a, b, c, aTransposed, bTransposed);
+  setBias(g, bias);
+  const int64_t *cs = c->sizes_and_strides, *os = out->sizes_and_strides;
+  if (os[0] != cs[0] || os[1] != cs[1] || os[2] != cs[2] || os[5] != 1)
+    gemmError("the GELU's output is not shaped as the product");
+  g.gelu = static_cast<float *>(out->aligned) + out->offset;
+  g.ldGelu = std::max<int64_t>({os[4], os[2], 1});
   if (g.batch > 0 && g.m > 0 && g.n > 0)
     launchGemm(g);
 }

@@ -1,22 +1,30 @@
 //===- DeviceKernels.h - The GPU's attention and layer-norm kernels -------===//
 //
-// What one GPU thread computes in the kernels that stand for the CPU
+// What the GPU's threads compute in the kernels that stand for the CPU
 // runtime's attention and layer-norm kernels (Attention.cpp, LayerNorm.cpp)
 // on the CUDA target. The functions compile both as CUDA device code
-// (DeviceKernels.cu wraps them in __global__ kernels, one thread per row)
-// and as host C++, where the unit tests run every thread of a grid in turn
-// and compare with the CPU kernels. A thread shares nothing with the others
-// (no shared memory, no barriers), so that order of execution is exact.
+// (DeviceKernels.cu wraps them in __global__ kernels) and as host C++,
+// where the emulated GPU and the unit tests run every thread of a grid in
+// turn and compare with the CPU kernels.
 //
-// Attention: one thread per query row of one head computes its output row
-// with an online softmax over the keys (FlashAttention's recurrence: a
-// running maximum and sum, the accumulated row rescaled when the maximum
-// moves) and the row's log-sum-exp. The backward pass recomputes each
-// probability from the log-sum-exp: one thread per query row writes dq,
-// one per key row writes dk and dv (sums over the queries that see the key,
-// in order, with no atomics). Layer norm's gradient: one thread per row
-// writes dx; one per (chunk of rows, column) the chunk's sums; one per
-// column adds the chunks in order, as the CPU kernel does.
+// Attention is tiled as FlashAttention is: a block of kAttentionBlock
+// threads owns that many query rows of one head (each thread one row, its
+// query and accumulator in registers) and streams the keys and values
+// through shared memory a tile at a time; the scores and probabilities are
+// never stored. The forward pass keeps an online softmax (a running maximum
+// and sum) and writes each row's log-sum-exp; the backward pass recomputes
+// each probability from it: one kernel for dq (blocks of query rows over
+// tiles of keys), one for dk and dv (blocks of key rows over tiles of
+// queries, their dOut rows and deltas: sums over the queries in order, no
+// atomics). Each thread's arithmetic is one row's, in order; only the
+// loads are shared, and the host runs the phases between barriers in turn
+// (runTiledBlock), so the emulation computes what the GPU does.
+//
+// Layer norm's gradient: one thread per row writes dx; one per (chunk of
+// rows, column) the chunk's sums; one per column adds the chunks in order,
+// as the CPU kernel does. GPT-2's GELU after a product cuBLASLt could not
+// take as its epilogue: one thread per element. Those threads share
+// nothing.
 //
 //===----------------------------------------------------------------------===//
 
@@ -30,6 +38,8 @@
 #define MASS_UNROLL _Pragma("unroll")
 #else
 #include <cmath>
+#include <memory>
+#include <vector>
 #define MASS_HD
 #define MASS_UNROLL
 #endif
@@ -65,20 +75,19 @@ struct LayerNormArgs {
   int64_t chunks;
 };
 
-MASS_HD inline float expOf(float x) {
+// expOf, logOf, tanhOf: CUDA's float functions on the device, the C++
+// library's on the host.
 #ifdef __CUDA_ARCH__
-  return expf(x);
+#define MASS_FLOAT_FUNCTION(NAME, DEVICE, HOST)                                \
+  MASS_HD inline float NAME(float x) { return DEVICE(x); }
 #else
-  return std::exp(x);
+#define MASS_FLOAT_FUNCTION(NAME, DEVICE, HOST)                                \
+  MASS_HD inline float NAME(float x) { return HOST(x); }
 #endif
-}
-MASS_HD inline float logOf(float x) {
-#ifdef __CUDA_ARCH__
-  return logf(x);
-#else
-  return std::log(x);
-#endif
-}
+MASS_FLOAT_FUNCTION(expOf, expf, std::exp)
+MASS_FLOAT_FUNCTION(logOf, logf, std::log)
+MASS_FLOAT_FUNCTION(tanhOf, tanhf, std::tanh)
+#undef MASS_FLOAT_FUNCTION
 MASS_HD inline float rsqrtOf(float x) {
 #ifdef __CUDA_ARCH__
   return rsqrtf(x);
@@ -93,26 +102,75 @@ MASS_HD inline int accumulatorWidth(int64_t width) {
   return width <= 32 ? 32 : width <= 64 ? 64 : width <= 128 ? 128 : 256;
 }
 
-/// The head a row of a grid of B * heads * rows threads belongs to.
-struct HeadRow {
-  int64_t b, head, row, column, width;
+/// Attention's grids: block (x, y) of kAttentionBlock threads holds query
+/// (or key) rows y * kAttentionBlock onwards of head x, where head x is
+/// head x % heads of sample x / heads; thread t of the block owns one row.
+constexpr int kAttentionBlock = 64;
+
+/// The rows a block streams through shared memory at a time: K and V (or
+/// Q and dOut) tiles of AttentionTile<MAXD> rows, 32 KiB together.
+template <int MAXD> struct AttentionTile {
+  static constexpr int kRows = 4096 / MAXD;
+  float x[kRows * MAXD], y[kRows * MAXD];
+  float lse[kRows], delta[kRows];
+};
+
+/// The head a block works on and its first row.
+struct HeadBlock {
+  int64_t b, head, column, width, first;
   float scale;
 
-  MASS_HD HeadRow(const AttentionArgs &a, int64_t thread, int64_t rows) {
-    row = thread % rows;
-    const int64_t bh = thread / rows;
-    b = bh / a.heads;
-    head = bh % a.heads;
+  MASS_HD HeadBlock(const AttentionArgs &a, int64_t headIndex,
+                    int64_t firstRow) {
+    b = headIndex / a.heads;
+    head = headIndex % a.heads;
     width = a.q.size[2] / a.heads;
     column = head * width;
+    first = firstRow;
     scale = rsqrtOf(static_cast<float>(width));
   }
-  /// scale * x[b, i] . y[b, j] over the head's features.
-  MASS_HD float dot(const Strided &x, int64_t i, const Strided &y,
-                    int64_t j) const {
+  /// Row `r` of `x`'s head features, into registers (zeros past the width).
+  template <int MAXD>
+  MASS_HD void row(const Strided &x, int64_t r, float *out) const {
+    MASS_UNROLL
+    for (int d = 0; d < MAXD; ++d)
+      out[d] = d < width ? x.at(b, r, column + d) : 0.0f;
+  }
+  /// Rows [first, first + n) of `x`'s head features into a tile of rows of
+  /// MAXD floats, thread `thread` of `threads` copying every threads-th
+  /// element (consecutive threads read consecutive features).
+  template <int MAXD>
+  MASS_HD void load(const Strided &x, int64_t firstRow, int64_t n, float *tile,
+                    int64_t thread, int64_t threads) const {
+    for (int64_t e = thread; e < n * width; e += threads) {
+      const int64_t r = e / width, d = e % width;
+      tile[r * MAXD + d] = x.at(b, firstRow + r, column + d);
+    }
+  }
+  /// acc[d] += s * x[d] over the head's features.
+  template <int MAXD>
+  MASS_HD void addScaled(float *acc, float s, const float *x) const {
+    MASS_UNROLL
+    for (int d = 0; d < MAXD; ++d)
+      if (d < width)
+        acc[d] += s * x[d];
+  }
+  /// Row `r` of `x`'s head features = values * scale.
+  template <int MAXD>
+  MASS_HD void store(const Strided &x, int64_t r, const float *values,
+                     float scale = 1.0f) const {
+    MASS_UNROLL
+    for (int d = 0; d < MAXD; ++d)
+      if (d < width)
+        x.at(b, r, column + d) = values[d] * scale;
+  }
+  /// The sum over the head's features of x[d] * y[d], in order.
+  template <int MAXD> MASS_HD float dot(const float *x, const float *y) const {
     float s = 0;
-    for (int64_t d = 0; d < width; ++d)
-      s += x.at(b, i, column + d) * y.at(b, j, column + d);
+    MASS_UNROLL
+    for (int d = 0; d < MAXD; ++d)
+      if (d < width)
+        s += x[d] * y[d];
     return s;
   }
 };
@@ -123,48 +181,91 @@ MASS_HD inline int64_t visibleKeys(const AttentionArgs &a, int64_t i) {
   return a.causal && i + 1 < keys ? i + 1 : keys;
 }
 
-/// Query row `thread % T` of head `thread / T`: out and lse. MAXD bounds
-/// the head's width (the accumulator lives in registers).
-template <int MAXD>
-MASS_HD void attentionForwardRow(const AttentionArgs &a, int64_t thread) {
-  const int64_t queries = a.q.size[1];
-  const HeadRow h(a, thread, queries);
-  const int64_t i = h.row;
-  const int64_t keys = visibleKeys(a, i);
-  float acc[MAXD];
-  MASS_UNROLL
-  for (int d = 0; d < MAXD; ++d)
-    acc[d] = 0;
-  float top = -INFINITY, sum = 0;
-  for (int64_t j = 0; j < keys; ++j) {
-    const float s = h.scale * h.dot(a.q, i, a.k, j);
-    if (s > top) {
-      // The running maximum moves: what was summed scales down.
-      const float rescale = expOf(top - s);
-      sum *= rescale;
-      MASS_UNROLL
-      for (int d = 0; d < MAXD; ++d)
-        acc[d] *= rescale;
-      top = s;
-    }
-    const float p = expOf(s - top);
-    sum += p;
-    MASS_UNROLL
-    for (int d = 0; d < MAXD; ++d)
-      if (d < h.width)
-        acc[d] += p * a.v.at(h.b, j, h.column + d);
-  }
-  // A query that sees no key gets zeros and a log-sum-exp of -inf.
-  const float inv = sum > 0 ? 1.0f / sum : 0.0f;
-  MASS_UNROLL
-  for (int d = 0; d < MAXD; ++d)
-    if (d < h.width)
-      a.out.at(h.b, i, h.column + d) = acc[d] * inv;
-  a.lse.at(h.b, h.head, i) = sum > 0 ? top + logOf(sum) : -INFINITY;
+/// The keys a block of query rows sees (its last row sees the most).
+MASS_HD inline int64_t blockKeys(const AttentionArgs &a, const HeadBlock &h) {
+  const int64_t last = h.first + kAttentionBlock < a.q.size[1]
+                           ? h.first + kAttentionBlock
+                           : a.q.size[1];
+  return last > h.first ? visibleKeys(a, last - 1) : 0;
 }
 
+// The three kernels, each as the phases of a tiled block: `begin` (a
+// thread's row into registers), for each tile of the rows the block
+// streams [from, to): `load` (every thread copies its share into shared
+// memory) and, after a barrier, `step` (each thread takes the tile's rows
+// in order), then `end` (the row's results out). A thread's arithmetic is
+// that of one row in order, as the CPU kernels do it; only the loads are
+// shared. runTiled (DeviceKernels.cu) and runTiledBlock (the host) drive
+// the phases.
+
+/// The phases the kernels over query rows share: blocks of query rows, the
+/// keys they see (K and V rows) streamed a tile at a time.
+template <int MAXD> struct OverKeys {
+  MASS_HD static int64_t rows(const AttentionArgs &a) { return a.q.size[1]; }
+  MASS_HD static void range(const AttentionArgs &a, const HeadBlock &h,
+                            int64_t &from, int64_t &to) {
+    from = 0, to = blockKeys(a, h);
+  }
+  MASS_HD static void load(AttentionTile<MAXD> &t, const AttentionArgs &a,
+                           const HeadBlock &h, int64_t first, int64_t n,
+                           int64_t thread, int64_t threads) {
+    h.load<MAXD>(a.k, first, n, t.x, thread, threads);
+    h.load<MAXD>(a.v, first, n, t.y, thread, threads);
+  }
+};
+
+/// Forward: a query row's output and log-sum-exp with an online softmax
+/// over the keys (FlashAttention's recurrence: a running maximum and sum,
+/// the accumulated row rescaled when the maximum moves).
+template <int MAXD> struct AttentionForward : OverKeys<MAXD> {
+  using Tile = AttentionTile<MAXD>;
+  struct Row {
+    int64_t i, keys;
+    float q[MAXD], acc[MAXD], top, sum;
+  };
+  MASS_HD static void begin(Row &r, const AttentionArgs &a, const HeadBlock &h,
+                            int64_t i) {
+    r.i = i;
+    r.keys = i < a.q.size[1] ? visibleKeys(a, i) : 0;
+    if (r.keys)
+      h.row<MAXD>(a.q, i, r.q);
+    MASS_UNROLL
+    for (int d = 0; d < MAXD; ++d)
+      r.acc[d] = 0;
+    r.top = -INFINITY, r.sum = 0;
+  }
+  MASS_HD static void step(Row &r, const Tile &t, const HeadBlock &h,
+                           int64_t first, int64_t n) {
+    const int64_t end = first + n < r.keys ? first + n : r.keys;
+    for (int64_t j = first; j < end; ++j) {
+      const float *k = t.x + (j - first) * MAXD, *v = t.y + (j - first) * MAXD;
+      const float s = h.scale * h.dot<MAXD>(r.q, k);
+      if (s > r.top) {
+        // The running maximum moves: what was summed scales down.
+        const float rescale = expOf(r.top - s);
+        r.sum *= rescale;
+        MASS_UNROLL
+        for (int d = 0; d < MAXD; ++d)
+          r.acc[d] *= rescale;
+        r.top = s;
+      }
+      const float p = expOf(s - r.top);
+      r.sum += p;
+      h.addScaled<MAXD>(r.acc, p, v);
+    }
+  }
+  MASS_HD static void end(const Row &r, const AttentionArgs &a,
+                          const HeadBlock &h) {
+    if (r.i >= a.q.size[1])
+      return;
+    // A query that sees no key gets zeros and a log-sum-exp of -inf.
+    h.store<MAXD>(a.out, r.i, r.acc, r.sum > 0 ? 1.0f / r.sum : 0.0f);
+    a.lse.at(h.b, h.head, r.i) = r.sum > 0 ? r.top + logOf(r.sum) : -INFINITY;
+  }
+};
+
 /// delta = dout[b, i] . out[b, i] over the head's features.
-MASS_HD inline float attentionDelta(const AttentionArgs &a, const HeadRow &h,
+MASS_HD inline float attentionDelta(const AttentionArgs &a, const HeadBlock &h,
                                     int64_t i) {
   float delta = 0;
   for (int64_t d = 0; d < h.width; ++d)
@@ -172,62 +273,150 @@ MASS_HD inline float attentionDelta(const AttentionArgs &a, const HeadRow &h,
   return delta;
 }
 
-/// Query row `thread % T` of head `thread / T`: its row of dq.
-template <int MAXD>
-MASS_HD void attentionBackwardQueryRow(const AttentionArgs &a, int64_t thread) {
-  const int64_t queries = a.q.size[1];
-  const HeadRow h(a, thread, queries);
-  const int64_t i = h.row;
-  const int64_t keys = visibleKeys(a, i);
-  const float delta = attentionDelta(a, h, i);
-  const float logSum = a.lse.at(h.b, h.head, i);
-  float acc[MAXD];
-  MASS_UNROLL
-  for (int d = 0; d < MAXD; ++d)
-    acc[d] = 0;
-  for (int64_t j = 0; j < keys; ++j) {
-    const float p = expOf(h.scale * h.dot(a.q, i, a.k, j) - logSum);
-    const float ds = p * (h.dot(a.dout, i, a.v, j) - delta) * h.scale;
+/// Backward, one query row: its row of dq, each probability recomputed
+/// from the log-sum-exp, the keys in order.
+template <int MAXD> struct AttentionBackwardQueries : OverKeys<MAXD> {
+  using Tile = AttentionTile<MAXD>;
+  struct Row {
+    int64_t i, keys;
+    float q[MAXD], dout[MAXD], acc[MAXD], delta, logSum;
+  };
+  MASS_HD static void begin(Row &r, const AttentionArgs &a, const HeadBlock &h,
+                            int64_t i) {
+    r.i = i;
+    r.keys = i < a.q.size[1] ? visibleKeys(a, i) : 0;
     MASS_UNROLL
     for (int d = 0; d < MAXD; ++d)
-      if (d < h.width)
-        acc[d] += ds * a.k.at(h.b, j, h.column + d);
+      r.acc[d] = 0;
+    if (!r.keys)
+      return;
+    h.row<MAXD>(a.q, i, r.q);
+    h.row<MAXD>(a.dout, i, r.dout);
+    r.delta = attentionDelta(a, h, i);
+    r.logSum = a.lse.at(h.b, h.head, i);
   }
-  MASS_UNROLL
-  for (int d = 0; d < MAXD; ++d)
-    if (d < h.width)
-      a.dq.at(h.b, i, h.column + d) = acc[d];
+  MASS_HD static void step(Row &r, const Tile &t, const HeadBlock &h,
+                           int64_t first, int64_t n) {
+    const int64_t end = first + n < r.keys ? first + n : r.keys;
+    for (int64_t j = first; j < end; ++j) {
+      const float *k = t.x + (j - first) * MAXD, *v = t.y + (j - first) * MAXD;
+      const float p = expOf(h.scale * h.dot<MAXD>(r.q, k) - r.logSum);
+      const float ds = p * (h.dot<MAXD>(r.dout, v) - r.delta) * h.scale;
+      h.addScaled<MAXD>(r.acc, ds, k);
+    }
+  }
+  MASS_HD static void end(const Row &r, const AttentionArgs &a,
+                          const HeadBlock &h) {
+    if (r.i < a.q.size[1])
+      h.store<MAXD>(a.dq, r.i, r.acc);
+  }
+};
+
+/// Backward, one key row: its rows of dk and dv, sums over the queries
+/// that see the key, in order (no atomics). The tiles hold Q and dOut rows
+/// and each query's log-sum-exp and delta.
+template <int MAXD> struct AttentionBackwardKeys {
+  using Tile = AttentionTile<MAXD>;
+  struct Row {
+    int64_t j, from;
+    float k[MAXD], v[MAXD], dk[MAXD], dv[MAXD];
+  };
+  MASS_HD static int64_t rows(const AttentionArgs &a) { return a.k.size[1]; }
+  MASS_HD static void begin(Row &r, const AttentionArgs &a, const HeadBlock &h,
+                            int64_t j) {
+    r.j = j;
+    // Under a causal mask key j is seen by queries j onwards.
+    r.from = j >= a.k.size[1] ? a.q.size[1] : a.causal ? j : 0;
+    MASS_UNROLL
+    for (int d = 0; d < MAXD; ++d)
+      r.dk[d] = r.dv[d] = 0;
+    if (r.from < a.q.size[1]) {
+      h.row<MAXD>(a.k, j, r.k);
+      h.row<MAXD>(a.v, j, r.v);
+    }
+  }
+  MASS_HD static void range(const AttentionArgs &a, const HeadBlock &h,
+                            int64_t &from, int64_t &to) {
+    from = a.causal ? h.first : 0, to = a.q.size[1];
+  }
+  MASS_HD static void load(Tile &t, const AttentionArgs &a, const HeadBlock &h,
+                           int64_t first, int64_t n, int64_t thread,
+                           int64_t threads) {
+    h.load<MAXD>(a.q, first, n, t.x, thread, threads);
+    h.load<MAXD>(a.dout, first, n, t.y, thread, threads);
+    for (int64_t e = thread; e < n; e += threads) {
+      t.lse[e] = a.lse.at(h.b, h.head, first + e);
+      t.delta[e] = attentionDelta(a, h, first + e);
+    }
+  }
+  MASS_HD static void step(Row &r, const Tile &t, const HeadBlock &h,
+                           int64_t first, int64_t n) {
+    for (int64_t i = first > r.from ? first : r.from; i < first + n; ++i) {
+      const float *q = t.x + (i - first) * MAXD;
+      const float *dout = t.y + (i - first) * MAXD;
+      const float p = expOf(h.scale * h.dot<MAXD>(q, r.k) - t.lse[i - first]);
+      const float ds =
+          p * (h.dot<MAXD>(dout, r.v) - t.delta[i - first]) * h.scale;
+      h.addScaled<MAXD>(r.dv, p, dout);
+      h.addScaled<MAXD>(r.dk, ds, q);
+    }
+  }
+  MASS_HD static void end(const Row &r, const AttentionArgs &a,
+                          const HeadBlock &h) {
+    if (r.j >= a.k.size[1])
+      return;
+    h.store<MAXD>(a.dk, r.j, r.dk);
+    h.store<MAXD>(a.dv, r.j, r.dv);
+  }
+};
+
+#ifndef __CUDACC__
+/// Block (head, rowBlock) of a tiled kernel on the host: each phase of every
+/// thread in turn, a barrier between phases.
+template <class K>
+void runTiledBlock(const AttentionArgs &a, int64_t head, int64_t rowBlock,
+                   typename K::Tile &tile, typename K::Row *rows) {
+  const HeadBlock h(a, head, rowBlock * kAttentionBlock);
+  for (int t = 0; t < kAttentionBlock; ++t)
+    K::begin(rows[t], a, h, h.first + t);
+  int64_t from = 0, to = 0;
+  K::range(a, h, from, to);
+  for (int64_t first = from; first < to; first += K::Tile::kRows) {
+    const int64_t n = to - first < K::Tile::kRows ? to - first : K::Tile::kRows;
+    for (int t = 0; t < kAttentionBlock; ++t)
+      K::load(tile, a, h, first, n, t, kAttentionBlock);
+    for (int t = 0; t < kAttentionBlock; ++t)
+      K::step(rows[t], tile, h, first, n);
+  }
+  for (int t = 0; t < kAttentionBlock; ++t)
+    K::end(rows[t], a, h);
 }
 
-/// Key row `thread % S` of head `thread / S`: its rows of dk and dv, sums
-/// over the queries that see the key, in order.
-template <int MAXD>
-MASS_HD void attentionBackwardKeyRow(const AttentionArgs &a, int64_t thread) {
-  const int64_t keys = a.k.size[1], queries = a.q.size[1];
-  const HeadRow h(a, thread, keys);
-  const int64_t j = h.row;
-  float dk[MAXD], dv[MAXD];
-  MASS_UNROLL
-  for (int d = 0; d < MAXD; ++d)
-    dk[d] = dv[d] = 0;
-  for (int64_t i = a.causal ? j : 0; i < queries; ++i) {
-    const float p =
-        expOf(h.scale * h.dot(a.q, i, a.k, j) - a.lse.at(h.b, h.head, i));
-    const float ds =
-        p * (h.dot(a.dout, i, a.v, j) - attentionDelta(a, h, i)) * h.scale;
-    MASS_UNROLL
-    for (int d = 0; d < MAXD; ++d)
-      if (d < h.width) {
-        dv[d] += p * a.dout.at(h.b, i, h.column + d);
-        dk[d] += ds * a.q.at(h.b, i, h.column + d);
-      }
-  }
-  MASS_UNROLL
-  for (int d = 0; d < MAXD; ++d)
-    if (d < h.width) {
-      a.dk.at(h.b, j, h.column + d) = dk[d];
-      a.dv.at(h.b, j, h.column + d) = dv[d];
-    }
+/// A tiled kernel's whole grid on the host, for `count` heads.
+template <class K> void runTiledGrid(const AttentionArgs &a, int64_t count) {
+  auto tile = std::make_unique<typename K::Tile>();
+  std::vector<typename K::Row> rows(kAttentionBlock);
+  const int64_t blocks = (K::rows(a) + kAttentionBlock - 1) / kAttentionBlock;
+  for (int64_t head = 0; head < count; ++head)
+    for (int64_t block = 0; block < blocks; ++block)
+      runTiledBlock<K>(a, head, block, *tile, rows.data());
+}
+#endif
+
+/// GPT-2's GELU of x [R, D] into y [R, D]: where cuBLASLt's GELU epilogue
+/// cannot write it (DeviceCalls.cpp), after the product.
+struct GeluArgs {
+  Strided x, y;
+};
+
+/// Element `t` (row-major) of y = (0.5 x) (1 + tanh(sqrt(2 / pi) (x +
+/// 0.044715 x^3))), in the generated code's order of operations.
+MASS_HD inline void geluTanhElement(const GeluArgs &a, int64_t t) {
+  const int64_t cols = a.x.size[1];
+  const int64_t i = t / cols, j = t % cols;
+  const float x = a.x.at(i, j);
+  const float inner = (x + x * x * x * 0.044715f) * 0.7978845608028654f;
+  a.y.at(i, j) = x * 0.5f * (tanhOf(inner) + 1.0f);
 }
 
 /// Row `r` of layer norm's gradient: dx = rstd * (g - mean(g) - xhat *

@@ -1,8 +1,9 @@
 //===- DeviceKernelsTest.cpp - The GPU's kernels, run on the CPU ----------===//
 //
 // DeviceKernels.h's threads run here one after another, every thread of
-// each grid the CUDA runtime launches (Cuda.cpp), and their results are
-// compared with the CPU runtime's kernels (which AttentionTest and
+// each grid the CUDA runtime launches (Cuda.cpp; attention's tiled blocks
+// phase by phase, each phase of every thread between barriers), and their
+// results are compared with the CPU runtime's kernels (which AttentionTest and
 // LayerNormTest check against the definitions): the same shapes, strided
 // views and masks. The GPU runs the same code, compiled by nvcc.
 //
@@ -16,6 +17,7 @@
 #include <array>
 #include <cmath>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -72,38 +74,27 @@ struct Case {
 
 class DeviceAttention : public ::testing::TestWithParam<Case> {};
 
-template <int MAXD> struct Rows {
-  static void forward(const AttentionArgs &a, int64_t t) {
-    attentionForwardRow<MAXD>(a, t);
-  }
-  static void queries(const AttentionArgs &a, int64_t t) {
-    attentionBackwardQueryRow<MAXD>(a, t);
-  }
-  static void keys(const AttentionArgs &a, int64_t t) {
-    attentionBackwardKeyRow<MAXD>(a, t);
-  }
-};
-
-/// Runs the kernels for heads of `width` features, as Cuda.cpp picks them.
+/// Runs the kernels for heads of `width` features, as Cuda.cpp picks them:
+/// each tiled block's threads phase by phase (runTiledGrid).
 void launchAttention(const AttentionArgs &a, int64_t count, bool backward) {
-  auto run = [&](auto rows) {
-    using R = decltype(rows);
+  auto run = [&](auto width) {
+    constexpr int MAXD = decltype(width)::value;
     if (!backward) {
-      runGrid(count * a.q.size[1], [&](int64_t t) { R::forward(a, t); });
+      runTiledGrid<AttentionForward<MAXD>>(a, count);
       return;
     }
-    runGrid(count * a.q.size[1], [&](int64_t t) { R::queries(a, t); });
-    runGrid(count * a.k.size[1], [&](int64_t t) { R::keys(a, t); });
+    runTiledGrid<AttentionBackwardQueries<MAXD>>(a, count);
+    runTiledGrid<AttentionBackwardKeys<MAXD>>(a, count);
   };
   switch (accumulatorWidth(a.q.size[2] / a.heads)) {
   case 32:
-    return run(Rows<32>());
+    return run(std::integral_constant<int, 32>());
   case 64:
-    return run(Rows<64>());
+    return run(std::integral_constant<int, 64>());
   case 128:
-    return run(Rows<128>());
+    return run(std::integral_constant<int, 128>());
   default:
-    return run(Rows<256>());
+    return run(std::integral_constant<int, 256>());
   }
 }
 
@@ -159,18 +150,21 @@ TEST_P(DeviceAttention, MatchesTheCpuKernels) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, DeviceAttention,
-    ::testing::Values(Case{2, 70, 70, 12, 3, true},   // fused q, k, v
-                      Case{2, 70, 70, 12, 3, false},  // the same, unmasked
-                      Case{1, 37, 130, 16, 2, false}, // cross: S > T
-                      Case{1, 130, 9, 8, 1, false},   // S < T
-                      Case{2, 20, 9, 8, 2, true},     // causal, S < T
-                      Case{3, 1, 1, 4, 4, true},      // one position
-                      // Heads of 32 (spec 09's), 48, 128 and 256 features:
-                      // each accumulator width.
-                      Case{2, 64, 64, 192, 6, true},
-                      Case{1, 40, 100, 96, 2, false},
-                      Case{1, 33, 33, 256, 2, true},
-                      Case{1, 20, 70, 256, 1, false}));
+    ::testing::Values(
+        Case{2, 70, 70, 12, 3, true},   // fused q, k, v
+        Case{2, 70, 70, 12, 3, false},  // the same, unmasked
+        Case{1, 37, 130, 16, 2, false}, // cross: S > T
+        Case{1, 130, 9, 8, 1, false},   // S < T
+        Case{2, 20, 9, 8, 2, true},     // causal, S < T
+        Case{3, 1, 1, 4, 4, true},      // one position
+        // Heads of 32 (spec 09's), 48, 128 and 256 features:
+        // each accumulator width.
+        Case{2, 64, 64, 192, 6, true}, Case{1, 40, 100, 96, 2, false},
+        Case{1, 33, 33, 256, 2, true}, Case{1, 20, 70, 256, 1, false},
+        // Several blocks of rows and tiles of keys: heads of
+        // 32 (tiles of 128 rows) and 128 (tiles of 32).
+        Case{1, 200, 300, 64, 2, true}, Case{2, 150, 150, 128, 1, true},
+        Case{1, 129, 65, 128, 1, false}));
 
 /// Rank-2 and rank-1 memref descriptors, as the CPU kernels take them.
 struct Desc2 {
