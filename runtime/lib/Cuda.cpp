@@ -268,10 +268,6 @@ CUfunction fatbinKernel(const std::string &name) {
   std::exit(1);
 }
 
-} // namespace
-
-namespace {
-
 /// Runs DeviceKernels.cu's one-dimensional kernel `name` over `threads`
 /// threads (blocks of 128) with the argument block `args`.
 template <typename Args>
