@@ -110,11 +110,10 @@ void mass::rt::device::launchGemm(const GemmArgs &g) {
           out = 0.0f;
       }
   }
-  // The GELU epilogue's output, by the GPU's own GELU kernel's threads.
+  // The GELU epilogue's output, by the GPU's own GELU kernel.
   if (g.gelu) {
     const GeluArgs gelu = geluOperands(g);
-    for (int64_t t = 0; t < gelu.x.size[0] * gelu.x.size[1]; ++t)
-      geluTanhElement(gelu, t);
+    launchDeviceKernel("mass_gelu_tanh", gelu, gelu.x.size[0] * gelu.x.size[1]);
   }
 }
 
