@@ -48,6 +48,10 @@ public:
   Kind getKind() const { return kind; }
   const Loc &getLoc() const { return loc; }
 
+  /// 1 for a leaf, else 1 + the deepest operand's: the parser bounds it so
+  /// that every later recursive walk over the tree fits on the stack.
+  unsigned nesting = 1;
+
 private:
   Kind kind;
   Loc loc;

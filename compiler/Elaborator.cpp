@@ -12,10 +12,12 @@
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/Casting.h"
 
 #include <cmath>
+#include <cstdio>
 
 using namespace mass;
 using llvm::cast;
@@ -36,8 +38,11 @@ std::string Value::describe() const {
     std::string dtype = type.getElementType().isF32() ? "f32" : "i32";
     return "a tensor " + dtype + formatShape(type.getShape());
   }
-  case Kind::Number:
-    return "a number";
+  case Kind::Number: {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.10g", number);
+    return std::string("the number ") + text;
+  }
   case Kind::Bool:
     return "a bool";
   case Kind::String:
@@ -170,6 +175,8 @@ LogicalResult Elaborator::beginParamCall(const ast::Loc &loc,
 mlir::Value Elaborator::addState(abi::Role role, llvm::ArrayRef<int64_t> shape,
                                  llvm::StringRef suffix, Init init,
                                  const ast::Loc &loc) {
+  if (mlir::failed(checkSize(shape, loc)))
+    tooLarge = true;
   mlir::Value arg = body->addArgument(f32Tensor(shape), location(loc));
   argInfo.push_back({role, "", init});
   Frame &frame = frames.back();
@@ -254,7 +261,26 @@ FailureOr<Shape> Elaborator::check(const ShapeResult &result,
     error(loc) << result.message();
     return failure();
   }
+  if (mlir::failed(checkSize(result.shape(), loc)))
+    return failure();
   return result.shape();
+}
+
+LogicalResult Elaborator::checkSize(llvm::ArrayRef<int64_t> shape,
+                                    const ast::Loc &loc) {
+  int64_t elements = 1;
+  for (int64_t d : shape) {
+    if (mlir::ShapedType::isDynamic(d))
+      continue;
+    if (d > kMaxDim || elements > kMaxElements / std::max<int64_t>(d, 1)) {
+      error(loc) << "a tensor of shape " << formatShape(shape)
+                 << " is larger than Mass supports (" << kMaxElements
+                 << " elements per sample)";
+      return failure();
+    }
+    elements *= d;
+  }
+  return success();
 }
 
 //===----------------------------------------------------------------------===//
@@ -274,6 +300,16 @@ LogicalResult Elaborator::collectBlocks() {
         error(block->loc) << "block '" << block->name << "' is defined twice";
         note(it->second->loc, "first defined here");
         return failure();
+      }
+      llvm::StringMap<const ast::BlockParam *> params;
+      for (const ast::BlockParam &p : block->params) {
+        auto [first, fresh] = params.try_emplace(p.name, &p);
+        if (!fresh) {
+          error(p.loc) << "block '" << block->name << "' has two parameters "
+                       << "named '" << p.name << "'";
+          note(first->second->loc, "the first is here");
+          return failure();
+        }
       }
     }
   }
@@ -383,7 +419,7 @@ FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> Elaborator::run() {
 
 LogicalResult Elaborator::runStmts(const ast::StmtList &stmts) {
   for (const ast::StmtPtr &s : stmts)
-    if (mlir::failed(runStmt(*s)))
+    if (mlir::failed(runStmt(*s)) || tooLarge)
       return failure();
   return success();
 }
@@ -451,12 +487,13 @@ LogicalResult Elaborator::runDecl(const ast::DeclStmt &decl) {
     FailureOr<Value> v = eval(*dim);
     if (mlir::failed(v))
       return failure();
-    if (!v->isNumber() || !v->isInteger || v->number < 1) {
+    std::optional<int64_t> size = v->asInteger();
+    if (!size || *size < 1) {
       error(dim->getLoc()) << "dimension " << i
-                           << " must be a positive integer";
+                           << " must be an integer between 1 and " << kMaxDim;
       return failure();
     }
-    shape.push_back(static_cast<int64_t>(v->number));
+    shape.push_back(*size);
   }
   mlir::Value arg = body->addArgument(
       mlir::RankedTensorType::get(shape, element), location(decl.getLoc()));
@@ -555,8 +592,9 @@ LogicalResult Elaborator::runTask(const ast::TaskStmt &stmt) {
     FailureOr<Value> w = eval(*opt.value);
     if (mlir::failed(w))
       return failure();
-    if (!w->isNumber() || w->number < 0) {
-      error(opt.loc) << "a task weight must be a number >= 0";
+    if (!w->isNumber() || !std::isfinite(w->number) || w->number < 0) {
+      error(opt.loc) << "a task weight must be a finite number >= 0, got "
+                     << w->describe();
       return failure();
     }
     weight = w->number;
@@ -625,6 +663,20 @@ LogicalResult Elaborator::runMetric(const ast::MetricStmt &stmt) {
 //===----------------------------------------------------------------------===//
 
 FailureOr<Value> Elaborator::eval(const ast::Expr &expr) {
+  // The parser bounds one expression's nesting; blocks calling blocks add
+  // up theirs.
+  constexpr unsigned kMaxEvalNesting = 512;
+  if (evalNesting >= kMaxEvalNesting) {
+    error(expr.getLoc()) << "blocks and expressions nested deeper than "
+                         << kMaxEvalNesting << " levels";
+    return failure();
+  }
+  ++evalNesting;
+  auto done = llvm::make_scope_exit([&] { --evalNesting; });
+  return evalUnbounded(expr);
+}
+
+FailureOr<Value> Elaborator::evalUnbounded(const ast::Expr &expr) {
   switch (expr.getKind()) {
   case ast::Expr::Kind::Number: {
     auto &n = cast<ast::NumberExpr>(expr);
@@ -714,12 +766,13 @@ FailureOr<Value> Elaborator::evalType(const ast::TypeExpr &expr) {
     FailureOr<Value> dim = eval(*d);
     if (mlir::failed(dim))
       return failure();
-    if (!dim->isNumber() || !dim->isInteger || dim->number < 1) {
-      error(d->getLoc()) << "a dimension must be a positive integer, got "
-                         << dim->describe();
+    std::optional<int64_t> size = dim->asInteger();
+    if (!size || *size < 1) {
+      error(d->getLoc()) << "a dimension must be an integer between 1 and "
+                         << kMaxDim << ", got " << dim->describe();
       return failure();
     }
-    v.dims.push_back(static_cast<int64_t>(dim->number));
+    v.dims.push_back(*size);
   }
   return v;
 }
@@ -999,11 +1052,12 @@ FailureOr<Value> Elaborator::evalIntrinsic(const ast::CallExpr &call,
         mlir::cast<mlir::RankedTensorType>(args[0].tensor.getType()).getShape();
     int64_t axis = 1;
     if (isDim) {
-      if (!args[1].isNumber() || !args[1].isInteger) {
+      std::optional<int64_t> given = args[1].asInteger();
+      if (!given) {
         error(args[1].loc) << "the axis must be an integer";
         return failure();
       }
-      axis = static_cast<int64_t>(args[1].number);
+      axis = *given;
     }
     std::optional<int64_t> a = normalizeAxis(axis, shape.size());
     if (!a) {

@@ -103,6 +103,9 @@ public:
   mlir::Value scalar(double value, const ast::Loc &loc);
   /// Turns a shape rule's verdict into a diagnostic at `loc`.
   mlir::FailureOr<Shape> check(const ShapeResult &result, const ast::Loc &loc);
+  /// Fails, with a message, for shapes beyond kMaxDim or kMaxElements.
+  mlir::LogicalResult checkSize(llvm::ArrayRef<int64_t> shape,
+                                const ast::Loc &loc);
 
   /// Starts a call that holds parameters: it takes the next number in the
   /// binding being evaluated. Fails when no binding receives the call.
@@ -131,6 +134,7 @@ public:
   void boundIds(mlir::Value ids, int64_t rows);
   /// Evaluates an expression in the current scope.
   mlir::FailureOr<Value> eval(const ast::Expr &expr);
+  mlir::FailureOr<Value> evalUnbounded(const ast::Expr &expr);
 
 private:
   struct Scope;
@@ -143,6 +147,11 @@ private:
   mlir::Block *body = nullptr;
   llvm::StringMap<const ast::BlockDecl *> blocks;
   std::vector<const ast::BlockDecl *> callStack;
+  /// Expressions being evaluated, through block calls: bounded so that a
+  /// long chain of blocks calling blocks cannot exhaust the stack.
+  unsigned evalNesting = 0;
+  /// Set when a parameter or buffer was too large (reported where made).
+  bool tooLarge = false;
   std::vector<Frame> frames;
   Scope *scope = nullptr;
   Task *task = nullptr;

@@ -41,12 +41,14 @@ FailureOr<int64_t> Args::integer(llvm::StringRef name, int64_t dflt) const {
   if (!has(name))
     return dflt;
   const Value &v = get(name);
-  if (!v.isNumber() || !v.isInteger) {
+  std::optional<int64_t> i = v.asInteger();
+  if (!i) {
     elab.error(v.loc) << call.callee << ": '" << name
-                      << "' must be an integer, got " << v.describe();
+                      << "' must be an integer between " << -kMaxDim << " and "
+                      << kMaxDim << ", got " << v.describe();
     return failure();
   }
-  return static_cast<int64_t>(v.number);
+  return *i;
 }
 
 FailureOr<double> Args::number(llvm::StringRef name, double dflt) const {
@@ -106,13 +108,14 @@ FailureOr<std::vector<int64_t>> Args::axes(llvm::StringRef name,
   const Value &v = get(name);
   std::vector<Value> items = v.isSeq() ? v.elements : std::vector<Value>{v};
   for (const Value &item : items) {
-    if (!item.isNumber() || !item.isInteger) {
+    std::optional<int64_t> axis = item.asInteger();
+    if (!axis) {
       elab.error(item.loc) << call.callee
                            << ": an axis must be an integer, got "
                            << item.describe();
       return failure();
     }
-    out.push_back(static_cast<int64_t>(item.number));
+    out.push_back(*axis);
   }
   return out;
 }

@@ -4,6 +4,13 @@
 // tree into the AST. ANTLR reports syntax errors to a listener; the first one
 // becomes an MLIR diagnostic (later ones are usually echoes of it).
 //
+// The text is hostile until checked: bytes that are not UTF-8 (or NUL) are
+// located errors before ANTLR sees them, and nesting is bounded twice, on
+// the tokens before the recursive-descent parser runs (brackets and prefix
+// operators are what make it recurse) and on the AST while it is built
+// (operator and `|>` chains, `else if` chains), so that no recursive walk
+// in the parser, the elaborator or a destructor can exhaust the stack.
+//
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Parser.h"
@@ -14,6 +21,8 @@
 #include "antlr4-runtime.h"
 
 #include "llvm/Support/Casting.h"
+#include "llvm/Support/ConvertUTF.h"
+#include "llvm/Support/Format.h"
 
 using namespace mass;
 using namespace mass::ast;
@@ -21,10 +30,119 @@ using G = mass::grammar::MassParser;
 
 namespace {
 
+/// The deepest nesting the frontend accepts, in brackets, prefix operators,
+/// chained operators or `|>` stages, and `else if` branches.
+constexpr unsigned kMaxNesting = 256;
+
 struct SyntaxError {
   unsigned line = 0, col = 0;
   std::string message;
 };
+
+/// The first byte that is not part of valid UTF-8, or a NUL byte. Columns
+/// count code points, as ANTLR's do.
+std::optional<SyntaxError> checkEncoding(llvm::StringRef text) {
+  const auto *bytes = reinterpret_cast<const llvm::UTF8 *>(text.data());
+  size_t size = text.size();
+  unsigned line = 1, col = 1;
+  for (size_t i = 0; i < size;) {
+    unsigned char c = bytes[i];
+    if (c == 0)
+      return SyntaxError{line, col, "unexpected NUL byte"};
+    size_t length = 1;
+    if (c >= 0x80) {
+      length = llvm::getNumBytesForUTF8(c);
+      if (length > size - i ||
+          !llvm::isLegalUTF8Sequence(bytes + i, bytes + i + length)) {
+        std::string message;
+        llvm::raw_string_ostream os(message);
+        os << "invalid UTF-8 byte 0x" << llvm::format_hex_no_prefix(c, 2, true)
+           << "; Mass files are UTF-8 text";
+        return SyntaxError{line, col, message};
+      }
+    }
+    if (c == '\n') {
+      ++line;
+      col = 1;
+    } else {
+      ++col;
+    }
+    i += length;
+  }
+  return std::nullopt;
+}
+
+/// ANTLR's recursive-descent parser recurses once per open bracket and per
+/// prefix operator (`-`, `not`) still waiting for its operand; chains of
+/// binary operators, `|>` stages and `else if` branches are loops. This
+/// bounds that depth on the token stream before the parser runs.
+std::optional<SyntaxError>
+checkNesting(const std::vector<antlr4::Token *> &tokens) {
+  using L = grammar::MassLexer;
+  auto text = [](antlr4::Token *t) { return t->getText(); };
+  auto isOpen = [&](antlr4::Token *t) {
+    std::string s = text(t);
+    return s == "(" || s == "[" || s == "{";
+  };
+  auto isClose = [&](antlr4::Token *t) {
+    std::string s = text(t);
+    return s == ")" || s == "]" || s == "}";
+  };
+  auto isOperand = [](antlr4::Token *t) {
+    size_t type = t->getType();
+    return type == L::ID || type == L::NUMBER || type == L::STRING ||
+           type == L::TRUE || type == L::FALSE;
+  };
+
+  unsigned depth = 0;     // brackets open plus prefix operators pending
+  unsigned run = 0;       // prefix operators pending since the last operand
+  unsigned beforeRun = 0; // the depth before that run
+  std::vector<unsigned> restore; // the depth to return to at each close
+  antlr4::Token *previous = nullptr;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    antlr4::Token *t = tokens[i];
+    if (t->getType() == antlr4::Token::EOF)
+      break;
+    bool prefix = (t->getType() == L::NOT || text(t) == "-") &&
+                  !(previous && (isOperand(previous) || text(previous) == ")" ||
+                                 text(previous) == "]"));
+    if (prefix) {
+      if (run++ == 0)
+        beforeRun = depth;
+      ++depth;
+    } else if (isOpen(t)) {
+      // Prefix operators before a bracket wait until it closes.
+      restore.push_back(run ? beforeRun : depth);
+      run = 0;
+      ++depth;
+    } else if (isClose(t)) {
+      if (!restore.empty()) {
+        depth = restore.back();
+        restore.pop_back();
+      }
+      run = 0;
+    } else if (run) {
+      // An operand ends the run unless a call, type or dotted name goes on.
+      bool continues = false;
+      if (isOperand(t) && i + 1 < tokens.size()) {
+        std::string next = text(tokens[i + 1]);
+        continues = next == "(" || next == "[" || next == ".";
+      }
+      if (!continues) {
+        depth = beforeRun;
+        run = 0;
+      }
+    }
+    if (depth > kMaxNesting)
+      return SyntaxError{
+          static_cast<unsigned>(t->getLine()),
+          static_cast<unsigned>(t->getCharPositionInLine()) + 1,
+          std::string(text(t) == "{" ? "statements" : "expression") +
+              " nested deeper than " + std::to_string(kMaxNesting) + " levels"};
+    previous = t;
+  }
+  return std::nullopt;
+}
 
 /// Records the first syntax error instead of printing to stderr.
 class ErrorCollector : public antlr4::BaseErrorListener {
@@ -67,6 +185,10 @@ class Builder {
 public:
   explicit Builder(std::string file) : file(std::move(file)) {}
 
+  /// Where the AST first grew deeper than kMaxNesting, if it did; building
+  /// stops extending chains from there.
+  std::optional<SyntaxError> tooDeep;
+
   std::unique_ptr<Module> build(G::FileContext *ctx) {
     auto module = std::make_unique<Module>();
     module->file = file;
@@ -86,6 +208,44 @@ public:
 
 private:
   std::string file;
+  unsigned stmtNesting = 0;
+
+  void markTooDeep(const Loc &at, const char *what) {
+    if (!tooDeep)
+      tooDeep = SyntaxError{at.line, at.col,
+                            std::string(what) + " nested deeper than " +
+                                std::to_string(kMaxNesting) + " levels" +
+                                (std::string(what) == "expression"
+                                     ? "; split it with named steps"
+                                     : "")};
+  }
+
+  /// Sets `e`'s nesting from its operands' (built before it).
+  ExprPtr finish(ExprPtr e) {
+    unsigned deepest = 0;
+    auto see = [&](const ExprPtr &operand) {
+      if (operand)
+        deepest = std::max(deepest, operand->nesting);
+    };
+    if (auto *call = llvm::dyn_cast<CallExpr>(e.get())) {
+      llvm::for_each(call->args, see);
+      for (const KeywordArg &kw : call->kwargs)
+        see(kw.value);
+    } else if (auto *binary = llvm::dyn_cast<BinaryExpr>(e.get())) {
+      see(binary->lhs);
+      see(binary->rhs);
+    } else if (auto *unary = llvm::dyn_cast<UnaryExpr>(e.get())) {
+      see(unary->operand);
+    } else if (auto *seq = llvm::dyn_cast<SeqExpr>(e.get())) {
+      llvm::for_each(seq->elements, see);
+    } else if (auto *type = llvm::dyn_cast<TypeExpr>(e.get())) {
+      llvm::for_each(type->dims, see);
+    }
+    e->nesting = deepest + 1;
+    if (e->nesting > kMaxNesting)
+      markTooDeep(e->getLoc(), "expression");
+    return e;
+  }
 
   Loc loc(antlr4::Token *token) const {
     return Loc{file, static_cast<unsigned>(token->getLine()),
@@ -135,8 +295,10 @@ private:
 
   StmtList buildStmts(const std::vector<G::StmtContext *> &ctxs) {
     StmtList stmts;
+    ++stmtNesting;
     for (G::StmtContext *s : ctxs)
       stmts.push_back(buildStmt(s));
+    --stmtNesting;
     return stmts;
   }
 
@@ -167,14 +329,28 @@ private:
     return std::make_unique<MetricStmt>(loc(s), std::move(call));
   }
 
+  /// `if a {} else if b {} else {}` becomes an IfStmt whose else body holds
+  /// the IfStmt of `b`, each `else if` one level deeper.
   StmtPtr buildIf(G::IfBranchContext *ctx) {
-    auto stmt = std::make_unique<IfStmt>(loc(ctx), buildExpr(ctx->cond));
-    stmt->thenBody = buildStmts(ctx->thenBody);
-    if (ctx->elseIf)
-      stmt->elseBody.push_back(buildIf(ctx->elseIf));
-    else
-      stmt->elseBody = buildStmts(ctx->elseBody);
-    return stmt;
+    auto head = std::make_unique<IfStmt>(loc(ctx), buildExpr(ctx->cond));
+    head->thenBody = buildStmts(ctx->thenBody);
+    IfStmt *last = head.get();
+    unsigned saved = stmtNesting;
+    for (G::ElseIfBranchContext *branch : ctx->elseIfBranch()) {
+      if (++stmtNesting > kMaxNesting) {
+        markTooDeep(loc(branch->IF()->getSymbol()), "statements");
+        break;
+      }
+      auto next = std::make_unique<IfStmt>(loc(branch->IF()->getSymbol()),
+                                           buildExpr(branch->cond));
+      next->thenBody = buildStmts(branch->body);
+      IfStmt *raw = next.get();
+      last->elseBody.push_back(std::move(next));
+      last = raw;
+    }
+    last->elseBody = buildStmts(ctx->elseBody);
+    stmtNesting = saved;
+    return head;
   }
 
   std::unique_ptr<TypeExpr> buildType(G::TypeLitContext *ctx) {
@@ -206,7 +382,9 @@ private:
       call->args.push_back(std::move(value));
       if (t->argList())
         buildArgs(t->argList(), *call);
-      value = std::move(call);
+      value = finish(std::move(call));
+      if (tooDeep)
+        break;
     }
     return value;
   }
@@ -217,6 +395,8 @@ private:
     std::optional<BinaryOp> pending;
     Loc opLoc;
     for (antlr4::tree::ParseTree *child : ctx->children) {
+      if (tooDeep)
+        break;
       if (auto *term = dynamic_cast<antlr4::tree::TerminalNode *>(child)) {
         pending = binaryOp(term->getSymbol()->getText());
         opLoc = loc(term->getSymbol());
@@ -226,8 +406,8 @@ private:
       if (!lhs)
         lhs = std::move(value);
       else
-        lhs = std::make_unique<BinaryExpr>(opLoc, *pending, std::move(lhs),
-                                           std::move(value));
+        lhs = finish(std::make_unique<BinaryExpr>(
+            opLoc, *pending, std::move(lhs), std::move(value)));
     }
     return lhs;
   }
@@ -256,8 +436,8 @@ private:
   }
   ExprPtr buildNot(G::NotExprContext *ctx) {
     if (ctx->NOT())
-      return std::make_unique<UnaryExpr>(loc(ctx), UnaryOp::Not,
-                                         buildNot(ctx->notExpr()));
+      return finish(std::make_unique<UnaryExpr>(loc(ctx), UnaryOp::Not,
+                                                buildNot(ctx->notExpr())));
     return buildCmp(ctx->cmpExpr());
   }
   ExprPtr buildCmp(G::CmpExprContext *ctx) {
@@ -284,8 +464,8 @@ private:
         return std::make_unique<NumberExpr>(loc(ctx), num->value,
                                             num->isInteger);
       }
-      return std::make_unique<UnaryExpr>(loc(ctx), UnaryOp::Neg,
-                                         std::move(operand));
+      return finish(std::make_unique<UnaryExpr>(loc(ctx), UnaryOp::Neg,
+                                                std::move(operand)));
     }
     return buildPrimary(ctx->primary());
   }
@@ -306,13 +486,13 @@ private:
       auto type = std::make_unique<TypeExpr>(l, p->dtype->getText());
       for (G::TypeDimContext *d : p->typeDim())
         type->dims.push_back(buildExpr(d->expr()));
-      return type;
+      return finish(std::move(type));
     }
     if (auto *p = dynamic_cast<G::CallExprContext *>(ctx)) {
       auto call = std::make_unique<CallExpr>(l, p->callee->getText());
       if (p->argList())
         buildArgs(p->argList(), *call);
-      return call;
+      return finish(std::move(call));
     }
     if (auto *p = dynamic_cast<G::NameExprContext *>(ctx)) {
       std::vector<std::string> parts;
@@ -320,17 +500,16 @@ private:
         parts.push_back(id->getText());
       return std::make_unique<NameExpr>(l, std::move(parts));
     }
-    if (auto *p = dynamic_cast<G::ParenExprContext *>(ctx))
-      return buildExpr(p->expr());
-    bool isTuple = dynamic_cast<G::TupleExprContext *>(ctx) != nullptr;
+    auto *paren = dynamic_cast<G::ParenExprContext *>(ctx);
+    if (paren && !paren->comma)
+      return buildExpr(paren->expr(0));
     auto seq = std::make_unique<SeqExpr>(
-        isTuple ? Expr::Kind::Tuple : Expr::Kind::List, l);
+        paren ? Expr::Kind::Tuple : Expr::Kind::List, l);
     std::vector<G::ExprContext *> elements =
-        isTuple ? static_cast<G::TupleExprContext *>(ctx)->expr()
-                : static_cast<G::ListExprContext *>(ctx)->expr();
+        paren ? paren->expr() : static_cast<G::ListExprContext *>(ctx)->expr();
     for (G::ExprContext *e : elements)
       seq->elements.push_back(buildExpr(e));
-    return seq;
+    return finish(std::move(seq));
   }
 };
 
@@ -341,24 +520,40 @@ mass::parseFile(llvm::SourceMgr &sourceMgr, unsigned bufferId,
                 mlir::MLIRContext &context) {
   const llvm::MemoryBuffer *buffer = sourceMgr.getMemoryBuffer(bufferId);
   std::string file = buffer->getBufferIdentifier().str();
+  auto report = [&](const SyntaxError &error) {
+    mlir::emitError(
+        mlir::FileLineColLoc::get(&context, file, error.line, error.col))
+        << error.message;
+    return mlir::failure();
+  };
 
-  antlr4::ANTLRInputStream input(buffer->getBufferStart(),
-                                 buffer->getBufferSize());
+  llvm::StringRef text = buffer->getBuffer();
+  if (std::optional<SyntaxError> bad = checkEncoding(text))
+    return report(*bad);
+  // A byte-order mark is not part of the text (some editors write one).
+  text.consume_front("\xEF\xBB\xBF");
+
+  antlr4::ANTLRInputStream input(text.data(), text.size());
   grammar::MassLexer lexer(&input);
   antlr4::CommonTokenStream tokens(&lexer);
-  grammar::MassParser parser(&tokens);
   ErrorCollector errors;
   lexer.removeErrorListeners();
   lexer.addErrorListener(&errors);
+  tokens.fill();
+  if (errors.first)
+    return report(*errors.first);
+  if (std::optional<SyntaxError> deep = checkNesting(tokens.getTokens()))
+    return report(*deep);
+
+  grammar::MassParser parser(&tokens);
   parser.removeErrorListeners();
   parser.addErrorListener(&errors);
-
   G::FileContext *tree = parser.file();
-  if (errors.first) {
-    mlir::emitError(mlir::FileLineColLoc::get(
-        &context, file, errors.first->line, errors.first->col))
-        << errors.first->message;
-    return mlir::failure();
-  }
-  return Builder(file).build(tree);
+  if (errors.first)
+    return report(*errors.first);
+  Builder builder(file);
+  std::unique_ptr<Module> module = builder.build(tree);
+  if (builder.tooDeep)
+    return report(*builder.tooDeep);
+  return module;
 }

@@ -15,6 +15,10 @@
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/Casting.h"
 
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
 using namespace mass;
 using llvm::cast;
 using llvm::dyn_cast;
@@ -24,51 +28,121 @@ using mlir::success;
 
 namespace {
 
+constexpr double kInf = std::numeric_limits<double>::infinity();
+/// The largest integer a double holds exactly: counts of steps, seeds.
+constexpr double kMaxExact = 9007199254740992.0; // 2^53
+constexpr double kMaxCount = 2147483647.0;       // 2^31 - 1
+
+/// One parameter of a call in a train value, or a scalar train key: its
+/// type and, for numbers, the range it must lie in.
+struct ParamForm {
+  enum Type { Number, Integer, Bool, Name, Path, Globs, Betas };
+  llvm::StringRef name;
+  Type type;
+  double lo = -kInf, hi = kInf; // numbers are finite, within [lo, hi]
+  bool loOpen = false;          // lo itself is excluded
+  bool hiOpen = false;          // hi itself is excluded
+  bool optional = false;
+
+  /// "a number > 0", "an integer in [1, 2147483647]", ...
+  std::string expected() const {
+    auto num = [](double v) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%.16g", v);
+      return std::string(text);
+    };
+    switch (type) {
+    case Bool:
+      return "true or false";
+    case Name:
+      return "a name";
+    case Path:
+      return "a path string";
+    case Globs:
+      return "a list of glob strings";
+    case Betas:
+      return "a tuple of two numbers in [0, 1)";
+    case Number:
+    case Integer:
+      break;
+    }
+    std::string what = type == Integer ? "an integer" : "a number";
+    if (hi == kInf)
+      return what + (loOpen ? " > " : " >= ") + num(lo);
+    return what + " in " + (loOpen ? "(" : "[") + num(lo) + ", " + num(hi) +
+           (hiOpen ? ")" : "]");
+  }
+};
+
+ParamForm optional(ParamForm p) {
+  p.optional = true;
+  return p;
+}
+ParamForm positive(llvm::StringRef n) {
+  return {n, ParamForm::Number, 0, kInf, /*loOpen=*/true};
+}
+ParamForm nonNegative(llvm::StringRef n) {
+  return {n, ParamForm::Number, 0, kInf};
+}
+ParamForm fraction(llvm::StringRef n, bool oneIncluded) {
+  return {n, ParamForm::Number, 0, 1, false, /*hiOpen=*/!oneIncluded};
+}
+ParamForm count(llvm::StringRef n, double lo, double hi = kMaxCount) {
+  return {n, ParamForm::Integer, lo, hi};
+}
+ParamForm ofType(llvm::StringRef n, ParamForm::Type type) { return {n, type}; }
+
 /// What a call in a train value may look like: its kind and its parameters
-/// in positional order, a leading '?' marking an optional one.
+/// in positional order.
 struct CallForm {
   llvm::StringRef kind;
-  std::vector<llvm::StringRef> params;
+  std::vector<ParamForm> params;
   bool anyKeywords = false; // sample(TASK: p, ...)
 };
 
 struct KeyForm {
   llvm::StringRef key;
-  enum Kind {
-    PositiveInt,
-    Integer,
-    PositiveNumber,
-    Data,
-    Call,
-    CallList,
-    StringList,
-    ScaleList
-  } kind;
+  enum Kind { Scalar, Data, Call, CallList, StringList, ScaleList } kind;
   // Call and CallList; a bare name is the call without arguments.
   std::vector<CallForm> calls = {};
+  // Scalar: its type and range.
+  std::optional<ParamForm> scalar = std::nullopt;
 };
+
+KeyForm scalarKey(ParamForm form) {
+  return {form.name, KeyForm::Scalar, {}, form};
+}
 
 const std::vector<KeyForm> &keyForms() {
   static const std::vector<KeyForm> forms = {
       {"train_data", KeyForm::Data},
       {"val_data", KeyForm::Data},
-      {"batch", KeyForm::PositiveInt},
-      {"epochs", KeyForm::PositiveInt},
-      {"steps", KeyForm::PositiveInt},
-      {"val_every", KeyForm::PositiveInt},
-      {"seed", KeyForm::Integer},
-      {"clip_grad_norm", KeyForm::PositiveNumber},
+      scalarKey(count("batch", 1, 16777216)), // the runtime's --batch bound
+      scalarKey(count("epochs", 1)),
+      scalarKey(count("steps", 1, kMaxExact)),
+      scalarKey(count("val_every", 1, kMaxExact)),
+      scalarKey(count("seed", 0, kMaxExact)),
+      scalarKey(positive("clip_grad_norm")),
       {"optimizer",
        KeyForm::Call,
-       {{"sgd", {"lr", "?momentum", "?nesterov", "?weight_decay"}},
-        {"adam", {"?lr", "?betas", "?eps", "?weight_decay"}},
-        {"adamw", {"?lr", "?betas", "?eps", "?weight_decay"}}}},
+       {{"sgd",
+         {positive("lr"), optional(fraction("momentum", false)),
+          optional(ofType("nesterov", ParamForm::Bool)),
+          optional(nonNegative("weight_decay"))}},
+        {"adam",
+         {optional(positive("lr")), optional(ofType("betas", ParamForm::Betas)),
+          optional(positive("eps")), optional(nonNegative("weight_decay"))}},
+        {"adamw",
+         {optional(positive("lr")), optional(ofType("betas", ParamForm::Betas)),
+          optional(positive("eps")), optional(nonNegative("weight_decay"))}}}},
       {"schedule",
        KeyForm::Call,
        {{"constant", {}},
-        {"step", {"every", "?gamma"}},
-        {"exponential", {"gamma"}},
-        {"cosine", {"?warmup", "?min_lr"}}}},
+        {"step", {count("every", 1, kMaxExact), optional(positive("gamma"))}},
+        {"exponential", {positive("gamma")}},
+        {"cosine",
+         {optional(count("warmup", 0, kMaxExact)),
+          optional(nonNegative("min_lr"))}}}},
       {"strategy",
        KeyForm::Call,
        {{"joint", {}},
@@ -76,17 +150,32 @@ const std::vector<KeyForm> &keyForms() {
         {"sample", {}, /*anyKeywords=*/true}}},
       {"augment",
        KeyForm::CallList,
-       {{"random_crop", {"input", "pad"}},
-        {"flip", {"input"}},
-        {"noise", {"input", "std"}}}},
-      {"sampling", KeyForm::Call, {{"shuffle", {}}, {"balanced", {"label"}}}},
-      {"checkpoint", KeyForm::Call, {{"best", {"metric"}}, {"last", {}}}},
-      {"early_stop", KeyForm::Call, {{"patience", {"n"}}}},
-      {"init", KeyForm::Call, {{"load", {"path", "?skip"}}}},
+       {{"random_crop",
+         {ofType("input", ParamForm::Name), count("pad", 0, 4096)}},
+        {"flip", {ofType("input", ParamForm::Name)}},
+        {"noise", {ofType("input", ParamForm::Name), nonNegative("std")}}}},
+      {"sampling",
+       KeyForm::Call,
+       {{"shuffle", {}}, {"balanced", {ofType("label", ParamForm::Name)}}}},
+      {"checkpoint",
+       KeyForm::Call,
+       {{"best", {ofType("metric", ParamForm::Name)}}, {"last", {}}}},
+      {"early_stop", KeyForm::Call, {{"patience", {count("n", 0)}}}},
+      {"init",
+       KeyForm::Call,
+       {{"load",
+         {ofType("path", ParamForm::Path),
+          optional(ofType("skip", ParamForm::Globs))}}}},
       {"freeze", KeyForm::StringList},
       {"lr_scale", KeyForm::ScaleList},
   };
   return forms;
+}
+
+/// The probability of a task under `sample(TASK: p, ...)`.
+const ParamForm &sampleForm() {
+  static const ParamForm form = fraction("probability", true);
+  return form;
 }
 
 class Checker {
@@ -168,7 +257,11 @@ private:
     switch (e.getKind()) {
     case ast::Expr::Kind::Number: {
       auto &n = cast<ast::NumberExpr>(e);
-      if (n.isInteger)
+      if (!std::isfinite(n.value)) {
+        error(e.getLoc()) << "this number is too large for a double";
+        return failure();
+      }
+      if (n.isInteger && std::fabs(n.value) <= kMaxExact)
         return mlir::Attribute(
             b.getI64IntegerAttr(static_cast<int64_t>(n.value)));
       return mlir::Attribute(b.getF64FloatAttr(n.value));
@@ -222,27 +315,10 @@ private:
   mlir::FailureOr<mlir::Attribute> check(const KeyForm &form,
                                          const ast::Expr &e) {
     switch (form.kind) {
-    case KeyForm::PositiveInt:
-    case KeyForm::Integer: {
-      auto *n = dyn_cast<ast::NumberExpr>(&e);
-      if (!n || !n->isInteger ||
-          (form.kind == KeyForm::PositiveInt && n->value < 1)) {
-        error(e.getLoc()) << "'" << form.key << "' must be "
-                          << (form.kind == KeyForm::PositiveInt
-                                  ? "a positive integer"
-                                  : "an integer");
+    case KeyForm::Scalar:
+      if (mlir::failed(checkValue(*form.scalar, e, "")))
         return failure();
-      }
       return convert(e);
-    }
-    case KeyForm::PositiveNumber: {
-      auto *n = dyn_cast<ast::NumberExpr>(&e);
-      if (!n || n->value <= 0) {
-        error(e.getLoc()) << "'" << form.key << "' must be a positive number";
-        return failure();
-      }
-      return mlir::Attribute(b.getF64FloatAttr(n->value));
-    }
     case KeyForm::Data:
       return checkData(form, e);
     case KeyForm::Call:
@@ -357,7 +433,7 @@ private:
         diag << (i ? ", " : "") << c.kind;
       return failure();
     }
-    auto required = [](llvm::StringRef p) { return !p.starts_with("?"); };
+    auto required = [](const ParamForm &p) { return !p.optional; };
     llvm::SmallVector<mlir::NamedAttribute> fields;
     fields.push_back(b.getNamedAttr("kind", b.getStringAttr(kind)));
     if (name) { // a bare name: the call without arguments
@@ -376,13 +452,16 @@ private:
     if (mlir::failed(checkReferences(kind, *call)))
       return failure();
     // Positional arguments are recorded under their parameter names.
-    auto add = [&](llvm::StringRef key, const ast::Expr &value,
+    auto add = [&](const ParamForm &param, llvm::StringRef key,
+                   const ast::Expr &value,
                    const ast::Loc &loc) -> LogicalResult {
       for (const mlir::NamedAttribute &f : fields)
         if (f.getName() == key) {
           error(loc) << kind << ": argument '" << key << "' is given twice";
           return failure();
         }
+      if (mlir::failed(checkValue(param, value, kind)))
+        return failure();
       auto v = convert(value);
       if (mlir::failed(v))
         return failure();
@@ -390,30 +469,109 @@ private:
       return success();
     };
     for (auto [i, arg] : llvm::enumerate(call->args))
-      if (mlir::failed(add(match->params[i].ltrim('?'), *arg, arg->getLoc())))
+      if (mlir::failed(add(match->params[i], match->params[i].name, *arg,
+                           arg->getLoc())))
         return failure();
     for (const ast::KeywordArg &kw : call->kwargs) {
-      bool known = llvm::any_of(match->params, [&](llvm::StringRef p) {
-        return p.ltrim('?') == kw.key;
-      });
-      if (!known && !match->anyKeywords) {
+      const ParamForm *param = nullptr;
+      for (const ParamForm &p : match->params)
+        if (p.name == kw.key)
+          param = &p;
+      ParamForm probability = sampleForm();
+      if (!param && match->anyKeywords) {
+        probability.name = kw.key; // named by its task in messages
+        param = &probability;
+      }
+      if (!param) {
         auto diag = error(kw.loc)
                     << kind << " has no argument '" << kw.key << "'";
         for (auto [i, p] : llvm::enumerate(match->params))
-          diag << (i ? ", " : "; it takes ") << p.ltrim('?');
+          diag << (i ? ", " : "; it takes ") << p.name;
         return failure();
       }
-      if (mlir::failed(add(kw.key, *kw.value, kw.loc)))
+      if (mlir::failed(add(*param, kw.key, *kw.value, kw.loc)))
         return failure();
     }
-    for (llvm::StringRef p : match->params)
+    for (const ParamForm &p : match->params)
       if (required(p) && !llvm::any_of(fields, [&](mlir::NamedAttribute f) {
-            return f.getName() == p;
+            return f.getName() == p.name;
           })) {
-        error(call->getLoc()) << kind << " needs argument '" << p << "'";
+        error(call->getLoc()) << kind << " needs argument '" << p.name << "'";
         return failure();
       }
+    if (match->anyKeywords && mlir::failed(checkProbabilities(*call)))
+      return failure();
     return mlir::Attribute(b.getDictionaryAttr(fields));
+  }
+
+  /// `value` has `param`'s type and lies in its range; `kind` names the
+  /// call (empty for a scalar train key).
+  LogicalResult checkValue(const ParamForm &param, const ast::Expr &value,
+                           llvm::StringRef kind) {
+    auto *n = dyn_cast<ast::NumberExpr>(&value);
+    auto isString = [](const ast::Expr &e) {
+      return e.getKind() == ast::Expr::Kind::String;
+    };
+    auto *seq = dyn_cast<ast::SeqExpr>(&value);
+    bool ok = false;
+    switch (param.type) {
+    case ParamForm::Number:
+    case ParamForm::Integer:
+      ok = n && std::isfinite(n->value) &&
+           (param.type == ParamForm::Number || n->isInteger) &&
+           (param.loOpen ? n->value > param.lo : n->value >= param.lo) &&
+           (param.hiOpen ? n->value < param.hi : n->value <= param.hi);
+      break;
+    case ParamForm::Bool:
+      ok = value.getKind() == ast::Expr::Kind::Bool;
+      break;
+    case ParamForm::Name:
+      ok = value.getKind() == ast::Expr::Kind::Name;
+      break;
+    case ParamForm::Path:
+      ok = isString(value);
+      break;
+    case ParamForm::Globs:
+      ok = seq && seq->getKind() == ast::Expr::Kind::List &&
+           llvm::all_of(seq->elements,
+                        [&](const ast::ExprPtr &g) { return isString(*g); });
+      break;
+    case ParamForm::Betas:
+      ok = seq && seq->getKind() == ast::Expr::Kind::Tuple &&
+           seq->elements.size() == 2 &&
+           llvm::all_of(seq->elements, [&](const ast::ExprPtr &beta) {
+             auto *v = dyn_cast<ast::NumberExpr>(beta.get());
+             return v && v->value >= 0 && v->value < 1;
+           });
+      break;
+    }
+    if (ok)
+      return success();
+    auto diag = error(value.getLoc());
+    if (!kind.empty())
+      diag << kind << ": ";
+    diag << "'" << param.name << "' must be " << param.expected();
+    if (n) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%.10g", n->value);
+      diag << ", got " << text;
+    }
+    return failure();
+  }
+
+  /// sample(TASK: p, ...): probabilities that add up to 1.
+  LogicalResult checkProbabilities(const ast::CallExpr &call) {
+    double total = 0;
+    for (const ast::KeywordArg &kw : call.kwargs)
+      total += cast<ast::NumberExpr>(*kw.value).value;
+    if (std::fabs(total - 1) > 1e-6) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%.10g", total);
+      error(call.getLoc()) << "sample: the tasks' probabilities add up to "
+                           << text << "; they must add up to 1";
+      return failure();
+    }
+    return success();
   }
 
   /// Names in train values that must exist in the model.
@@ -482,12 +640,17 @@ private:
            pair->elements.size() == 2 &&
            pair->elements[0]->getKind() == ast::Expr::Kind::String &&
            pair->elements[1]->getKind() == ast::Expr::Kind::Number;
+      if (ok) {
+        double factor = cast<ast::NumberExpr>(*pair->elements[1]).value;
+        ok = std::isfinite(factor) && factor >= 0;
+      }
     }
     if (!ok) {
       error(e.getLoc()) << "'" << form.key << "' must be "
                         << (form.kind == KeyForm::StringList
                                 ? "a list of glob strings"
-                                : "a list of (glob, factor) tuples");
+                                : "a list of (glob, factor) tuples, each "
+                                  "factor a finite number >= 0");
       return failure();
     }
     return convert(e);

@@ -13,10 +13,18 @@
 
 #include "mlir/IR/Value.h"
 
+#include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace mass {
+
+/// The largest size, stride, count or dimension a layer argument or a type
+/// may give, and the most elements one tensor may hold (before the batch
+/// dimension): sizes beyond them are errors, never wrapped or overflowed.
+constexpr int64_t kMaxDim = (int64_t(1) << 31) - 1;
+constexpr int64_t kMaxElements = int64_t(1) << 40;
 
 struct Value {
   enum class Kind { Tensor, Number, Bool, String, List, Tuple, Type };
@@ -57,6 +65,13 @@ struct Value {
   bool isTensor() const { return kind == Kind::Tensor; }
   bool isNumber() const { return kind == Kind::Number; }
   bool isSeq() const { return kind == Kind::List || kind == Kind::Tuple; }
+
+  /// This number as an integer, when it is an integer within +-kMaxDim.
+  std::optional<int64_t> asInteger() const {
+    if (!isNumber() || !isInteger || !(std::fabs(number) <= kMaxDim))
+      return std::nullopt;
+    return static_cast<int64_t>(number);
+  }
 
   /// "a tensor [B, 10]", "the number 3", ...: for diagnostics.
   std::string describe() const;

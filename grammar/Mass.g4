@@ -36,10 +36,14 @@ stmt
   | METRIC name=ID '(' argList? ')'                         # metricStmt
   ;
 
+// `else if` chains are a loop, not a recursion, so that a long chain
+// cannot exhaust the parser's stack.
 ifBranch
-  : IF cond=expr '{' thenBody+=stmt* '}'
-    (ELSE ( '{' elseBody+=stmt* '}' | elseIf=ifBranch ))?
+  : IF cond=expr '{' thenBody+=stmt* '}' elseIfBranch*
+    (ELSE '{' elseBody+=stmt* '}')?
   ;
+
+elseIfBranch : ELSE IF cond=expr '{' body+=stmt* '}' ;
 
 taskOption : key=ID ':' value=expr ;
 
@@ -78,8 +82,10 @@ primary
   | dtype=ID '[' typeDim (',' typeDim)* ']'       # typeExpr
   | callee=ID '(' argList? ')'                    # callExpr
   | ID ('.' ID)*                                  # nameExpr
-  | '(' expr ')'                                  # parenExpr
-  | '(' expr ',' (expr (',' expr)* ','?)? ')'     # tupleExpr
+  // One alternative for `(a)` and `(a, b)`: told apart by the comma after
+  // the first element, so that the parser never looks ahead across a whole
+  // parenthesised expression to choose (which made nesting quadratic).
+  | '(' expr (comma=',' (expr (',' expr)* ','?)?)? ')'   # parenExpr
   | '[' (expr (',' expr)* ','?)? ']'              # listExpr
   ;
 

