@@ -49,7 +49,8 @@ llvm::json::Object describeValue(Type type, DictionaryAttr attrs) {
     if (!key.consume_front("mass."))
       continue;
     if (key == abi::key::kInit || key == abi::key::kInitScale ||
-        key == abi::key::kKind || key == abi::key::kIdBound)
+        key == abi::key::kKind || key == abi::key::kIdBound ||
+        key == abi::key::kTargetMin || key == abi::key::kTargetMax)
       o[key] = toJson(n.getValue());
     else {
       o[abi::key::kRole] = key.str();

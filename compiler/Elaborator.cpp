@@ -178,7 +178,7 @@ mlir::Value Elaborator::addState(abi::Role role, llvm::ArrayRef<int64_t> shape,
   if (mlir::failed(checkSize(shape, loc)))
     tooLarge = true;
   mlir::Value arg = body->addArgument(f32Tensor(shape), location(loc));
-  argInfo.push_back({role, "", init});
+  argInfo.push_back({role, "", init, 0, std::nullopt});
   Frame &frame = frames.back();
   frame.entries.push_back({mlir::cast<mlir::BlockArgument>(arg).getArgNumber(),
                            frame.currentSlot, suffix.str()});
@@ -209,6 +209,20 @@ void Elaborator::boundIds(mlir::Value ids, int64_t rows) {
   ArgInfo &info = argInfo[arg.getArgNumber()];
   if (info.role == abi::Role::Input || info.role == abi::Role::Label)
     info.idBound = info.idBound ? std::min(info.idBound, rows) : rows;
+}
+
+void Elaborator::boundTargets(mlir::Value target, double lo, double hi) {
+  auto arg = mlir::dyn_cast<mlir::BlockArgument>(target);
+  if (!arg || arg.getOwner() != body)
+    return;
+  ArgInfo &info = argInfo[arg.getArgNumber()];
+  if (info.role != abi::Role::Label)
+    return;
+  if (info.targetRange)
+    info.targetRange = std::make_pair(std::max(info.targetRange->first, lo),
+                                      std::min(info.targetRange->second, hi));
+  else
+    info.targetRange = std::make_pair(lo, hi);
 }
 
 mlir::Value Elaborator::addParam(llvm::ArrayRef<int64_t> shape,
@@ -393,6 +407,14 @@ FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> Elaborator::run() {
       attrs.push_back(
           builder.getNamedAttr(std::string("mass.") + abi::key::kIdBound,
                                builder.getI64IntegerAttr(info.idBound)));
+    if (info.targetRange) {
+      attrs.push_back(builder.getNamedAttr(
+          std::string("mass.") + abi::key::kTargetMin,
+          builder.getF64FloatAttr(info.targetRange->first)));
+      attrs.push_back(builder.getNamedAttr(
+          std::string("mass.") + abi::key::kTargetMax,
+          builder.getF64FloatAttr(info.targetRange->second)));
+    }
     func.setArgAttrs(i, builder.getDictionaryAttr(attrs));
   }
   for (auto [i, o] : llvm::enumerate(outputs))
@@ -497,8 +519,8 @@ LogicalResult Elaborator::runDecl(const ast::DeclStmt &decl) {
   }
   mlir::Value arg = body->addArgument(
       mlir::RankedTensorType::get(shape, element), location(decl.getLoc()));
-  argInfo.push_back(
-      {isInput ? abi::Role::Input : abi::Role::Label, decl.name, Init{}});
+  argInfo.push_back({isInput ? abi::Role::Input : abi::Role::Label, decl.name,
+                     Init{}, 0, std::nullopt});
   return bindName(decl.name, Value::ofTensor(arg, decl.getLoc()),
                   decl.getLoc());
 }

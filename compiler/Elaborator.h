@@ -132,6 +132,9 @@ public:
   /// logits): when they are an input, the runtime checks its data against
   /// [0, rows); when a label, against [-1, rows).
   void boundIds(mlir::Value ids, int64_t rows);
+  /// Records that `target`, when it is a label, must hold values in
+  /// [lo, hi] (the runtime checks the data once when it opens it).
+  void boundTargets(mlir::Value target, double lo, double hi);
   /// Evaluates an expression in the current scope.
   mlir::FailureOr<Value> eval(const ast::Expr &expr);
   mlir::FailureOr<Value> evalUnbounded(const ast::Expr &expr);
@@ -166,6 +169,7 @@ private:
     std::string name;
     Init init;
     int64_t idBound = 0; // ids (an input) or classes (a label) < idBound
+    std::optional<std::pair<double, double>> targetRange; // an f32 label's
   };
   std::vector<ArgInfo> argInfo;
   struct Output {

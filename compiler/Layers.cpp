@@ -13,6 +13,7 @@
 #include "llvm/Support/Casting.h"
 
 #include <cmath>
+#include <type_traits>
 
 using namespace mass;
 using mlir::failed;
@@ -865,6 +866,7 @@ static FailureOr<Value> buildAccuracy(Elaborator &e, const Args &a) {
     }
     logits = *l;
     targets = *labels;
+    e.boundTargets(targets, 0, 1); // 0/1 targets
   } else if (failed(classifierArgs(e, a, logits, targets))) {
     return failure();
   }
@@ -897,6 +899,9 @@ static FailureOr<Value> buildPair(Elaborator &e, const Args &a) {
   mlir::Value pred, target;
   if (failed(pairArgs(e, a, pred, target)))
     return failure();
+  // Binary cross-entropy's targets are probabilities.
+  if constexpr (std::is_same_v<OpT, BceOp>)
+    e.boundTargets(target, 0, 1);
   mlir::Operation *op =
       e.getBuilder().create<OpT>(e.location(a.loc()), pred, target);
   if (op->getNumResults() == 1)

@@ -66,31 +66,44 @@ bool mass::rt::readNpy(const std::string &path, Tensor &out,
     if (p == std::string::npos)
       return "";
     p = header.find(':', p);
+    if (p == std::string::npos)
+      return "";
     size_t q = p + 1;
     while (q < header.size() && header[q] == ' ')
       ++q;
+    if (q >= header.size())
+      return "";
     if (header[q] == '(') {
       size_t e = header.find(')', q);
-      return header.substr(q, e - q + 1);
+      return e == std::string::npos ? "" : header.substr(q, e - q + 1);
     }
     size_t e = header.find_first_of(",}", q);
-    return header.substr(q, e - q);
+    return header.substr(q, e == std::string::npos ? e : e - q);
   };
   std::string descr = field("descr"), order = field("fortran_order"),
               shapeText = field("shape");
   if (order.find("True") != std::string::npos)
     return bad("Fortran order is not supported; save a C-ordered array");
+  // The shape: a tuple of non-negative sizes whose product the file's
+  // length can hold (checked before anything is allocated).
   std::vector<int64_t> shape;
-  for (size_t k = 0; k < shapeText.size();) {
-    if (std::isdigit(static_cast<unsigned char>(shapeText[k]))) {
+  if (shapeText.empty() || shapeText.front() != '(')
+    return bad("no shape in the header");
+  for (size_t k = 1; k + 1 < shapeText.size();) {
+    unsigned char c = static_cast<unsigned char>(shapeText[k]);
+    if (std::isdigit(c)) {
       size_t e = k;
       while (e < shapeText.size() &&
              std::isdigit(static_cast<unsigned char>(shapeText[e])))
         ++e;
+      if (e - k > 15)
+        return bad("the shape " + shapeText + " is too large");
       shape.push_back(std::stoll(shapeText.substr(k, e - k)));
       k = e;
-    } else {
+    } else if (c == ',' || c == ' ' || c == 'L') {
       ++k;
+    } else {
+      return bad("the shape " + shapeText + " is not a tuple of sizes");
     }
   }
   struct Kind {
@@ -110,10 +123,20 @@ bool mass::rt::readNpy(const std::string &path, Tensor &out,
     return bad("element type " + descr +
                " is not supported (use float32, float64, int32, int64 or "
                "uint8)");
-  Tensor t(kind->isFloat ? DType::F32 : DType::I32, shape);
   size_t data = offset + headerLen;
-  if (bytes.size() - data < size_t(t.numel()) * kind->size)
-    return bad("the data is shorter than its shape " + formatShape(shape));
+  size_t available = (bytes.size() - data) / kind->size, count = 1;
+  for (int64_t d : shape) {
+    if (d != 0 && count > available / static_cast<size_t>(d))
+      return bad("the data is shorter than its shape " + formatShape(shape));
+    count *= static_cast<size_t>(d);
+  }
+  if (bytes.size() - data != count * kind->size)
+    return bad("the data is " +
+               std::string(bytes.size() - data < count * kind->size
+                               ? "shorter"
+                               : "longer") +
+               " than its shape " + formatShape(shape));
+  Tensor t(kind->isFloat ? DType::F32 : DType::I32, shape);
   const char *p = bytes.data() + data;
   for (int64_t k = 0; k < t.numel(); ++k) {
     const char *e = p + k * kind->size;
@@ -269,6 +292,14 @@ bool mass::rt::readCsvColumns(const std::string &path,
     return false;
   }
   std::vector<std::string> header = splitCsvLine(line);
+  for (size_t a = 0; a < header.size(); ++a)
+    for (size_t b = a + 1; b < header.size(); ++b)
+      if (header[a] == header[b]) {
+        error = path + ":1: the header names the column '" + header[a] +
+                "' twice (columns " + std::to_string(a + 1) + " and " +
+                std::to_string(b + 1) + ")";
+        return false;
+      }
   std::vector<size_t> index;
   for (const std::string &c : columns) {
     size_t k = 0;
@@ -288,12 +319,13 @@ bool mass::rt::readCsvColumns(const std::string &path,
     if (line.empty() || line == "\r")
       continue;
     std::vector<std::string> cells = splitCsvLine(line);
+    if (cells.size() != header.size()) {
+      error = path + ":" + std::to_string(lineNo) + ": the row has " +
+              std::to_string(cells.size()) + " cells, the header " +
+              std::to_string(header.size());
+      return false;
+    }
     for (size_t k : index) {
-      if (k >= cells.size()) {
-        error = path + ":" + std::to_string(lineNo) + ": missing column '" +
-                header[k] + "'";
-        return false;
-      }
       char *end = nullptr;
       const char *text = cells[k].c_str();
       float v = std::strtof(text, &end);

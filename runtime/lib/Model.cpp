@@ -35,6 +35,9 @@ static bool parseValue(const Json &j, ValueSpec &v, std::string &error) {
   v.initScale = j.numberOr(abi::key::kInitScale, 0);
   v.kind = j.stringOr(abi::key::kKind, "");
   v.idBound = static_cast<int64_t>(j.numberOr(abi::key::kIdBound, 0));
+  v.hasTargetRange = j.has(abi::key::kTargetMin);
+  v.targetMin = j.numberOr(abi::key::kTargetMin, 0);
+  v.targetMax = j.numberOr(abi::key::kTargetMax, 0);
   return true;
 }
 

@@ -20,8 +20,10 @@ struct ValueSpec {
   std::vector<int64_t> shape; // -1: the batch
   std::string init;
   double initScale = 0;
-  std::string kind;    // predictions: "logits" or "value"
-  int64_t idBound = 0; // an input of ids: each must lie in [0, idBound)
+  std::string kind;            // predictions: "logits" or "value"
+  int64_t idBound = 0;         // an input of ids: each must lie in [0, idBound)
+  bool hasTargetRange = false; // an f32 label: each in [targetMin, targetMax]
+  double targetMin = 0, targetMax = 0;
 
   std::vector<int64_t> withBatch(int64_t batch) const;
 };

@@ -20,7 +20,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <fnmatch.h>
 #include <fstream>
@@ -71,6 +73,7 @@ bool globMatch(const std::string &glob, const std::string &name) {
 /// Rows of named tensors that share their first dimension.
 struct Dataset {
   std::map<std::string, Tensor> columns;
+  std::map<std::string, std::string> files; // where each column was read
   int64_t rows = 0;
 };
 
@@ -266,6 +269,7 @@ Dataset Trainer::loadData(const Json &source, const std::string &override,
       if (!readCsvColumns(file, cols, t, error))
         fail(error);
       data.columns[v.name] = std::move(t);
+      data.files[v.name] = file;
     }
   } else if (kind == "tokens") {
     std::string file = path;
@@ -295,6 +299,7 @@ Dataset Trainer::loadData(const Json &source, const std::string &override,
       }
     data.columns[spec.inputs[0].name] = std::move(in);
     data.columns[spec.labels[0].name] = std::move(next);
+    data.files[spec.inputs[0].name] = data.files[spec.labels[0].name] = file;
   } else if (kind == "idx" && path.empty()) {
     if (spec.inputs.size() != 1 || spec.labels.size() != 1)
       fail("idx(...) data needs a model with one input and one label");
@@ -304,6 +309,8 @@ Dataset Trainer::loadData(const Json &source, const std::string &override,
       fail(error);
     data.columns[spec.inputs[0].name] = std::move(images);
     data.columns[spec.labels[0].name] = std::move(labels);
+    data.files[spec.inputs[0].name] = source.stringOr("images", "");
+    data.files[spec.labels[0].name] = source.stringOr("labels", "");
   } else {
     if (path.empty())
       fail(std::string("no ") + what + " data: set " + what +
@@ -318,18 +325,27 @@ Dataset Trainer::loadData(const Json &source, const std::string &override,
       if (!readNpy(file, t, error))
         fail(error);
       data.columns[v.name] = std::move(t);
+      data.files[v.name] = file;
     }
   }
   checkData(data, what);
   return data;
 }
 
+/// Checks the data against the model once, when it is opened: shapes, row
+/// counts, element types, labels within their classes (or -1), ids within
+/// their embedding, targets within their loss's domain and, unless
+/// --allow-nonfinite, no NaN or Inf. Each failure names the file, the row
+/// and the value.
 void Trainer::checkData(Dataset &data, const char *what) {
   data.rows = -1;
   std::vector<ValueSpec> wanted = spec.inputs;
   wanted.insert(wanted.end(), spec.labels.begin(), spec.labels.end());
   for (const ValueSpec &v : wanted) {
     Tensor &t = data.columns[v.name];
+    std::string where =
+        std::string(what) + " data '" + data.files[v.name] +
+        "': " + (v.role == Role::Label ? "label '" : "input '") + v.name + "'";
     std::vector<int64_t> want(v.shape.begin() + 1, v.shape.end());
     std::vector<int64_t> have(t.shape.begin() + (t.shape.empty() ? 0 : 1),
                               t.shape.end());
@@ -341,21 +357,34 @@ void Trainer::checkData(Dataset &data, const char *what) {
       haveCount *= d;
     if (t.shape.empty() || (have != want && wantCount != haveCount) ||
         (have != want && want.size() > 1))
-      fail(std::string(what) + " data: '" + v.name + "' has shape " +
-           formatShape(t.shape) + ", the model expects " +
-           formatShape(v.shape));
+      fail(where + " has shape " + formatShape(t.shape) +
+           ", the model expects " + formatShape(v.shape));
     if (data.rows >= 0 && t.shape[0] != data.rows)
-      fail(std::string(what) + " data: '" + v.name + "' has " +
-           std::to_string(t.shape[0]) + " rows, others have " +
-           std::to_string(data.rows));
+      fail(where + " has " + std::to_string(t.shape[0]) +
+           " rows, others have " + std::to_string(data.rows));
     data.rows = t.shape[0];
+    const int64_t perSample =
+        t.shape[0] > 0 ? std::max<int64_t>(1, t.numel() / t.shape[0]) : 1;
+    auto at = [&](int64_t k) {
+      return " at row " + std::to_string(k / perSample);
+    };
+    auto number = [](double x) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%.9g", x);
+      return std::string(text);
+    };
+    if (t.dtype == DType::F32 && !opts.allowNonfinite)
+      for (int64_t k = 0; k < t.numel(); ++k)
+        if (!std::isfinite(t.f[k]))
+          fail(where + " holds " + number(t.f[k]) + at(k) +
+               " (--allow-nonfinite lets NaN and Inf through)");
     // Convert the element type where the values allow it.
     if (v.dtype == DType::I32 && t.dtype == DType::F32) {
       Tensor c(DType::I32, t.shape);
       for (int64_t k = 0; k < t.numel(); ++k) {
-        if (t.f[k] != std::floor(t.f[k]))
-          fail(std::string(what) + " data: label '" + v.name +
-               "' holds the non-integer " + std::to_string(t.f[k]));
+        if (!(t.f[k] == std::floor(t.f[k])) || t.f[k] < INT32_MIN ||
+            t.f[k] > INT32_MAX)
+          fail(where + " holds the non-integer " + number(t.f[k]) + at(k));
         c.i[k] = static_cast<int32_t>(t.f[k]);
       }
       t = std::move(c);
@@ -365,31 +394,29 @@ void Trainer::checkData(Dataset &data, const char *what) {
         c.f[k] = static_cast<float>(t.i[k]);
       t = std::move(c);
     }
-    const int64_t perSample =
-        t.shape[0] > 0 ? std::max<int64_t>(1, t.numel() / t.shape[0]) : 1;
-    if (v.dtype == DType::I32 && v.idBound > 0 && v.role == Role::Label) {
-      for (int64_t k = 0; k < t.numel(); ++k)
-        if (t.i[k] >= v.idBound)
-          fail(std::string(what) + " data: label '" + v.name +
-               "' holds the class " + std::to_string(t.i[k]) + " (sample " +
-               std::to_string(k / perSample) + "); the logits have " +
-               std::to_string(v.idBound) + " classes");
+    if (v.dtype == DType::I32 && v.role == Role::Label) {
+      for (int64_t k = 0; k < t.numel(); ++k) {
+        int32_t x = t.i[k];
+        if (x < -1 || (v.idBound > 0 && x >= v.idBound))
+          fail(where + " holds the class " + std::to_string(x) + at(k) +
+               (v.idBound > 0
+                    ? "; the logits have " + std::to_string(v.idBound) +
+                          " classes (and -1 marks no label)"
+                    : "; classes are >= 0 (and -1 marks no label)"));
+      }
     } else if (v.dtype == DType::I32 && v.idBound > 0) {
       for (int64_t k = 0; k < t.numel(); ++k)
         if (t.i[k] < 0 || t.i[k] >= v.idBound)
-          fail(std::string(what) + " data: input '" + v.name +
-               "' holds the id " + std::to_string(t.i[k]) + " (sample " +
-               std::to_string(k / perSample) +
-               "); its embedding takes ids in [0, " +
-               std::to_string(v.idBound) + ")");
+          fail(where + " holds the id " + std::to_string(t.i[k]) + at(k) +
+               "; its embedding takes ids in [0, " + std::to_string(v.idBound) +
+               ")");
     }
-    if (v.dtype == DType::I32 && v.role == Role::Label) {
-      for (int32_t x : t.i)
-        if (x < -1)
-          fail(std::string(what) + " data: label '" + v.name + "' holds " +
-               std::to_string(x) +
-               "; class indices are >= 0, or -1 for no label");
-    }
+    if (v.dtype == DType::F32 && v.hasTargetRange)
+      for (int64_t k = 0; k < t.numel(); ++k)
+        if (t.f[k] < v.targetMin || t.f[k] > v.targetMax)
+          fail(where + " holds the target " + number(t.f[k]) + at(k) +
+               "; its loss takes targets in [" + number(v.targetMin) + ", " +
+               number(v.targetMax) + "]");
     t.shape = want;
     t.shape.insert(t.shape.begin(), data.rows);
   }

@@ -25,6 +25,7 @@ struct Options {
   int64_t benchmark = 0; // time this many steps on the first batch
   bool benchmarkForwardOnly = false;
   bool evalOnly = false, dumpParams = false;
+  bool allowNonfinite = false; // let NaN and Inf in the data through
 };
 
 /// Runs the program; returns the exit status. Failures print one line,

@@ -56,10 +56,9 @@ constexpr int64_t kMaxCount = INT64_MAX / 2;
 template <int64_t Options::*Field, int64_t Min, int64_t Max = kMaxCount>
 std::string integer(Options &o, const char *value) {
   if (!parseInt(value, o.*Field) || o.*Field < Min || o.*Field > Max)
-    return Max == kMaxCount
-               ? "expects an integer >= " + std::to_string(Min)
-               : "expects an integer in [" + std::to_string(Min) + ", " +
-                     std::to_string(Max) + "]";
+    return Max == kMaxCount ? "expects an integer >= " + std::to_string(Min)
+                            : "expects an integer in [" + std::to_string(Min) +
+                                  ", " + std::to_string(Max) + "]";
   return "";
 }
 
@@ -129,6 +128,10 @@ const Flag kFlags[] = {
      text<&Options::init>},
     {"--eval-only", nullptr, "evaluate on the validation data and exit",
      on<&Options::evalOnly>},
+    {"--allow-nonfinite", nullptr,
+     "accept NaN and Inf in the data (refused by\ndefault when the data is "
+     "opened)",
+     on<&Options::allowNonfinite>},
     {"--ensemble", "A,B,...",
      "evaluate the average of these checkpoints'\npredictions on the "
      "validation data",

@@ -373,5 +373,123 @@ train net {
         self.assert_same_bits(self.final("killed"), self.final("whole"))
 
 
+class StrictData(unittest.TestCase):
+    """Data is checked once, when it is opened, against the model: a bad
+    value is one line naming the file, the row and the value, exit 1, before
+    any step."""
+
+    SOURCE = Metrics.SOURCE.replace("model three", "model strict") + """
+train strict {
+  train_data = csv("rows.csv", x: ["a", "b", "c", "d", "e"], c: ["cls"], r: ["target"])
+  batch = 2
+  epochs = 1
+}
+"""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work = masstest.Workdir()
+        cls.exe = masstest.compile_model(Metrics.SOURCE, cls.work, "three")
+        cls.csv_exe = masstest.compile_model(cls.SOURCE, cls.work, "strict")
+
+    def data(self, name, **changes):
+        rng = np.random.default_rng(5)
+        arrays = {"x": rng.standard_normal((4, 5)).astype(np.float32),
+                  "c": np.array([0, 5, -1, 2], np.int32),
+                  "r": rng.uniform(0, 1, (4, 1)).astype(np.float32)}
+        arrays.update(changes)
+        masstest.write_npy_dir(self.work.file(name), arrays)
+        return self.work.file(name)
+
+    def refuse(self, args, message, cwd=None, exe=None):
+        r = subprocess.run([exe or self.exe, *args], capture_output=True, text=True, cwd=cwd or self.work.path)
+        self.assertEqual((r.returncode, r.stderr.strip()), (1, message), args)
+
+    def test_npy(self):
+        ok = self.data("ok")
+        masstest.run([self.exe, "--train", ok, "--val", ok, "--epochs", "1", "--batch", "2"])
+        x = np.ones((4, 5), np.float32)
+        x[3, 1] = np.nan
+        cases = {
+            "class6": ({"c": np.array([0, 6, 1, 2], np.int32)},
+                       "label 'c' holds the class 6 at row 1; the logits have 6 classes (and -1 marks no label)"),
+            "maxint": ({"c": np.array([0, 1, 2**31 - 1, 2], np.int64)},
+                       "label 'c' holds the class 2147483647 at row 2; the logits have 6 classes (and -1 marks no label)"),
+            "minus2": ({"c": np.array([0, -2, 1, 2], np.int32)},
+                       "label 'c' holds the class -2 at row 1; the logits have 6 classes (and -1 marks no label)"),
+            "half": ({"c": np.array([0, 1.5, 1, 2], np.float32)}, "label 'c' holds the non-integer 1.5 at row 1"),
+            "nan": ({"x": x}, "input 'x' holds nan at row 3 (--allow-nonfinite lets NaN and Inf through)"),
+            "bce5": ({"r": np.array([[0], [1], [5], [0.5]], np.float32)},
+                     "label 'r' holds the target 5 at row 2; its loss takes targets in [0, 1]"),
+        }
+        for name, (change, message) in cases.items():
+            path = self.data(name, **change)
+            column = "c" if "'c'" in message else "x" if "'x'" in message else "r"
+            self.refuse(["--train", path, "--val", ok],
+                        f"error: train data '{path}/{column}.npy': {message}")
+        # An int64 beyond int32 is refused as it is read.
+        path = self.data("wide", c=np.array([0, 1, 2**40, 2], np.int64))
+        self.refuse(["--train", path, "--val", ok],
+                    f"error: '{path}/c.npy' is not a usable .npy file: element 2 (1099511627776) "
+                    "does not fit in int32")
+        # --allow-nonfinite lets the NaN through; the loss then stops training.
+        r = subprocess.run([self.exe, "--train", self.data("nan", x=x), "--val", ok, "--allow-nonfinite"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("NaN", r.stderr)
+
+    def test_npy_headers(self):
+        """Shapes that are negative, overflow, or do not match the data's
+        length are refused before anything is allocated."""
+        ok = self.data("ok")
+
+        def npy(shape_text, payload):
+            header = "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }" % shape_text
+            header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+            return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + payload
+
+        payload = np.ones((4, 5), np.float32).tobytes()
+        cases = {
+            "(-4, 5)": "the shape (-4, 5) is not a tuple of sizes",
+            "(4, 99999999999999999999)": "the shape (4, 99999999999999999999) is too large",
+            "(999999999999999, 999999999999999)":
+                "the data is shorter than its shape [999999999999999, 999999999999999]",
+            "(4, 6)": "the data is shorter than its shape [4, 6]",
+            "(3, 5)": "the data is longer than its shape [3, 5]",
+        }
+        for k, (shape, why) in enumerate(cases.items()):
+            path = self.data(f"header{k}")
+            with open(os.path.join(path, "x.npy"), "wb") as f:
+                f.write(npy(shape, payload))
+            self.refuse(["--train", path, "--val", ok],
+                        f"error: '{path}/x.npy' is not a usable .npy file: {why}")
+
+    def test_csv(self):
+        header = "a,b,c,d,e,cls,target"
+        good = ["1,2,3,4,5,0,0.5", "1,2,3,4,5,1,1", "0,0,0,0,0,-1,0"]
+        cases = {
+            "width": ([header] + good[:1] + ["1,2,3,4,5,0,0.5,9"] + good[1:],
+                      "rows.csv:3: the row has 8 cells, the header 7"),
+            "short": ([header] + good[:2] + ["1,2,3"], "rows.csv:4: the row has 3 cells, the header 7"),
+            "dup": (["a,b,c,d,e,cls,target,b"] + [g + ",0" for g in good],
+                    "rows.csv:1: the header names the column 'b' twice (columns 2 and 8)"),
+            "class": ([header] + good + ["1,2,3,4,5,6,0"],
+                      "train data 'rows.csv': label 'c' holds the class 6 at row 3; the logits have 6 "
+                      "classes (and -1 marks no label)"),
+            "target": ([header] + good + ["1,2,3,4,5,1,5"],
+                       "train data 'rows.csv': label 'r' holds the target 5 at row 3; its loss takes "
+                       "targets in [0, 1]"),
+            "inf": ([header] + ["1,2,inf,4,5,0,0.5"] + good,
+                    "train data 'rows.csv': input 'x' holds inf at row 0 (--allow-nonfinite lets NaN and "
+                    "Inf through)"),
+        }
+        for name, (lines, message) in cases.items():
+            d = self.work.file("csv-" + name)
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "rows.csv"), "w") as f:
+                f.write("\n".join(lines) + "\n")
+            self.refuse(["--val", self.data("ok")], "error: " + message, cwd=d, exe=self.csv_exe)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -174,7 +174,7 @@ class TokenStreams(unittest.TestCase):
         self.assertIn("expected a 1-D integer array", r.stderr)
         write_bin(self.work.file("wide.bin"), [300] * 40)
         r = self.run_exe("--train", "wide.bin", check=False)
-        self.assertEqual(r.stderr.strip(), "error: train data: input 'ids' holds the id 300 (sample 0); "
+        self.assertEqual(r.stderr.strip(), "error: train data 'wide.bin': input 'ids' holds the id 300 at row 0; "
                                            "its embedding takes ids in [0, 256)")
         for flags, message in ((("--generate", "5", "--temperature", "-1"), "expects a number >= 0"),
                                (("--generate", "5", "--top-k", "300"), "--top-k 300 exceeds")):

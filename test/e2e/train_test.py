@@ -369,7 +369,8 @@ train two {
         run = subprocess.run([exe, "--train", work.file("bad")], capture_output=True, text=True)
         self.assertEqual(run.returncode, 1)
         self.assertEqual(run.stderr.strip(),
-                         "error: train data: 'image' has shape [4, 1, 28, 27], the model expects [B, 1, 28, 28]")
+                         f"error: train data '{work.file('bad')}/image.npy': input 'image' has shape "
+                         "[4, 1, 28, 27], the model expects [B, 1, 28, 28]")
         run = subprocess.run([exe, "--train", work.file("missing")], capture_output=True, text=True)
         self.assertEqual(run.returncode, 1)
         self.assertIn("missing", run.stderr)
@@ -403,8 +404,8 @@ model emb {
             run = subprocess.run([emb, "--train", work.file("ids")], capture_output=True, text=True)
             self.assertEqual(run.returncode, 1)
             self.assertEqual(run.stderr.strip(),
-                             f"error: train data: input 'ids' holds the id {bad} (sample {sample}); "
-                             "its embedding takes ids in [0, 10)")
+                             f"error: train data '{work.file('ids')}/ids.npy': input 'ids' holds the id "
+                             f"{bad} at row {sample}; its embedding takes ids in [0, 10)")
         with open(work.file("broken.safetensors"), "wb") as f:
             f.write(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
         run = subprocess.run([exe, "--init", work.file("broken.safetensors")], capture_output=True, text=True)

@@ -125,6 +125,10 @@ inline constexpr const char kInitScale[] = "init_scale";
 inline constexpr const char kKind[] = "kind";
 /// An input of ids (embedding's): each must lie in [0, id_bound).
 inline constexpr const char kIdBound[] = "id_bound";
+/// An f32 label whose loss takes targets in [target_min, target_max] (bce's
+/// probabilities in [0, 1]).
+inline constexpr const char kTargetMin[] = "target_min";
+inline constexpr const char kTargetMax[] = "target_max";
 inline constexpr const char kArena[] = "arena";
 inline constexpr const char kBytes[] = "bytes";
 inline constexpr const char kBytesPerSample[] = "bytes_per_sample";
