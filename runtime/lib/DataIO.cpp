@@ -3,9 +3,12 @@
 #include "DataIO.h"
 #include "Json.h"
 
+#include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -392,6 +395,41 @@ bool mass::rt::readIdx(const std::string &path, bool scale, Tensor &out,
 // safetensors
 //===----------------------------------------------------------------------===//
 
+uint32_t mass::rt::crc32(const void *data, size_t size, uint32_t crc) {
+  // CRC-32 as zlib computes it (reflected polynomial 0xEDB88320), so that
+  // Python's zlib.crc32 checks a checkpoint's tensors too.
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t n = 0; n < 256; ++n) {
+      uint32_t c = n;
+      for (int k = 0; k < 8; ++k)
+        c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[n] = c;
+    }
+    return t;
+  }();
+  const auto *p = static_cast<const unsigned char *>(data);
+  crc = ~crc;
+  for (size_t k = 0; k < size; ++k)
+    crc = table[(crc ^ p[k]) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+static std::string hex32(uint32_t v) {
+  char text[9];
+  std::snprintf(text, sizeof text, "%08x", v);
+  return text;
+}
+
+/// A header's integer: a JSON number that is integral and in [0, limit].
+static bool headerInteger(const Json &j, double limit, size_t &out) {
+  if (!j.isNumber() || !(j.num() >= 0) || j.num() > limit ||
+      j.num() != std::floor(j.num()))
+    return false;
+  out = static_cast<size_t>(j.num());
+  return true;
+}
+
 bool mass::rt::readSafetensors(const std::string &path, NamedTensors &out,
                                std::string &error) {
   std::string bytes;
@@ -412,53 +450,118 @@ bool mass::rt::readSafetensors(const std::string &path, NamedTensors &out,
   std::string why;
   if (!Json::parse(bytes.substr(8, n), header, why) || !header.isObject())
     return bad("bad header (" + why + ")");
-  size_t base = 8 + n;
+  const size_t base = 8 + n, dataSize = bytes.size() - base;
+
+  // First the header alone: every tensor's type, shape and place, the places
+  // covering the data without overlap or gap, as the format requires.
+  struct Entry {
+    std::string name, dtype;
+    std::vector<int64_t> shape;
+    size_t begin, end;
+  };
+  std::vector<Entry> entries;
+  std::map<std::string, std::string> sums; // tensor -> crc32 in hex
   for (const auto &[name, info] : header.members()) {
     if (name == "__metadata__") {
-      for (const auto &[k, v] : info.members())
-        if (v.isString())
+      if (!info.isObject())
+        return bad("__metadata__ is not an object");
+      for (const auto &[k, v] : info.members()) {
+        if (!v.isString())
+          return bad("__metadata__ '" + k + "' is not a string");
+        if (k.compare(0, 6, "crc32.") == 0)
+          sums[k.substr(6)] = v.str();
+        else
           out.metadata[k] = v.str();
+      }
       continue;
     }
-    std::string dtype = info.stringOr("dtype", "");
+    Entry e{name, info.stringOr("dtype", ""), {}, 0, 0};
+    size_t width = e.dtype == "F32" || e.dtype == "I32"   ? 4
+                   : e.dtype == "F64" || e.dtype == "I64" ? 8
+                                                          : 0;
+    if (!width)
+      return bad("'" + name + "' has dtype " + e.dtype +
+                 "; F32, F64, I32 and I64 are supported");
     const Json &offsets = info["data_offsets"];
-    if (!offsets.isArray() || offsets.items().size() != 2)
-      return bad("'" + name + "' has no data_offsets");
-    std::vector<int64_t> shape;
-    for (const Json &d : info["shape"].items())
-      shape.push_back(static_cast<int64_t>(d.num()));
-    size_t begin = static_cast<size_t>(offsets.items()[0].num());
-    size_t end = static_cast<size_t>(offsets.items()[1].num());
-    if (begin > end || base + end > bytes.size())
-      return bad("'" + name + "' lies outside the file");
-    const char *p = bytes.data() + base + begin;
-    Tensor t;
-    if (dtype == "F32" || dtype == "I32") {
-      t = Tensor(dtype == "F32" ? DType::F32 : DType::I32, shape);
-      if (end - begin != t.bytes())
-        return bad("'" + name + "' has " + std::to_string(end - begin) +
-                   " bytes for shape " + formatShape(shape));
+    if (!offsets.isArray() || offsets.items().size() != 2 ||
+        !headerInteger(offsets.items()[0], double(dataSize), e.begin) ||
+        !headerInteger(offsets.items()[1], double(dataSize), e.end) ||
+        e.begin > e.end)
+      return bad("'" + name + "' has data_offsets outside the file's " +
+                 std::to_string(dataSize) + " bytes of data");
+    if (!info["shape"].isArray())
+      return bad("'" + name + "' has no shape");
+    size_t count = 1, available = (e.end - e.begin) / width;
+    for (const Json &d : info["shape"].items()) {
+      size_t size;
+      if (!headerInteger(d, 9007199254740992.0, size))
+        return bad("'" + name +
+                   "' has a shape that is not a list of sizes "
+                   ">= 0");
+      e.shape.push_back(static_cast<int64_t>(size));
+      if (size != 0 && count > available / size)
+        count = available + 1; // more than the bytes hold; reported below
+      else
+        count *= size;
+    }
+    if (count * width != e.end - e.begin)
+      return bad("'" + name + "' has " + std::to_string(e.end - e.begin) +
+                 " bytes for shape " + formatShape(e.shape));
+    entries.push_back(std::move(e));
+  }
+  std::vector<const Entry *> byPlace;
+  for (const Entry &e : entries)
+    byPlace.push_back(&e);
+  std::sort(byPlace.begin(), byPlace.end(), [](const Entry *a, const Entry *b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  size_t covered = 0;
+  for (size_t k = 0; k < byPlace.size(); ++k) {
+    if (k > 0 && byPlace[k]->begin < byPlace[k - 1]->end)
+      return bad("the data of '" + byPlace[k - 1]->name + "' and '" +
+                 byPlace[k]->name + "' overlap");
+    if (byPlace[k]->begin != covered)
+      return bad("the data has unused bytes before '" + byPlace[k]->name + "'");
+    covered = byPlace[k]->end;
+  }
+  if (covered != dataSize)
+    return bad("the data has " + std::to_string(dataSize - covered) +
+               " unused bytes at its end");
+  for (const auto &[name, sum] : sums)
+    if (std::none_of(entries.begin(), entries.end(),
+                     [&](const Entry &e) { return e.name == name; }))
+      return bad("__metadata__ has a checksum for '" + name +
+                 "', which the file does not hold");
+
+  // Then the data, each tensor checked against its checksum when the file
+  // has one (Mass writes one for every tensor; other writers may not).
+  for (const Entry &e : entries) {
+    const char *p = bytes.data() + base + e.begin;
+    auto sum = sums.find(e.name);
+    if (sum != sums.end() && sum->second != hex32(crc32(p, e.end - e.begin)))
+      return bad("the data of '" + e.name +
+                 "' does not match its checksum "
+                 "(the file is corrupted)");
+    Tensor t(e.dtype[0] == 'F' ? DType::F32 : DType::I32, e.shape);
+    if (e.dtype == "F32" || e.dtype == "I32") {
       std::memcpy(t.data(), p, t.bytes());
-    } else if (dtype == "I64" || dtype == "F64") {
-      t = Tensor(dtype == "F64" ? DType::F32 : DType::I32, shape);
-      if (end - begin != size_t(t.numel()) * 8)
-        return bad("'" + name + "' has the wrong size");
+    } else {
       for (int64_t k = 0; k < t.numel(); ++k) {
-        if (dtype == "F64") {
+        if (e.dtype == "F64") {
           double v;
           std::memcpy(&v, p + 8 * k, 8);
           t.f[k] = static_cast<float>(v);
         } else {
           int64_t v;
           std::memcpy(&v, p + 8 * k, 8);
+          if (v < INT32_MIN || v > INT32_MAX)
+            return bad("'" + e.name + "' element " + std::to_string(k) + " (" +
+                       std::to_string(v) + ") does not fit in int32");
           t.i[k] = static_cast<int32_t>(v);
         }
       }
-    } else {
-      return bad("'" + name + "' has dtype " + dtype +
-                 "; F32, F64, I32 and I64 are supported");
     }
-    out.tensors[name] = std::move(t);
+    out.tensors[e.name] = std::move(t);
   }
   return true;
 }
@@ -466,12 +569,13 @@ bool mass::rt::readSafetensors(const std::string &path, NamedTensors &out,
 bool mass::rt::writeSafetensors(const std::string &path, const NamedTensors &in,
                                 std::string &error) {
   Json header = Json::object();
-  if (!in.metadata.empty()) {
-    Json meta = Json::object();
-    for (const auto &[k, v] : in.metadata)
-      meta.set(k, Json::string(v));
+  Json meta = Json::object();
+  for (const auto &[k, v] : in.metadata)
+    meta.set(k, Json::string(v));
+  for (const auto &[name, t] : in.tensors)
+    meta.set("crc32." + name, Json::string(hex32(crc32(t.data(), t.bytes()))));
+  if (!meta.members().empty())
     header.set("__metadata__", meta);
-  }
   size_t offset = 0;
   for (const auto &[name, t] : in.tensors) {
     Json info = Json::object();

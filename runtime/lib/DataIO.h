@@ -37,7 +37,13 @@ bool readCsvColumns(const std::string &path,
 bool readIdx(const std::string &path, bool scale, Tensor &out,
              std::string &error);
 
-/// safetensors: tensors by name, plus string metadata.
+/// CRC-32 (zlib's): the checksum of each tensor a checkpoint holds.
+uint32_t crc32(const void *data, size_t size, uint32_t crc = 0);
+
+/// safetensors: tensors by name, plus string metadata. The writer records
+/// the CRC-32 of each tensor's bytes in __metadata__ as "crc32.NAME"; the
+/// reader checks those it finds (and keeps them out of `metadata`), and
+/// refuses headers whose shapes, offsets or data do not add up.
 struct NamedTensors {
   std::map<std::string, Tensor> tensors;
   std::map<std::string, std::string> metadata;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <unordered_set>
 
 using namespace mass::rt;
 
@@ -245,18 +246,23 @@ private:
         ++pos;
         return true;
       }
+      // A key given twice is an error (a reader would otherwise see one of
+      // two values, silently).
+      std::unordered_set<std::string> seen;
       while (true) {
         skip();
         std::string key;
         if (!string(key))
           return false;
+        if (!seen.insert(key).second)
+          return fail("the key '" + key + "' appears twice");
         skip();
         if (pos >= t.size() || t[pos++] != ':')
           return fail("expected ':'");
         Json v;
         if (!value(v, depth + 1))
           return false;
-        out.set(key, std::move(v));
+        out.append(std::move(key), std::move(v));
         skip();
         if (pos < t.size() && t[pos] == ',') {
           ++pos;

@@ -48,6 +48,11 @@ public:
 
   void push(Json v) { arr.push_back(std::move(v)); }
   void set(const std::string &key, Json v);
+  /// Appends a member without looking for an earlier one of the same key
+  /// (the reader checks for duplicates itself, in constant time per key).
+  void append(std::string key, Json v) {
+    obj.emplace_back(std::move(key), std::move(v));
+  }
 
   std::string dump() const;
 

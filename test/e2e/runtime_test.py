@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -489,6 +490,95 @@ train strict {
             with open(os.path.join(d, "rows.csv"), "w") as f:
                 f.write("\n".join(lines) + "\n")
             self.refuse(["--val", self.data("ok")], "error: " + message, cwd=d, exe=self.csv_exe)
+
+
+class VerifiedCheckpoints(unittest.TestCase):
+    """Checkpoints carry a CRC-32 of every tensor (zlib's, so Python checks
+    them too); a corrupted byte, and headers whose names, shapes or offsets
+    do not add up, are one-line errors when the file is loaded."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work = masstest.Workdir()
+        cls.exe = masstest.compile_model(Metrics.SOURCE, cls.work, "three")
+        rng = np.random.default_rng(8)
+        masstest.write_npy_dir(cls.work.file("data"), {
+            "x": rng.standard_normal((8, 5)).astype(np.float32),
+            "c": rng.integers(0, 6, 8).astype(np.int32),
+            "r": rng.uniform(0, 1, (8, 1)).astype(np.float32)})
+        masstest.run([cls.exe, "--train", cls.work.file("data"), "--val", cls.work.file("data"),
+                      "--epochs", "1", "--batch", "4", "--checkpoint-dir", cls.work.file("ckpt")])
+        with open(cls.work.file("ckpt/last.safetensors"), "rb") as f:
+            cls.file = f.read()
+
+    def load(self, name, data):
+        path = self.work.file(name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return subprocess.run([self.exe, "--init", path, "--val", self.work.file("data"), "--eval-only"],
+                              capture_output=True, text=True)
+
+    def refuse(self, name, data, why):
+        r = self.load(name, data)
+        self.assertEqual((r.returncode, r.stderr.strip()),
+                         (1, f"error: '{self.work.file(name)}' is not a usable safetensors file: {why}"))
+
+    @staticmethod
+    def build(header, payload):
+        text = json.dumps(header) if isinstance(header, dict) else header
+        return struct.pack("<Q", len(text)) + text.encode() + payload
+
+    def test_checksums_match_zlib(self):
+        import zlib
+        (n,) = struct.unpack("<Q", self.file[:8])
+        header = json.loads(self.file[8:8 + n])
+        meta = header.pop("__metadata__")
+        self.assertEqual(sorted(header), sorted(masstest.param_shapes(self.exe)))
+        for name, info in header.items():
+            begin, end = info["data_offsets"]
+            self.assertEqual(meta["crc32." + name], "%08x" % zlib.crc32(self.file[8 + n + begin:8 + n + end]),
+                             name)
+        self.assertEqual(self.load("good.safetensors", self.file).returncode, 0)
+
+    def test_corrupted_byte(self):
+        (n,) = struct.unpack("<Q", self.file[:8])
+        header = json.loads(self.file[8:8 + n])
+        begin, end = header["cls.logits.weight"]["data_offsets"]
+        bad = bytearray(self.file)
+        bad[8 + n + begin + 5] ^= 0x10
+        self.refuse("flipped.safetensors", bytes(bad),
+                    "the data of 'cls.logits.weight' does not match its checksum (the file is corrupted)")
+
+    def test_hostile_headers(self):
+        four = np.arange(4, dtype=np.float32).tobytes()
+        t = {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}
+        cases = {
+            "negative": ({"a": dict(t, shape=[-256])}, four,
+                         "'a' has a shape that is not a list of sizes >= 0"),
+            "overflow": ({"a": dict(t, shape=[2**62, 2**62])}, four,
+                         "'a' has a shape that is not a list of sizes >= 0"),
+            "huge": ({"a": dict(t, shape=[2**40, 2**40])}, four, "'a' has 16 bytes for shape [1099511627776, "
+                                                                  "1099511627776]"),
+            "outside": ({"a": dict(t, data_offsets=[0, 32])}, four,
+                        "'a' has data_offsets outside the file's 16 bytes of data"),
+            "fraction": ({"a": dict(t, data_offsets=[0, 15.5])}, four,
+                         "'a' has data_offsets outside the file's 16 bytes of data"),
+            "overlap": ({"a": dict(t, shape=[2], data_offsets=[0, 8]),
+                         "b": dict(t, shape=[2], data_offsets=[4, 12])}, four,
+                        "the data of 'a' and 'b' overlap"),
+            "gap": ({"a": dict(t, shape=[2], data_offsets=[8, 16])}, four,
+                    "the data has unused bytes before 'a'"),
+            "tail": ({"a": dict(t, shape=[2], data_offsets=[0, 8])}, four, "the data has 8 unused bytes at its end"),
+            "dtype": ({"a": dict(t, dtype="BF16")}, four, "'a' has dtype BF16; F32, F64, I32 and I64 are supported"),
+            "sum": ({"__metadata__": {"crc32.b": "00000000"}, "a": t}, four,
+                    "__metadata__ has a checksum for 'b', which the file does not hold"),
+            "meta": ({"__metadata__": {"step": 3}, "a": t}, four, "__metadata__ 'step' is not a string"),
+            "duplicate": ('{"a": %s, "a": %s}' % (json.dumps(t), json.dumps(t)), four,
+                          "bad header (the key 'a' appears twice at offset %d)"
+                          % len('{"a": %s, "a"' % json.dumps(t))),
+        }
+        for name, (header, payload, why) in cases.items():
+            self.refuse(name + ".safetensors", self.build(header, payload), why)
 
 
 if __name__ == "__main__":
