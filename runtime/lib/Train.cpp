@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fnmatch.h>
 #include <fstream>
 #include <map>
@@ -121,6 +122,11 @@ private:
   Tensor hyperLr{DType::F32, {}}, hyperBc1{DType::F32, {}},
       hyperBc2{DType::F32, {}}, gradNorm{DType::F32, {}};
   int64_t step = 0, startRound = 1;
+  /// Steps --skip-nonfinite skipped (this run, and this round).
+  int64_t skippedSteps = 0, skippedInRound = 0;
+  std::string firstNonfiniteGradient() const;
+  /// Why the last step may not update the parameters ("" when it may).
+  std::string nonfiniteStep(int64_t stepEpoch) const;
   // Where the training rows stand: the current epoch's order (drawn from
   // orderRng's state), the next row in it, and how many orders were drawn.
   std::vector<int64_t> order;
@@ -1486,17 +1492,22 @@ Trainer::Totals Trainer::trainRound(int64_t count,
       }
       deviceSynchronize();
     }
-    for (size_t k = 0; k < spec.tasks.size(); ++k) {
-      float loss = taskLosses[k]->f[0];
-      const std::string &task = spec.tasks[k].first;
-      if (!std::isfinite(loss))
-        fail("the loss of task '" + task + "' is " +
-             (std::isnan(loss) ? "NaN" : "infinite") + " at epoch " +
-             std::to_string(stepEpoch) + ", step " + std::to_string(step + 1));
-    }
-    accumulate(seen, n);
+    std::string nonfinite = nonfiniteStep(stepEpoch);
+    if (!nonfinite.empty() && !opts.skipNonfinite)
+      fail(nonfinite + " (--skip-nonfinite skips such steps)");
     lr = schedule.at(step);
-    update();
+    if (nonfinite.empty()) {
+      accumulate(seen, n);
+      update();
+    } else {
+      // The step counts (its batch is spent, the schedule moves on) but
+      // changes nothing: the buffers it wrote are put back.
+      for (const ValueSpec &v : spec.trainStep.results)
+        if (v.role == Role::Buffer)
+          std::swap(buffers[v.name].f, nextBuffers[v.name].f);
+      ++skippedSteps, ++skippedInRound;
+      std::fprintf(stderr, "warning: %s; skipped\n", nonfinite.c_str());
+    }
     ++step;
     if (tty)
       showProgress(s + 1, count);
@@ -1504,6 +1515,67 @@ Trainer::Totals Trainer::trainRound(int64_t count,
   if (tty)
     std::fprintf(stderr, "\r%*s\r", 60, "");
   return seen;
+}
+
+/// Whether each of `n` floats is finite. Inf and NaN are the floats whose
+/// exponent bits are all ones: adding one to the exponent field carries
+/// into the sign bit only for them. Integer operations on 16-byte vectors
+/// (SSE2 and NEON have them) keep the check at about 30 us for a million
+/// floats, 1-2% of a step of spec 01.
+static bool allFinite(const float *p, size_t n) {
+  typedef uint32_t U4 __attribute__((vector_size(16)));
+  const U4 exponent = U4{} + 0x7F800000u, carry = U4{} + 0x00800000u;
+  U4 a{}, b{};
+  size_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    U4 x, y;
+    std::memcpy(&x, p + k, 16);
+    std::memcpy(&y, p + k + 4, 16);
+    a |= (x & exponent) + carry;
+    b |= (y & exponent) + carry;
+  }
+  a |= b;
+  uint32_t any = a[0] | a[1] | a[2] | a[3];
+  for (; k < n; ++k) {
+    uint32_t x;
+    std::memcpy(&x, p + k, 4);
+    any |= (x & 0x7F800000u) + 0x00800000u;
+  }
+  return !(any & 0x80000000u);
+}
+
+/// The first parameter whose gradient holds NaN or Inf, or "". On a device
+/// the gradients stay there: only the losses are checked.
+std::string Trainer::firstNonfiniteGradient() const {
+  if (activeDevice())
+    return "";
+  for (const ValueSpec &v : spec.params) {
+    const std::vector<float> &g = grads.at(v.name).f;
+    if (!allFinite(g.data(), g.size()))
+      return v.name;
+  }
+  return "";
+}
+
+std::string Trainer::nonfiniteStep(int64_t stepEpoch) const {
+  std::string why;
+  for (size_t k = 0; k < spec.tasks.size(); ++k) {
+    float loss = taskLosses[k]->f[0];
+    if (!std::isfinite(loss)) {
+      why = "the loss of task '" + spec.tasks[k].first + "' is " +
+            (std::isnan(loss) ? "NaN" : "infinite");
+      break;
+    }
+  }
+  std::string grad = firstNonfiniteGradient();
+  if (!grad.empty())
+    why += (why.empty() ? "" : "; ") +
+           std::string("the first non-finite gradient is that of '") + grad +
+           "'";
+  if (why.empty())
+    return "";
+  return "step " + std::to_string(step + 1) + " (epoch " +
+         std::to_string(stepEpoch) + "): " + why;
 }
 
 /// The progress bar on a terminal.
@@ -1531,8 +1603,13 @@ void Trainer::logRound(int64_t round, int64_t rounds, const Totals &seen,
                 static_cast<long long>(rounds), describe(seen).c_str());
   if (haveVal)
     std::printf("  val:%s", describe(val).c_str());
-  std::printf("  lr %.3g  %.1fs (%.0f samples/s)\n", lr, seconds,
+  std::printf("  lr %.3g  %.1fs (%.0f samples/s)", lr, seconds,
               seen.samples / std::max(trainSeconds, 1e-9));
+  if (skippedInRound > 0)
+    std::printf("  skipped %lld non-finite step%s",
+                static_cast<long long>(skippedInRound),
+                skippedInRound == 1 ? "" : "s");
+  std::printf("\n");
   std::fflush(stdout);
   for (const auto &[task, weight] : spec.tasks)
     for (bool isVal : {false, true}) {
@@ -1551,8 +1628,12 @@ void Trainer::logRound(int64_t round, int64_t rounds, const Totals &seen,
         e.set(k, v);
       e.set("lr", Json::number(lr));
       e.set("seconds", Json::number(seconds));
+      if (!isVal && opts.skipNonfinite)
+        e.set("skipped_steps",
+              Json::number(static_cast<double>(skippedInRound)));
       logEvent(e);
     }
+  skippedInRound = 0;
 }
 
 /// Compares the monitored validation value with the best so far; true when

@@ -26,6 +26,7 @@ struct Options {
   bool benchmarkForwardOnly = false;
   bool evalOnly = false, dumpParams = false;
   bool allowNonfinite = false; // let NaN and Inf in the data through
+  bool skipNonfinite = false;  // skip steps with a non-finite loss or gradient
 };
 
 /// Runs the program; returns the exit status. Failures print one line,

@@ -132,6 +132,10 @@ const Flag kFlags[] = {
      "accept NaN and Inf in the data (refused by\ndefault when the data is "
      "opened)",
      on<&Options::allowNonfinite>},
+    {"--skip-nonfinite", nullptr,
+     "skip a step whose loss or gradient is NaN or\nInf (counted in the log) "
+     "instead of stopping",
+     on<&Options::skipNonfinite>},
     {"--ensemble", "A,B,...",
      "evaluate the average of these checkpoints'\npredictions on the "
      "validation data",

@@ -581,5 +581,65 @@ class VerifiedCheckpoints(unittest.TestCase):
             self.refuse(name + ".safetensors", self.build(header, payload), why)
 
 
+class NonfiniteGuard(unittest.TestCase):
+    """A NaN or Inf in a loss or a gradient stops training, naming the step,
+    the task and the first such gradient, before any update (so no
+    checkpoint holds it); --skip-nonfinite skips those steps and counts
+    them."""
+
+    SOURCE = """
+model guard {
+  input x: f32[B, 2]
+  label t: f32[B, 2]
+  w = param(f32[1, 2], init: ones)
+  task fit { loss = mse(log(x * w), t) }
+}
+"""
+
+    def test_stop_and_skip(self):
+        work = masstest.Workdir()
+        exe = masstest.compile_model(self.SOURCE, work, "guard")
+        x = np.ones((8, 2), np.float32)
+        x[5] = -1  # log of a negative: the second batch of 4 has a NaN loss
+        masstest.write_npy_dir(work.file("data"), {"x": x, "t": np.zeros((8, 2), np.float32)})
+        common = [exe, "--train", work.file("data"), "--batch", "4", "--epochs", "3", "--lr", "0.1",
+                  "--checkpoint-dir", work.file("ckpt")]
+        r = subprocess.run(common, capture_output=True, text=True)
+        self.assertEqual((r.returncode, r.stderr.strip()),
+                         (1, "error: step 2 (epoch 1): the loss of task 'fit' is NaN; the first non-finite "
+                             "gradient is that of 'w' (--skip-nonfinite skips such steps)"))
+        self.assertFalse(os.path.exists(work.file("ckpt/last.safetensors")))
+
+        r = subprocess.run(common + ["--skip-nonfinite", "--log", work.file("log.jsonl")],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr.count("; skipped"), 3)
+        self.assertEqual(r.stdout.count("skipped 1 non-finite step"), 3)
+        self.assertEqual([e["skipped_steps"] for e in log_events(work.file("log.jsonl"))], [1, 1, 1])
+        w = masstest.read_safetensors(work.file("ckpt/last.safetensors"))["w"]
+        self.assertTrue(np.isfinite(w).all())
+        # Only the three good steps trained: w * 1 = exp(t) = 1 is the
+        # optimum, so w stays 1 (a gradient of zero) on the good batches.
+        self.assertTrue(np.allclose(w, 1.0), w)
+
+    def test_gradient_alone(self):
+        """A finite loss with an infinite gradient: sqrt at 0."""
+        work = masstest.Workdir()
+        exe = masstest.compile_model("""
+model sq {
+  input x: f32[B, 2]
+  label t: f32[B, 2]
+  w = param(f32[1, 2], init: zeros)
+  task fit { loss = mse(sqrt(x * w), t) }
+}
+""", work, "sq")
+        masstest.write_npy_dir(work.file("data"), {"x": np.ones((4, 2), np.float32),
+                                                   "t": np.ones((4, 2), np.float32)})
+        r = subprocess.run([exe, "--train", work.file("data"), "--batch", "4"], capture_output=True, text=True)
+        self.assertEqual((r.returncode, r.stderr.strip()),
+                         (1, "error: step 1 (epoch 1): the first non-finite gradient is that of 'w' "
+                             "(--skip-nonfinite skips such steps)"))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -386,7 +386,9 @@ model nan {
                                                   "t": np.zeros((8, 2), np.float32)})
         run = subprocess.run([nan, "--train", work.file("neg"), "--batch", "4"], capture_output=True, text=True)
         self.assertEqual(run.returncode, 1)
-        self.assertEqual(run.stderr.strip(), "error: the loss of task 'fit' is NaN at epoch 1, step 1")
+        self.assertEqual(run.stderr.strip(),
+                         "error: step 1 (epoch 1): the loss of task 'fit' is NaN (--skip-nonfinite skips such "
+                         "steps)")
         # An id outside the embedding's table stops before any step, naming
         # the input; so does one below zero.
         emb = masstest.compile_model("""
