@@ -176,7 +176,10 @@ std::optional<int64_t> dimMultiple(Value source, int64_t index, int depth) {
     MemRefType from = collapse.getSrcType();
     std::optional<int64_t> k;
     int64_t known = 1;
-    for (int64_t axis : collapse.getReassociationIndices()[index]) {
+    // getReassociationIndices() returns a new vector: keep it alive.
+    SmallVector<ReassociationIndices> groups =
+        collapse.getReassociationIndices();
+    for (int64_t axis : groups[index]) {
       if (!from.isDynamicDim(axis)) {
         known *= from.getDimSize(axis);
         continue;

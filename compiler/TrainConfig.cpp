@@ -554,7 +554,7 @@ private:
     if (n) {
       char text[32];
       std::snprintf(text, sizeof text, "%.10g", n->value);
-      diag << ", got " << text;
+      diag << ", got " << std::string(text);
     }
     return failure();
   }
@@ -568,7 +568,7 @@ private:
       char text[32];
       std::snprintf(text, sizeof text, "%.10g", total);
       error(call.getLoc()) << "sample: the tasks' probabilities add up to "
-                           << text << "; they must add up to 1";
+                           << std::string(text) << "; they must add up to 1";
       return failure();
     }
     return success();

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs what is missing, configures (Ninja, ccache) and builds Mass in build/.
+# Installs what is missing, configures (Ninja, ccache) and builds Mass with
+# the CMake preset given (default: "default", in build/; "sanitize" builds
+# in build-sanitize/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+preset="${1:-default}"
 bash scripts/install-deps.sh
-echo "+ cmake --preset default"
-cmake --preset default >/dev/null
-echo "+ cmake --build --preset default"
-cmake --build --preset default
+echo "+ cmake --preset $preset"
+cmake --preset "$preset" >/dev/null
+echo "+ cmake --build --preset $preset"
+cmake --build --preset "$preset"

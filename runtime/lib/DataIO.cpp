@@ -527,10 +527,10 @@ bool mass::rt::readSafetensors(const std::string &path, NamedTensors &out,
   if (covered != dataSize)
     return bad("the data has " + std::to_string(dataSize - covered) +
                " unused bytes at its end");
-  for (const auto &[name, sum] : sums)
+  for (const auto &sum : sums)
     if (std::none_of(entries.begin(), entries.end(),
-                     [&](const Entry &e) { return e.name == name; }))
-      return bad("__metadata__ has a checksum for '" + name +
+                     [&](const Entry &e) { return e.name == sum.first; }))
+      return bad("__metadata__ has a checksum for '" + sum.first +
                  "', which the file does not hold");
 
   // Then the data, each tensor checked against its checksum when the file

@@ -216,6 +216,9 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
   };
   Value lr = body->getArgument(argTypes.size() - hyperNames.size());
 
+  // Each op is built in its own statement: the order of a call's arguments
+  // is unspecified in C++, and nested builder calls would print the IR in a
+  // different order under another compiler.
   // With clipping: the global gradient norm, and clip_grad_norm_'s factor
   // min(1, max_norm / (norm + 1e-6)) = 1 - relu(1 - max_norm / (norm + 1e-6)).
   // Without, no pass over the gradients for it (torch.optim does none).
@@ -227,49 +230,71 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
       for (int64_t d = 0; d < params[i].type.getRank(); ++d)
         all.push_back(d);
       Value g2 = m.mul(grad(i), grad(i));
-      squares = m.add(squares, all.empty() ? g2 : m.sum(g2, all, false));
+      Value total = all.empty() ? g2 : m.sum(g2, all, false);
+      squares = m.add(squares, total);
     }
     norm = m.sqrt(squares);
     Value one = m.constant(1.0);
-    Value ratio = m.div(m.constant(s.clip), m.add(norm, m.constant(1e-6)));
-    clipFactor = m.sub(one, m.relu(m.sub(one, ratio)));
+    Value maxNorm = m.constant(s.clip);
+    Value tiny = m.constant(1e-6);
+    Value ratio = m.div(maxNorm, m.add(norm, tiny));
+    Value excess = m.relu(m.sub(one, ratio));
+    clipFactor = m.sub(one, excess);
   }
 
+  // a * x, with the constant built first.
+  auto scaled = [&](double a, Value x) {
+    Value c = m.constant(a);
+    return m.mul(c, x);
+  };
   SmallVector<Value> newParams, newStates(stateNames.size() * n);
   for (size_t i = 0; i < n; ++i) {
     Value p = param(i), g = grad(i);
     if (clipFactor)
       g = m.mul(g, clipFactor);
-    Value stepLr =
-        params[i].lrScale == 1 ? lr : m.mul(lr, m.constant(params[i].lrScale));
+    Value stepLr = lr;
+    if (params[i].lrScale != 1) {
+      Value scale = m.constant(params[i].lrScale);
+      stepLr = m.mul(lr, scale);
+    }
     if (!adam) {
       if (s.weightDecay > 0)
-        g = m.add(g, m.mul(m.constant(s.weightDecay), p));
+        g = m.add(g, scaled(s.weightDecay, p));
       if (s.momentum > 0) {
         // buf = momentum * buf + g (a zero buffer makes the first step g)
-        Value buf = m.add(m.mul(m.constant(s.momentum), state(0, i)), g);
+        Value buf = m.add(scaled(s.momentum, state(0, i)), g);
         newStates[i] = buf;
-        g = s.nesterov ? m.add(g, m.mul(m.constant(s.momentum), buf)) : buf;
+        g = s.nesterov ? m.add(g, scaled(s.momentum, buf)) : buf;
       }
       newParams.push_back(m.sub(p, m.mul(stepLr, g)));
       continue;
     }
-    if (s.kind == "adamw" && s.weightDecay > 0)
-      p = m.mul(
-          p, m.sub(m.constant(1.0), m.mul(stepLr, m.constant(s.weightDecay))));
-    else if (s.weightDecay > 0)
-      g = m.add(g, m.mul(m.constant(s.weightDecay), p));
+    if (s.kind == "adamw" && s.weightDecay > 0) {
+      Value one = m.constant(1.0);
+      Value decay = m.constant(s.weightDecay);
+      p = m.mul(p, m.sub(one, m.mul(stepLr, decay)));
+    } else if (s.weightDecay > 0) {
+      g = m.add(g, scaled(s.weightDecay, p));
+    }
     Value bc1 = body->getArgument(argTypes.size() - 2);
     Value bc2 = body->getArgument(argTypes.size() - 1);
-    Value mt = m.add(m.mul(m.constant(s.beta1), state(0, i)),
-                     m.mul(m.constant(1 - s.beta1), g));
-    Value vt = m.add(m.mul(m.constant(s.beta2), state(1, i)),
-                     m.mul(m.constant(1 - s.beta2), m.mul(g, g)));
+    Value oldM = scaled(s.beta1, state(0, i));
+    Value newM = scaled(1 - s.beta1, g);
+    Value mt = m.add(oldM, newM);
+    Value oldV = scaled(s.beta2, state(1, i));
+    Value g2 = m.mul(g, g);
+    Value newV = scaled(1 - s.beta2, g2);
+    Value vt = m.add(oldV, newV);
     newStates[i] = mt;
     newStates[n + i] = vt;
     // p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
-    Value denom = m.add(m.div(m.sqrt(vt), m.sqrt(bc2)), m.constant(s.eps));
-    newParams.push_back(m.sub(p, m.mul(m.div(stepLr, bc1), m.div(mt, denom))));
+    Value rootV = m.sqrt(vt);
+    Value rootBc2 = m.sqrt(bc2);
+    Value eps = m.constant(s.eps);
+    Value denom = m.add(m.div(rootV, rootBc2), eps);
+    Value rate = m.div(stepLr, bc1);
+    Value direction = m.div(mt, denom);
+    newParams.push_back(m.sub(p, m.mul(rate, direction)));
   }
 
   SmallVector<Value> results(newParams);
