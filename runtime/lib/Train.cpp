@@ -388,9 +388,11 @@ void Trainer::checkData(Dataset &data, const char *what) {
     if (v.dtype == DType::I32 && t.dtype == DType::F32) {
       Tensor c(DType::I32, t.shape);
       for (int64_t k = 0; k < t.numel(); ++k) {
-        if (!(t.f[k] == std::floor(t.f[k])) || t.f[k] < INT32_MIN ||
-            t.f[k] > INT32_MAX)
+        if (!(t.f[k] == std::floor(t.f[k])))
           fail(where + " holds the non-integer " + number(t.f[k]) + at(k));
+        if (t.f[k] < INT32_MIN || t.f[k] > INT32_MAX)
+          fail(where + " holds " + number(t.f[k]) + at(k) +
+               ", beyond the 32-bit integers labels and ids are");
         c.i[k] = static_cast<int32_t>(t.f[k]);
       }
       t = std::move(c);

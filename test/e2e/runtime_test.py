@@ -419,6 +419,8 @@ train strict {
             "minus2": ({"c": np.array([0, -2, 1, 2], np.int32)},
                        "label 'c' holds the class -2 at row 1; the logits have 6 classes (and -1 marks no label)"),
             "half": ({"c": np.array([0, 1.5, 1, 2], np.float32)}, "label 'c' holds the non-integer 1.5 at row 1"),
+            "huge": ({"c": np.array([0, 2.0**33, 1, 2], np.float32)},
+                     "label 'c' holds 8.58993459e+09 at row 1, beyond the 32-bit integers labels and ids are"),
             "nan": ({"x": x}, "input 'x' holds nan at row 3 (--allow-nonfinite lets NaN and Inf through)"),
             "bce5": ({"r": np.array([[0], [1], [5], [0.5]], np.float32)},
                      "label 'r' holds the target 5 at row 2; its loss takes targets in [0, 1]"),
