@@ -33,6 +33,14 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kMaxExact = 9007199254740992.0; // 2^53
 constexpr double kMaxCount = 2147483647.0;       // 2^31 - 1
 
+/// A number as messages show it: integers up to 2^53 in full, others in
+/// their shortest exact-enough form ("1e+20", "0.9", "inf").
+std::string formatNumber(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.16g", v);
+  return text;
+}
+
 /// One parameter of a call in a train value, or a scalar train key: its
 /// type and, for numbers, the range it must lie in.
 struct ParamForm {
@@ -46,11 +54,7 @@ struct ParamForm {
 
   /// "a number > 0", "an integer in [1, 2147483647]", ...
   std::string expected() const {
-    auto num = [](double v) {
-      char text[32];
-      std::snprintf(text, sizeof text, "%.16g", v);
-      return std::string(text);
-    };
+    auto num = formatNumber;
     switch (type) {
     case Bool:
       return "true or false";
@@ -551,11 +555,8 @@ private:
     if (!kind.empty())
       diag << kind << ": ";
     diag << "'" << param.name << "' must be " << param.expected();
-    if (n) {
-      char text[32];
-      std::snprintf(text, sizeof text, "%.10g", n->value);
-      diag << ", got " << std::string(text);
-    }
+    if (n)
+      diag << ", got " << formatNumber(n->value);
     return failure();
   }
 
@@ -565,10 +566,8 @@ private:
     for (const ast::KeywordArg &kw : call.kwargs)
       total += cast<ast::NumberExpr>(*kw.value).value;
     if (std::fabs(total - 1) > 1e-6) {
-      char text[32];
-      std::snprintf(text, sizeof text, "%.10g", total);
       error(call.getLoc()) << "sample: the tasks' probabilities add up to "
-                           << std::string(text) << "; they must add up to 1";
+                           << formatNumber(total) << "; they must add up to 1";
       return failure();
     }
     return success();

@@ -125,6 +125,7 @@ private:
   /// Steps --skip-nonfinite skipped (this run, and this round).
   int64_t skippedSteps = 0, skippedInRound = 0;
   std::string firstNonfiniteGradient() const;
+  void swapBuffers();
   /// Why the last step may not update the parameters ("" when it may).
   std::string nonfiniteStep(int64_t stepEpoch) const;
   // Where the training rows stand: the current epoch's order (drawn from
@@ -615,6 +616,15 @@ void Trainer::setTaskWeights() {
   }
 }
 
+/// The step wrote the buffers' new values (batch norm's running statistics)
+/// into the second set: they become current (and, called again, the old
+/// ones come back).
+void Trainer::swapBuffers() {
+  for (const ValueSpec &v : spec.trainStep.results)
+    if (v.role == Role::Buffer)
+      std::swap(buffers[v.name].f, nextBuffers[v.name].f);
+}
+
 void Trainer::trainStep(int64_t count, int64_t dropout, bool wait) {
   // Only models with dropout draw, so that others keep their shuffles.
   if (dropout == -1 && hasDropout)
@@ -622,9 +632,7 @@ void Trainer::trainStep(int64_t count, int64_t dropout, bool wait) {
   dropoutSeed.i[0] = static_cast<int32_t>(dropout < 0 ? -1 : dropout);
   bindBatch(trainCall, spec.trainStep, count);
   trainCall.invoke(mass_train_step, wait);
-  for (const ValueSpec &v : spec.trainStep.results)
-    if (v.role == Role::Buffer)
-      std::swap(buffers[v.name].f, nextBuffers[v.name].f);
+  swapBuffers();
 }
 
 void Trainer::update() {
@@ -1504,9 +1512,7 @@ Trainer::Totals Trainer::trainRound(int64_t count,
     } else {
       // The step counts (its batch is spent, the schedule moves on) but
       // changes nothing: the buffers it wrote are put back.
-      for (const ValueSpec &v : spec.trainStep.results)
-        if (v.role == Role::Buffer)
-          std::swap(buffers[v.name].f, nextBuffers[v.name].f);
+      swapBuffers();
       ++skippedSteps, ++skippedInRound;
       std::fprintf(stderr, "warning: %s; skipped\n", nonfinite.c_str());
     }
