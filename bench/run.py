@@ -100,46 +100,20 @@ threads = int(sys.argv[1]); kind = sys.argv[2]; batch = int(sys.argv[3]); steps 
 # threads: PyTorch's own pool; OpenBLAS's comes from the environment.
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-if kind == "mlp":
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(),
-                                torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
-    x = torch.rand(batch, 1, 28, 28)
-elif kind == "wide":
-    model = torch.nn.Sequential(torch.nn.Linear(1024, 2048), torch.nn.ReLU(),
-                                torch.nn.Linear(2048, 2048), torch.nn.ReLU(), torch.nn.Linear(2048, 10))
-    x = torch.rand(batch, 1024)
-elif kind == "cnn":  # spec 02
-    def unit(i, o):
-        return [torch.nn.Conv2d(i, o, 3, padding=1, bias=False), torch.nn.BatchNorm2d(o),
-                torch.nn.ReLU()]
-    model = torch.nn.Sequential(*unit(1, 32), torch.nn.MaxPool2d(2), *unit(32, 64),
-                                torch.nn.MaxPool2d(2), torch.nn.Flatten(),
-                                torch.nn.Linear(3136, 128), torch.nn.ReLU(), torch.nn.Dropout(0.25),
-                                torch.nn.Linear(128, 10))
-    x = torch.rand(batch, 1, 28, 28)
-elif kind == "resnet18":  # spec 03
-    import torchvision
-    model = torchvision.models.resnet18(num_classes=10)
-    x = torch.rand(batch, 3, 32, 32)
+sys.path.insert(0, os.environ["MASS_BENCH_DIR"])
 if kind in ("mlp", "wide", "cnn", "resnet18"):
+    from twins import build
+    model, opt, shape, smoothing, clip = build(kind)
+    x = torch.rand(batch, *shape)
     y = torch.randint(0, 10, (batch,))
-    if kind == "cnn":
-        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True,
-                              weight_decay=5e-4)
-    elif kind == "resnet18":
-        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    smoothing = 0.05 if kind == "cnn" else 0.0
     def step():
         loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
         opt.zero_grad()
         loss.backward()
-        if kind == "cnn":
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
 elif kind == "gpt":  # spec 09
-    sys.path.insert(0, os.environ["MASS_BENCH_DIR"])
     from gpt_torch import GPT, T, VOCAB
     model = GPT()
     x = torch.randint(0, VOCAB, (batch, T)); y = torch.randint(0, VOCAB, (batch, T))

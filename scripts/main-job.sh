@@ -8,5 +8,6 @@ bash examples/data/fetch_mnist.sh
 echo "+ build/bin/massc examples/mnist_mlp.mass -o build/mnist_mlp"
 build/bin/massc examples/mnist_mlp.mass -o build/mnist_mlp
 cd examples
-echo "+ ../build/mnist_mlp"
-../build/mnist_mlp
+echo "+ ../build/mnist_mlp --report ../build/mnist_mlp.svg"
+../build/mnist_mlp --report ../build/mnist_mlp.svg
+echo "the loss and accuracy curves: build/mnist_mlp.svg (open it in a browser)"

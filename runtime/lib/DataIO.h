@@ -21,6 +21,11 @@ namespace mass::rt {
 bool readNpy(const std::string &path, Tensor &out, std::string &error);
 bool writeNpy(const std::string &path, const Tensor &t, std::string &error);
 
+/// Maps the pages of a tensor that views a mapped file in one call, before
+/// something reads all of it (about 20% faster than a fault per page);
+/// nothing for an owned tensor, or where the kernel cannot.
+void pageIn(const Tensor &t);
+
 /// Reads a stream of token ids: llm.c's .bin (a header of 256 int32:
 /// 20240520, 1, count; then count uint16 ids) or a one-dimensional integer
 /// .npy (chosen by the extension).

@@ -3,6 +3,7 @@
 #define MASS_RUNTIME_TENSOR_H
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,10 @@ struct Tensor {
   std::vector<int64_t> shape;
   std::vector<float> f;   // when F32
   std::vector<int32_t> i; // when I32
+  /// A read-only tensor may instead view elements it does not own (a
+  /// memory-mapped .npy file, which `keep` holds open); f and i stay empty.
+  const void *view = nullptr;
+  std::shared_ptr<const void> keep;
 
   Tensor() = default;
   Tensor(DType dtype, std::vector<int64_t> shape);
@@ -27,9 +32,14 @@ struct Tensor {
     return dtype == DType::F32 ? (void *)f.data() : (void *)i.data();
   }
   const void *data() const {
+    if (view)
+      return view;
     return dtype == DType::F32 ? (const void *)f.data()
                                : (const void *)i.data();
   }
+  /// The elements, owned or viewed, for reading.
+  const float *floats() const { return static_cast<const float *>(data()); }
+  const int32_t *ints() const { return static_cast<const int32_t *>(data()); }
   size_t bytes() const { return numel() * 4; }
 };
 

@@ -10,10 +10,12 @@
 #include "Train.h"
 
 #include "Augment.h"
+#include "Background.h"
 #include "DataIO.h"
 #include "Device.h"
 #include "Json.h"
 #include "Model.h"
+#include "Report.h"
 #include "Schedule.h"
 
 #include "mass/abi.h"
@@ -24,12 +26,14 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fnmatch.h>
 #include <fstream>
 #include <map>
 #include <numeric>
 #include <random>
+#include <sched.h>
 #include <sstream>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,6 +44,7 @@ namespace abi = mass::abi;
 // The generated loops run on LLVM's OpenMP runtime, linked into every
 // training program; weak, so that the runtime's own tests link without it.
 extern "C" void omp_set_num_threads(int) __attribute__((weak));
+extern "C" int omp_get_max_threads() __attribute__((weak));
 
 namespace {
 
@@ -69,6 +74,33 @@ bool exists(const std::string &path) {
 
 bool globMatch(const std::string &glob, const std::string &name) {
   return ::fnmatch(glob.c_str(), name.c_str(), 0) == 0;
+}
+
+/// Whether each of `n` floats is finite. Inf and NaN are the floats whose
+/// exponent bits are all ones: adding one to the exponent field carries
+/// into the sign bit only for them. Integer operations on 16-byte vectors
+/// (SSE2 and NEON have them) keep the check at about 30 us for a million
+/// floats, 1-2% of a step of spec 01.
+static bool allFinite(const float *p, size_t n) {
+  typedef uint32_t U4 __attribute__((vector_size(16)));
+  const U4 exponent = U4{} + 0x7F800000u, carry = U4{} + 0x00800000u;
+  U4 a{}, b{};
+  size_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    U4 x, y;
+    std::memcpy(&x, p + k, 16);
+    std::memcpy(&y, p + k + 4, 16);
+    a |= (x & exponent) + carry;
+    b |= (y & exponent) + carry;
+  }
+  a |= b;
+  uint32_t any = a[0] | a[1] | a[2] | a[3];
+  for (; k < n; ++k) {
+    uint32_t x;
+    std::memcpy(&x, p + k, 4);
+    any |= (x & 0x7F800000u) + 0x00800000u;
+  }
+  return !(any & 0x80000000u);
 }
 
 /// Rows of named tensors that share their first dimension.
@@ -136,6 +168,8 @@ private:
   std::mt19937_64 orderRng;
   double best = NAN;
   int64_t sinceBest = 0;
+  Report report; // every round's values, for --report
+  void writeReport() const;
   Dataset trainData, valData;
   bool haveVal = false;
   std::ofstream log;
@@ -165,6 +199,10 @@ private:
   /// On a device, `wait` false leaves the outputs' copies queued, for
   /// deviceSynchronize().
   void trainStep(int64_t count, int64_t dropout = -1, bool wait = true);
+  /// trainStep's halves: its draws from the generator and its bindings,
+  /// then the step itself (which touches neither).
+  void prepareStep(int64_t count, int64_t dropout = -1);
+  void runStep(bool wait = true);
   void update();
 
   struct Totals {
@@ -187,6 +225,7 @@ private:
   int ensemble();
   int benchmark();
   void logEvent(const Json &event);
+  void logProgramEvent(const char *kind);
 
   // The modes and the epochs (run() reads top to bottom).
   void loadStartingWeights();
@@ -207,12 +246,20 @@ private:
                     const std::vector<int64_t> &rows,
                     const std::vector<double> &weights);
   void pinBatches();
+  bool prefetchInBackground() const;
   void showProgress(int64_t done, int64_t count) const;
   void logRound(int64_t round, int64_t rounds, const Totals &seen,
                 const Totals &val, double lr, double seconds,
                 double trainSeconds);
   bool recordValidation(const Totals &val);
+
+  // Last, so that it is destroyed first: its job uses the members above.
+  BackgroundJob prefetcher;
 };
+
+/// When the program started (static initialisation, before main).
+const std::chrono::steady_clock::time_point kProcessStart =
+    std::chrono::steady_clock::now();
 
 double secondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
@@ -380,32 +427,40 @@ void Trainer::checkData(Dataset &data, const char *what) {
       std::snprintf(text, sizeof text, "%.9g", x);
       return std::string(text);
     };
+    // The elements, owned or (a mapped .npy) viewed.
+    const int64_t numel = t.numel();
     if (t.dtype == DType::F32 && !opts.allowNonfinite)
-      for (int64_t k = 0; k < t.numel(); ++k)
-        if (!std::isfinite(t.f[k]))
-          fail(where + " holds " + number(t.f[k]) + at(k) +
+      pageIn(t); // read in full next
+    if (t.dtype == DType::F32 && !opts.allowNonfinite && numel > 0 &&
+        !allFinite(t.floats(), numel))
+      for (int64_t k = 0; k < numel; ++k)
+        if (!std::isfinite(t.floats()[k]))
+          fail(where + " holds " + number(t.floats()[k]) + at(k) +
                " (--allow-nonfinite lets NaN and Inf through)");
     // Convert the element type where the values allow it.
     if (v.dtype == DType::I32 && t.dtype == DType::F32) {
       Tensor c(DType::I32, t.shape);
-      for (int64_t k = 0; k < t.numel(); ++k) {
-        if (!(t.f[k] == std::floor(t.f[k])))
-          fail(where + " holds the non-integer " + number(t.f[k]) + at(k));
-        if (t.f[k] < INT32_MIN || t.f[k] > INT32_MAX)
-          fail(where + " holds " + number(t.f[k]) + at(k) +
+      const float *x = t.floats();
+      for (int64_t k = 0; k < numel; ++k) {
+        if (!(x[k] == std::floor(x[k])))
+          fail(where + " holds the non-integer " + number(x[k]) + at(k));
+        if (x[k] < INT32_MIN || x[k] > INT32_MAX)
+          fail(where + " holds " + number(x[k]) + at(k) +
                ", beyond the 32-bit integers labels and ids are");
-        c.i[k] = static_cast<int32_t>(t.f[k]);
+        c.i[k] = static_cast<int32_t>(x[k]);
       }
       t = std::move(c);
     } else if (v.dtype == DType::F32 && t.dtype == DType::I32) {
       Tensor c(DType::F32, t.shape);
-      for (int64_t k = 0; k < t.numel(); ++k)
-        c.f[k] = static_cast<float>(t.i[k]);
+      for (int64_t k = 0; k < numel; ++k)
+        c.f[k] = static_cast<float>(t.ints()[k]);
       t = std::move(c);
     }
+    const int32_t *ids = t.dtype == DType::I32 ? t.ints() : nullptr;
+    const float *values = t.dtype == DType::F32 ? t.floats() : nullptr;
     if (v.dtype == DType::I32 && v.role == Role::Label) {
-      for (int64_t k = 0; k < t.numel(); ++k) {
-        int32_t x = t.i[k];
+      for (int64_t k = 0; k < numel; ++k) {
+        int32_t x = ids[k];
         if (x < -1 || (v.idBound > 0 && x >= v.idBound))
           fail(where + " holds the class " + std::to_string(x) + at(k) +
                (v.idBound > 0
@@ -414,16 +469,16 @@ void Trainer::checkData(Dataset &data, const char *what) {
                     : "; classes are >= 0 (and -1 marks no label)"));
       }
     } else if (v.dtype == DType::I32 && v.idBound > 0) {
-      for (int64_t k = 0; k < t.numel(); ++k)
-        if (t.i[k] < 0 || t.i[k] >= v.idBound)
-          fail(where + " holds the id " + std::to_string(t.i[k]) + at(k) +
+      for (int64_t k = 0; k < numel; ++k)
+        if (ids[k] < 0 || ids[k] >= v.idBound)
+          fail(where + " holds the id " + std::to_string(ids[k]) + at(k) +
                "; its embedding takes ids in [0, " + std::to_string(v.idBound) +
                ")");
     }
     if (v.dtype == DType::F32 && v.hasTargetRange)
-      for (int64_t k = 0; k < t.numel(); ++k)
-        if (t.f[k] < v.targetMin || t.f[k] > v.targetMax)
-          fail(where + " holds the target " + number(t.f[k]) + at(k) +
+      for (int64_t k = 0; k < numel; ++k)
+        if (values[k] < v.targetMin || values[k] > v.targetMax)
+          fail(where + " holds the target " + number(values[k]) + at(k) +
                "; its loss takes targets in [" + number(v.targetMin) + ", " +
                number(v.targetMax) + "]");
     t.shape = want;
@@ -566,9 +621,9 @@ void Trainer::gather(std::map<std::string, Tensor> &into, const Dataset &data,
     for (int64_t k = 0; k < count; ++k) {
       int64_t r = rows.empty() ? begin + k : rows[begin + k];
       if (src.dtype == DType::F32)
-        std::copy_n(src.f.data() + r * row, row, buffer.f.data() + k * row);
+        std::copy_n(src.floats() + r * row, row, buffer.f.data() + k * row);
       else
-        std::copy_n(src.i.data() + r * row, row, buffer.i.data() + k * row);
+        std::copy_n(src.ints() + r * row, row, buffer.i.data() + k * row);
     }
   }
 }
@@ -626,11 +681,19 @@ void Trainer::swapBuffers() {
 }
 
 void Trainer::trainStep(int64_t count, int64_t dropout, bool wait) {
+  prepareStep(count, dropout);
+  runStep(wait);
+}
+
+void Trainer::prepareStep(int64_t count, int64_t dropout) {
   // Only models with dropout draw, so that others keep their shuffles.
   if (dropout == -1 && hasDropout)
     dropout = static_cast<int64_t>(rng() & 0x7fffffff);
   dropoutSeed.i[0] = static_cast<int32_t>(dropout < 0 ? -1 : dropout);
   bindBatch(trainCall, spec.trainStep, count);
+}
+
+void Trainer::runStep(bool wait) {
   trainCall.invoke(mass_train_step, wait);
   swapBuffers();
 }
@@ -824,6 +887,8 @@ void Trainer::writeCheckpoint(const std::string &file, bool withState,
   state.metadata["best"] = std::isnan(best) ? "nan" : std::to_string(best);
   state.metadata["since_best"] = std::to_string(sinceBest);
   state.metadata["rng"] = rngState.str();
+  if (!report.empty())
+    state.metadata["report"] = report.toText();
   if (!writeSafetensors(dir + "/last.state.safetensors", state, error))
     fail(error);
 }
@@ -857,9 +922,33 @@ void Trainer::resume(const std::string &dir) {
     std::istringstream in(state.metadata.at("rng"));
     if (!(in >> rng))
       throw std::invalid_argument("rng");
+    // The earlier rounds' curves (absent when that run drew none).
+    auto curves = state.metadata.find("report");
+    if (curves != state.metadata.end() && !report.fromText(curves->second))
+      throw std::invalid_argument("report");
   } catch (const std::exception &) {
     fail("'" + dir + "/last.state.safetensors' lacks its resume metadata");
   }
+}
+
+/// The peak resident memory so far in MiB (Linux's VmHWM), or -1.
+static double peakResidentMiB() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0)
+      return std::strtod(line.c_str() + 6, nullptr) / 1024;
+  return -1;
+}
+
+/// "ready" (the first step is next) and "end" (training is over): the
+/// seconds since the program started and its peak resident memory.
+void Trainer::logProgramEvent(const char *kind) {
+  Json e = Json::object();
+  e.set("event", Json::string(kind));
+  e.set("seconds", Json::number(secondsSince(kProcessStart)));
+  e.set("peak_resident_mib", Json::number(peakResidentMiB()));
+  logEvent(e);
 }
 
 void Trainer::logEvent(const Json &event) {
@@ -1367,6 +1456,10 @@ int Trainer::train() {
   bool keepBest = cfg()["checkpoint"].stringOr("kind", "") == "best";
   int64_t patience = static_cast<int64_t>(cfg()["early_stop"].numberOr("n", 0));
 
+  // How long the program took to be ready: the data opened and checked,
+  // the parameters initialised or loaded.
+  logProgramEvent("ready");
+
   for (int64_t round = startRound; round <= rounds && step < total; ++round) {
     auto start = std::chrono::steady_clock::now();
     double lr = schedule.at(step);
@@ -1389,6 +1482,7 @@ int Trainer::train() {
       break;
     }
   }
+  logProgramEvent("end");
   return 0;
 }
 
@@ -1415,9 +1509,9 @@ Trainer::balancedWeights(const std::vector<int64_t> &rows) const {
   const Tensor &labels = trainData.columns.at(sampling.stringOr("label", ""));
   std::map<int32_t, double> counts;
   for (int64_t r : rows)
-    counts[labels.i[r * labels.rowSize()]] += 1;
+    counts[labels.ints()[r * labels.rowSize()]] += 1;
   for (int64_t r : rows)
-    weights.push_back(1.0 / counts[labels.i[r * labels.rowSize()]]);
+    weights.push_back(1.0 / counts[labels.ints()[r * labels.rowSize()]]);
   return weights;
 }
 
@@ -1468,20 +1562,43 @@ void Trainer::pinBatches() {
     }
 }
 
+/// Whether the CPU draws the next batch on a second thread: --prefetch,
+/// --no-prefetch, or by default when the step's threads leave a core free.
+/// (On a core the step uses, the thread would stall the step's whole team
+/// at its next barrier whenever it ran: measured, spec 02 at two threads
+/// on two cores, 8% slower.)
+bool Trainer::prefetchInBackground() const {
+  if (opts.prefetch != 0)
+    return opts.prefetch > 0;
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  int cores = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0
+                  ? CPU_COUNT(&cpus)
+                  : static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
+  int threads = omp_get_max_threads ? omp_get_max_threads() : 1;
+  return threads < cores;
+}
+
 /// `count` steps, each on the next rows of the epoch's order (a new
-/// order when one runs out); `lr` ends as the last step's rate. On a
-/// device the next batch is drawn and copied up (on the device's second
-/// stream) while a step runs, before the host waits for its losses: the
-/// generator's draws stay in the CPU's order (a batch's augmentation, the
-/// step's task choice and dropout seed, the next batch's augmentation).
+/// order when one runs out); `lr` ends as the last step's rate. The next
+/// batch is drawn (gathered and augmented) while a step runs: on the CPU
+/// by a background thread (see prefetchInBackground), on a device by the host
+/// while the device computes, then copied up on the device's second
+/// stream. Either way the generator's draws keep the order they have
+/// without prefetching (a batch's augmentation, the step's task choice and
+/// dropout seed, the next batch's augmentation), so training is
+/// bit-identical with and without it.
 Trainer::Totals Trainer::trainRound(int64_t count,
                                     const std::vector<int64_t> &rows,
                                     const std::vector<double> &weights,
                                     double &lr) {
   bool tty = ::isatty(2);
   const bool ahead = activeDevice() != nullptr;
+  const bool background = !ahead && count > 1 && prefetchInBackground();
   if (ahead)
     pinBatches();
+  else if (background && nextBatch.empty())
+    nextBatch = batchBuffers;
   Totals seen;
   int64_t n = 0, nextRows = 0;
   for (int64_t s = 0; s < count; ++s) {
@@ -1492,8 +1609,11 @@ Trainer::Totals Trainer::trainRound(int64_t count,
       n = drawBatch(batchBuffers, rows, weights);
     }
     setTaskWeights();
-    trainStep(n, -1, !ahead);
+    prepareStep(n);
     const int64_t stepEpoch = epoch;
+    if (background && s + 1 < count)
+      prefetcher.start([&] { nextRows = drawBatch(nextBatch, rows, weights); });
+    runStep(!ahead);
     if (ahead) {
       if (s + 1 < count) {
         nextRows = drawBatch(nextBatch, rows, weights);
@@ -1502,6 +1622,7 @@ Trainer::Totals Trainer::trainRound(int64_t count,
       }
       deviceSynchronize();
     }
+    prefetcher.wait();
     std::string nonfinite = nonfiniteStep(stepEpoch);
     if (!nonfinite.empty() && !opts.skipNonfinite)
       fail(nonfinite + " (--skip-nonfinite skips such steps)");
@@ -1523,33 +1644,6 @@ Trainer::Totals Trainer::trainRound(int64_t count,
   if (tty)
     std::fprintf(stderr, "\r%*s\r", 60, "");
   return seen;
-}
-
-/// Whether each of `n` floats is finite. Inf and NaN are the floats whose
-/// exponent bits are all ones: adding one to the exponent field carries
-/// into the sign bit only for them. Integer operations on 16-byte vectors
-/// (SSE2 and NEON have them) keep the check at about 30 us for a million
-/// floats, 1-2% of a step of spec 01.
-static bool allFinite(const float *p, size_t n) {
-  typedef uint32_t U4 __attribute__((vector_size(16)));
-  const U4 exponent = U4{} + 0x7F800000u, carry = U4{} + 0x00800000u;
-  U4 a{}, b{};
-  size_t k = 0;
-  for (; k + 8 <= n; k += 8) {
-    U4 x, y;
-    std::memcpy(&x, p + k, 16);
-    std::memcpy(&y, p + k + 4, 16);
-    a |= (x & exponent) + carry;
-    b |= (y & exponent) + carry;
-  }
-  a |= b;
-  uint32_t any = a[0] | a[1] | a[2] | a[3];
-  for (; k < n; ++k) {
-    uint32_t x;
-    std::memcpy(&x, p + k, 4);
-    any |= (x & 0x7F800000u) + 0x00800000u;
-  }
-  return !(any & 0x80000000u);
 }
 
 /// The first parameter whose gradient holds NaN or Inf, or "". On a device
@@ -1632,8 +1726,11 @@ void Trainer::logRound(int64_t round, int64_t rounds, const Totals &seen,
       e.set("split", Json::string(isVal ? "val" : "train"));
       e.set("task", Json::string(task));
       Json metrics = summarize(isVal ? val : seen, task);
-      for (const auto &[k, v] : metrics.members())
+      for (const auto &[k, v] : metrics.members()) {
         e.set(k, v);
+        report.add(static_cast<double>(byStep() ? step : round), task, k,
+                   isVal ? "val" : "train", v.num());
+      }
       e.set("lr", Json::number(lr));
       e.set("seconds", Json::number(seconds));
       if (!isVal && opts.skipNonfinite)
@@ -1642,6 +1739,32 @@ void Trainer::logRound(int64_t round, int64_t rounds, const Totals &seen,
       logEvent(e);
     }
   skippedInRound = 0;
+  writeReport();
+}
+
+/// --report: the curves so far, redrawn after each round (atomically, so
+/// that a browser never shows half a picture).
+void Trainer::writeReport() const {
+  if (opts.report.empty())
+    return;
+  int64_t count = 0;
+  for (const ValueSpec &v : spec.params) {
+    int64_t n = 1;
+    for (int64_t d : v.shape)
+      n *= d;
+    count += n;
+  }
+  // The count with thousands separated: 269,322.
+  std::string digits = std::to_string(count), grouped;
+  for (size_t k = 0; k < digits.size(); ++k)
+    grouped += (k > 0 && (digits.size() - k) % 3 == 0 ? "," : "") +
+               std::string(1, digits[k]);
+  std::string title = spec.name + " (" + grouped + " parameters, batch " +
+                      std::to_string(batch) + ")";
+  std::string error;
+  if (!writeFileAtomically(
+          opts.report, report.svg(title, byStep() ? "step" : "epoch"), error))
+    fail(error);
 }
 
 /// Compares the monitored validation value with the best so far; true when

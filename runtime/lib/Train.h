@@ -9,8 +9,8 @@ namespace mass::rt {
 
 /// Command-line settings; unset ones come from the model's train block.
 struct Options {
-  std::string train, val, log, checkpointDir, resume, init, ensemble, dumpGrads,
-      dumpPredictions;
+  std::string train, val, log, report, checkpointDir, resume, init, ensemble,
+      dumpGrads, dumpPredictions;
   int64_t dropoutSeed = -1; // with dumpGrads: dropout on, from this seed
   int64_t epochs = -1, batch = -1, seed = -1;
   int64_t steps = -1, valEvery = -1; // the train block's steps, val_every
@@ -27,6 +27,10 @@ struct Options {
   bool evalOnly = false, dumpParams = false;
   bool allowNonfinite = false; // let NaN and Inf in the data through
   bool skipNonfinite = false;  // skip steps with a non-finite loss or gradient
+  // 1: draw the next batch on a second thread while a step runs; -1: on the
+  // training thread; 0: on a second thread when a core is free of the
+  // step's threads.
+  int prefetch = 0;
 };
 
 /// Runs the program; returns the exit status. Failures print one line,

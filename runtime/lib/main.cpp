@@ -67,6 +67,11 @@ template <bool Options::*Field> std::string on(Options &o, const char *) {
   return "";
 }
 
+template <int Mode> std::string setPrefetch(Options &o, const char *) {
+  o.prefetch = Mode;
+  return "";
+}
+
 std::string positiveNumber(Options &o, const char *value) {
   char *end = nullptr;
   o.lr = std::strtod(value, &end);
@@ -117,8 +122,18 @@ const Flag kFlags[] = {
      integer<&Options::seed, 0>},
     {"--threads", "N", "worker threads (default: one per core)",
      integer<&Options::threads, 1, kMaxThreads>},
+    {"--prefetch", nullptr,
+     "draw (gather, augment) the next batch on a\nsecond thread while a "
+     "step runs (default: when\n--threads leaves a core free)",
+     setPrefetch<1>},
+    {"--no-prefetch", nullptr, "draw each batch on the training thread",
+     setPrefetch<-1>},
     {"--log", "FILE.jsonl", "append one JSON object per event",
      text<&Options::log>},
+    {"--report", "FILE.svg",
+     "draw the loss and metric curves of each task,\ntrain and validation, "
+     "after every round",
+     text<&Options::report>},
     {"--checkpoint-dir", "DIR",
      "where best/last checkpoints go (default checkpoints)",
      text<&Options::checkpointDir>},

@@ -74,6 +74,15 @@ def write_npy_dir(path, arrays):
         np.save(os.path.join(path, name + ".npy"), a)
 
 
+def log_events(path, program=False):
+    """The events a training program's --log wrote; with `program` False,
+    less its "ready" and "end" events (seconds since it started, peak
+    resident memory)."""
+    with open(path) as f:
+        events = [json.loads(line) for line in f if line.strip()]
+    return [e for e in events if program or e.get("event") not in ("ready", "end")]
+
+
 def run(args):
     """Runs a program; a failure shows its output."""
     r = subprocess.run(args, capture_output=True, text=True)

@@ -18,9 +18,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import masstest  # noqa: E402
 
 
-def log_events(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f]
+log_events = masstest.log_events
 
 
 def log_softmax(z):
@@ -373,6 +371,19 @@ train net {
                        check=True, capture_output=True)
         self.assert_same_bits(self.final("killed"), self.final("whole"))
 
+    def test_prefetch_changes_nothing(self):
+        """The background thread that draws the next batch (gather, noise)
+        while a step runs keeps the generator's order: the same bits as
+        drawing each batch on the training thread (--no-prefetch), with
+        the epochs' new shuffles and a short last batch in between. (By
+        default the thread is used when --threads leaves a core free.)"""
+        exe = self.program("prefetch", 3, "cosine(warmup: 5)")
+        run = lambda *args: subprocess.run([exe, *args], cwd=self.work.path, check=True,
+                                           capture_output=True)
+        run("--checkpoint-dir", "ahead", "--prefetch")
+        run("--checkpoint-dir", "inline", "--no-prefetch")
+        self.assert_same_bits(self.final("ahead"), self.final("inline"))
+
 
 class StrictData(unittest.TestCase):
     """Data is checked once, when it is opened, against the model: a bad
@@ -641,6 +652,106 @@ model sq {
         self.assertEqual((r.returncode, r.stderr.strip()),
                          (1, "error: step 1 (epoch 1): the first non-finite gradient is that of 'w' "
                              "(--skip-nonfinite skips such steps)"))
+
+
+class TrainingReport(unittest.TestCase):
+    """--report FILE.svg: the loss and each metric of each task, train and
+    validation, redrawn after every round; a resumed run draws the rounds
+    before it too."""
+
+    def panels(self, path):
+        import xml.etree.ElementTree as ET
+        ns = {"svg": "http://www.w3.org/2000/svg"}
+        root = ET.parse(path).getroot()  # well-formed XML, or this raises
+        self.assertEqual(root.tag, "{http://www.w3.org/2000/svg}svg")
+        out = {}
+        for g in root.findall("svg:g", ns):
+            title = g.find("svg:text", ns).text
+            out[title] = {p.get("class"): [tuple(map(float, xy.split(",")))
+                                           for xy in p.get("points").split()]
+                          for p in g.findall("svg:polyline", ns)}
+        return out
+
+    def test_curves(self):
+        """Spec-like three tasks (Metrics' model): a panel per task and
+        logged value, each with a train and a validation line whose points
+        order as the log's values do."""
+        work = masstest.Workdir()
+        exe = masstest.compile_model(Metrics.SOURCE, work, "three")
+        rng = np.random.default_rng(3)
+        n = 96
+        masstest.write_npy_dir(work.file("data"), {
+            "x": rng.standard_normal((n, 5)).astype(np.float32),
+            "c": rng.integers(0, 6, n).astype(np.int32),
+            "r": rng.uniform(0, 1, (n, 1)).astype(np.float32)})
+        svg, log = work.file("curves.svg"), work.file("log.jsonl")
+        common = ["--train", "data", "--val", "data", "--batch", "16", "--checkpoint-dir", "ckpt",
+                  "--report", svg]
+        subprocess.run([exe, *common, "--epochs", "3", "--log", log], cwd=work.path, check=True,
+                       capture_output=True)
+        panels = self.panels(svg)
+        events = log_events(log)
+        logged = {f"{e['task']}: {k}" for e in events for k in e
+                  if k not in ("event", "epoch", "split", "task", "lr", "seconds")}
+        self.assertEqual(set(panels), logged)
+        self.assertEqual(len(panels), 8)  # cls 3, reg 3, bin 2
+        for title, lines in panels.items():
+            task, value = title.split(": ")
+            self.assertEqual(sorted(lines), ["train", "val"], title)
+            for split, points in lines.items():
+                logged = [e[value] for e in events if e["task"] == task and e["split"] == split]
+                self.assertEqual(len(points), 3, title)
+                # Left to right, and higher values higher up (smaller y).
+                xs, ys = [p[0] for p in points], [p[1] for p in points]
+                self.assertEqual(xs, sorted(xs))
+                for a in range(3):
+                    for b in range(3):
+                        if logged[a] > logged[b] + 1e-6:
+                            self.assertLess(ys[a], ys[b], (title, split, logged))
+        # Resumed for two more epochs: five points per line.
+        subprocess.run([exe, *common, "--resume", "ckpt", "--epochs", "5"], cwd=work.path,
+                       check=True, capture_output=True)
+        for title, lines in self.panels(svg).items():
+            self.assertEqual({k: len(v) for k, v in lines.items()}, {"train": 5, "val": 5}, title)
+        # An unwritable report is an error before anything trains.
+        r = subprocess.run([exe, *common[:-1], work.file("no/such/dir/r.svg")], cwd=work.path,
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("r.svg", r.stderr)
+        self.assertEqual(r.stdout, "")
+
+
+class LeanLoading(unittest.TestCase):
+    """.npy data is mapped, not copied: the peak resident memory of a run
+    grows by about the data's size, not twice it."""
+
+    SOURCE = """
+model lean {
+  input x: f32[B, 1024]
+  label y: i32[B]
+  task cls { loss = cross_entropy(dense(x, 4), y) }
+}
+"""
+
+    def test_resident_memory(self):
+        work = masstest.Workdir()
+        exe = masstest.compile_model(self.SOURCE, work, "lean")
+        rng = np.random.default_rng(0)
+        peaks = {}
+        for rows in (64, 16384):  # 64 MiB of float32 inputs
+            d = work.file(f"d{rows}")
+            masstest.write_npy_dir(d, {"x": rng.random((rows, 1024), dtype=np.float32),
+                                       "y": rng.integers(0, 4, rows).astype(np.int32)})
+            log = work.file(f"log{rows}.jsonl")
+            subprocess.run([exe, "--train", d, "--val", work.file("d64"), "--batch", "256",
+                            "--epochs", "1", "--threads", "1", "--log", log], check=True,
+                           capture_output=True)
+            events = {e["event"]: e for e in masstest.log_events(log, program=True)}
+            self.assertLessEqual(events["ready"]["seconds"], events["end"]["seconds"])
+            peaks[rows] = events["end"]["peak_resident_mib"]
+        grown = peaks[16384] - peaks[64]
+        self.assertLess(grown, 64 * 1.2, peaks)
+        self.assertGreater(grown, 32, peaks)  # the data was read at all
 
 
 if __name__ == "__main__":

@@ -66,9 +66,7 @@ def write_bin(path, ids):
         f.write(np.asarray(ids, dtype="<u2").tobytes())
 
 
-def events(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f]
+events = masstest.log_events
 
 
 class TokenStreams(unittest.TestCase):

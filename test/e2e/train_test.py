@@ -1,6 +1,5 @@
 """Training end to end: spec 01 on real MNIST digits, spec 08 on a CSV data
 set generated here, and the runtime's files (log, checkpoints, resume)."""
-import json
 import os
 import re
 import subprocess
@@ -51,8 +50,7 @@ class Train(unittest.TestCase):
         accuracy = val_metric(run.stdout, "accuracy")
         self.assertEqual(len(accuracy), 5)
         self.assertGreaterEqual(accuracy[-1], 0.92)
-        with open(log) as f:
-            events = [json.loads(line) for line in f]
+        events = masstest.log_events(log)
         self.assertEqual([e["epoch"] for e in events if e["split"] == "val"], [1, 2, 3, 4, 5])
         self.assertAlmostEqual(events[-1]["accuracy"], accuracy[-1], places=3)
 
@@ -350,8 +348,7 @@ train two {
             "r": (rng.random((50, 1)) > 0.5).astype(np.float32)})
         log = work.file("log.jsonl")
         subprocess.run([exe, "--log", log], cwd=work.path, check=True, capture_output=True)
-        with open(log) as f:
-            events = [json.loads(line) for line in f]
+        events = masstest.log_events(log)
         reg = [e for e in events if e["task"] == "reg" and e["split"] == "val"][-1]
         cls = [e for e in events if e["task"] == "cls" and e["split"] == "val"][-1]
         self.assertEqual(set(cls), {"event", "epoch", "split", "task", "loss", "accuracy", "top3", "lr",

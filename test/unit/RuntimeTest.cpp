@@ -1,9 +1,11 @@
 //===- RuntimeTest.cpp - The runtime's readers, writers and schedules -----===//
 
 #include "Augment.h"
+#include "Background.h"
 #include "DataIO.h"
 #include "Json.h"
 #include "Model.h"
+#include "Report.h"
 #include "Schedule.h"
 
 #include <gtest/gtest.h>
@@ -12,6 +14,7 @@
 #include <cstdio>
 #include <dirent.h>
 #include <fstream>
+#include <stdexcept>
 #include <unistd.h>
 
 using namespace mass::rt;
@@ -65,7 +68,14 @@ TEST(Npy, RoundTripAndConversions) {
   Tensor back;
   ASSERT_TRUE(readNpy(dir + "/a.npy", back, error)) << error;
   EXPECT_EQ(back.shape, t.shape);
-  EXPECT_EQ(back.f, t.f);
+  // float32 is not copied: the tensor views the mapped file, which stays
+  // readable after the file is removed, and in copies of the tensor.
+  ASSERT_NE(back.view, nullptr);
+  EXPECT_TRUE(back.f.empty());
+  std::remove((dir + "/a.npy").c_str());
+  Tensor copy = back;
+  back = Tensor();
+  EXPECT_EQ(std::vector<float>(copy.floats(), copy.floats() + 6), t.f);
 
   // An int64 array as numpy writes it: converted to i32.
   std::string header =
@@ -94,6 +104,12 @@ TEST(Npy, ReportsBadFiles) {
   EXPECT_NE(error.find("no .npy magic"), std::string::npos) << error;
   EXPECT_FALSE(readNpy(dir + "/missing.npy", t, error));
   EXPECT_NE(error.find("cannot open"), std::string::npos) << error;
+  writeText(dir + "/empty.npy", "");
+  EXPECT_FALSE(readNpy(dir + "/empty.npy", t, error));
+  EXPECT_NE(error.find("no .npy magic"), std::string::npos) << error;
+  // A directory (or a pipe, a device) is refused, never read forever.
+  EXPECT_FALSE(readNpy(dir, t, error));
+  EXPECT_NE(error.find("not a regular file"), std::string::npos) << error;
 }
 
 TEST(Csv, ReadsNamedColumns) {
@@ -394,3 +410,67 @@ TEST(Augment, RejectsInputsThatAreNotImages) {
 }
 
 } // namespace
+
+TEST(BackgroundJob, RunsOneJobAtATimeAndRethrows) {
+  BackgroundJob job;
+  std::vector<int> seen;
+  for (int k = 0; k < 100; ++k)
+    job.start([&seen, k] { seen.push_back(k); });
+  job.wait();
+  ASSERT_EQ(seen.size(), 100u);
+  for (int k = 0; k < 100; ++k)
+    EXPECT_EQ(seen[k], k);
+  job.start([] { throw std::runtime_error("from the job"); });
+  EXPECT_THROW(job.wait(), std::runtime_error);
+  job.wait(); // the exception is reported once
+  job.start([&seen] { seen.push_back(-1); });
+  // Destroyed with a job in flight: it finishes first.
+}
+
+TEST(Report, CurvesRoundTripAndEscape) {
+  Report r;
+  EXPECT_TRUE(r.empty());
+  std::string blank = r.svg("empty", "epoch");
+  EXPECT_NE(blank.find("<svg"), std::string::npos);
+  EXPECT_EQ(blank.find("<polyline"), std::string::npos);
+  r.add(1, "a<b", "loss", "train", 2.0);
+  r.add(2, "a<b", "loss", "train", 1.0);
+  r.add(1, "a<b", "loss", "val", NAN); // left out
+  r.add(2, "a<b", "loss", "val", 1.5);
+  r.add(1, "a<b", "accuracy", "train", 0.5);
+  std::string svg = r.svg("t&t", "epoch");
+  EXPECT_NE(svg.find("a&lt;b: loss"), std::string::npos);
+  EXPECT_NE(svg.find("t&amp;t"), std::string::npos);
+  EXPECT_EQ(svg.find("a<b"), std::string::npos);
+  size_t lines = 0;
+  for (size_t p = svg.find("<polyline"); p != std::string::npos;
+       p = svg.find("<polyline", p + 1))
+    ++lines;
+  EXPECT_EQ(lines, 3u); // loss train and val, accuracy train
+
+  Report back;
+  ASSERT_TRUE(back.fromText(r.toText()));
+  EXPECT_EQ(back.toText(), r.toText());
+  EXPECT_EQ(back.svg("t&t", "epoch"), svg);
+  for (const char *bad : {"", "{}", "[[1, \"a\", \"b\", \"c\"]]",
+                          "[[1, 2, \"b\", \"c\", 3]]", "[1]"})
+    EXPECT_FALSE(back.fromText(bad)) << bad;
+  EXPECT_EQ(back.toText(), r.toText()); // a failed read changes nothing
+}
+
+TEST(Crc32, CheckValueAndChaining) {
+  // The CRC-32 catalogue's check value: the CRC of "123456789".
+  EXPECT_EQ(crc32("123456789", 9), 0xCBF43926u);
+  EXPECT_EQ(crc32("", 0), 0u);
+  // Every split of a buffer into two calls gives the whole buffer's CRC
+  // (the eight-byte rounds and the byte tail meet at any offset).
+  std::string text;
+  for (int k = 0; k < 100; ++k)
+    text += static_cast<char>(k * 37 + 11);
+  uint32_t whole = crc32(text.data(), text.size());
+  for (size_t cut = 0; cut <= text.size(); ++cut)
+    EXPECT_EQ(crc32(text.data() + cut, text.size() - cut,
+                    crc32(text.data(), cut)),
+              whole)
+        << cut;
+}
