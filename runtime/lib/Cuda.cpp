@@ -299,6 +299,22 @@ void mass::rt::device::launchDeviceKernel(const std::string &name,
   launchRows(name, args, threads);
 }
 
+void mass::rt::device::launchDeviceKernel(const std::string &name,
+                                          const FiniteArgs &args,
+                                          int64_t threads) {
+  launchRows(name, args, threads);
+}
+
+/// The training loop's non-finite guard (Train.cpp, which declares it weak):
+/// sets `*flag` (device memory) to 1 when one of the `count` floats at `x`
+/// (device memory) is NaN or Inf, queued in order with the steps. Defined
+/// beside the device itself, which every GPU program links.
+extern "C" void mass_device_nonfinite(const float *x, int64_t count,
+                                      int32_t *flag) {
+  device::launchDeviceKernel("mass_nonfinite", device::FiniteArgs{x, flag},
+                             count);
+}
+
 void mass::rt::device::launchAttentionKernel(const std::string &name,
                                              const AttentionArgs &args,
                                              int64_t rows, int64_t count) {

@@ -125,3 +125,21 @@ void mass::rt::device::launchDeviceKernel(const std::string &name,
   for (int64_t t = 0; t < threads; ++t)
     geluTanhElement(args, t);
 }
+
+void mass::rt::device::launchDeviceKernel(const std::string &name,
+                                          const FiniteArgs &args,
+                                          int64_t threads) {
+  if (name != "mass_nonfinite")
+    noKernel(name);
+  for (int64_t t = 0; t < threads; ++t)
+    nonfiniteElement(args, t);
+}
+
+/// The training loop's non-finite guard (Train.cpp, which declares it weak):
+/// sets `*flag` (device memory) to 1 when one of the `count` floats at `x`
+/// (device memory) is NaN or Inf, queued in order with the steps. Defined
+/// beside the device itself, which every GPU program links.
+extern "C" void mass_device_nonfinite(const float *x, int64_t count,
+                                      int32_t *flag) {
+  launchDeviceKernel("mass_nonfinite", FiniteArgs{x, flag}, count);
+}

@@ -76,6 +76,13 @@ MASS_LAYERNORM_KERNEL(mass_layernorm_backward_rows, layerNormBackwardRow)
 MASS_LAYERNORM_KERNEL(mass_layernorm_backward_partial, layerNormBackwardPartial)
 MASS_LAYERNORM_KERNEL(mass_layernorm_backward_sums, layerNormBackwardSum)
 
+extern "C" __global__ void mass_nonfinite(const FiniteArgs a,
+                                          int64_t threads) {
+  const int64_t t = threadIndex();
+  if (t < threads)
+    nonfiniteElement(a, t);
+}
+
 extern "C" __global__ void mass_gelu_tanh(const GeluArgs a, int64_t threads) {
   const int64_t t = threadIndex();
   if (t < threads)

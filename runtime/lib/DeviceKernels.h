@@ -409,6 +409,21 @@ struct GeluArgs {
   Strided x, y;
 };
 
+/// The check for NaN and Inf in a gradient on the device (the training
+/// loop's non-finite guard): element `t` of `x` sets `*flag` to 1 when it
+/// is either (every such thread stores the same value).
+struct FiniteArgs {
+  const float *x;
+  int32_t *flag;
+};
+
+MASS_HD inline void nonfiniteElement(const FiniteArgs &a, int64_t t) {
+  const float x = a.x[t];
+  // x - x is 0 for every finite x, NaN for NaN and the infinities.
+  if (!(x - x == 0.0f))
+    *a.flag = 1;
+}
+
 /// Element `t` (row-major) of y = (0.5 x) (1 + tanh(sqrt(2 / pi) (x +
 /// 0.044715 x^3))), in the generated code's order of operations.
 MASS_HD inline void geluTanhElement(const GeluArgs &a, int64_t t) {

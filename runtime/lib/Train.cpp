@@ -45,6 +45,10 @@ namespace abi = mass::abi;
 // training program; weak, so that the runtime's own tests link without it.
 extern "C" void omp_set_num_threads(int) __attribute__((weak));
 extern "C" int omp_get_max_threads() __attribute__((weak));
+// Defined in GPU programs (DeviceCalls.cpp): the device's check of a
+// gradient for NaN and Inf.
+extern "C" void mass_device_nonfinite(const float *x, int64_t count,
+                                      int32_t *flag) __attribute__((weak));
 
 namespace {
 
@@ -156,10 +160,11 @@ private:
   int64_t step = 0, startRound = 1;
   /// Steps --skip-nonfinite skipped (this run, and this round).
   int64_t skippedSteps = 0, skippedInRound = 0;
-  std::string firstNonfiniteGradient() const;
+  std::string firstNonfiniteGradient();
+  Tensor nonfiniteFlags; // on a GPU, one per parameter
   void swapBuffers();
   /// Why the last step may not update the parameters ("" when it may).
-  std::string nonfiniteStep(int64_t stepEpoch) const;
+  std::string nonfiniteStep(int64_t stepEpoch);
   // Where the training rows stand: the current epoch's order (drawn from
   // orderRng's state), the next row in it, and how many orders were drawn.
   std::vector<int64_t> order;
@@ -1456,6 +1461,9 @@ int Trainer::train() {
   bool keepBest = cfg()["checkpoint"].stringOr("kind", "") == "best";
   int64_t patience = static_cast<int64_t>(cfg()["early_stop"].numberOr("n", 0));
 
+  // The curves so far (none, or a resumed run's): a report that cannot be
+  // written fails now, not after the first round.
+  writeReport();
   // How long the program took to be ready: the data opened and checked,
   // the parameters initialised or loaded.
   logProgramEvent("ready");
@@ -1646,11 +1654,32 @@ Trainer::Totals Trainer::trainRound(int64_t count,
   return seen;
 }
 
-/// The first parameter whose gradient holds NaN or Inf, or "". On a device
-/// the gradients stay there: only the losses are checked.
-std::string Trainer::firstNonfiniteGradient() const {
-  if (activeDevice())
+/// The first parameter whose gradient holds NaN or Inf, or "". On a GPU
+/// the gradients stay there: a kernel per gradient sets its flag, and only
+/// the flags come down. (The host mirror of a CPU program checks only the
+/// losses.)
+std::string Trainer::firstNonfiniteGradient() {
+  if (activeDevice()) {
+    if (!mass_device_nonfinite || spec.params.empty())
+      return "";
+    Tensor &flags = nonfiniteFlags;
+    if (flags.i.size() != spec.params.size())
+      flags = Tensor(DType::I32, {static_cast<int64_t>(spec.params.size())});
+    std::fill(flags.i.begin(), flags.i.end(), 0);
+    auto *onDevice = static_cast<int32_t *>(
+        deviceBuffer(flags.data(), flags.bytes(), Sync::Always));
+    for (size_t k = 0; k < spec.params.size(); ++k) {
+      Tensor &g = grads.at(spec.params[k].name);
+      const auto *x = static_cast<const float *>(
+          deviceBuffer(g.data(), g.bytes(), Sync::Never));
+      mass_device_nonfinite(x, g.numel(), onDevice + k);
+    }
+    activeDevice()->download(flags.data(), onDevice, flags.bytes());
+    for (size_t k = 0; k < spec.params.size(); ++k)
+      if (flags.i[k])
+        return spec.params[k].name;
     return "";
+  }
   for (const ValueSpec &v : spec.params) {
     const std::vector<float> &g = grads.at(v.name).f;
     if (!allFinite(g.data(), g.size()))
@@ -1659,7 +1688,7 @@ std::string Trainer::firstNonfiniteGradient() const {
   return "";
 }
 
-std::string Trainer::nonfiniteStep(int64_t stepEpoch) const {
+std::string Trainer::nonfiniteStep(int64_t stepEpoch) {
   std::string why;
   for (size_t k = 0; k < spec.tasks.size(); ++k) {
     float loss = taskLosses[k]->f[0];

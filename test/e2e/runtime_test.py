@@ -636,22 +636,29 @@ model guard {
         self.assertTrue(np.allclose(w, 1.0), w)
 
     def test_gradient_alone(self):
-        """A finite loss with an infinite gradient: sqrt at 0."""
-        work = masstest.Workdir()
-        exe = masstest.compile_model("""
+        """A finite loss with an infinite gradient: sqrt at 0. The CPU
+        program checks its gradients; the GPU program (run on the emulated
+        device) checks them on the device, a kernel per gradient, and names
+        the same parameter. Another parameter before it stays finite."""
+        for target in ((), ("--target=cuda", "--emulate-gpu")):
+            with self.subTest(target=target):
+                work = masstest.Workdir()
+                exe = masstest.compile_model("""
 model sq {
   input x: f32[B, 2]
   label t: f32[B, 2]
+  a = param(f32[1, 2], init: ones)
   w = param(f32[1, 2], init: zeros)
-  task fit { loss = mse(sqrt(x * w), t) }
+  task fit { loss = mse(sqrt(x * w) + x * a, t) }
 }
-""", work, "sq")
-        masstest.write_npy_dir(work.file("data"), {"x": np.ones((4, 2), np.float32),
-                                                   "t": np.ones((4, 2), np.float32)})
-        r = subprocess.run([exe, "--train", work.file("data"), "--batch", "4"], capture_output=True, text=True)
-        self.assertEqual((r.returncode, r.stderr.strip()),
-                         (1, "error: step 1 (epoch 1): the first non-finite gradient is that of 'w' "
-                             "(--skip-nonfinite skips such steps)"))
+""", work, "sq", extra=target)
+                masstest.write_npy_dir(work.file("data"), {"x": np.ones((4, 2), np.float32),
+                                                           "t": np.ones((4, 2), np.float32)})
+                r = subprocess.run([exe, "--train", work.file("data"), "--batch", "4"],
+                                   capture_output=True, text=True)
+                self.assertEqual((r.returncode, r.stderr.strip()),
+                                 (1, "error: step 1 (epoch 1): the first non-finite gradient is that "
+                                     "of 'w' (--skip-nonfinite skips such steps)"))
 
 
 class TrainingReport(unittest.TestCase):
