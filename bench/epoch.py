@@ -56,7 +56,7 @@ def load(split):
     return x, y
 (x, y), (vx, vy) = load("train"), load("val")
 sys.path.insert(0, bench)
-from twins import build
+from twins import build, train_step
 model, opt, _, smoothing, clip = build(kind)
 batch = 128 if kind == "mlp" else 64
 sched = None
@@ -86,12 +86,7 @@ for s in range(0, len(x), batch):
     xb, yb = x[idx], y[idx]
     if kind == "cnn":
         xb = augment(xb)
-    loss = F.cross_entropy(model(xb), yb, label_smoothing=smoothing)
-    opt.zero_grad()
-    loss.backward()
-    if clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    opt.step()
+    train_step(model, opt, xb, yb, smoothing, clip)
     if sched:
         sched.step()
 model.eval()

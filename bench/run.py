@@ -102,17 +102,12 @@ torch.set_num_threads(threads)
 torch.manual_seed(0)
 sys.path.insert(0, os.environ["MASS_BENCH_DIR"])
 if kind in ("mlp", "wide", "cnn", "resnet18"):
-    from twins import build
+    from twins import build, train_step
     model, opt, shape, smoothing, clip = build(kind)
     x = torch.rand(batch, *shape)
     y = torch.randint(0, 10, (batch,))
     def step():
-        loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
-        opt.zero_grad()
-        loss.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
+        train_step(model, opt, x, y, smoothing, clip)
 elif kind == "gpt":  # spec 09
     from gpt_torch import GPT, T, VOCAB
     model = GPT()

@@ -2,6 +2,7 @@
 initial-weight-free (PyTorch's own initialisation), the optimizer each
 model's train block names, and the extras its loss and step take."""
 import torch
+import torch.nn.functional as F
 
 
 def build(kind):
@@ -43,3 +44,15 @@ def build(kind):
     smoothing = 0.05 if kind == "cnn" else 0.0
     clip = 5.0 if kind == "cnn" else None
     return model, opt, shape, smoothing, clip
+
+
+def train_step(model, opt, x, y, smoothing, clip):
+    """One step as the Mass program takes it: cross-entropy (with label
+    smoothing), the gradients, clipping to a global norm, the update."""
+    loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
+    opt.zero_grad()
+    loss.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    return loss

@@ -412,8 +412,8 @@ TEST(Augment, RejectsInputsThatAreNotImages) {
 } // namespace
 
 TEST(BackgroundJob, RunsOneJobAtATimeAndRethrows) {
+  std::vector<int> seen; // before the job: it outlives the job in flight
   BackgroundJob job;
-  std::vector<int> seen;
   for (int k = 0; k < 100; ++k)
     job.start([&seen, k] { seen.push_back(k); });
   job.wait();
@@ -469,8 +469,8 @@ TEST(Crc32, CheckValueAndChaining) {
     text += static_cast<char>(k * 37 + 11);
   uint32_t whole = crc32(text.data(), text.size());
   for (size_t cut = 0; cut <= text.size(); ++cut)
-    EXPECT_EQ(crc32(text.data() + cut, text.size() - cut,
-                    crc32(text.data(), cut)),
-              whole)
+    EXPECT_EQ(
+        crc32(text.data() + cut, text.size() - cut, crc32(text.data(), cut)),
+        whole)
         << cut;
 }
