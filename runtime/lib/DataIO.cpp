@@ -11,9 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string_view>
 
 #include <fcntl.h>
@@ -23,25 +21,13 @@
 
 using namespace mass::rt;
 
-static bool readFile(const std::string &path, std::string &out,
-                     std::string &error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = "cannot open '" + path + "': " + std::strerror(errno);
-    return false;
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
-
 /// Maps `path` read-only: `bytes` are its contents while `mapping` (or a
 /// copy of it) lives. An empty file maps to no bytes.
 static bool mapFile(const std::string &path,
                     std::shared_ptr<const void> &mapping,
                     std::string_view &bytes, std::string &error) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     error = "cannot open '" + path + "': " + std::strerror(errno);
     return false;
@@ -254,8 +240,9 @@ bool mass::rt::readTokens(const std::string &path, std::vector<int32_t> &out,
     out.assign(t.ints(), t.ints() + t.numel());
     return true;
   }
-  std::string bytes;
-  if (!readFile(path, bytes, error))
+  std::shared_ptr<const void> mapping;
+  std::string_view bytes;
+  if (!mapFile(path, mapping, bytes, error))
     return false;
   auto bad = [&](const std::string &why) {
     error = "'" + path + "' is not a token stream (llm.c's .bin): " + why;
@@ -314,7 +301,7 @@ bool mass::rt::writeNpy(const std::string &path, const Tensor &t,
 // CSV
 //===----------------------------------------------------------------------===//
 
-static std::vector<std::string> splitCsvLine(const std::string &line) {
+static std::vector<std::string> splitCsvLine(std::string_view line) {
   std::vector<std::string> cells;
   std::string cell;
   bool quoted = false;
@@ -345,13 +332,24 @@ static std::vector<std::string> splitCsvLine(const std::string &line) {
 bool mass::rt::readCsvColumns(const std::string &path,
                               const std::vector<std::string> &columns,
                               Tensor &out, std::string &error) {
-  std::ifstream in(path);
-  if (!in) {
-    error = "cannot open '" + path + "': " + std::strerror(errno);
+  std::shared_ptr<const void> mapping;
+  std::string_view contents;
+  if (!mapFile(path, mapping, contents, error))
     return false;
-  }
-  std::string line;
-  if (!std::getline(in, line)) {
+  // Lines end at '\n'; splitCsvLine drops a '\r' before it.
+  size_t cursor = 0;
+  auto nextLine = [&](std::string_view &line) {
+    if (cursor >= contents.size())
+      return false;
+    size_t end = contents.find('\n', cursor);
+    if (end == std::string_view::npos)
+      end = contents.size();
+    line = contents.substr(cursor, end - cursor);
+    cursor = end + 1;
+    return true;
+  };
+  std::string_view line;
+  if (!nextLine(line)) {
     error = "'" + path + "' is empty; expected a header row";
     return false;
   }
@@ -378,7 +376,7 @@ bool mass::rt::readCsvColumns(const std::string &path,
   std::vector<float> values;
   int64_t rows = 0;
   size_t lineNo = 1;
-  while (std::getline(in, line)) {
+  while (nextLine(line)) {
     ++lineNo;
     if (line.empty() || line == "\r")
       continue;
@@ -415,8 +413,9 @@ bool mass::rt::readCsvColumns(const std::string &path,
 
 bool mass::rt::readIdx(const std::string &path, bool scale, Tensor &out,
                        std::string &error) {
-  std::string bytes;
-  if (!readFile(path, bytes, error))
+  std::shared_ptr<const void> mapping;
+  std::string_view bytes;
+  if (!mapFile(path, mapping, bytes, error))
     return false;
   if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 8) {
     error = "'" + path + "' is not an IDX file of unsigned bytes";
@@ -512,8 +511,9 @@ static bool headerInteger(const Json &j, double limit, size_t &out) {
 
 bool mass::rt::readSafetensors(const std::string &path, NamedTensors &out,
                                std::string &error) {
-  std::string bytes;
-  if (!readFile(path, bytes, error))
+  std::shared_ptr<const void> mapping;
+  std::string_view bytes;
+  if (!mapFile(path, mapping, bytes, error))
     return false;
   auto bad = [&](const std::string &why) {
     error = "'" + path + "' is not a usable safetensors file: " + why;
@@ -528,7 +528,8 @@ bool mass::rt::readSafetensors(const std::string &path, NamedTensors &out,
     return bad("header longer than the file");
   Json header;
   std::string why;
-  if (!Json::parse(bytes.substr(8, n), header, why) || !header.isObject())
+  if (!Json::parse(std::string(bytes.substr(8, n)), header, why) ||
+      !header.isObject())
     return bad("bad header (" + why + ")");
   const size_t base = 8 + n, dataSize = bytes.size() - base;
 

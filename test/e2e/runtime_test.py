@@ -504,6 +504,34 @@ train strict {
                 f.write("\n".join(lines) + "\n")
             self.refuse(["--val", self.data("ok")], "error: " + message, cwd=d, exe=self.csv_exe)
 
+    def test_not_regular_files(self):
+        """A FIFO, a directory or a device where a file is read is refused at
+        once, whatever the format; nothing blocks waiting for a writer."""
+        ok = self.data("ok")
+        fifo_dir = self.data("fifo")
+        os.remove(os.path.join(fifo_dir, "x.npy"))
+        os.mkfifo(os.path.join(fifo_dir, "x.npy"))
+        dir_dir = self.data("dir")
+        os.remove(os.path.join(dir_dir, "x.npy"))
+        os.mkdir(os.path.join(dir_dir, "x.npy"))
+        csv_dir = self.work.file("csv-fifo")
+        os.makedirs(csv_dir, exist_ok=True)
+        os.mkfifo(os.path.join(csv_dir, "rows.csv"))
+        weights = self.work.file("weights.safetensors")
+        os.mkfifo(weights)
+        cases = [
+            (self.exe, ["--train", fifo_dir, "--val", ok], None, f"{fifo_dir}/x.npy"),
+            (self.exe, ["--train", dir_dir, "--val", ok], None, f"{dir_dir}/x.npy"),
+            (self.exe, ["--train", ok, "--val", ok, "--init", weights], None, weights),
+            (self.exe, ["--train", ok, "--val", ok, "--init", "/dev/zero"], None, "/dev/zero"),
+            (self.csv_exe, ["--val", ok], csv_dir, "rows.csv"),
+        ]
+        for exe, args, cwd, path in cases:
+            r = subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd or self.work.path,
+                               timeout=60)
+            self.assertEqual(r.returncode, 1, (args, r.stderr))
+            self.assertIn(f"cannot read '{path}': not a regular file", r.stderr, args)
+
 
 class VerifiedCheckpoints(unittest.TestCase):
     """Checkpoints carry a CRC-32 of every tensor (zlib's, so Python checks
