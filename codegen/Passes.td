@@ -145,6 +145,22 @@ def MassStridedCopies : Pass<"mass-strided-copies", "::mlir::func::FuncOp"> {
   ];
 }
 
+def MassOutlineKernels : Pass<"mass-outline-kernels", "::mlir::ModuleOp"> {
+  let summary = "Moves each outermost loop nest into a function of its own, shared by equal nests";
+  let description = [{
+    Every outermost scf.for and scf.parallel of a function with a body
+    becomes a private function `<function>_kernel<N>` (attributes
+    `mass.kernel`, never inlined) that takes the values the nest reads from
+    outside it (constants are copied in) and returns its results, and a
+    call in its place. Kernels whose text is equal but for their names are
+    then one function. LLVM compiles many small functions much faster than
+    one long one (the OpenMP translation extracts each parallel region from
+    its whole function), and equal nests compile once.
+  }];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::LLVM::LLVMDialect"];
+}
+
 def MassAllocaScopes : Pass<"mass-alloca-scopes", "::mlir::func::FuncOp"> {
   let summary = "Releases a loop body's stack allocations after each iteration";
   let description = [{

@@ -166,6 +166,9 @@ void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,
   }
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addNestedPass<func::FuncOp>(createMassOuterParallel());
+  // A function per loop nest, equal nests sharing one: LLVM's time grows
+  // faster than a function's size.
+  pm.addPass(createMassOutlineKernels());
   pm.addPass(createConvertSCFToOpenMPPass());
   // Inlines the alloca scopes around loop bodies that allocate nothing.
   pm.addPass(createCanonicalizerPass());
@@ -253,6 +256,11 @@ std::unique_ptr<llvm::TargetMachine> hostMachine(unsigned optLevel,
       std::nullopt, level));
 }
 
+/// The new pass manager's own wrappers, which --time-passes leaves out.
+const std::vector<llvm::StringRef> kPassManagerNames = {
+    "PassManager", "PassAdaptor", "AnalysisManagerProxy",
+    "DevirtSCCRepeatedPass", "ModuleInlinerWrapperPass"};
+
 /// `void mass_NAME(void **args)` calls `_mlir_ciface_NAME(args[0], ...)`:
 /// one symbol with one signature for every model.
 void addPackedEntry(llvm::Module &module, llvm::StringRef name) {
@@ -279,7 +287,9 @@ void addPackedEntry(llvm::Module &module, llvm::StringRef name) {
 
 FailureOr<std::unique_ptr<llvm::Module>>
 mass::translateForHost(ModuleOp module, llvm::LLVMContext &context,
-                       const std::string &descriptor, unsigned optLevel) {
+                       const std::string &descriptor, unsigned optLevel,
+                       TimingScope &timing) {
+  TimingScope translation = timing.nest("LLVM IR translation");
   std::unique_ptr<llvm::Module> llvmModule =
       translateModuleToLLVMIR(module, context, "mass_model");
   if (!llvmModule)
@@ -297,13 +307,39 @@ mass::translateForHost(ModuleOp module, llvm::LLVMContext &context,
   new llvm::GlobalVariable(*llvmModule, text->getType(), /*isConstant=*/true,
                            llvm::GlobalValue::ExternalLinkage, text,
                            "mass_model_descriptor");
+  translation.stop();
 
   if (optLevel > 0) {
+    TimingScope optimisation = timing.nest("LLVM optimisation");
+    // Each pass's time, nested as the passes nest (pass managers and
+    // adaptors are not passes of their own).
+    llvm::PassInstrumentationCallbacks callbacks;
+    std::vector<TimingScope> running;
+    callbacks.registerBeforeNonSkippedPassCallback(
+        [&](llvm::StringRef pass, llvm::Any) {
+          if (llvm::isSpecialPass(pass, kPassManagerNames))
+            return;
+          TimingScope &parent = running.empty() ? optimisation : running.back();
+          running.push_back(parent.nest(pass));
+        });
+    auto after = [&](llvm::StringRef pass) {
+      if (!llvm::isSpecialPass(pass, kPassManagerNames) && !running.empty())
+        running.pop_back();
+    };
+    callbacks.registerAfterPassCallback(
+        [=](llvm::StringRef pass, llvm::Any, const llvm::PreservedAnalyses &) {
+          after(pass);
+        });
+    callbacks.registerAfterPassInvalidatedCallback(
+        [=](llvm::StringRef pass, const llvm::PreservedAnalyses &) {
+          after(pass);
+        });
     llvm::LoopAnalysisManager lam;
     llvm::FunctionAnalysisManager fam;
     llvm::CGSCCAnalysisManager cgam;
     llvm::ModuleAnalysisManager mam;
-    llvm::PassBuilder pb(machine.get());
+    llvm::PassBuilder pb(machine.get(), llvm::PipelineTuningOptions(),
+                         std::nullopt, &callbacks);
     pb.registerModuleAnalyses(mam);
     pb.registerCGSCCAnalyses(cgam);
     pb.registerFunctionAnalyses(fam);
@@ -319,7 +355,8 @@ mass::translateForHost(ModuleOp module, llvm::LLVMContext &context,
 }
 
 LogicalResult mass::emitObject(llvm::Module &module, llvm::StringRef path,
-                               unsigned optLevel) {
+                               unsigned optLevel, TimingScope &timing) {
+  TimingScope codegen = timing.nest("LLVM code generation");
   std::string error;
   std::unique_ptr<llvm::TargetMachine> machine = hostMachine(optLevel, error);
   if (!machine) {
@@ -344,9 +381,11 @@ LogicalResult mass::emitObject(llvm::Module &module, llvm::StringRef path,
   return success();
 }
 
-LogicalResult mass::linkExecutable(llvm::StringRef object,
+LogicalResult mass::linkExecutable(llvm::ArrayRef<std::string> objects,
                                    llvm::ArrayRef<std::string> libraries,
-                                   llvm::StringRef output) {
+                                   llvm::StringRef output,
+                                   TimingScope &timing) {
+  TimingScope link = timing.nest("link");
   llvm::ErrorOr<std::string> driver = llvm::sys::findProgramByName("c++");
   if (!driver)
     driver = llvm::sys::findProgramByName("g++");
@@ -357,7 +396,8 @@ LogicalResult mass::linkExecutable(llvm::StringRef object,
   // The generated loops call LLVM's OpenMP runtime (libomp).
   std::string ompDir = "-L" MASS_LLVM_LIBRARY_DIR;
   std::string rpath = "-Wl,-rpath," MASS_LLVM_LIBRARY_DIR;
-  llvm::SmallVector<llvm::StringRef> args = {*driver, object};
+  llvm::SmallVector<llvm::StringRef> args = {*driver};
+  args.append(objects.begin(), objects.end());
   args.append(libraries.begin(), libraries.end());
   // -ldl: the CUDA runtime opens the driver (libcuda) when it starts.
   args.append(

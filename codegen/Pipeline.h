@@ -4,6 +4,7 @@
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Support/Timing.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 
@@ -115,20 +116,23 @@ void registerPipelines();
 
 /// Translates the LLVM-dialect module to LLVM IR for the host, adds the
 /// model descriptor and the packed entry points of runtime/include/mass/
-/// abi.h, and optimises at `optLevel`.
+/// abi.h, and optimises at `optLevel`. The translation and each LLVM pass
+/// are timed under `timing` (see massc --time-passes).
 mlir::FailureOr<std::unique_ptr<llvm::Module>>
 translateForHost(mlir::ModuleOp module, llvm::LLVMContext &context,
-                 const std::string &descriptor, unsigned optLevel);
+                 const std::string &descriptor, unsigned optLevel,
+                 mlir::TimingScope &timing);
 
 /// Writes `module` as an object file for the host CPU.
 mlir::LogicalResult emitObject(llvm::Module &module, llvm::StringRef path,
-                               unsigned optLevel);
+                               unsigned optLevel, mlir::TimingScope &timing);
 
-/// Links `object` with the runtime's libraries (libmass_runtime.a, after
+/// Links `objects` with the runtime's libraries (libmass_runtime.a, after
 /// libmass_cuda.a for the CUDA target) into the executable `output`.
-mlir::LogicalResult linkExecutable(llvm::StringRef object,
+mlir::LogicalResult linkExecutable(llvm::ArrayRef<std::string> objects,
                                    llvm::ArrayRef<std::string> libraries,
-                                   llvm::StringRef output);
+                                   llvm::StringRef output,
+                                   mlir::TimingScope &timing);
 
 } // namespace mass
 

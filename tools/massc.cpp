@@ -113,6 +113,16 @@ int main(int argc, char **argv) {
       cl::desc("Print, per entry point, the loop nests and the bytes of "
                "intermediate buffers before and after fusion"),
       cl::cat(category));
+  // LLVM's -time-passes (its passes only, in reports of its own) becomes
+  // -llvm-time-passes: massc --time-passes reports every stage in one.
+  if (cl::Option *llvmTiming = cl::getRegisteredOptions().lookup("time-passes"))
+    llvmTiming->setArgStr("llvm-time-passes");
+  static cl::opt<bool> timePasses(
+      "time-passes",
+      cl::desc("Print where the compile's time goes, as one report on "
+               "stderr: parsing, each MLIR pass, LLVM's translation, each "
+               "LLVM optimisation pass, code generation and the link"),
+      cl::cat(category));
   // MLIR's printing and pass-manager flags (--mlir-print-debuginfo,
   // --mlir-print-ir-after-all, ...) work on every stage.
   mlir::registerAsmPrinterCLOptions();
@@ -153,10 +163,24 @@ int main(int argc, char **argv) {
   llvm::SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
 
+  // --time-passes and --mlir-timing report each stage's time.
+  mlir::DefaultTimingManager timing;
+  mlir::applyDefaultTimingManagerCLOptions(timing);
+  if (timePasses) {
+    timing.setEnabled(true);
+    cl::Option *display =
+        cl::getRegisteredOptions().lookup("mlir-timing-display");
+    if (!display || display->getNumOccurrences() == 0)
+      timing.setDisplayMode(mlir::DefaultTimingManager::DisplayMode::Tree);
+  }
+  mlir::TimingScope timingRoot = timing.getRootScope();
+
+  mlir::TimingScope frontend = timingRoot.nest("parse and elaborate");
   mlir::FailureOr<mass::Program> program =
       mass::loadProgram(inputFile, includeDirs, sourceMgr, context);
   if (mlir::failed(program))
     return 1;
+  frontend.stop();
 
   if (emit == Stage::Ast) {
     for (const auto &module : program->modules)
@@ -164,6 +188,7 @@ int main(int argc, char **argv) {
     return 0;
   }
 
+  mlir::TimingScope generation = timingRoot.nest("MLIR generation");
   mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module =
       mass::buildModule(context, *program);
   if (mlir::failed(module) ||
@@ -171,15 +196,12 @@ int main(int argc, char **argv) {
     return 1;
   if (mlir::failed(mlir::verify(**module)))
     return 1;
+  generation.stop();
   if (emit == Stage::Mass) {
     (*module)->print(llvm::outs());
     return 0;
   }
 
-  // --mlir-timing reports each pass's time.
-  mlir::DefaultTimingManager timing;
-  mlir::applyDefaultTimingManagerCLOptions(timing);
-  mlir::TimingScope timingRoot = timing.getRootScope();
   auto runPasses = [&](auto addPasses) {
     mlir::PassManager pm(&context);
     if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
@@ -273,8 +295,8 @@ int main(int argc, char **argv) {
   }
   descriptor = mass::addCodegenPlans(descriptor, **module, cuda);
   llvm::LLVMContext llvmContext;
-  auto llvmModule =
-      mass::translateForHost(**module, llvmContext, descriptor, optLevel);
+  auto llvmModule = mass::translateForHost(**module, llvmContext, descriptor,
+                                           optLevel, timingRoot);
   if (mlir::failed(llvmModule))
     return 1;
   if (emit == Stage::Llvm) {
@@ -323,8 +345,10 @@ int main(int argc, char **argv) {
     }
     libraries.push_back(path.str().str());
   }
-  if (mlir::failed(mass::emitObject(**llvmModule, object, optLevel)) ||
-      mlir::failed(mass::linkExecutable(object, libraries, output)))
+  if (mlir::failed(
+          mass::emitObject(**llvmModule, object, optLevel, timingRoot)) ||
+      mlir::failed(mass::linkExecutable({object.str().str()}, libraries, output,
+                                        timingRoot)))
     return 1;
   return 0;
 }
