@@ -43,16 +43,22 @@
 #include "mlir/Target/LLVMIR/Export.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "llvm/Bitcode/BitcodeReader.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/MC/TargetRegistry.h"
+#include "llvm/Object/ArchiveWriter.h"
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
-#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/ThreadPool.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
+#include "llvm/Transforms/Utils/SplitModule.h"
+
+#include <mutex>
 
 using namespace mlir;
 namespace abi = mass::abi;
@@ -233,19 +239,29 @@ void mass::registerPipelines() {
 
 namespace {
 
+/// The host CPU's features, as a target machine takes them.
+std::string hostFeatures() {
+  std::string features;
+  for (const auto &f : llvm::sys::getHostCPUFeatures())
+    features += (features.empty() ? "" : ",") +
+                std::string(f.getValue() ? "+" : "-") + f.getKey().str();
+  return features;
+}
+
 std::unique_ptr<llvm::TargetMachine> hostMachine(unsigned optLevel,
                                                  std::string &error) {
-  llvm::InitializeNativeTarget();
-  llvm::InitializeNativeTargetAsmPrinter();
+  // Once for all threads: registration is not thread-safe.
+  static std::once_flag initialized;
+  std::call_once(initialized, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  });
   std::string triple = llvm::sys::getDefaultTargetTriple();
   const llvm::Target *target =
       llvm::TargetRegistry::lookupTarget(triple, error);
   if (!target)
     return nullptr;
-  std::string features;
-  for (const auto &f : llvm::sys::getHostCPUFeatures())
-    features += (features.empty() ? "" : ",") +
-                std::string(f.getValue() ? "+" : "-") + f.getKey().str();
+  std::string features = hostFeatures();
   llvm::TargetOptions options;
   auto level = optLevel == 0   ? llvm::CodeGenOptLevel::None
                : optLevel == 1 ? llvm::CodeGenOptLevel::Less
@@ -284,6 +300,11 @@ void addPackedEntry(llvm::Module &module, llvm::StringRef name) {
 }
 
 } // namespace
+
+std::string mass::hostTarget() {
+  return llvm::sys::getDefaultTargetTriple() + ";" +
+         llvm::sys::getHostCPUName().str() + ";" + hostFeatures();
+}
 
 FailureOr<std::unique_ptr<llvm::Module>>
 mass::translateForHost(ModuleOp module, llvm::LLVMContext &context,
@@ -354,34 +375,111 @@ mass::translateForHost(ModuleOp module, llvm::LLVMContext &context,
   return llvmModule;
 }
 
-LogicalResult mass::emitObject(llvm::Module &module, llvm::StringRef path,
-                               unsigned optLevel, TimingScope &timing) {
-  TimingScope codegen = timing.nest("LLVM code generation");
-  std::string error;
+namespace {
+
+/// Machine code for `module`: an object file's bytes, or a message.
+FailureOr<llvm::SmallString<0>>
+machineCode(llvm::Module &module, unsigned optLevel, std::string &error) {
   std::unique_ptr<llvm::TargetMachine> machine = hostMachine(optLevel, error);
   if (!machine) {
-    llvm::errs() << "massc: error: no target for the host: " << error << "\n";
+    error = "no target for the host: " + error;
     return failure();
   }
-  std::error_code ec;
-  llvm::ToolOutputFile out(path, ec, llvm::sys::fs::OF_None);
-  if (ec) {
-    llvm::errs() << "massc: error: cannot write '" << path
-                 << "': " << ec.message() << "\n";
-    return failure();
-  }
+  llvm::SmallString<0> bytes;
+  llvm::raw_svector_ostream os(bytes);
   llvm::legacy::PassManager pm;
-  if (machine->addPassesToEmitFile(pm, out.os(), nullptr,
+  if (machine->addPassesToEmitFile(pm, os, nullptr,
                                    llvm::CodeGenFileType::ObjectFile)) {
-    llvm::errs() << "massc: error: the host target cannot emit objects\n";
+    error = "the host target cannot emit objects";
     return failure();
   }
   pm.run(module);
-  out.keep();
-  return success();
+  return bytes;
 }
 
-LogicalResult mass::linkExecutable(llvm::ArrayRef<std::string> objects,
+} // namespace
+
+FailureOr<std::string> mass::emitArchive(llvm::Module &module,
+                                         unsigned optLevel, unsigned threads,
+                                         TimingScope &timing) {
+  TimingScope codegen = timing.nest("LLVM code generation");
+  std::vector<llvm::SmallString<0>> objects;
+  std::string error;
+  size_t functions = llvm::count_if(
+      module, [](const llvm::Function &f) { return !f.isDeclaration(); });
+  if (threads <= 1 || functions < 2) {
+    FailureOr<llvm::SmallString<0>> object =
+        machineCode(module, optLevel, error);
+    if (failed(object)) {
+      llvm::errs() << "massc: error: " << error << "\n";
+      return failure();
+    }
+    objects.push_back(std::move(*object));
+  } else {
+    // Twice as many parts as threads, so that a slow part does not leave
+    // the other threads idle. Each part travels as bitcode into a context
+    // of its own: LLVM contexts are not shared between threads.
+    std::vector<llvm::SmallString<0>> parts;
+    {
+      TimingScope split = codegen.nest("split into parts");
+      llvm::SplitModule(module, 2 * threads,
+                        [&](std::unique_ptr<llvm::Module> part) {
+                          llvm::SmallString<0> bitcode;
+                          llvm::raw_svector_ostream os(bitcode);
+                          llvm::WriteBitcodeToFile(*part, os);
+                          parts.push_back(std::move(bitcode));
+                        });
+    }
+    objects.resize(parts.size());
+    std::vector<std::string> errors(parts.size());
+    llvm::DefaultThreadPool pool(llvm::hardware_concurrency(threads));
+    for (size_t i = 0; i < parts.size(); ++i)
+      pool.async([&, i] {
+        llvm::LLVMContext context;
+        llvm::Expected<std::unique_ptr<llvm::Module>> part =
+            llvm::parseBitcodeFile(
+                llvm::MemoryBufferRef(llvm::StringRef(parts[i]), "part"),
+                context);
+        if (!part) {
+          errors[i] = llvm::toString(part.takeError());
+          return;
+        }
+        FailureOr<llvm::SmallString<0>> object =
+            machineCode(**part, optLevel, errors[i]);
+        if (succeeded(object))
+          objects[i] = std::move(*object);
+      });
+    pool.wait();
+    for (const std::string &e : errors)
+      if (!e.empty()) {
+        llvm::errs() << "massc: error: " << e << "\n";
+        return failure();
+      }
+  }
+  std::vector<std::string> names;
+  std::vector<llvm::NewArchiveMember> members;
+  for (size_t i = 0; i < objects.size(); ++i)
+    names.push_back("part" + std::to_string(i) + ".o");
+  for (size_t i = 0; i < objects.size(); ++i) {
+    llvm::NewArchiveMember member;
+    member.Buf = llvm::MemoryBuffer::getMemBuffer(llvm::StringRef(objects[i]),
+                                                  names[i], false);
+    member.MemberName = names[i];
+    members.push_back(std::move(member));
+  }
+  llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>> archive =
+      llvm::writeArchiveToBuffer(members, llvm::SymtabWritingMode::NormalSymtab,
+                                 llvm::object::Archive::K_GNU,
+                                 /*Deterministic=*/true, /*Thin=*/false);
+  if (!archive) {
+    llvm::errs() << "massc: error: cannot write the objects' archive: "
+                 << llvm::toString(archive.takeError()) << "\n";
+    return failure();
+  }
+  return (*archive)->getBuffer().str();
+}
+
+LogicalResult mass::linkExecutable(llvm::StringRef archive,
                                    llvm::ArrayRef<std::string> libraries,
                                    llvm::StringRef output,
                                    TimingScope &timing) {
@@ -396,8 +494,10 @@ LogicalResult mass::linkExecutable(llvm::ArrayRef<std::string> objects,
   // The generated loops call LLVM's OpenMP runtime (libomp).
   std::string ompDir = "-L" MASS_LLVM_LIBRARY_DIR;
   std::string rpath = "-Wl,-rpath," MASS_LLVM_LIBRARY_DIR;
-  llvm::SmallVector<llvm::StringRef> args = {*driver};
-  args.append(objects.begin(), objects.end());
+  // Every member of the model's archive, whether the runtime refers to it
+  // or not (the linker reads the runtime after it).
+  llvm::SmallVector<llvm::StringRef> args = {*driver, "-Wl,--whole-archive",
+                                             archive, "-Wl,--no-whole-archive"};
   args.append(libraries.begin(), libraries.end());
   // -ldl: the CUDA runtime opens the driver (libcuda) when it starts.
   args.append(

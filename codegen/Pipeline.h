@@ -114,6 +114,10 @@ mlir::LogicalResult printPtx(mlir::ModuleOp module, llvm::raw_ostream &os);
 /// opt-level, fuse, vector-width), for mass-opt.
 void registerPipelines();
 
+/// The host's triple, CPU and CPU features, which the machine code
+/// depends on.
+std::string hostTarget();
+
 /// Translates the LLVM-dialect module to LLVM IR for the host, adds the
 /// model descriptor and the packed entry points of runtime/include/mass/
 /// abi.h, and optimises at `optLevel`. The translation and each LLVM pass
@@ -123,13 +127,17 @@ translateForHost(mlir::ModuleOp module, llvm::LLVMContext &context,
                  const std::string &descriptor, unsigned optLevel,
                  mlir::TimingScope &timing);
 
-/// Writes `module` as an object file for the host CPU.
-mlir::LogicalResult emitObject(llvm::Module &module, llvm::StringRef path,
-                               unsigned optLevel, mlir::TimingScope &timing);
+/// Compiles `module` for the host CPU into the bytes of a static archive:
+/// one object, or with `threads` above one, an object per part of the
+/// module's functions, compiled on that many threads.
+mlir::FailureOr<std::string> emitArchive(llvm::Module &module,
+                                         unsigned optLevel, unsigned threads,
+                                         mlir::TimingScope &timing);
 
-/// Links `objects` with the runtime's libraries (libmass_runtime.a, after
-/// libmass_cuda.a for the CUDA target) into the executable `output`.
-mlir::LogicalResult linkExecutable(llvm::ArrayRef<std::string> objects,
+/// Links every object of `archive` with the runtime's libraries
+/// (libmass_runtime.a, after libmass_cuda.a for the CUDA target) into the
+/// executable `output`.
+mlir::LogicalResult linkExecutable(llvm::StringRef archive,
                                    llvm::ArrayRef<std::string> libraries,
                                    llvm::StringRef output,
                                    mlir::TimingScope &timing);

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/Descriptor.h"
+#include "codegen/ObjectCache.h"
 #include "codegen/Passes.h"
 #include "codegen/Pipeline.h"
 #include "codegen/Stats.h"
@@ -25,12 +26,14 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/ADT/Statistic.h"
+#include "llvm/Config/llvm-config.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/Threading.h"
 #include "llvm/Support/raw_ostream.h"
 
 namespace cl = llvm::cl;
@@ -95,9 +98,94 @@ cl::opt<bool> emulateGpu(
              "each launch a loop over its threads, on host memory that "
              "follows the GPU's copy rules (for testing without a GPU)"),
     cl::Hidden, cl::cat(category));
+cl::opt<bool> noCache(
+    "no-cache",
+    cl::desc("Compile afresh and leave the object cache ($MASS_CACHE_DIR, "
+             "else ~/.cache/mass) alone"),
+    cl::cat(category));
+cl::opt<unsigned> jobs("j",
+                       cl::desc("Threads for LLVM's code generation "
+                                "(default: the cores this process may use)"),
+                       cl::value_desc("N"), cl::Prefix, cl::cat(category));
 cl::list<std::string> includeDirs("I", cl::desc("Import search directory"),
                                   cl::value_desc("dir"), cl::Prefix,
                                   cl::cat(category));
+
+/// Whether a flag asks to see the compile's insides (IR after a pass,
+/// statistics): a compile from the cache would show nothing.
+bool watchingInsides() {
+  for (const auto &entry : cl::getRegisteredOptions()) {
+    llvm::StringRef name = entry.getKey();
+    if ((name.starts_with("mlir-print-ir") || name.starts_with("print-") ||
+         name.starts_with("llvm-") || name == "mlir-pass-statistics") &&
+        entry.getValue()->getNumOccurrences() > 0)
+      return true;
+  }
+  return false;
+}
+
+/// The runtime's libraries for the target, found next to massc
+/// (BIN/../lib), in link order; prints an error when one is missing.
+mlir::FailureOr<llvm::SmallVector<std::string>>
+runtimeLibraries(llvm::StringRef self, bool cuda) {
+  llvm::SmallString<256> dir(
+      llvm::sys::path::parent_path(llvm::sys::path::parent_path(self)));
+  llvm::sys::path::append(dir, "lib");
+  llvm::SmallVector<std::string> libraries;
+  // Nothing in an emulated program calls into the device half but the
+  // runtime's weak reference: the linker must take it from the archive.
+  if (emulateGpu)
+    libraries.push_back("-Wl,--undefined=mass_cuda_device");
+  // The CUDA target's programs also link the runtime's driver-API half.
+  llvm::SmallVector<llvm::StringRef, 2> names;
+  if (emulateGpu)
+    names.push_back("libmass_cuda_emulated.a");
+  else if (cuda)
+    names.push_back("libmass_cuda.a");
+  names.push_back("libmass_runtime.a");
+  for (llvm::StringRef name : names) {
+    llvm::SmallString<256> path(dir);
+    llvm::sys::path::append(path, name);
+    if (!llvm::sys::fs::exists(path)) {
+      llvm::errs() << "massc: error: the runtime library is missing: " << path
+                   << (cuda && name == "libmass_cuda.a"
+                           ? " (Mass was built without the CUDA toolkit)"
+                           : "")
+                   << "\n";
+      return mlir::failure();
+    }
+    libraries.push_back(path.str().str());
+  }
+  return libraries;
+}
+
+/// Everything the compiled archive depends on but the runtime it links
+/// with: this massc (its path, size and time), LLVM, the host CPU, the
+/// options that change code, and the module as generated, locations
+/// included.
+std::string cacheKey(llvm::StringRef self, mlir::ModuleOp module, bool cuda,
+                     llvm::StringRef toolkit) {
+  std::string compiler = self.str();
+  llvm::sys::fs::file_status status;
+  if (!llvm::sys::fs::status(self, status))
+    compiler +=
+        ";" + std::to_string(status.getSize()) + ";" +
+        std::to_string(
+            status.getLastModificationTime().time_since_epoch().count());
+  std::string options;
+  llvm::raw_string_ostream(options)
+      << "target=" << (cuda ? "cuda" : "cpu") << ";O=" << int(optLevel)
+      << ";fuse=" << fuse << ";vector-width=" << vectorWidth
+      << ";emulate-gpu=" << emulateGpu
+      << ";cuda-arch=" << (cuda ? cudaArch.getValue() : "")
+      << ";cuda-path=" << toolkit;
+  std::string ir;
+  llvm::raw_string_ostream os(ir);
+  module->print(os, mlir::OpPrintingFlags().enableDebugInfo());
+  return mass::ObjectCache::key({"mass object cache 1", compiler,
+                                 LLVM_VERSION_STRING, mass::hostTarget(),
+                                 options, ir});
+}
 
 } // namespace
 
@@ -202,6 +290,56 @@ int main(int argc, char **argv) {
     return 0;
   }
 
+  // What the program links with, and the object cache: a model compiled
+  // before with the same options only links.
+  std::string output = outputFile;
+  if (output.empty())
+    output = llvm::sys::path::stem(inputFile).str();
+  std::string self = llvm::sys::fs::getMainExecutable(
+      argv[0], reinterpret_cast<void *>(&inputFile));
+  bool cudaProgram = target == Target::Cuda;
+  mlir::FailureOr<llvm::SmallVector<std::string>> libraries;
+  std::optional<mass::ObjectCache> cache;
+  std::string key;
+  unsigned threads =
+      jobs > 0
+          ? jobs
+          : std::min(16u, llvm::hardware_concurrency().compute_thread_count());
+  if (emit == Stage::Binary) {
+    libraries = runtimeLibraries(self, cudaProgram);
+    if (mlir::failed(libraries))
+      return 1;
+    std::string directory = mass::ObjectCache::defaultDirectory();
+    if (!noCache && !stats && !watchingInsides() && !directory.empty()) {
+      mlir::TimingScope lookup = timingRoot.nest("object cache lookup");
+      std::string toolkit;
+      if (cudaProgram && !emulateGpu) {
+        mlir::FailureOr<std::string> found = mass::findCudaToolkit(cudaPath);
+        if (mlir::failed(found))
+          return 1;
+        toolkit = *found;
+      }
+      cache.emplace(directory);
+      key = cacheKey(self, **module, cudaProgram, toolkit);
+      std::string damaged;
+      std::optional<std::string> hit = cache->lookup(key, damaged);
+      if (!damaged.empty())
+        llvm::errs() << "massc: note: the cached '" << damaged
+                     << "' was damaged; it is removed and the model compiled "
+                        "afresh\n";
+      if (hit) {
+        lookup.stop();
+        if (mlir::succeeded(
+                mass::linkExecutable(*hit, *libraries, output, timingRoot)))
+          return 0;
+        llvm::errs() << "massc: note: the cached '" << *hit
+                     << "' did not link; it is removed and the model "
+                        "compiled afresh\n";
+        cache->remove(key);
+      }
+    }
+  }
+
   auto runPasses = [&](auto addPasses) {
     mlir::PassManager pm(&context);
     if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
@@ -304,51 +442,44 @@ int main(int argc, char **argv) {
     return 0;
   }
 
-  std::string output = outputFile;
-  if (output.empty())
-    output = llvm::sys::path::stem(inputFile).str();
+  mlir::FailureOr<std::string> archive =
+      mass::emitArchive(**llvmModule, optLevel, threads, timingRoot);
+  if (mlir::failed(archive))
+    return 1;
+  if (cache) {
+    mlir::TimingScope storing = timingRoot.nest("object cache store");
+    std::string error;
+    if (std::optional<std::string> path = cache->store(key, *archive, error)) {
+      storing.stop();
+      return mlir::failed(
+                 mass::linkExecutable(*path, *libraries, output, timingRoot))
+                 ? 1
+                 : 0;
+    }
+    llvm::errs() << "massc: warning: the object cache is not written: " << error
+                 << " (--no-cache leaves it alone)\n";
+  }
   llvm::SmallString<128> object;
   if (std::error_code ec =
-          llvm::sys::fs::createTemporaryFile("mass", "o", object)) {
+          llvm::sys::fs::createTemporaryFile("mass", "a", object)) {
     llvm::errs() << "massc: error: cannot create a temporary file: "
                  << ec.message() << "\n";
     return 1;
   }
   llvm::FileRemover removeObject(object);
-  std::string self = llvm::sys::fs::getMainExecutable(
-      argv[0], reinterpret_cast<void *>(&inputFile));
-  llvm::SmallString<256> runtime(
-      llvm::sys::path::parent_path(llvm::sys::path::parent_path(self)));
-  llvm::sys::path::append(runtime, "lib");
-  // The CUDA target's programs also link the runtime's driver-API half.
-  llvm::SmallVector<std::string> libraries;
-  // Nothing in an emulated program calls into the device half but the
-  // runtime's weak reference: the linker must take it from the archive.
-  if (emulateGpu)
-    libraries.push_back("-Wl,--undefined=mass_cuda_device");
-  llvm::SmallVector<llvm::StringRef, 2> names;
-  if (emulateGpu)
-    names.push_back("libmass_cuda_emulated.a");
-  else if (cuda)
-    names.push_back("libmass_cuda.a");
-  names.push_back("libmass_runtime.a");
-  for (llvm::StringRef name : names) {
-    llvm::SmallString<256> path(runtime);
-    llvm::sys::path::append(path, name);
-    if (!llvm::sys::fs::exists(path)) {
-      llvm::errs() << "massc: error: the runtime library is missing: " << path
-                   << (cuda && name == "libmass_cuda.a"
-                           ? " (Mass was built without the CUDA toolkit)"
-                           : "")
-                   << "\n";
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(object, ec);
+    os << *archive;
+    os.close();
+    if (ec || os.has_error()) {
+      llvm::errs() << "massc: error: cannot write '" << object << "'\n";
+      os.clear_error();
       return 1;
     }
-    libraries.push_back(path.str().str());
   }
-  if (mlir::failed(
-          mass::emitObject(**llvmModule, object, optLevel, timingRoot)) ||
-      mlir::failed(mass::linkExecutable({object.str().str()}, libraries, output,
-                                        timingRoot)))
-    return 1;
-  return 0;
+  return mlir::failed(
+             mass::linkExecutable(object, *libraries, output, timingRoot))
+             ? 1
+             : 0;
 }

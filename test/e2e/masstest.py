@@ -12,6 +12,8 @@ import numpy as np
 
 BUILD = os.environ.get("MASS_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 MASSC = os.path.join(BUILD, "bin", "massc")
+# massc's object cache: the build's own, not the user's.
+os.environ.setdefault("MASS_CACHE_DIR", os.path.join(BUILD, "mass-cache"))
 
 
 class Workdir:

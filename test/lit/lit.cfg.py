@@ -16,6 +16,8 @@ config.excludes.append("fixtures")
 
 path = [config.mass_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")]
 config.environment["PATH"] = os.pathsep.join(path)
+# massc's object cache: the build's own, not the user's.
+config.environment["MASS_CACHE_DIR"] = os.path.join(config.mass_obj_root, "mass-cache")
 config.substitutions.append(("%python", sys.executable))
 config.substitutions.append(("%spec", os.path.join(config.test_source_root, "spec", "fixtures")))
 config.substitutions.append(("%examples", os.path.join(config.test_source_root, "..", "..", "examples")))
