@@ -22,6 +22,11 @@ config.substitutions.append(("%python", sys.executable))
 config.substitutions.append(("%spec", os.path.join(config.test_source_root, "spec", "fixtures")))
 config.substitutions.append(("%examples", os.path.join(config.test_source_root, "..", "..", "examples")))
 
+# Tests that link a training program need the runtime library (the
+# sanitizer build has none).
+if os.path.exists(os.path.join(config.mass_obj_root, "lib", "libmass_runtime.a")):
+    config.available_features.add("runtime")
+
 # The CUDA target's tests need the CUDA toolkit (libdevice, and ptxas to
 # assemble the PTX); without it they are unsupported.
 if getattr(config, "ptxas", ""):
