@@ -179,6 +179,9 @@ mlir::Value Elaborator::addState(abi::Role role, llvm::ArrayRef<int64_t> shape,
     tooLarge = true;
   mlir::Value arg = body->addArgument(f32Tensor(shape), location(loc));
   argInfo.push_back({role, "", init, 0, std::nullopt});
+  if (graph && currentCall >= 0)
+    graph->ownerOf[mlir::cast<mlir::BlockArgument>(arg).getArgNumber()] =
+        currentCall;
   Frame &frame = frames.back();
   frame.entries.push_back({mlir::cast<mlir::BlockArgument>(arg).getArgNumber(),
                            frame.currentSlot, suffix.str()});
@@ -241,8 +244,51 @@ mlir::Value Elaborator::addBuffer(llvm::ArrayRef<int64_t> shape,
 // Services
 //===----------------------------------------------------------------------===//
 
-Elaborator::Elaborator(mlir::MLIRContext &context, const Program &program)
-    : context(context), program(program), builder(&context) {}
+Elaborator::Elaborator(mlir::MLIRContext &context, const Program &program,
+                       ModelGraph *graph)
+    : context(context), program(program), builder(&context), graph(graph) {
+  if (!graph)
+    return;
+  graph->clusters.push_back(ModelGraph::Cluster{});
+  builder.setListener(&recorder);
+}
+
+void Elaborator::Recorder::notifyOperationInserted(
+    mlir::Operation *op, mlir::OpBuilder::InsertPoint) {
+  if (mlir::isa<mlir::func::FuncOp, mlir::func::ReturnOp>(op))
+    return;
+  int call = elab.currentCall;
+  if (call < 0) {
+    // An op the elaborator adds of its own accord: a node of its own.
+    ast::Loc loc;
+    if (auto file = mlir::dyn_cast<mlir::FileLineColLoc>(op->getLoc()))
+      loc = {file.getFilename().str(), file.getLine(), file.getColumn()};
+    llvm::StringRef name = op->getName().getStringRef();
+    name.consume_front("mass.");
+    call = elab.graph->calls.size();
+    elab.graph->calls.push_back({elab.currentCluster, name.str(), loc});
+  }
+  elab.graph->callOf[op] = call;
+}
+
+int Elaborator::enterCall(llvm::StringRef callee, const ast::Loc &loc) {
+  int previous = currentCall;
+  if (graph) {
+    currentCall = graph->calls.size();
+    graph->calls.push_back({currentCluster, callee.str(), loc});
+  }
+  return previous;
+}
+
+int Elaborator::enterCluster(ModelGraph::Cluster cluster) {
+  int previous = currentCluster;
+  if (graph) {
+    cluster.parent = currentCluster;
+    currentCluster = graph->clusters.size();
+    graph->clusters.push_back(std::move(cluster));
+  }
+  return previous;
+}
 
 mlir::Location Elaborator::location(const ast::Loc &loc) {
   return toLocation(loc, &context);
@@ -550,6 +596,11 @@ LogicalResult Elaborator::runBind(const ast::BindStmt &bind) {
       // averages over an epoch, so the epoch's loss is the mean over every
       // labelled row whatever the batches hold.
       if (auto ce = value->tensor.getDefiningOp<mass::CrossEntropyOp>()) {
+        // Part of the loss's node in the graph view.
+        int previous = currentCall;
+        if (graph)
+          currentCall = graph->callOf.lookup(ce);
+        auto restore = llvm::make_scope_exit([&] { leaveCall(previous); });
         auto counted = builder.create<mass::AccuracyOp>(
             ce.getLoc(), ce.getLogits(), ce.getLabels());
         outputs.push_back({std::string(abi::kLabelledPrefix) + task->name,
@@ -627,7 +678,14 @@ LogicalResult Elaborator::runTask(const ast::TaskStmt &stmt) {
   Scope *saved = scope;
   scope = &taskScope;
   task = &current;
+  ModelGraph::Cluster cluster;
+  cluster.isTask = true;
+  cluster.name = stmt.name;
+  cluster.loc = stmt.getLoc();
+  cluster.weight = weight;
+  int outer = enterCluster(std::move(cluster));
   LogicalResult result = runStmts(stmt.body);
+  leaveCluster(outer);
   scope = saved;
   task = nullptr;
   if (mlir::failed(result))
@@ -891,6 +949,8 @@ FailureOr<Value> Elaborator::arithmetic(ast::BinaryOp op, const Value &lhs,
     }
   }
 
+  int previous = enterCall(opText, loc);
+  auto restore = llvm::make_scope_exit([&] { leaveCall(previous); });
   auto operand = [&](const Value &v) -> FailureOr<mlir::Value> {
     if (v.isNumber())
       return scalar(v.number, loc);
@@ -943,8 +1003,11 @@ FailureOr<Value> Elaborator::evalCall(const ast::CallExpr &call) {
   bool metricCall = inMetric; // only the outermost call of a metric statement
   inMetric = false;
   // `param(TYPE, init: NAME)` reads its init syntactically.
-  if (call.callee == "param")
+  if (call.callee == "param") {
+    int previous = enterCall(call.callee, call.getLoc());
+    auto restore = llvm::make_scope_exit([&] { leaveCall(previous); });
     return lookupLayer("param")->build(*this, Args(*this, call));
+  }
 
   const ast::BlockDecl *block = nullptr;
   const LayerSpec *layer = nullptr;
@@ -1053,6 +1116,8 @@ FailureOr<Value> Elaborator::evalCall(const ast::CallExpr &call) {
       error(call.getLoc()) << call.callee << " needs argument '" << p << "'";
       return failure();
     }
+  int previous = enterCall(call.callee, call.getLoc());
+  auto restore = llvm::make_scope_exit([&] { leaveCall(previous); });
   return layer->build(*this, args);
 }
 
@@ -1167,7 +1232,17 @@ FailureOr<Value> Elaborator::callBlock(const ast::BlockDecl &block,
   scope = &blockScope;
   callStack.push_back(&block);
   frames.push_back(Frame{/*isBinding=*/false});
+  ModelGraph::Cluster cluster;
+  cluster.name = block.name;
+  cluster.loc = call.getLoc();
+  int outerCluster = enterCluster(std::move(cluster));
   auto finish = [&](FailureOr<Value> result) -> FailureOr<Value> {
+    if (graph && !frames.back().entries.empty()) {
+      ModelGraph::Cluster &cluster = graph->clusters[currentCluster];
+      cluster.anchorArg = frames.back().entries.front().arg;
+      cluster.anchorSuffix = frames.back().entries.front().suffix;
+    }
+    leaveCluster(outerCluster);
     scope = saved;
     task = savedTask;
     callStack.pop_back();
@@ -1216,6 +1291,7 @@ FailureOr<Value> Elaborator::callBlock(const ast::BlockDecl &block,
 }
 
 FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
-mass::buildModule(mlir::MLIRContext &context, const Program &program) {
-  return Elaborator(context, program).run();
+mass::buildModule(mlir::MLIRContext &context, const Program &program,
+                  ModelGraph *graph) {
+  return Elaborator(context, program, graph).run();
 }

@@ -9,6 +9,7 @@
 #ifndef MASS_COMPILER_ELABORATOR_H
 #define MASS_COMPILER_ELABORATOR_H
 
+#include "compiler/Graph.h"
 #include "compiler/Program.h"
 #include "compiler/Value.h"
 #include "mass/vocabulary.h"
@@ -86,7 +87,10 @@ struct Init {
 
 class Elaborator {
 public:
-  Elaborator(mlir::MLIRContext &context, const Program &program);
+  /// With `graph`, records which call and which block or task builds each
+  /// op, for `--emit=dot`.
+  Elaborator(mlir::MLIRContext &context, const Program &program,
+             ModelGraph *graph = nullptr);
 
   /// Builds the module for the model that the main file selects.
   mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> run();
@@ -159,6 +163,26 @@ private:
   Scope *scope = nullptr;
   Task *task = nullptr;
   bool inMetric = false;
+
+  /// The graph view's record (null unless --emit=dot asks for it): the
+  /// cluster and the call being elaborated, and a listener that files each
+  /// op the builder inserts under them.
+  struct Recorder : mlir::OpBuilder::Listener {
+    Elaborator &elab;
+    explicit Recorder(Elaborator &elab) : elab(elab) {}
+    void notifyOperationInserted(mlir::Operation *op,
+                                 mlir::OpBuilder::InsertPoint) override;
+  };
+  ModelGraph *graph = nullptr;
+  Recorder recorder{*this};
+  int currentCluster = 0;
+  int currentCall = -1;
+  /// Enters a call of `callee` (a layer, or an operator between tensors)
+  /// in the graph's record; returns what leaveCall restores.
+  int enterCall(llvm::StringRef callee, const ast::Loc &loc);
+  void leaveCall(int previous) { currentCall = previous; }
+  int enterCluster(ModelGraph::Cluster cluster);
+  void leaveCluster(int previous) { currentCluster = previous; }
   int64_t streams = 0;
 
   mlir::Value addState(abi::Role role, llvm::ArrayRef<int64_t> shape,
@@ -215,8 +239,10 @@ private:
 };
 
 /// Elaborates the program's model into a module of the mass dialect.
+/// With `graph`, also records the model's structure for printDot.
 mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
-buildModule(mlir::MLIRContext &context, const Program &program);
+buildModule(mlir::MLIRContext &context, const Program &program,
+            ModelGraph *graph = nullptr);
 
 } // namespace mass
 

