@@ -53,25 +53,10 @@ std::string Value::describe() const {
     return "a tuple";
   case Kind::Type:
     return "a type";
+  case Kind::Poison:
+    return "a value in error";
   }
   return "a value";
-}
-
-/// Appends " (did you mean 'x'?)" when a candidate is close to `name`.
-template <typename Range>
-static void suggest(mlir::InFlightDiagnostic &diag, llvm::StringRef name,
-                    const Range &candidates) {
-  llvm::StringRef best;
-  unsigned bestDistance = 3;
-  for (llvm::StringRef c : candidates) {
-    unsigned d = name.edit_distance(c, true, bestDistance);
-    if (d < bestDistance) {
-      best = c;
-      bestDistance = d;
-    }
-  }
-  if (!best.empty())
-    diag << "; did you mean '" << best << "'?";
 }
 
 static std::string joinName(std::initializer_list<std::string> parts) {
@@ -486,10 +471,15 @@ FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> Elaborator::run() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult Elaborator::runStmts(const ast::StmtList &stmts) {
-  for (const ast::StmtPtr &s : stmts)
-    if (mlir::failed(runStmt(*s)) || tooLarge)
+  // A failed statement is reported and the next one runs, as a C compiler
+  // goes on after an error: what the failed one would have bound is poison.
+  bool ok = true;
+  for (const ast::StmtPtr &s : stmts) {
+    ok &= mlir::succeeded(runStmt(*s));
+    if (tooLarge)
       return failure();
-  return success();
+  }
+  return mlir::success(ok);
 }
 
 LogicalResult Elaborator::runStmt(const ast::Stmt &stmt) {
@@ -523,6 +513,14 @@ LogicalResult Elaborator::bindName(const std::string &name, Value value,
 }
 
 LogicalResult Elaborator::runDecl(const ast::DeclStmt &decl) {
+  if (mlir::succeeded(declare(decl)))
+    return success();
+  if (!scope->names.count(decl.name))
+    (void)bindName(decl.name, Value::poison(decl.getLoc()), decl.getLoc());
+  return failure();
+}
+
+LogicalResult Elaborator::declare(const ast::DeclStmt &decl) {
   bool isInput = decl.getKind() == ast::Stmt::Kind::Input;
   const char *what = isInput ? "input" : "label";
   if (!callStack.empty() || task) {
@@ -576,6 +574,7 @@ LogicalResult Elaborator::runBind(const ast::BindStmt &bind) {
   FailureOr<Value> value = eval(*bind.value);
   if (mlir::failed(value)) {
     frames.pop_back();
+    (void)bindName(bind.name, Value::poison(bind.getLoc()), bind.getLoc());
     return failure();
   }
   popFrame(bind.name);
@@ -625,12 +624,20 @@ FailureOr<bool> Elaborator::condition(const ast::Expr &expr) {
 
 LogicalResult Elaborator::runIf(const ast::IfStmt &stmt) {
   FailureOr<bool> cond = condition(*stmt.cond);
-  if (mlir::failed(cond))
+  if (mlir::failed(cond)) {
+    // Either arm could have run: what either binds is poison.
+    llvm::StringSet<> names = boundNames(stmt.thenBody);
+    for (auto &name : boundNames(stmt.elseBody))
+      names.insert(name.getKey());
+    for (auto &name : names)
+      if (!scope->names.count(name.getKey()))
+        (void)bindName(name.getKey().str(), Value::poison(stmt.getLoc()),
+                       stmt.getLoc());
     return failure();
+  }
   const ast::StmtList &taken = *cond ? stmt.thenBody : stmt.elseBody;
   const ast::StmtList &other = *cond ? stmt.elseBody : stmt.thenBody;
-  if (mlir::failed(runStmts(taken)))
-    return failure();
+  LogicalResult ran = runStmts(taken);
   // Only names bound in both arms are visible after the `if`.
   llvm::StringSet<> both = boundNames(other);
   for (auto &name : boundNames(taken)) {
@@ -642,7 +649,7 @@ LogicalResult Elaborator::runIf(const ast::IfStmt &stmt) {
     scope->oneBranch[name.getKey()] = it->second.loc;
     scope->names.erase(it);
   }
-  return success();
+  return ran;
 }
 
 LogicalResult Elaborator::runTask(const ast::TaskStmt &stmt) {
@@ -655,20 +662,29 @@ LogicalResult Elaborator::runTask(const ast::TaskStmt &stmt) {
       error(stmt.getLoc()) << "task '" << stmt.name << "' is defined twice";
       return failure();
     }
+  // A bad option is reported and the task's body still checked.
   double weight = 1.0;
+  bool optionsOk = true;
   for (const ast::KeywordArg &opt : stmt.options) {
     if (opt.key != "weight") {
-      error(opt.loc) << "unknown task option '" << opt.key
-                     << "'; tasks take `weight`";
-      return failure();
+      auto diag = error(opt.loc) << "unknown task option '" << opt.key << "'";
+      if (nearest(opt.key, {"weight"}).empty())
+        diag << "; tasks take `weight`";
+      else
+        suggest(diag, opt.key, {"weight"});
+      optionsOk = false;
+      continue;
     }
     FailureOr<Value> w = eval(*opt.value);
-    if (mlir::failed(w))
-      return failure();
+    if (mlir::failed(w)) {
+      optionsOk = false;
+      continue;
+    }
     if (!w->isNumber() || !std::isfinite(w->number) || w->number < 0) {
       error(opt.loc) << "a task weight must be a finite number >= 0, got "
                      << w->describe();
-      return failure();
+      optionsOk = false;
+      continue;
     }
     weight = w->number;
   }
@@ -688,8 +704,8 @@ LogicalResult Elaborator::runTask(const ast::TaskStmt &stmt) {
   leaveCluster(outer);
   scope = saved;
   task = nullptr;
-  if (mlir::failed(result))
-    return failure();
+  if (mlir::failed(result) || !optionsOk)
+    return failure(); // a loss that failed was reported as it failed
   if (!current.hasLoss) {
     error(stmt.getLoc()) << "task '" << stmt.name
                          << "' has no loss: bind one with `loss = ...`";
@@ -808,6 +824,8 @@ FailureOr<Value> Elaborator::evalName(const ast::NameExpr &expr) {
   }
   const std::string &name = expr.parts[0];
   if (const Scope::Entry *entry = scope->lookup(name)) {
+    if (entry->value.kind == Value::Kind::Poison)
+      return failure(); // its own statement's error says why
     Value v = entry->value;
     v.loc = expr.getLoc();
     return v;
@@ -1021,6 +1039,8 @@ FailureOr<Value> Elaborator::evalCall(const ast::CallExpr &call) {
     auto diag = error(call.getLoc())
                 << "unknown layer or block '" << call.callee << "'";
     std::vector<llvm::StringRef> candidates = layerNames();
+    candidates.push_back("channels");
+    candidates.push_back("dim");
     for (auto &b : blocks)
       candidates.push_back(b.getKey());
     suggest(diag, call.callee, candidates);

@@ -209,6 +209,7 @@ private:
   mlir::LogicalResult runStmts(const ast::StmtList &stmts);
   mlir::LogicalResult runStmt(const ast::Stmt &stmt);
   mlir::LogicalResult runDecl(const ast::DeclStmt &decl);
+  mlir::LogicalResult declare(const ast::DeclStmt &decl);
   mlir::LogicalResult runBind(const ast::BindStmt &bind);
   mlir::LogicalResult runIf(const ast::IfStmt &stmt);
   mlir::LogicalResult runTask(const ast::TaskStmt &task);

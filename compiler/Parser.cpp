@@ -1,8 +1,9 @@
 //===- Parser.cpp - From Mass source text to the AST ----------------------===//
 //
 // Runs the ANTLR4 parser generated from grammar/Mass.g4 and turns its parse
-// tree into the AST. ANTLR reports syntax errors to a listener; the first one
-// becomes an MLIR diagnostic (later ones are usually echoes of it).
+// tree into the AST. ANTLR reports syntax errors to a listener and recovers;
+// each becomes an MLIR diagnostic, the first of each line only (the rest of
+// a line is usually an echo of its first error).
 //
 // The text is hostile until checked: bytes that are not UTF-8 (or NUL) are
 // located errors before ANTLR sees them, and nesting is bounded twice, on
@@ -144,19 +145,24 @@ checkNesting(const std::vector<antlr4::Token *> &tokens) {
   return std::nullopt;
 }
 
-/// Records the first syntax error instead of printing to stderr.
+/// Records syntax errors, the first of each line, instead of printing
+/// them to stderr.
 class ErrorCollector : public antlr4::BaseErrorListener {
 public:
-  std::optional<SyntaxError> first;
+  std::vector<SyntaxError> errors;
 
   void syntaxError(antlr4::Recognizer *, antlr4::Token *offending, size_t line,
                    size_t charPositionInLine, const std::string &msg,
                    std::exception_ptr) override {
-    if (first)
+    // Past the error limit of any run: a hostile file cannot make the
+    // list grow without bound.
+    constexpr size_t kMaxKept = 1000;
+    if (errors.size() >= kMaxKept ||
+        (!errors.empty() && errors.back().line == line))
       return;
-    first = SyntaxError{static_cast<unsigned>(line),
-                        static_cast<unsigned>(charPositionInLine) + 1,
-                        rewrite(offending, msg)};
+    errors.push_back(SyntaxError{static_cast<unsigned>(line),
+                                 static_cast<unsigned>(charPositionInLine) + 1,
+                                 rewrite(offending, msg)});
   }
 
 private:
@@ -526,6 +532,11 @@ mass::parseFile(llvm::SourceMgr &sourceMgr, unsigned bufferId,
         << error.message;
     return mlir::failure();
   };
+  auto reportAll = [&](const std::vector<SyntaxError> &all) {
+    for (const SyntaxError &error : all)
+      (void)report(error);
+    return mlir::failure();
+  };
 
   llvm::StringRef text = buffer->getBuffer();
   if (std::optional<SyntaxError> bad = checkEncoding(text))
@@ -540,8 +551,8 @@ mass::parseFile(llvm::SourceMgr &sourceMgr, unsigned bufferId,
   lexer.removeErrorListeners();
   lexer.addErrorListener(&errors);
   tokens.fill();
-  if (errors.first)
-    return report(*errors.first);
+  if (!errors.errors.empty())
+    return reportAll(errors.errors);
   if (std::optional<SyntaxError> deep = checkNesting(tokens.getTokens()))
     return report(*deep);
 
@@ -549,8 +560,8 @@ mass::parseFile(llvm::SourceMgr &sourceMgr, unsigned bufferId,
   parser.removeErrorListeners();
   parser.addErrorListener(&errors);
   G::FileContext *tree = parser.file();
-  if (errors.first)
-    return report(*errors.first);
+  if (!errors.errors.empty())
+    return reportAll(errors.errors);
   Builder builder(file);
   std::unique_ptr<Module> module = builder.build(tree);
   if (builder.tooDeep)

@@ -184,18 +184,26 @@ const ParamForm &sampleForm() {
 
 class Checker {
 public:
-  Checker(mlir::ModuleOp module) : module(module), b(module.getContext()) {
-    collectModelNames();
+  /// Without a module (its model failed to elaborate), names of the
+  /// model's inputs, labels, tasks and metrics are taken on trust, so that
+  /// only the train block's own errors are reported.
+  Checker(mlir::MLIRContext *context, mlir::ModuleOp module)
+      : module(module), b(context) {
+    if (module)
+      collectModelNames();
   }
 
   LogicalResult run(const ast::TrainDecl &train,
                     llvm::SmallVectorImpl<mlir::NamedAttribute> &out) {
+    // Each entry is checked on its own: every bad one is reported.
+    bool ok = true;
     llvm::StringMap<ast::Loc> seen;
     for (const ast::TrainEntry &entry : train.entries) {
       auto [it, inserted] = seen.try_emplace(entry.key, entry.loc);
       if (!inserted) {
         error(entry.loc) << "train key '" << entry.key << "' is set twice";
-        return failure();
+        ok = false;
+        continue;
       }
       const KeyForm *form = nullptr;
       for (const KeyForm &f : keyForms())
@@ -205,14 +213,17 @@ public:
         auto diag = error(entry.loc)
                     << "unknown train key '" << entry.key << "'";
         suggest(diag, entry.key);
-        return failure();
+        ok = false;
+        continue;
       }
       mlir::FailureOr<mlir::Attribute> value = check(*form, *entry.value);
-      if (mlir::failed(value))
-        return failure();
+      if (mlir::failed(value)) {
+        ok = false;
+        continue;
+      }
       out.push_back(b.getNamedAttr(entry.key, *value));
     }
-    return success();
+    return mlir::success(ok);
   }
 
 private:
@@ -221,15 +232,26 @@ private:
   llvm::StringSet<> inputs, labels, tasks, metrics; // metrics: "TASK.METRIC"
 
   mlir::InFlightDiagnostic error(const ast::Loc &loc) {
-    return emitError(loc, module.getContext());
+    return emitError(loc, b.getContext());
   }
 
   static void suggest(mlir::InFlightDiagnostic &diag, llvm::StringRef key) {
+    std::vector<llvm::StringRef> keys;
     for (const KeyForm &f : keyForms())
-      if (key.edit_distance(f.key, true, 3) < 3) {
-        diag << "; did you mean '" << f.key << "'?";
-        return;
-      }
+      keys.push_back(f.key);
+    mass::suggest(diag, key, keys);
+  }
+  static void suggest(mlir::InFlightDiagnostic &diag, llvm::StringRef name,
+                      const llvm::StringSet<> &names) {
+    std::vector<llvm::StringRef> candidates;
+    for (auto &n : names)
+      candidates.push_back(n.getKey());
+    llvm::sort(candidates);
+    mass::suggest(diag, name, candidates);
+  }
+  /// Whether the model has `name` (taken on trust without a model).
+  bool known(const llvm::StringSet<> &set, llvm::StringRef name) const {
+    return !module || set.contains(name);
   }
 
   void collectModelNames() {
@@ -362,7 +384,7 @@ private:
         return failure();
       }
       for (const ast::KeywordArg &kw : call->kwargs)
-        if (!inputs.contains(kw.key) && !labels.contains(kw.key)) {
+        if (!known(inputs, kw.key) && !known(labels, kw.key)) {
           error(kw.loc) << "csv: '" << kw.key
                         << "' is not an input or label of the model";
           return failure();
@@ -398,6 +420,8 @@ private:
   /// A token stream feeds a model with one i32 [B, T] input and one i32
   /// [B, T] label: windows of T ids and the same windows shifted by one.
   LogicalResult checkTokenModel(const ast::Loc &loc) {
+    if (!module)
+      return success();
     auto func = module.lookupSymbol<mlir::func::FuncOp>(abi::kForward);
     llvm::SmallVector<mlir::Type> streams;
     for (unsigned i = 0; i < func.getNumArguments(); ++i)
@@ -585,9 +609,12 @@ private:
     auto mustName = [&](const ast::Expr *e, const llvm::StringSet<> &set,
                         llvm::StringRef what) -> LogicalResult {
       auto *n = e ? dyn_cast<ast::NameExpr>(e) : nullptr;
-      if (!n || !set.contains(n->str())) {
-        error(e ? e->getLoc() : call.getLoc())
-            << kind << ": expected the name of " << what << " of the model";
+      if (!n || !known(set, n->str())) {
+        auto diag = error(e ? e->getLoc() : call.getLoc())
+                    << kind << ": expected the name of " << what
+                    << " of the model";
+        if (n)
+          suggest(diag, n->str(), set);
         return failure();
       }
       return success();
@@ -598,8 +625,10 @@ private:
       return mustName(argument(0, "label"), labels, "a label");
     if (kind == "sample") {
       for (const ast::KeywordArg &kw : call.kwargs)
-        if (!tasks.contains(kw.key)) {
-          error(kw.loc) << "sample: '" << kw.key << "' is not a task";
+        if (!known(tasks, kw.key)) {
+          auto diag = error(kw.loc)
+                      << "sample: '" << kw.key << "' is not a task";
+          suggest(diag, kw.key, tasks);
           return failure();
         }
       return success();
@@ -609,11 +638,11 @@ private:
       auto *n = e ? dyn_cast<ast::NameExpr>(e) : nullptr;
       std::vector<std::string> parts =
           n ? n->parts : std::vector<std::string>{};
-      bool ok = parts.size() >= 2 && parts[0] == "val" &&
-                ((parts.size() == 2 && parts[1] == "loss") ||
-                 (parts.size() == 3 && tasks.contains(parts[1]) &&
-                  (parts[2] == "loss" ||
-                   metrics.contains(parts[1] + "." + parts[2]))));
+      bool ok =
+          parts.size() >= 2 && parts[0] == "val" &&
+          ((parts.size() == 2 && parts[1] == "loss") ||
+           (parts.size() == 3 && known(tasks, parts[1]) &&
+            (parts[2] == "loss" || known(metrics, parts[1] + "." + parts[2]))));
       if (!ok) {
         error(e ? e->getLoc() : call.getLoc())
             << "best: expected val.loss, val.TASK.loss or val.TASK.METRIC "
@@ -692,9 +721,20 @@ LogicalResult mass::attachTrainConfig(mlir::ModuleOp module,
       train = here;
   }
   llvm::SmallVector<mlir::NamedAttribute> entries;
-  if (train && mlir::failed(Checker(module).run(*train, entries)))
+  if (train &&
+      mlir::failed(Checker(module.getContext(), module).run(*train, entries)))
     return failure();
   module->setAttr("mass.train",
                   mlir::DictionaryAttr::get(module.getContext(), entries));
   return success();
+}
+
+LogicalResult mass::checkTrainBlocks(mlir::MLIRContext &context,
+                                     const Program &program) {
+  bool ok = true;
+  for (const auto &t : program.main().trains) {
+    llvm::SmallVector<mlir::NamedAttribute> entries;
+    ok &= mlir::succeeded(Checker(&context, nullptr).run(*t, entries));
+  }
+  return mlir::success(ok);
 }

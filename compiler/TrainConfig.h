@@ -16,6 +16,12 @@ namespace mass {
 mlir::LogicalResult attachTrainConfig(mlir::ModuleOp module,
                                       const Program &program);
 
+/// Checks the main file's train blocks when their model failed to
+/// elaborate: every error of their own is reported, names of the model
+/// taken on trust.
+mlir::LogicalResult checkTrainBlocks(mlir::MLIRContext &context,
+                                     const Program &program);
+
 } // namespace mass
 
 #endif // MASS_COMPILER_TRAINCONFIG_H

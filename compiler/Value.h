@@ -27,7 +27,9 @@ constexpr int64_t kMaxDim = (int64_t(1) << 31) - 1;
 constexpr int64_t kMaxElements = int64_t(1) << 40;
 
 struct Value {
-  enum class Kind { Tensor, Number, Bool, String, List, Tuple, Type };
+  /// Poison: what a name holds when its statement failed, so that uses
+  /// of it fail quietly instead of repeating the error ("unknown name").
+  enum class Kind { Tensor, Number, Bool, String, List, Tuple, Type, Poison };
 
   Kind kind = Kind::Number;
   ast::Loc loc;                // where the value was written or computed
@@ -58,6 +60,13 @@ struct Value {
     Value r;
     r.kind = Kind::Bool;
     r.boolean = b;
+    r.loc = std::move(loc);
+    return r;
+  }
+
+  static Value poison(ast::Loc loc) {
+    Value r;
+    r.kind = Kind::Poison;
     r.loc = std::move(loc);
     return r;
   }

@@ -10,6 +10,7 @@
 #include "codegen/Passes.h"
 #include "codegen/Pipeline.h"
 #include "codegen/Stats.h"
+#include "compiler/Diagnostics.h"
 #include "compiler/Elaborator.h"
 #include "compiler/Program.h"
 #include "compiler/TrainConfig.h"
@@ -25,6 +26,7 @@
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/Statistic.h"
 #include "llvm/Config/llvm-config.h"
 #include "llvm/Support/CommandLine.h"
@@ -45,11 +47,33 @@ enum class Target { Cpu, Cuda };
 
 cl::OptionCategory category("massc options");
 
+/// An option's value among named choices; a misspelled one gets the
+/// choices and the nearest ("did you mean"), as a misspelled flag does.
+template <typename T> class ChoiceParser : public cl::parser<T> {
+public:
+  using cl::parser<T>::parser;
+  bool parse(cl::Option &option, llvm::StringRef name, llvm::StringRef arg,
+             T &value) {
+    std::vector<llvm::StringRef> choices;
+    for (unsigned i = 0, e = this->getNumOptions(); i < e; ++i) {
+      if (this->getOption(i) == arg)
+        return cl::parser<T>::parse(option, name, arg, value);
+      choices.push_back(this->getOption(i));
+    }
+    std::string message =
+        "'" + arg.str() + "' is not one of " + llvm::join(choices, ", ");
+    llvm::StringRef best = mass::nearest(arg, choices);
+    if (!best.empty())
+      message += "; did you mean '" + best.str() + "'?";
+    return option.error(message);
+  }
+};
+
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.mass>"),
                                cl::Required, cl::cat(category));
 cl::opt<std::string> outputFile("o", cl::desc("Output executable"),
                                 cl::value_desc("file"), cl::cat(category));
-cl::opt<Stage> emit(
+cl::opt<Stage, false, ChoiceParser<Stage>> emit(
     "emit", cl::desc("Print one stage and stop"), cl::init(Stage::Binary),
     cl::values(clEnumValN(Stage::Ast, "ast", "the syntax tree"),
                clEnumValN(Stage::Mass, "mass", "the mass dialect as generated"),
@@ -61,7 +85,7 @@ cl::opt<Stage> emit(
                clEnumValN(Stage::Ptx, "ptx", "PTX (CUDA target)"),
                clEnumValN(Stage::Dot, "dot", "the model graph for Graphviz")),
     cl::cat(category));
-cl::opt<Target>
+cl::opt<Target, false, ChoiceParser<Target>>
     target("target", cl::desc("Code generation target"), cl::init(Target::Cpu),
            cl::values(clEnumValN(Target::Cpu, "cpu", "host CPU"),
                       clEnumValN(Target::Cuda, "cuda", "NVIDIA GPU")),
@@ -107,6 +131,10 @@ cl::opt<unsigned> jobs("j",
                        cl::desc("Threads for LLVM's code generation "
                                 "(default: the cores this process may use)"),
                        cl::value_desc("N"), cl::Prefix, cl::cat(category));
+cl::opt<unsigned>
+    maxErrors("max-errors",
+              cl::desc("Stop reporting after N errors (0: report every one)"),
+              cl::value_desc("N"), cl::init(20), cl::cat(category));
 cl::list<std::string> includeDirs("I", cl::desc("Import search directory"),
                                   cl::value_desc("dir"), cl::Prefix,
                                   cl::cat(category));
@@ -250,6 +278,11 @@ int main(int argc, char **argv) {
   context.disableMultithreading();
   llvm::SourceMgr sourceMgr;
   mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+  mass::ErrorLimiter limiter(&context, maxErrors, "massc");
+  auto summary = llvm::make_scope_exit([&] {
+    if (limiter.errors() > 1)
+      llvm::errs() << limiter.errors() << " errors generated.\n";
+  });
 
   // --time-passes and --mlir-timing report each stage's time.
   mlir::DefaultTimingManager timing;
@@ -280,8 +313,12 @@ int main(int argc, char **argv) {
   mass::ModelGraph graph;
   mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> module = mass::buildModule(
       context, *program, emit == Stage::Dot ? &graph : nullptr);
-  if (mlir::failed(module) ||
-      mlir::failed(mass::attachTrainConfig(**module, *program)))
+  if (mlir::failed(module)) {
+    // The train block's own errors are independent of the model's.
+    (void)mass::checkTrainBlocks(context, *program);
+    return 1;
+  }
+  if (mlir::failed(mass::attachTrainConfig(**module, *program)))
     return 1;
   if (mlir::failed(mlir::verify(**module)))
     return 1;

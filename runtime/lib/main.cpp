@@ -6,6 +6,9 @@
 
 #include "Train.h"
 
+#include "mass/nearest.h"
+
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +17,8 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <vector>
 
 using mass::rt::Options;
 
@@ -224,8 +229,23 @@ int main(int argc, char **argv) {
       if (name == f.name)
         flag = &f;
     if (!flag) {
-      std::fprintf(stderr, "error: unknown option '%s' (see --help)\n",
-                   name.c_str());
+      // "--epochs=3" is "--epochs 3"; a near miss gets the nearest flag.
+      std::string_view given = name;
+      std::string_view written = given.substr(0, given.find('='));
+      std::vector<std::string_view> names;
+      for (const Flag &f : kFlags)
+        names.push_back(f.name);
+      names.push_back("--help");
+      std::string hint;
+      if (written.size() < given.size() &&
+          std::find(names.begin(), names.end(), written) != names.end())
+        hint = "; write '" + std::string(written) + " " +
+               std::string(given.substr(written.size() + 1)) + "'";
+      else if (std::string_view best = mass::nearestName(written, names);
+               !best.empty())
+        hint = "; did you mean '" + std::string(best) + "'?";
+      std::fprintf(stderr, "error: unknown option '%s'%s (see --help)\n",
+                   name.c_str(), hint.c_str());
       return 2;
     }
     const char *value = "";

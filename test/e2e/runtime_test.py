@@ -252,6 +252,11 @@ class CommandLine(unittest.TestCase):
             ("--data-shard", "3/2"): "error: --data-shard expects K/N with 0 <= K < N, got '3/2'",
             ("--seed",): "error: --seed needs a value",
             ("--bogus",): "error: unknown option '--bogus' (see --help)",
+            # A near miss names the flag meant; --flag=value says how to write it.
+            ("--epoch", "3"): "error: unknown option '--epoch'; did you mean '--epochs'? (see --help)",
+            ("--chekpoint-dir", "d"):
+                "error: unknown option '--chekpoint-dir'; did you mean '--checkpoint-dir'? (see --help)",
+            ("--lr=0.1",): "error: unknown option '--lr=0.1'; write '--lr 0.1' (see --help)",
         }
         for args, message in cases.items():
             r = subprocess.run([exe, *args], capture_output=True, text=True)
