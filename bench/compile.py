@@ -6,6 +6,11 @@ the cold -O3 compile into its stages.
 
     /usr/bin/python3 bench/compile.py            # about ten minutes
     /usr/bin/python3 bench/compile.py --quick    # one run each, specs 01 and 03
+    /usr/bin/python3 bench/compile.py --baseline DIR  # and DIR/bin/massc's cold times
+
+--baseline DIR adds the cold compile of another build's massc (a copy of
+build/ from an earlier commit, its runtime in DIR/lib), timed in the same
+run: a before-and-after column.
 """
 import os
 import re
@@ -19,12 +24,18 @@ MASSC = os.path.join(ROOT, "build", "bin", "massc")
 SPEC = os.path.join(ROOT, "test", "lit", "spec", "fixtures")
 QUICK = "--quick" in sys.argv
 RUNS = 1 if QUICK else 3
-STAGES = ("LLVM optimisation", "LLVM code generation", "link")
+BASELINE = (os.path.join(sys.argv[sys.argv.index("--baseline") + 1], "bin", "massc")
+            if "--baseline" in sys.argv else None)
+# LLVM's stages: optimisation and code generation, one after the other
+# (-j 1) or together on every thread, each thread optimising and compiling
+# its parts of the module.
+LLVM_STAGES = ("LLVM optimisation", "LLVM code generation",
+               "LLVM optimisation and code generation")
 
 
-def seconds(args, env):
+def seconds(args, env, massc=MASSC):
     start = time.perf_counter()
-    subprocess.run([MASSC, *args], check=True, env=env, capture_output=True)
+    subprocess.run([massc, *args], check=True, env=env, capture_output=True)
     return time.perf_counter() - start
 
 
@@ -35,12 +46,16 @@ def stages(args, env):
                             capture_output=True, text=True).stderr
     times = {}
     for line in report.splitlines():
-        m = re.match(r"^ +([0-9.]+) +\( *[0-9.]+%\)  (\S.*)$", line)
+        # Wall time is the last column (user time comes first when threads
+        # ran); top-level stages are indented by two spaces.
+        m = re.match(r"^ +(?:[0-9.]+ +\( *[0-9.]+%\) +)?([0-9.]+) +\( *[0-9.]+%\)  (\S.*)$",
+                     line)
         if m:
             times.setdefault(m.group(2), float(m.group(1)))
     total = times.get("Total", 0.0)
-    llvm = {s: times.get(s, 0.0) for s in STAGES}
-    return total - sum(llvm.values()), llvm
+    llvm = sum(times.get(s, 0.0) for s in LLVM_STAGES)
+    link = times.get("link", 0.0)
+    return total - llvm - link, llvm, link
 
 
 def main():
@@ -50,17 +65,24 @@ def main():
     if QUICK:
         specs = [s for s in specs if s.startswith(("01", "03"))]
     print(f"{os.cpu_count()} cores; best of {RUNS} runs, seconds\n")
-    print("| model | level | cold | cached | frontend + MLIR | LLVM opt | LLVM codegen | link |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    if BASELINE:
+        print(f"Baseline: {BASELINE}\n")
+    print("| model | level | cold | cached | frontend + MLIR | LLVM (optimisation and code generation) | link |"
+          + (" baseline cold |" if BASELINE else ""))
+    print("| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if BASELINE else ""))
     for spec in specs:
         for level in ("-O0", "-O3"):
             args = [os.path.join(SPEC, spec), level, "-o", os.path.join(work, "model")]
             cold = min(seconds(args + ["--no-cache"], env) for _ in range(RUNS))
             seconds(args, env)  # fills the cache
             cached = min(seconds(args, env) for _ in range(RUNS))
-            rest, llvm = stages(args + ["--no-cache"], env)
-            print(f"| {spec} | {level} | {cold:.2f} | {cached:.2f} | {rest:.2f} | "
-                  + " | ".join(f"{llvm[s]:.2f}" for s in STAGES) + " |", flush=True)
+            rest, llvm, link = stages(args + ["--no-cache"], env)
+            row = (f"| {spec} | {level} | {cold:.2f} | {cached:.2f} | {rest:.2f} | {llvm:.2f} | "
+                   f"{link:.2f} |")
+            if BASELINE:
+                base = min(seconds(args + ["--no-cache"], env, BASELINE) for _ in range(RUNS))
+                row += f" {base:.2f} |"
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

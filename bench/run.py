@@ -22,8 +22,13 @@ tokens/s and the share of the GEMM kernel's own GFLOP/s (1024, one thread,
 from the GEMM table) that the whole step reaches.
 
 usage: /usr/bin/python3 bench/run.py [--quick] [--only TEXT] [--no-gemm]
-  --only TEXT   only the models whose title contains TEXT
-  --no-gemm     skip the GEMM table (and spec 09's share of it)
+                                    [--baseline DIR]
+  --only TEXT     only the models whose title contains TEXT
+  --no-gemm       skip the GEMM table (and spec 09's share of it)
+  --baseline DIR  also time the programs that another build's massc
+                  (DIR/bin/massc, with its runtime in DIR/lib: a copy of
+                  build/ from an earlier commit) makes, in the same run:
+                  a before-and-after column
 """
 import functools
 import json
@@ -42,6 +47,8 @@ MASSC = os.path.join(ROOT, "build", "bin", "massc")
 QUICK = "--quick" in sys.argv
 SPEC = os.path.join(ROOT, "test", "lit", "spec", "fixtures")
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
+BASELINE = (os.path.join(sys.argv[sys.argv.index("--baseline") + 1], "bin", "massc")
+            if "--baseline" in sys.argv else None)
 
 MODELS = {
     # name: (source, batch, steps, torch twin builder)
@@ -207,12 +214,12 @@ def cpu_model():
             f"model {fields.get('model', '?')}), {os.cpu_count()} cores")
 
 
-def compile_model(source, work, name):
+def compile_model(source, work, name, massc=MASSC):
     src = os.path.join(work, name + ".mass")
     with open(src, "w") as f:
         f.write(source)
     exe = os.path.join(work, name)
-    subprocess.run([MASSC, "-O3", src, "-o", exe], check=True)
+    subprocess.run([massc, "-O3", src, "-o", exe], check=True)
     return exe
 
 
@@ -241,14 +248,19 @@ def main():
     gpt_rows = []
     print(f"{cpu_model()}; PyTorch {torch_version()}, OpenBLAS kernel {openblas.best_core() or 'chosen by OpenBLAS'}"
           " (OPENBLAS_CORETYPE)\n")
-    print("| model | batch | threads | Mass ms/step | PyTorch ms/step (best setting) | time ratio (Mass/PyTorch) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    if BASELINE:
+        print(f"Baseline: {BASELINE}\n")
+    extra = " baseline ms/step | Mass/baseline |" if BASELINE else ""
+    print("| model | batch | threads | Mass ms/step | PyTorch ms/step (best setting) | "
+          "time ratio (Mass/PyTorch) |" + extra)
+    print("| --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if BASELINE else ""))
     for title, (source, batch, steps, kind) in MODELS.items():
         if ONLY not in title:
             continue
         if QUICK:
             steps = max(2, steps // 10)
         exe = compile_model(source, work, kind)
+        base_exe = compile_model(source, work, kind + "-baseline", BASELINE) if BASELINE else None
         if kind == "gpt":
             data = token_stream(work, rng.integers(0, 256, batch * GPT_T * 2 + 1))
         else:
@@ -260,16 +272,21 @@ def main():
         for threads in (1, 2):
             ours = best(lambda: mass_ms(exe, data, batch, steps, threads, "train_step_ms"))
             theirs, setting = torch_best(kind, batch, steps, threads)
-            print(f"| {title} | {batch} | {threads} | {ours:.2f} | {theirs:.2f} ({setting}) | "
-                  f"{ours / theirs:.2f} |", flush=True)
+            row = (f"| {title} | {batch} | {threads} | {ours:.2f} | {theirs:.2f} ({setting}) | "
+                   f"{ours / theirs:.2f} |")
+            if base_exe:
+                base = best(lambda: mass_ms(base_exe, data, batch, steps, threads, "train_step_ms"))
+                row += f" {base:.2f} | {ours / base:.2f} |"
+            print(row, flush=True)
             if kind == "gpt":
                 gpt_rows.append((threads, ours, theirs, batch * GPT_T))
     if "--no-gemm" in sys.argv:
         return
     print()
     gemm_gflops = {}
-    print("| GEMM n×n×n | threads | Mass GFLOP/s | torch.matmul GFLOP/s | ratio (Mass/PyTorch) |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| GEMM n×n×n | threads | Mass GFLOP/s | torch.matmul GFLOP/s | ratio (Mass/PyTorch) |"
+          + (" baseline GFLOP/s |" if BASELINE else ""))
+    print("| --- | --- | --- | --- | --- |" + (" --- |" if BASELINE else ""))
     for n in (256, 512, 1024, 2048):
         reps = 3 if n >= 2048 or QUICK else 10
         source = f"""
@@ -287,8 +304,13 @@ model gemm{n} {{
         for threads in (1,):
             ours = best(lambda: mass_ms(exe, data, n, reps, threads, "forward_ms"))
             theirs, _ = torch_best(f"gemm{n}", n, reps, threads)
-            print(f"| {n} | {threads} | {flops / ours / 1e6:.1f} | {flops / theirs / 1e6:.1f} | "
-                  f"{theirs / ours:.2f} |", flush=True)
+            row = (f"| {n} | {threads} | {flops / ours / 1e6:.1f} | {flops / theirs / 1e6:.1f} | "
+                   f"{theirs / ours:.2f} |")
+            if BASELINE:
+                base_exe = compile_model(source, work, f"gemm{n}-baseline", BASELINE)
+                base = best(lambda: mass_ms(base_exe, data, n, reps, threads, "forward_ms"))
+                row += f" {flops / base / 1e6:.1f} |"
+            print(row, flush=True)
             gemm_gflops[n] = flops / ours / 1e6
     if gpt_rows:
         # Spec 09's whole step against the GEMM kernel alone (at 1024, one

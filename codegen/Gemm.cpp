@@ -10,6 +10,7 @@
 #include "codegen/Contraction.h"
 #include "codegen/Passes.h"
 
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/IRMapping.h"
@@ -207,14 +208,72 @@ int64_t staticM(const Contraction &c) {
   return type.isDynamicDim(c.batch) ? -1 : type.getDimSize(c.batch);
 }
 
+/// Whether the kernel reads A in place: rows A[m, k] with unit stride
+/// along k that a group of `rows` rows can keep in L1 across the steps
+/// of k sharing their cache lines, next to the panel of B; the copy of A
+/// is then saved (spec 09's step: 5 ms of 200). That holds when the
+/// group's rows fall into as many different sets of a 64-set L1 cache,
+/// or into at least 4 (3 rows a set, with the panel's 8 lines: 11 of 12
+/// ways) when rows are 3 KiB or more apart: a 768-wide A runs 157 -> 167
+/// GFLOP/s in place. Rows 1 KiB apart (4 to a page, where the L2's
+/// streams get mixed) drop from 151 to 117 and rows 2 or 4 KiB apart
+/// share 2 sets or 1 (square GEMMs slow down by a third): packed.
+bool readsAInPlace(const Contraction &c, int64_t rows) {
+  if (c.aTransposed || !c.aUnitInner)
+    return false;
+  auto type = cast<MemRefType>(c.a.getType());
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  if (failed(getStridesAndOffset(type, strides, offset)) ||
+      strides.size() < 2 || ShapedType::isDynamic(strides[strides.size() - 2]))
+    return false;
+  int64_t bytes = strides[strides.size() - 2] * 4;
+  if (bytes % 64 != 0)
+    return true;
+  int64_t sets = 64 / std::gcd<int64_t>(bytes / 64, 64);
+  return sets >= rows || (sets >= 4 && bytes >= 3072);
+}
+
+/// A's block of rows and of k, copied once for all threads into row groups
+/// of the kernel's height, k-major: the kernel's broadcasts read
+/// consecutive addresses. Its size is fixed: the arena plans it.
+Value allocatePackedA(OpBuilder &b, Location loc, int64_t tileM, int64_t tileK,
+                      int64_t rows) {
+  int64_t groups = (tileM + rows - 1) / rows;
+  return b.create<memref::AllocOp>(
+      loc, MemRefType::get({groups, tileK, rows}, b.getF32Type()),
+      b.getI64IntegerAttr(64));
+}
+
+/// `type` with every size, stride and offset dynamic but a unit innermost
+/// stride: the type a shared kernel takes a buffer as.
+Type generalType(Type type) {
+  auto memref = dyn_cast<MemRefType>(type);
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  if (!memref || failed(getStridesAndOffset(memref, strides, offset)))
+    return type;
+  SmallVector<int64_t> shape(memref.getRank(), ShapedType::kDynamic);
+  SmallVector<int64_t> general(memref.getRank(), ShapedType::kDynamic);
+  if (!strides.empty() && strides.back() == 1)
+    general.back() = 1;
+  auto layout =
+      StridedLayoutAttr::get(type.getContext(), ShapedType::kDynamic, general);
+  return MemRefType::get(shape, memref.getElementType(), layout,
+                         memref.getMemorySpace());
+}
+
 /// Emits the kernels for one contraction in place of its op.
 class GemmEmitter {
 public:
+  /// `packedA`: the buffer for A's blocks (packedAType), or null to
+  /// allocate it here; `directA`: A is read in place (readsAInPlace).
   GemmEmitter(Contraction c, int64_t width, int64_t rows, int64_t tileM,
-              int64_t tileK)
+              int64_t tileK, bool directA, Value packedA)
       : c(c), b(c.op), loc(c.op.getLoc()), width(width), rows(rows),
         tileM(tileM), tileK(tileK),
-        vecType(VectorType::get({width}, b.getF32Type())) {}
+        vecType(VectorType::get({width}, b.getF32Type())), packedA(packedA),
+        directA(directA) {}
 
   void emit() {
     unsigned nb = c.batch;
@@ -224,7 +283,6 @@ public:
     unsigned ra = c.mapA.getNumResults();
     unsigned kPos = isDim(c.mapA.getResult(ra - 1), nb + 1) ? ra - 1 : ra - 2;
     k = size(c.a, kPos);
-    directA = readsAInPlace();
     if (c.init) {
       // The kernel starts from the init in its first block of k instead of
       // reading C; the fill itself only runs when there is no k at all.
@@ -234,14 +292,9 @@ public:
       c.init->moveBefore(branch.thenBlock()->getTerminator());
     }
     int64_t groups = (tileM + rows - 1) / rows;
-    // A's block of rows and of k, copied once for all threads into row
-    // groups of the kernel's height, k-major: the kernel's broadcasts
-    // read consecutive addresses. Its size is fixed: the arena plans it.
-    // Rows of A with unit stride along k are read in place instead.
-    if (!directA)
-      packedA = b.create<memref::AllocOp>(
-          loc, MemRefType::get({groups, tileK, rows}, b.getF32Type()),
-          b.getI64IntegerAttr(64));
+    // Rows of A with unit stride along k may be read in place instead.
+    if (!directA && !packedA)
+      packedA = allocatePackedA(b, loc, tileM, tileK, rows);
     for (unsigned i = 0; i < nb; ++i) {
       auto loop = b.create<scf::ForOp>(loc, index(0), size(c.c, i), index(1));
       b.setInsertionPointToStart(loop.getBody());
@@ -326,41 +379,14 @@ private:
   Location loc;
   int64_t width, rows, tileM, tileK;
   VectorType vecType;
-  Value m, n, k, packedA, packedB, m0, m1, last;
+  Value packedA, m, n, k, packedB, m0, m1, last;
   /// Whether the kernel reads A in place (readsAInPlace), not packed.
-  bool directA = false;
+  bool directA;
   /// The rows of the block this panel's thread runs the kernel on.
   Value rowBegin, rowEnd;
   SmallVector<Value> batchIvs;
 
   Value index(int64_t v) { return b.create<arith::ConstantIndexOp>(loc, v); }
-
-  /// Whether the kernel reads A in place: rows A[m, k] with unit stride
-  /// along k that a group of `rows` rows can keep in L1 across the steps
-  /// of k sharing their cache lines, next to the panel of B; the copy of A
-  /// is then saved (spec 09's step: 5 ms of 200). That holds when the
-  /// group's rows fall into as many different sets of a 64-set L1 cache,
-  /// or into at least 4 (3 rows a set, with the panel's 8 lines: 11 of 12
-  /// ways) when rows are 3 KiB or more apart: a 768-wide A runs 157 -> 167
-  /// GFLOP/s in place. Rows 1 KiB apart (4 to a page, where the L2's
-  /// streams get mixed) drop from 151 to 117 and rows 2 or 4 KiB apart
-  /// share 2 sets or 1 (square GEMMs slow down by a third): packed.
-  bool readsAInPlace() const {
-    if (c.aTransposed || !c.aUnitInner)
-      return false;
-    auto type = cast<MemRefType>(c.a.getType());
-    SmallVector<int64_t> strides;
-    int64_t offset;
-    if (failed(getStridesAndOffset(type, strides, offset)) ||
-        strides.size() < 2 ||
-        ShapedType::isDynamic(strides[strides.size() - 2]))
-      return false;
-    int64_t bytes = strides[strides.size() - 2] * 4;
-    if (bytes % 64 != 0)
-      return true;
-    int64_t sets = 64 / std::gcd<int64_t>(bytes / 64, 64);
-    return sets >= rows || (sets >= 4 && bytes >= 3072);
-  }
 
   /// Where the whole tiles of the vector width from k0 towards k1 end:
   /// k0 + (k1 - k0) / width * width.
@@ -795,27 +821,91 @@ class Gemm : public mass::impl::MassGemmBase<Gemm> {
           "mass-gemm: vector-width, rows, tile-m and tile-k must be positive");
       return signalPassFailure();
     }
-    SmallVector<Contraction> found;
-    getOperation().walk([&](linalg::GenericOp op) {
-      if (auto c = mass::matchContraction(op))
-        found.push_back(*c);
-    });
-    for (const Contraction &c : found) {
-      // A static k a little over one block runs as one (a 3x3 convolution
-      // over 32 channels has k = 288): C is read and written once.
-      int64_t k = staticK(c);
-      int64_t blockK = k > 0 && k <= tileK + tileK / 2 ? k : tileK;
-      // A static m that the kernel's rows leave more than 5% idle in (64
-      // output channels: 6 groups of 12 for 64 rows) takes groups of 8
-      // when 8 divides it.
-      int64_t m = staticM(c), height = rows;
-      if (m > 0 && rows > 8 && m % 8 == 0) {
-        int64_t slots = (m + rows - 1) / rows * rows;
-        if ((slots - m) * 20 > m)
-          height = 8;
+    ModuleOp module = getOperation();
+    SymbolTable symbols(module);
+    SmallVector<func::FuncOp> kernels;
+    SmallVector<func::FuncOp> functions(llvm::make_filter_range(
+        module.getOps<func::FuncOp>(), [](func::FuncOp fn) {
+          return !fn.isExternal() && !fn->hasAttr(mass::kKernelAttr);
+        }));
+    for (func::FuncOp fn : functions) {
+      SmallVector<Contraction> found;
+      fn.walk([&](linalg::GenericOp op) {
+        if (auto c = mass::matchContraction(op))
+          found.push_back(*c);
+      });
+      for (Contraction &c : found) {
+        // A static k a little over one block runs as one (a 3x3
+        // convolution over 32 channels has k = 288): C is read and
+        // written once.
+        int64_t k = staticK(c);
+        int64_t blockK = k > 0 && k <= tileK + tileK / 2 ? k : tileK;
+        // A static m that the kernel's rows leave more than 5% idle in (64
+        // output channels: 6 groups of 12 for 64 rows) takes groups of 8
+        // when 8 divides it.
+        int64_t m = staticM(c), height = rows;
+        if (m > 0 && rows > 8 && m % 8 == 0) {
+          int64_t slots = (m + rows - 1) / rows * rows;
+          if ((slots - m) * 20 > m)
+            height = 8;
+        }
+        bool directA = readsAInPlace(c, height);
+        if (!shareKernels) {
+          GemmEmitter(c, vectorWidth, height, tileM, blockK, directA, {})
+              .emit();
+          continue;
+        }
+        kernels.push_back(
+            share(c, fn, kernels.size(), symbols, height, blockK, directA));
       }
-      GemmEmitter(c, vectorWidth, height, tileM, blockK).emit();
     }
+    mass::mergeEqualKernels(module, symbols, kernels);
+  }
+
+  /// Moves the contraction with its init and epilogue into a kernel that
+  /// takes its buffers with dynamic sizes and strides, so that every
+  /// product of the same kind and blocking calls one function, and emits
+  /// the blocked loops there. The caller allocates the packed A.
+  func::FuncOp share(Contraction c, func::FuncOp parent, unsigned index,
+                     SymbolTable &symbols, int64_t height, int64_t blockK,
+                     bool directA) {
+    SmallVector<Operation *> ops;
+    if (c.init)
+      ops.push_back(c.init);
+    ops.push_back(c.op);
+    if (c.epilogue)
+      ops.push_back(c.epilogue);
+    Value packedA;
+    if (!directA) {
+      OpBuilder b(ops.back());
+      packedA = allocatePackedA(b, c.op.getLoc(), tileM, blockK, height);
+    }
+    IRMapping map;
+    func::FuncOp kernel = mass::outlineOps(
+        ops, (parent.getSymName() + "_gemm" + llvm::Twine(index)).str(), parent,
+        symbols, packedA ? ValueRange{packedA} : ValueRange{},
+        [&](Value v) {
+          return v == packedA ? v.getType() : generalType(v.getType());
+        },
+        map);
+    Contraction inner = c;
+    inner.op = cast<linalg::GenericOp>(map.lookup(c.op.getOperation()));
+    inner.a = map.lookup(c.a);
+    inner.b = map.lookup(c.b);
+    inner.c = map.lookup(c.c);
+    if (c.init)
+      inner.init = map.lookup(c.init);
+    if (c.initScalar)
+      inner.initScalar = map.lookup(c.initScalar);
+    if (c.initRow)
+      inner.initRow = map.lookup(c.initRow);
+    if (c.epilogue)
+      inner.epilogue =
+          cast<linalg::GenericOp>(map.lookup(c.epilogue.getOperation()));
+    GemmEmitter(inner, vectorWidth, height, tileM, blockK, directA,
+                packedA ? map.lookup(packedA) : Value())
+        .emit();
+    return kernel;
   }
 };
 

@@ -120,18 +120,22 @@ std::string hostTarget();
 
 /// Translates the LLVM-dialect module to LLVM IR for the host, adds the
 /// model descriptor and the packed entry points of runtime/include/mass/
-/// abi.h, and optimises at `optLevel`. The translation and each LLVM pass
+/// abi.h, and, with `optimize`, optimises at `optLevel` (-O0: only folds
+/// the memref descriptors' plumbing). The translation and each LLVM pass
 /// are timed under `timing` (see massc --time-passes).
 mlir::FailureOr<std::unique_ptr<llvm::Module>>
 translateForHost(mlir::ModuleOp module, llvm::LLVMContext &context,
                  const std::string &descriptor, unsigned optLevel,
-                 mlir::TimingScope &timing);
+                 bool optimize, mlir::TimingScope &timing);
 
 /// Compiles `module` for the host CPU into the bytes of a static archive:
 /// one object, or with `threads` above one, an object per part of the
-/// module's functions, compiled on that many threads.
+/// module's functions, compiled on that many threads. With `optimize`,
+/// the module (or each part, on its thread) is optimised at `optLevel`
+/// first, as translateForHost does.
 mlir::FailureOr<std::string> emitArchive(llvm::Module &module,
                                          unsigned optLevel, unsigned threads,
+                                         bool optimize,
                                          mlir::TimingScope &timing);
 
 /// Links every object of `archive` with the runtime's libraries

@@ -469,8 +469,12 @@ int main(int argc, char **argv) {
   }
   descriptor = mass::addCodegenPlans(descriptor, **module, cuda);
   llvm::LLVMContext llvmContext;
+  // LLVM optimises the parts of the module that code generation splits it
+  // into, each on its thread, unless the whole module is to be printed or
+  // there is one thread.
+  bool optimizeWhole = emit == Stage::Llvm || threads <= 1;
   auto llvmModule = mass::translateForHost(**module, llvmContext, descriptor,
-                                           optLevel, timingRoot);
+                                           optLevel, optimizeWhole, timingRoot);
   if (mlir::failed(llvmModule))
     return 1;
   if (emit == Stage::Llvm) {
@@ -479,7 +483,8 @@ int main(int argc, char **argv) {
   }
 
   mlir::FailureOr<std::string> archive =
-      mass::emitArchive(**llvmModule, optLevel, threads, timingRoot);
+      mass::emitArchive(**llvmModule, optLevel, threads,
+                        /*optimize=*/!optimizeWhole, timingRoot);
   if (mlir::failed(archive))
     return 1;
   if (cache) {

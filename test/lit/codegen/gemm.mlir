@@ -1,4 +1,4 @@
-// RUN: mass-opt --mass-gemm="vector-width=4 rows=2 tile-k=32 tile-m=64" --cse %s | FileCheck %s
+// RUN: mass-opt --mass-gemm="vector-width=4 rows=2 tile-k=32 tile-m=64 share-kernels=false" --cse %s | FileCheck %s
 
 #a = affine_map<(m, k, n) -> (m, k)>
 #at = affine_map<(m, k, n) -> (k, m)>
