@@ -405,10 +405,11 @@ namespace {
 
 /// Machine code for `module`, optimised first when `optimize`: an object
 /// file's bytes, or a message. The stages are timed under `timing` when
-/// given (summed over the threads that run them).
+/// given (summed over the threads that run them), and each LLVM pass too
+/// with `perPass` (one thread only).
 FailureOr<llvm::SmallString<0>> machineCode(llvm::Module &module,
                                             unsigned optLevel, bool optimize,
-                                            TimingScope *timing,
+                                            TimingScope *timing, bool perPass,
                                             std::string &error) {
   std::unique_ptr<llvm::TargetMachine> machine = hostMachine(optLevel, error);
   if (!machine) {
@@ -417,11 +418,12 @@ FailureOr<llvm::SmallString<0>> machineCode(llvm::Module &module,
   }
   if (optimize) {
     TimingScope optimisation =
-        timing ? timing->nest("optimisation (every thread's)") : TimingScope();
-    optimizeModule(module, *machine, optLevel, nullptr);
+        timing ? timing->nest("optimisation") : TimingScope();
+    optimizeModule(module, *machine, optLevel,
+                   timing && perPass ? &optimisation : nullptr);
   }
   TimingScope generation =
-      timing ? timing->nest("code generation (every thread's)") : TimingScope();
+      timing ? timing->nest("code generation") : TimingScope();
   llvm::SmallString<0> bytes;
   llvm::raw_svector_ostream os(bytes);
   llvm::legacy::PassManager pm;
@@ -434,79 +436,69 @@ FailureOr<llvm::SmallString<0>> machineCode(llvm::Module &module,
   return bytes;
 }
 
+/// The parts LLVM optimises and compiles a module in: a number fixed by
+/// the module alone, so that the machine code does not depend on the
+/// threads that compile it (each part is optimised on its own, inlining
+/// and constant propagation within it), and enough to keep 8 cores busy.
+constexpr size_t kParts = 8;
+
 } // namespace
 
 FailureOr<std::string> mass::emitArchive(llvm::Module &module,
                                          unsigned optLevel, unsigned threads,
                                          bool optimize, TimingScope &timing) {
-  std::vector<llvm::SmallString<0>> objects;
-  std::string error;
-  size_t functions = llvm::count_if(
-      module, [](const llvm::Function &f) { return !f.isDeclaration(); });
-  if (threads <= 1 || functions < 2) {
-    if (optimize) {
-      std::unique_ptr<llvm::TargetMachine> machine =
-          hostMachine(optLevel, error);
-      if (!machine) {
-        llvm::errs() << "massc: error: no target for the host: " << error
-                     << "\n";
-        return failure();
-      }
-      TimingScope optimisation = timing.nest("LLVM optimisation");
-      optimizeModule(module, *machine, optLevel, &optimisation);
+  TimingScope stage =
+      timing.nest(optimize ? "LLVM optimisation and code generation"
+                           : "LLVM code generation");
+  // Each part travels as bitcode into a context of its own: LLVM contexts
+  // are not shared between threads.
+  std::vector<llvm::SmallString<0>> parts;
+  {
+    TimingScope split = stage.nest("split into parts");
+    size_t functions = llvm::count_if(
+        module, [](const llvm::Function &f) { return !f.isDeclaration(); });
+    auto keep = [&](const llvm::Module &part) {
+      llvm::SmallString<0> bitcode;
+      llvm::raw_svector_ostream os(bitcode);
+      llvm::WriteBitcodeToFile(part, os);
+      parts.push_back(std::move(bitcode));
+    };
+    if (functions < 2)
+      keep(module);
+    else
+      llvm::SplitModule(
+          module, std::min(kParts, functions),
+          [&](std::unique_ptr<llvm::Module> part) { keep(*part); });
+  }
+  std::vector<llvm::SmallString<0>> objects(parts.size());
+  std::vector<std::string> errors(parts.size());
+  auto compile = [&](size_t i, bool perPass) {
+    llvm::LLVMContext context;
+    llvm::Expected<std::unique_ptr<llvm::Module>> part = llvm::parseBitcodeFile(
+        llvm::MemoryBufferRef(llvm::StringRef(parts[i]), "part"), context);
+    if (!part) {
+      errors[i] = llvm::toString(part.takeError());
+      return;
     }
-    TimingScope codegen = timing.nest("LLVM code generation");
     FailureOr<llvm::SmallString<0>> object =
-        machineCode(module, optLevel, /*optimize=*/false, nullptr, error);
-    if (failed(object)) {
-      llvm::errs() << "massc: error: " << error << "\n";
-      return failure();
-    }
-    objects.push_back(std::move(*object));
+        machineCode(**part, optLevel, optimize, &stage, perPass, errors[i]);
+    if (succeeded(object))
+      objects[i] = std::move(*object);
+  };
+  if (threads <= 1) {
+    for (size_t i = 0; i < parts.size(); ++i)
+      compile(i, /*perPass=*/true);
   } else {
-    TimingScope codegen = timing.nest(optimize ? "LLVM optimisation and code "
-                                                 "generation"
-                                               : "LLVM code generation");
-    // Twice as many parts as threads, so that a slow part does not leave
-    // the other threads idle. Each part travels as bitcode into a context
-    // of its own: LLVM contexts are not shared between threads.
-    std::vector<llvm::SmallString<0>> parts;
-    {
-      TimingScope split = codegen.nest("split into parts");
-      llvm::SplitModule(module, 2 * threads,
-                        [&](std::unique_ptr<llvm::Module> part) {
-                          llvm::SmallString<0> bitcode;
-                          llvm::raw_svector_ostream os(bitcode);
-                          llvm::WriteBitcodeToFile(*part, os);
-                          parts.push_back(std::move(bitcode));
-                        });
-    }
-    objects.resize(parts.size());
-    std::vector<std::string> errors(parts.size());
     llvm::DefaultThreadPool pool(llvm::hardware_concurrency(threads));
     for (size_t i = 0; i < parts.size(); ++i)
-      pool.async([&, i] {
-        llvm::LLVMContext context;
-        llvm::Expected<std::unique_ptr<llvm::Module>> part =
-            llvm::parseBitcodeFile(
-                llvm::MemoryBufferRef(llvm::StringRef(parts[i]), "part"),
-                context);
-        if (!part) {
-          errors[i] = llvm::toString(part.takeError());
-          return;
-        }
-        FailureOr<llvm::SmallString<0>> object =
-            machineCode(**part, optLevel, optimize, &codegen, errors[i]);
-        if (succeeded(object))
-          objects[i] = std::move(*object);
-      });
+      pool.async([&, i] { compile(i, /*perPass=*/false); });
     pool.wait();
-    for (const std::string &e : errors)
-      if (!e.empty()) {
-        llvm::errs() << "massc: error: " << e << "\n";
-        return failure();
-      }
   }
+  for (const std::string &e : errors)
+    if (!e.empty()) {
+      llvm::errs() << "massc: error: " << e << "\n";
+      return failure();
+    }
   std::vector<std::string> names;
   std::vector<llvm::NewArchiveMember> members;
   for (size_t i = 0; i < objects.size(); ++i)

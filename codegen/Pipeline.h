@@ -129,10 +129,10 @@ translateForHost(mlir::ModuleOp module, llvm::LLVMContext &context,
                  bool optimize, mlir::TimingScope &timing);
 
 /// Compiles `module` for the host CPU into the bytes of a static archive:
-/// one object, or with `threads` above one, an object per part of the
-/// module's functions, compiled on that many threads. With `optimize`,
-/// the module (or each part, on its thread) is optimised at `optLevel`
-/// first, as translateForHost does.
+/// an object per part of the module's functions (up to 8, by the module
+/// alone), compiled on `threads` threads, each part optimised at
+/// `optLevel` first, on its own, with `optimize` (as translateForHost
+/// does). The code does not depend on `threads`.
 mlir::FailureOr<std::string> emitArchive(llvm::Module &module,
                                          unsigned optLevel, unsigned threads,
                                          bool optimize,

@@ -470,9 +470,9 @@ int main(int argc, char **argv) {
   descriptor = mass::addCodegenPlans(descriptor, **module, cuda);
   llvm::LLVMContext llvmContext;
   // LLVM optimises the parts of the module that code generation splits it
-  // into, each on its thread, unless the whole module is to be printed or
-  // there is one thread.
-  bool optimizeWhole = emit == Stage::Llvm || threads <= 1;
+  // into, each on its own (on every thread); --emit=llvm prints the whole
+  // module optimised as one.
+  bool optimizeWhole = emit == Stage::Llvm;
   auto llvmModule = mass::translateForHost(**module, llvmContext, descriptor,
                                            optLevel, optimizeWhole, timingRoot);
   if (mlir::failed(llvmModule))

@@ -20,6 +20,8 @@
 // CHECK-SAME: attributes {llvm.linkage = #llvm.linkage<internal>, mass.kernel, no_inline} {
 // CHECK: arith.select
 // DEFAULT-NOT: optsize
+// DEFAULT: func.func private @step_kernel2(
+// DEFAULT-NOT: optsize
 func.func @step(%x: memref<8x3x10xf32>, %cols: memref<8x3x3x8xf32>, %a: memref<64xf32>, %b: memref<64xf32>, %mask: memref<64xi1>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
