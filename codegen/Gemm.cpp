@@ -266,7 +266,7 @@ Type generalType(Type type) {
 /// Emits the kernels for one contraction in place of its op.
 class GemmEmitter {
 public:
-  /// `packedA`: the buffer for A's blocks (packedAType), or null to
+  /// `packedA`: the buffer for A's blocks (allocatePackedA's), or null to
   /// allocate it here; `directA`: A is read in place (readsAInPlace).
   GemmEmitter(Contraction c, int64_t width, int64_t rows, int64_t tileM,
               int64_t tileK, bool directA, Value packedA)

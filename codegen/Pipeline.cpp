@@ -302,10 +302,6 @@ void addPackedEntry(llvm::Module &module, llvm::StringRef name) {
   b.CreateRetVoid();
 }
 
-} // namespace
-
-namespace {
-
 /// Runs LLVM's optimisation pipeline for `optLevel` on `module`, each pass
 /// timed under `timing` when given, nested as the passes nest (pass
 /// managers and adaptors are not passes of their own).
