@@ -454,11 +454,17 @@ FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> Elaborator::run() {
                abi::attr(abi::Role::Output), builder.getStringAttr(o.name))));
 
   llvm::SmallVector<mlir::Attribute> tasks;
-  for (auto &[name, weight] : taskWeights)
-    tasks.push_back(builder.getDictionaryAttr(
-        {builder.getNamedAttr(abi::key::kName, builder.getStringAttr(name)),
-         builder.getNamedAttr(abi::key::kWeight,
-                              builder.getF64FloatAttr(weight))}));
+  for (auto &[name, weight] : taskWeights) {
+    llvm::SmallVector<mlir::NamedAttribute> task = {
+        builder.getNamedAttr(abi::key::kName, builder.getStringAttr(name)),
+        builder.getNamedAttr(abi::key::kWeight,
+                             builder.getF64FloatAttr(weight))};
+    auto labels = taskLabels.find(name);
+    if (labels != taskLabels.end())
+      task.push_back(builder.getNamedAttr(
+          abi::key::kLabels, builder.getStringAttr(labels->second)));
+    tasks.push_back(builder.getDictionaryAttr(task));
+  }
   (*module)->setAttr("mass.model", builder.getStringAttr((*model)->name));
   (*module)->setAttr("mass.tasks", builder.getArrayAttr(tasks));
   func->remove();
@@ -604,6 +610,10 @@ LogicalResult Elaborator::runBind(const ast::BindStmt &bind) {
             ce.getLoc(), ce.getLogits(), ce.getLabels());
         outputs.push_back({std::string(abi::kLabelledPrefix) + task->name,
                            counted.getCount()});
+        auto labels = mlir::dyn_cast<mlir::BlockArgument>(ce.getLabels());
+        if (labels && labels.getOwner() == body &&
+            argInfo[labels.getArgNumber()].role == abi::Role::Label)
+          taskLabels[task->name] = argInfo[labels.getArgNumber()].name;
       }
     }
   }

@@ -202,6 +202,10 @@ private:
   };
   std::vector<Output> outputs;
   std::vector<std::pair<std::string, double>> taskWeights;
+  /// The label input whose -1 entries a task's cross-entropy skips, by
+  /// task: a data-parallel rank weights its share of the loss by the
+  /// labelled rows it holds before its step runs.
+  llvm::StringMap<std::string> taskLabels;
 
   mlir::FailureOr<const ast::ModelDecl *> selectModel();
   mlir::LogicalResult collectBlocks();

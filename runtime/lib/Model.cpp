@@ -84,9 +84,13 @@ bool ModelSpec::parse(const char *descriptor, ModelSpec &out,
   }
   out.name = root.stringOr(abi::key::kModel, "model");
   out.target = root.stringOr(abi::key::kTarget, "");
-  for (const Json &t : root[abi::key::kTasks].items())
+  for (const Json &t : root[abi::key::kTasks].items()) {
     out.tasks.push_back(
         {t.stringOr(abi::key::kName, ""), t.numberOr(abi::key::kWeight, 1.0)});
+    if (t.has(abi::key::kLabels))
+      out.taskLabels[out.tasks.back().first] =
+          t.stringOr(abi::key::kLabels, "");
+  }
   out.train = root[abi::key::kTrain];
   const Json &entries = root[abi::key::kEntries];
   auto entry = [&](std::string_view name) {

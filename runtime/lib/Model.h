@@ -7,6 +7,7 @@
 
 #include "mass/vocabulary.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,9 @@ struct ModelSpec {
   std::string name;
   std::string target; // "cuda" for a GPU program, else empty
   std::vector<std::pair<std::string, double>> tasks;
+  /// By task: the label input whose -1 entries its cross-entropy skips
+  /// (absent for other losses, which average over every row).
+  std::map<std::string, std::string> taskLabels;
   Json train;
   EntrySpec forward, trainStep, update, predict, score;
   // The optimizer as massc resolved it (abi::kOptimizer).

@@ -11,6 +11,7 @@
 
 #include "Augment.h"
 #include "Background.h"
+#include "Comm.h"
 #include "DataIO.h"
 #include "Device.h"
 #include "Json.h"
@@ -181,6 +182,16 @@ private:
 
   EntryCall trainCall, updateCall, forwardCall;
 
+  // Data-parallel training (under mpirun): every rank draws the same global
+  // batch, runs the step on its slice of it, and the gradients and the
+  // step's outputs are summed over the ranks before the update.
+  const int rank = comm::rank(), ranks = comm::size();
+  int64_t firstRow = 0; // this rank's slice of the batch
+  std::vector<float> reduced;
+  void checkParallel() const;
+  int64_t shareStep(int64_t count);
+  void reduceStep(int64_t count, int64_t local);
+
   void configure();
   Dataset loadData(const Json &source, const std::string &override,
                    const char *what);
@@ -197,7 +208,9 @@ private:
   }
   void gather(std::map<std::string, Tensor> &into, const Dataset &data,
               const std::vector<int64_t> &rows, int64_t begin, int64_t count);
-  void bindBatch(EntryCall &call, const EntrySpec &entry, int64_t count);
+  /// Binds the batch's rows [first, first + count) and the rest.
+  void bindBatch(EntryCall &call, const EntrySpec &entry, int64_t count,
+                 int64_t first = 0);
   void setTaskWeights();
   /// One forward and backward pass; dropout draws from `dropout`, or from
   /// the generator when it is -1, or is off when it is -2.
@@ -216,6 +229,8 @@ private:
   };
   void accumulate(Totals &t, int64_t count);
   Totals evaluate(const Dataset &data);
+  /// Under mpirun: sums the ranks' totals (each evaluated its share).
+  void reduceTotals(Totals &t, const char *what);
   Json summarize(const Totals &t, const std::string &task) const;
   std::string describe(const Totals &t) const;
   double monitored(const Totals &val) const;
@@ -633,14 +648,16 @@ void Trainer::gather(std::map<std::string, Tensor> &into, const Dataset &data,
   }
 }
 
-void Trainer::bindBatch(EntryCall &call, const EntrySpec &entry,
-                        int64_t count) {
+void Trainer::bindBatch(EntryCall &call, const EntrySpec &entry, int64_t count,
+                        int64_t first) {
   size_t index = 0;
   size_t task = 0;
   for (const ValueSpec &v : entry.args) {
-    if (v.role == Role::Input || v.role == Role::Label)
-      call.bind(index, batchBuffers[v.name].data(), v.withBatch(count));
-    else if (v.role == Role::Param)
+    if (v.role == Role::Input || v.role == Role::Label) {
+      Tensor &t = batchBuffers[v.name];
+      call.bind(index, static_cast<char *>(t.data()) + first * t.rowSize() * 4,
+                v.withBatch(count));
+    } else if (v.role == Role::Param)
       call.bind(index, params[v.name]);
     else if (v.role == Role::Buffer)
       call.bind(index, buffers[v.name]);
@@ -695,7 +712,7 @@ void Trainer::prepareStep(int64_t count, int64_t dropout) {
   if (dropout == -1 && hasDropout)
     dropout = static_cast<int64_t>(rng() & 0x7fffffff);
   dropoutSeed.i[0] = static_cast<int32_t>(dropout < 0 ? -1 : dropout);
-  bindBatch(trainCall, spec.trainStep, count);
+  bindBatch(trainCall, spec.trainStep, count, firstRow);
 }
 
 void Trainer::runStep(bool wait) {
@@ -767,13 +784,20 @@ void Trainer::accumulate(Totals &t, int64_t count) {
 
 Trainer::Totals Trainer::evaluate(const Dataset &data) {
   Totals totals;
+  // Under mpirun each rank takes every ranks-th batch, then the totals are
+  // summed: the batches are those of one process.
+  int64_t index = 0;
   for (int64_t begin = 0; begin < data.rows; begin += batch) {
+    if (index++ % ranks != rank)
+      continue;
     int64_t count = std::min(batch, data.rows - begin);
     gather(data, {}, begin, count);
     bindBatch(forwardCall, spec.forward, count);
     forwardCall.invoke(mass_forward);
     accumulate(totals, count);
   }
+  if (ranks > 1)
+    reduceTotals(totals, "the validation totals");
   return totals;
 }
 
@@ -1303,6 +1327,120 @@ int Trainer::benchmark() {
 }
 
 //===----------------------------------------------------------------------===//
+// Data parallel (under mpirun)
+//===----------------------------------------------------------------------===//
+
+/// What data-parallel training does not cover yet fails before any step.
+void Trainer::checkParallel() const {
+  std::string what =
+      "data-parallel training (" + std::to_string(ranks) + " processes) ";
+  if (activeDevice())
+    fail(what + "on the GPU target is not supported yet");
+  if (!spec.buffers.empty())
+    fail(what + "of a model with batch norm is not supported yet (its "
+                "statistics would have to span the global batch)");
+  if (hasDropout)
+    fail(what + "of a model with dropout is not supported yet");
+  for (const auto &[task, weight] : spec.tasks) {
+    auto labels = spec.taskLabels.find(task);
+    if (labels == spec.taskLabels.end()) {
+      if (lossRows.at(lossName(task)))
+        fail(what + "needs task '" + task +
+             "''s cross-entropy to take a label input as it is");
+      continue;
+    }
+    auto column = batchBuffers.find(labels->second);
+    if (column == batchBuffers.end() || column->second.dtype != DType::I32)
+      fail("the model descriptor gives task '" + task + "' the labels '" +
+           labels->second + "', which are no i32 label");
+  }
+}
+
+/// This rank's slice of a batch of `count` rows, drawn alike on every rank:
+/// sets firstRow and returns the slice's rows. Each task's weight becomes
+/// its share of the task's rows (the labelled ones, for a cross-entropy that
+/// skips -1 labels), so that the gradients summed over the ranks are those
+/// of the whole batch's mean losses.
+int64_t Trainer::shareStep(int64_t count) {
+  firstRow = count * rank / ranks;
+  int64_t local = count * (rank + 1) / ranks - firstRow;
+  for (size_t t = 0; t < spec.tasks.size(); ++t) {
+    double mine = static_cast<double>(local), all = static_cast<double>(count);
+    auto labels = spec.taskLabels.find(spec.tasks[t].first);
+    if (labels != spec.taskLabels.end()) {
+      const Tensor &l = batchBuffers.at(labels->second);
+      int64_t row = l.rowSize();
+      mine = all = 0;
+      for (int64_t k = 0; k < count * row; ++k)
+        if (l.i[k] >= 0) {
+          all += 1;
+          mine += k >= firstRow * row && k < (firstRow + local) * row;
+        }
+    }
+    taskWeights[t].f[0] =
+        static_cast<float>(all > 0 ? taskWeights[t].f[0] * (mine / all) : 0.0);
+  }
+  return local;
+}
+
+/// Sums the ranks' gradients and the step's outputs (each loss, a mean over
+/// the rank's rows, as a sum) in one collective; the outputs then hold the
+/// whole batch's values, as on one process.
+void Trainer::reduceStep(int64_t count, int64_t local) {
+  reduced.clear();
+  for (const ValueSpec &v : spec.params) {
+    const std::vector<float> &g = grads.at(v.name).f;
+    reduced.insert(reduced.end(), g.begin(), g.end());
+  }
+  auto rowsOf = [&](const std::string &name, double fallback) {
+    auto loss = lossRows.find(name);
+    if (loss == lossRows.end())
+      return 1.0;
+    return loss->second ? static_cast<double>(loss->second->f[0]) : fallback;
+  };
+  for (const ValueSpec &v : spec.trainStep.results)
+    if (v.role == Role::Output)
+      reduced.push_back(static_cast<float>(
+          outputs[v.name].f[0] * rowsOf(v.name, static_cast<double>(local))));
+  std::string error;
+  std::string what = "the gradients of step " + std::to_string(step + 1);
+  if (!comm::sum(reduced.data(), reduced.size(), what.c_str(), error))
+    fail(error);
+  const float *next = reduced.data();
+  for (const ValueSpec &v : spec.params) {
+    std::vector<float> &g = grads.at(v.name).f;
+    std::copy_n(next, g.size(), g.begin());
+    next += g.size();
+  }
+  for (const ValueSpec &v : spec.trainStep.results)
+    if (v.role == Role::Output)
+      outputs[v.name].f[0] = *next++;
+  // The labelled counts are now the batch's: the losses' sums become means.
+  for (const ValueSpec &v : spec.trainStep.results)
+    if (v.role == Role::Output && lossRows.count(v.name)) {
+      double rows = rowsOf(v.name, static_cast<double>(count));
+      outputs[v.name].f[0] =
+          static_cast<float>(rows > 0 ? outputs[v.name].f[0] / rows : 0.0);
+    }
+}
+
+void Trainer::reduceTotals(Totals &t, const char *what) {
+  // Every output's total, in one order on every rank (a rank that saw no
+  // batch has none yet).
+  std::vector<double> sums;
+  for (const auto &[name, value] : outputs)
+    sums.push_back(t.sum[name]);
+  sums.push_back(t.samples);
+  std::string error;
+  if (!comm::sum(sums.data(), sums.size(), what, error))
+    fail(error);
+  size_t k = 0;
+  for (const auto &[name, value] : outputs)
+    t.sum[name] = sums[k++];
+  t.samples = sums[k];
+}
+
+//===----------------------------------------------------------------------===//
 // The loop
 //===----------------------------------------------------------------------===//
 
@@ -1339,8 +1477,14 @@ Mode chooseMode(const Options &o) {
 
 int Trainer::run() {
   Mode mode = chooseMode(opts);
+  if (ranks > 1 && mode != Mode::Train)
+    fail("under mpirun only training runs on " + std::to_string(ranks) +
+         " processes; --dump-params, --generate, --dump-grads, --benchmark, "
+         "--ensemble, --dump-predictions and --eval-only run as one process");
   configure();
   allocate();
+  if (ranks > 1)
+    checkParallel();
   if (mode == Mode::DumpParams) {
     dumpParams();
     return 0;
@@ -1372,7 +1516,7 @@ int Trainer::run() {
   if (mode == Mode::Predict || mode == Mode::Evaluate)
     requireWeights(mode == Mode::Predict ? "--dump-predictions"
                                          : "--eval-only");
-  if (!opts.log.empty()) {
+  if (!opts.log.empty() && rank == 0) {
     log.open(opts.log, std::ios::app);
     if (!log)
       fail("cannot open the log '" + opts.log + "'");
@@ -1478,15 +1622,17 @@ int Trainer::train() {
     logRound(round, rounds, seen, val, lr, secondsSince(start), trainSeconds);
 
     bool improved = haveVal && recordValidation(val);
-    if (checkpointing) {
+    // Rank 0 alone writes checkpoints: every rank holds the same weights.
+    if (checkpointing && rank == 0) {
       if (keepBest && improved)
         writeCheckpoint("best.safetensors", false, round);
       writeCheckpoint("last.safetensors", true, round);
     }
     if (patience > 0 && sinceBest >= patience) {
-      std::printf("early stop: no improvement in %lld %s\n",
-                  static_cast<long long>(patience),
-                  byStep() ? "validations" : "epochs");
+      if (rank == 0)
+        std::printf("early stop: no improvement in %lld %s\n",
+                    static_cast<long long>(patience),
+                    byStep() ? "validations" : "epochs");
       break;
     }
   }
@@ -1600,7 +1746,7 @@ Trainer::Totals Trainer::trainRound(int64_t count,
                                     const std::vector<int64_t> &rows,
                                     const std::vector<double> &weights,
                                     double &lr) {
-  bool tty = ::isatty(2);
+  bool tty = rank == 0 && ::isatty(2);
   const bool ahead = activeDevice() != nullptr;
   const bool background = !ahead && count > 1 && prefetchInBackground();
   if (ahead)
@@ -1617,11 +1763,21 @@ Trainer::Totals Trainer::trainRound(int64_t count,
       n = drawBatch(batchBuffers, rows, weights);
     }
     setTaskWeights();
-    prepareStep(n);
+    const int64_t local = ranks > 1 ? shareStep(n) : n;
+    prepareStep(local);
     const int64_t stepEpoch = epoch;
     if (background && s + 1 < count)
       prefetcher.start([&] { nextRows = drawBatch(nextBatch, rows, weights); });
-    runStep(!ahead);
+    if (local > 0) {
+      runStep(!ahead);
+    } else {
+      // A rank with no rows in a short last batch adds nothing.
+      for (auto &entry : grads)
+        std::fill(entry.second.f.begin(), entry.second.f.end(), 0.0f);
+      for (const ValueSpec &v : spec.trainStep.results)
+        if (v.role == Role::Output)
+          outputs[v.name].f[0] = 0;
+    }
     if (ahead) {
       if (s + 1 < count) {
         nextRows = drawBatch(nextBatch, rows, weights);
@@ -1631,6 +1787,8 @@ Trainer::Totals Trainer::trainRound(int64_t count,
       deviceSynchronize();
     }
     prefetcher.wait();
+    if (ranks > 1)
+      reduceStep(n, local);
     std::string nonfinite = nonfiniteStep(stepEpoch);
     if (!nonfinite.empty() && !opts.skipNonfinite)
       fail(nonfinite + " (--skip-nonfinite skips such steps)");
@@ -1643,7 +1801,8 @@ Trainer::Totals Trainer::trainRound(int64_t count,
       // changes nothing: the buffers it wrote are put back.
       swapBuffers();
       ++skippedSteps, ++skippedInRound;
-      std::fprintf(stderr, "warning: %s; skipped\n", nonfinite.c_str());
+      if (rank == 0)
+        std::fprintf(stderr, "warning: %s; skipped\n", nonfinite.c_str());
     }
     ++step;
     if (tty)
@@ -1724,6 +1883,10 @@ void Trainer::showProgress(int64_t done, int64_t count) const {
 void Trainer::logRound(int64_t round, int64_t rounds, const Totals &seen,
                        const Totals &val, double lr, double seconds,
                        double trainSeconds) {
+  if (rank != 0) { // rank 0 alone logs
+    skippedInRound = 0;
+    return;
+  }
   if (byStep())
     std::printf("step %lld/%lld (epoch %lld)  train:%s",
                 static_cast<long long>(step),
@@ -1774,7 +1937,7 @@ void Trainer::logRound(int64_t round, int64_t rounds, const Totals &seen,
 /// --report: the curves so far, redrawn after each round (atomically, so
 /// that a browser never shows half a picture).
 void Trainer::writeReport() const {
-  if (opts.report.empty())
+  if (opts.report.empty() || rank != 0)
     return;
   int64_t count = 0;
   for (const ValueSpec &v : spec.params) {
@@ -1813,14 +1976,38 @@ bool Trainer::recordValidation(const Totals &val) {
 
 } // namespace
 
+/// Under mpirun, the threads of each process unless --threads or
+/// OMP_NUM_THREADS says: the cores mpirun bound it to, or else the
+/// machine's cores shared among the job's processes on it.
+int64_t threadsPerRank() {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  int cores = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
+  int mine = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus)
+                                                             : cores;
+  if (mine < cores)
+    return mine;
+  return std::max(1, cores / comm::localSize());
+}
+
 int mass::rt::run(const Options &options) {
-  if (options.threads > 0 && omp_set_num_threads)
-    omp_set_num_threads(static_cast<int>(options.threads));
-  ModelSpec spec;
   std::string error;
+  if (!comm::start(options.commTimeout, error)) {
+    std::fprintf(stderr, "error: %s\n", error.c_str());
+    return 1;
+  }
+  int64_t threads = options.threads;
+  if (threads == 0 && comm::parallel() && !std::getenv("OMP_NUM_THREADS"))
+    threads = threadsPerRank();
+  if (threads > 0 && omp_set_num_threads)
+    omp_set_num_threads(static_cast<int>(threads));
+  // Under mpirun each rank's messages name it.
+  std::string who =
+      comm::parallel() ? "rank " + std::to_string(comm::rank()) + ": " : "";
+  ModelSpec spec;
   if (!ModelSpec::parse(mass_model_descriptor, spec, error) ||
       !selectDevice(spec.target, error)) {
-    std::fprintf(stderr, "error: %s\n", error.c_str());
+    std::fprintf(stderr, "error: %s%s\n", who.c_str(), error.c_str());
     return 1;
   }
   try {
@@ -1828,7 +2015,7 @@ int mass::rt::run(const Options &options) {
     return trainer.run();
   } catch (const Failure &f) {
     std::fflush(stdout);
-    std::fprintf(stderr, "error: %s\n", f.message.c_str());
+    std::fprintf(stderr, "error: %s%s\n", who.c_str(), f.message.c_str());
     return 1;
   }
 }

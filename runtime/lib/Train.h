@@ -22,6 +22,8 @@ struct Options {
   int64_t threads = 0; // 0: OpenMP's default, one per core
   double lr = -1;
   int64_t shard = 0, shards = 1;
+  // Under mpirun: how long a collective waits for the other ranks.
+  double commTimeout = 120;
   int64_t benchmark = 0; // time this many steps on the first batch
   bool benchmarkForwardOnly = false;
   bool evalOnly = false, dumpParams = false;

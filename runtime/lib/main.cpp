@@ -4,6 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "Comm.h"
 #include "Train.h"
 
 #include "mass/nearest.h"
@@ -94,6 +95,14 @@ std::string temperature(Options &o, const char *value) {
   return "";
 }
 
+std::string commTimeout(Options &o, const char *value) {
+  char *end = nullptr;
+  o.commTimeout = std::strtod(value, &end);
+  if (end == value || *end || !(o.commTimeout > 0) || o.commTimeout > 1e6)
+    return "expects seconds in (0, 1e6]";
+  return "";
+}
+
 std::string shard(Options &o, const char *value) {
   const char *slash = std::strchr(value, '/');
   if (!slash || !parseInt(std::string(value, slash).c_str(), o.shard) ||
@@ -161,6 +170,10 @@ const Flag kFlags[] = {
      "validation data",
      text<&Options::ensemble>},
     {"--data-shard", "K/N", "train on rows r with r % N == K", shard},
+    {"--comm-timeout", "SECONDS",
+     "under mpirun: how long a rank waits for the\nothers before it ends the "
+     "job (default 120)",
+     commTimeout},
     {"--generate", "N",
      "sample N tokens after --prompt from the --init\nweights "
      "(a model of token sequences), then exit",
@@ -265,8 +278,9 @@ int main(int argc, char **argv) {
   }
   // Buffers are allocated up front from sizes the model and the data give;
   // a size this machine cannot hold is an error, not an abort.
+  int status = 1;
   try {
-    return mass::rt::run(o);
+    status = mass::rt::run(o);
   } catch (const std::bad_alloc &) {
     std::fprintf(stderr, "error: out of memory: the model's buffers for a "
                          "batch do not fit (try a smaller --batch)\n");
@@ -274,5 +288,10 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "error: out of memory: a buffer's size is beyond "
                          "what this machine can allocate\n");
   }
-  return 1;
+  // Under mpirun, a rank that fails ends the job: the others would wait
+  // for it at their next collective.
+  if (status != 0)
+    mass::rt::comm::abort(status);
+  mass::rt::comm::finish();
+  return status;
 }

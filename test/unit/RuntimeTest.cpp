@@ -208,7 +208,8 @@ TEST(Schedule, Values) {
 
 TEST(Model, ParsesDescriptorAndBindsMemrefs) {
   const char *descriptor = R"({"version": 1, "model": "m",
-    "tasks": [{"name": "t", "weight": 0.5}], "train": {"batch": 8},
+    "tasks": [{"name": "t", "weight": 0.5, "labels": "y"}, {"name": "u"}],
+    "train": {"batch": 8},
     "entries": {"forward": {"args": [
         {"role": "input", "name": "x", "dtype": "f32", "shape": [-1, 3]},
         {"role": "label", "name": "y", "dtype": "i32", "shape": [-1]},
@@ -221,6 +222,8 @@ TEST(Model, ParsesDescriptorAndBindsMemrefs) {
   ASSERT_TRUE(ModelSpec::parse(descriptor, spec, error)) << error;
   EXPECT_EQ(spec.name, "m");
   EXPECT_EQ(spec.tasks[0].second, 0.5);
+  EXPECT_EQ(spec.taskLabels.at("t"), "y");
+  EXPECT_EQ(spec.taskLabels.count("u"), 0u);
   ASSERT_EQ(spec.params.size(), 1u);
   EXPECT_EQ(spec.params[0].initScale, 0.5);
   EXPECT_EQ(spec.inputs[0].withBatch(4), (std::vector<int64_t>{4, 3}));

@@ -113,6 +113,8 @@ inline constexpr const char kModel[] = "model";
 inline constexpr const char kTasks[] = "tasks";
 inline constexpr const char kName[] = "name";
 inline constexpr const char kWeight[] = "weight";
+/// A task's label input whose -1 entries its cross-entropy skips.
+inline constexpr const char kLabels[] = "labels";
 inline constexpr const char kTrain[] = "train";
 inline constexpr const char kEntries[] = "entries";
 inline constexpr const char kArgs[] = "args";

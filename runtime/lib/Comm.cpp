@@ -1,0 +1,346 @@
+//===- Comm.cpp - The processes that train together -----------------------===//
+//
+// MPI through dlopen: mpi.h gives the types and, for MPICH-like libraries,
+// the handles; Open MPI's handles are addresses of the library's globals,
+// looked up with dlsym like its functions. Collectives are nonblocking ones
+// polled against a deadline.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Comm.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#if MASS_HAVE_MPI
+#include <dlfcn.h>
+// The C API alone (Open MPI's header would bring its C++ bindings).
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+#endif
+
+using namespace mass::rt;
+
+namespace {
+
+int gRank = 0, gSize = 1, gLocalSize = 1;
+double gTimeout = 0;
+
+/// An environment variable as a positive integer, or 0.
+int envCount(const char *name) {
+  const char *v = std::getenv(name);
+  if (!v || !*v)
+    return 0;
+  char *end = nullptr;
+  long n = std::strtol(v, &end, 10);
+  return *end || n < 1 || n > (1 << 24) ? 0 : static_cast<int>(n);
+}
+
+#if MASS_HAVE_MPI
+
+/// The MPI functions and handles the runtime uses.
+struct Mpi {
+  decltype(&MPI_Init_thread) initThread = nullptr;
+  decltype(&MPI_Comm_rank) commRank = nullptr;
+  decltype(&MPI_Comm_size) commSize = nullptr;
+  decltype(&MPI_Comm_set_errhandler) setErrhandler = nullptr;
+  decltype(&MPI_Iallreduce) iallreduce = nullptr;
+  decltype(&MPI_Ibarrier) ibarrier = nullptr;
+  decltype(&MPI_Test) test = nullptr;
+  decltype(&MPI_Isend) isend = nullptr;
+  decltype(&MPI_Irecv) irecv = nullptr;
+  decltype(&MPI_Abort) abort = nullptr;
+  decltype(&MPI_Finalize) finalize = nullptr;
+  decltype(&MPI_Error_string) errorString = nullptr;
+  MPI_Comm world{};
+  MPI_Datatype f32{}, f64{}, i32{};
+  MPI_Op sum{};
+  MPI_Errhandler errorsReturn{};
+  MPI_Request requestNull{};
+  bool running = false;
+};
+Mpi gMpi;
+
+template <typename F>
+bool resolve(void *library, const char *symbol, F &out, std::string &error) {
+  out = reinterpret_cast<F>(dlsym(library, symbol));
+  if (!out)
+    error = std::string("the MPI library lacks ") + symbol;
+  return out != nullptr;
+}
+
+/// A predefined handle: in Open MPI the address of a global of the library
+/// (the header's macro would make the program link against it), elsewhere
+/// the header's constant.
+#ifdef OPEN_MPI
+#define MASS_MPI_HANDLE(global, constant) dlsym(library, #global)
+#else
+#define MASS_MPI_HANDLE(global, constant) constant
+#endif
+template <typename H, typename V>
+bool handle(V value, const char *global, H &out, std::string &error) {
+  if (!value) {
+    error = std::string("the MPI library lacks ") + global;
+    return false;
+  }
+  out = (H)value;
+  return true;
+}
+#define MASS_RESOLVE_HANDLE(global, constant, out)                             \
+  handle(MASS_MPI_HANDLE(global, constant), #global, out, error)
+
+std::string mpiError(int code) {
+  char text[MPI_MAX_ERROR_STRING + 1] = {};
+  int length = 0;
+  if (gMpi.errorString && gMpi.errorString(code, text, &length) == MPI_SUCCESS)
+    return std::string(text, static_cast<size_t>(length));
+  return "MPI error " + std::to_string(code);
+}
+
+bool openLibrary(std::string &error) {
+  const char *name = std::getenv("MASS_MPI_LIBRARY");
+  // Global: Open MPI's components, opened by the library itself, resolve
+  // its symbols.
+  void *library = nullptr;
+  for (const char *candidate : {name, MASS_MPI_LIBRARY, MASS_MPI_LIBRARY_PATH})
+    if (candidate && *candidate && !library)
+      library = dlopen(candidate, RTLD_NOW | RTLD_GLOBAL);
+  if (!library) {
+    const char *why = dlerror();
+    error = std::string("cannot open the MPI library ") +
+            (name && *name ? name : MASS_MPI_LIBRARY) + " (" +
+            (why ? why : "not found") +
+            "); install Open MPI (Debian: openmpi-bin) or set MASS_MPI_LIBRARY";
+    return false;
+  }
+  Mpi &m = gMpi;
+  return resolve(library, "MPI_Init_thread", m.initThread, error) &&
+         resolve(library, "MPI_Comm_rank", m.commRank, error) &&
+         resolve(library, "MPI_Comm_size", m.commSize, error) &&
+         resolve(library, "MPI_Comm_set_errhandler", m.setErrhandler, error) &&
+         resolve(library, "MPI_Iallreduce", m.iallreduce, error) &&
+         resolve(library, "MPI_Ibarrier", m.ibarrier, error) &&
+         resolve(library, "MPI_Test", m.test, error) &&
+         resolve(library, "MPI_Isend", m.isend, error) &&
+         resolve(library, "MPI_Irecv", m.irecv, error) &&
+         resolve(library, "MPI_Abort", m.abort, error) &&
+         resolve(library, "MPI_Finalize", m.finalize, error) &&
+         resolve(library, "MPI_Error_string", m.errorString, error) &&
+         MASS_RESOLVE_HANDLE(ompi_mpi_comm_world, MPI_COMM_WORLD, m.world) &&
+         MASS_RESOLVE_HANDLE(ompi_mpi_float, MPI_FLOAT, m.f32) &&
+         MASS_RESOLVE_HANDLE(ompi_mpi_double, MPI_DOUBLE, m.f64) &&
+         MASS_RESOLVE_HANDLE(ompi_mpi_int, MPI_INT, m.i32) &&
+         MASS_RESOLVE_HANDLE(ompi_mpi_op_sum, MPI_SUM, m.sum) &&
+         MASS_RESOLVE_HANDLE(ompi_mpi_errors_return, MPI_ERRORS_RETURN,
+                             m.errorsReturn) &&
+         MASS_RESOLVE_HANDLE(ompi_request_null, MPI_REQUEST_NULL,
+                             m.requestNull);
+}
+
+/// After a collective timed out: the ranks that do not answer. Each rank
+/// that times out sends every other a message and listens for theirs for
+/// one more timeout: a live rank waiting in the same collective timed out
+/// within one timeout of this one, and answers; a rank that died or hangs
+/// does not.
+std::string silentRanks() {
+  constexpr int kTag = 7077;
+  std::vector<MPI_Request> sends(gSize), receives(gSize);
+  std::vector<int> mine(gSize, gRank), theirs(gSize, -1);
+  std::vector<char> heard(gSize, 0);
+  for (int r = 0; r < gSize; ++r) {
+    sends[r] = receives[r] = gMpi.requestNull;
+    if (r == gRank)
+      continue;
+    gMpi.isend(&mine[r], 1, gMpi.i32, r, kTag, gMpi.world, &sends[r]);
+    gMpi.irecv(&theirs[r], 1, gMpi.i32, r, kTag, gMpi.world, &receives[r]);
+  }
+  heard[gRank] = 1;
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::duration<double>(gTimeout);
+  int missing = gSize - 1;
+  while (missing > 0 && std::chrono::steady_clock::now() < deadline) {
+    for (int r = 0; r < gSize; ++r) {
+      int done = 0;
+      if (heard[r] ||
+          gMpi.test(&receives[r], &done, MPI_STATUS_IGNORE) != MPI_SUCCESS ||
+          !done)
+        continue;
+      heard[r] = 1;
+      --missing;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::string names;
+  for (int r = 0; r < gSize; ++r)
+    if (!heard[r])
+      names += (names.empty() ? "" : ", ") + std::to_string(r);
+  return names;
+}
+
+/// Polls `request` until it completes or the timeout passes. Open MPI
+/// progresses a nonblocking collective inside MPI_Test: the loop spins
+/// first, then sleeps a little between tests, so that ranks sharing cores
+/// leave them to the ranks still computing.
+bool wait(MPI_Request &request, const char *what, std::string &error) {
+  auto start = std::chrono::steady_clock::now();
+  auto deadline = start + std::chrono::duration<double>(gTimeout);
+  for (int spins = 0;; ++spins) {
+    int done = 0;
+    int code = gMpi.test(&request, &done, MPI_STATUS_IGNORE);
+    if (code != MPI_SUCCESS) {
+      error = std::string(what) + ": " + mpiError(code);
+      return false;
+    }
+    if (done)
+      return true;
+    if (spins < 1000)
+      continue;
+    auto now = std::chrono::steady_clock::now();
+    if (now > deadline) {
+      char text[64];
+      std::snprintf(text, sizeof text, "%g", gTimeout);
+      std::string silent = silentRanks();
+      error =
+          std::string("no answer from the other ranks within ") + text +
+          " s while waiting for " + what + ": " +
+          (silent.empty()
+               ? std::string("a rank died or hangs")
+               : (silent.find(',') == std::string::npos ? "rank " : "ranks ") +
+                     silent + " died or hang" +
+                     (silent.find(',') == std::string::npos ? "s" : "")) +
+          " (--comm-timeout sets the limit)";
+      return false;
+    }
+    std::this_thread::sleep_for(
+        std::chrono::microseconds(spins < 10000 ? 20 : 200));
+  }
+}
+
+bool sumAs(void *data, size_t count, MPI_Datatype type, const char *what,
+           std::string &error) {
+  if (gSize == 1)
+    return true;
+  // A count beyond int goes in pieces.
+  auto *bytes = static_cast<char *>(data);
+  size_t unit = type == gMpi.f32 ? sizeof(float) : sizeof(double);
+  for (size_t done = 0; done < count;) {
+    int n = static_cast<int>(std::min<size_t>(count - done, 1u << 30));
+    MPI_Request request;
+    int code = gMpi.iallreduce(MPI_IN_PLACE, bytes + done * unit, n, type,
+                               gMpi.sum, gMpi.world, &request);
+    if (code != MPI_SUCCESS) {
+      error = std::string(what) + ": " + mpiError(code);
+      return false;
+    }
+    if (!wait(request, what, error))
+      return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+#endif // MASS_HAVE_MPI
+
+} // namespace
+
+bool comm::start(double timeoutSeconds, std::string &error) {
+  gTimeout = timeoutSeconds;
+  // Open MPI's mpirun (and PMI launchers) tell each process the job's size.
+  int launched = envCount("OMPI_COMM_WORLD_SIZE");
+  if (!launched)
+    launched = envCount("PMI_SIZE");
+  if (launched <= 1)
+    return true;
+#if MASS_HAVE_MPI
+  if (!openLibrary(error))
+    return false;
+  int provided = 0;
+  // Only the training thread calls MPI.
+  int code = gMpi.initThread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+  if (code != MPI_SUCCESS) {
+    error = "MPI_Init_thread failed: " + mpiError(code);
+    return false;
+  }
+  gMpi.running = true;
+  gMpi.setErrhandler(gMpi.world, gMpi.errorsReturn);
+  gMpi.commRank(gMpi.world, &gRank);
+  gMpi.commSize(gMpi.world, &gSize);
+  gLocalSize = envCount("OMPI_COMM_WORLD_LOCAL_SIZE");
+  if (!gLocalSize)
+    gLocalSize = envCount("MPI_LOCALNRANKS");
+  if (!gLocalSize)
+    gLocalSize = 1;
+  return true;
+#else
+  error = "mpirun started " + std::to_string(launched) +
+          " processes, but this program's runtime was built without MPI "
+          "(install libopenmpi-dev and rebuild massc)";
+  return false;
+#endif
+}
+
+int comm::rank() { return gRank; }
+int comm::size() { return gSize; }
+int comm::localSize() { return gLocalSize; }
+
+bool comm::sum(float *data, size_t count, const char *what,
+               std::string &error) {
+#if MASS_HAVE_MPI
+  return sumAs(data, count, gMpi.f32, what, error);
+#else
+  (void)data, (void)count, (void)what, (void)error;
+  return true;
+#endif
+}
+
+bool comm::sum(double *data, size_t count, const char *what,
+               std::string &error) {
+#if MASS_HAVE_MPI
+  return sumAs(data, count, gMpi.f64, what, error);
+#else
+  (void)data, (void)count, (void)what, (void)error;
+  return true;
+#endif
+}
+
+bool comm::barrier(const char *what, std::string &error) {
+#if MASS_HAVE_MPI
+  if (gSize == 1)
+    return true;
+  MPI_Request request;
+  int code = gMpi.ibarrier(gMpi.world, &request);
+  if (code != MPI_SUCCESS) {
+    error = std::string(what) + ": " + mpiError(code);
+    return false;
+  }
+  return wait(request, what, error);
+#else
+  (void)what, (void)error;
+  return true;
+#endif
+}
+
+void comm::abort(int status) {
+#if MASS_HAVE_MPI
+  if (gMpi.running) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    gMpi.abort(gMpi.world, status);
+  }
+#endif
+  (void)status;
+}
+
+void comm::finish() {
+#if MASS_HAVE_MPI
+  if (gMpi.running) {
+    gMpi.running = false;
+    gMpi.finalize();
+  }
+#endif
+}

@@ -1,0 +1,47 @@
+//===- Comm.h - The processes that train together ---------------*- C++ -*-===//
+//
+// A training program is one process, or one rank of a job that mpirun
+// launched. MPI is opened at run time, and only when mpirun started more
+// than one process: a program run on its own loads no MPI library and pays
+// nothing for it, and it runs on machines without MPI.
+//
+// Every collective waits at most the timeout that start() set: a rank that
+// died or hangs makes the others fail with a message, never hang.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MASS_RUNTIME_COMM_H
+#define MASS_RUNTIME_COMM_H
+
+#include <cstddef>
+#include <string>
+
+namespace mass::rt::comm {
+
+/// Joins the job mpirun launched this process into, if any (its rank and
+/// size come from the environment; with one process MPI is not opened).
+/// Collectives give up after `timeoutSeconds`.
+bool start(double timeoutSeconds, std::string &error);
+/// This process's rank, and how many processes train together.
+int rank();
+int size();
+inline bool parallel() { return size() > 1; }
+/// The processes of this job that run on this machine (for the default
+/// number of threads per process).
+int localSize();
+
+/// Sums `count` values over every rank, in place; every rank ends with the
+/// same sums. `what` names the data in a timeout's message.
+bool sum(float *data, size_t count, const char *what, std::string &error);
+bool sum(double *data, size_t count, const char *what, std::string &error);
+/// Waits until every rank arrives.
+bool barrier(const char *what, std::string &error);
+
+/// Ends the job on every rank with this exit status (after a failure on
+/// this one); returns only when the program is not part of a job.
+void abort(int status);
+/// Leaves the job (at the end of a run).
+void finish();
+
+} // namespace mass::rt::comm
+
+#endif // MASS_RUNTIME_COMM_H

@@ -1,0 +1,278 @@
+"""Data-parallel training under mpirun: N = 1, 2 and 4 processes (this
+machine's two cores oversubscribed) end with the same parameters and the
+same validation metrics for the same seed and global batch; rank 0 alone
+logs and checkpoints; a run resumes with another N; a rank that dies or
+hangs ends the job with a message; what is not supported yet says so."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import masstest  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SPEC = os.path.join(ROOT, "test", "lit", "spec", "fixtures")
+MNIST = os.path.join(ROOT, "examples", "data", "mnist")
+
+# mpirun refuses root unless told (CI runs as root); the ranks may share
+# this machine's cores.
+MPI_ENV = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "OMPI_MCA_rmaps_base_oversubscribe": "1"}
+
+
+def launch(n, exe, *args):
+    """The command that runs `exe` on n processes (n = 1: on its own, as
+    a user runs it without mpirun)."""
+    if n == 1:
+        return [exe, *args]
+    return ["mpirun", "-np", str(n), "--oversubscribe", exe, *args]
+
+
+def same_params(test, ours, theirs, what):
+    """Parameters equal within 1e-5 relative, per tensor in norm. (An
+    element whose gradient nearly cancels over the batch is summed in
+    another order on N processes, and Adam divides by its size: a few such
+    elements of MNIST's fc1.weight differ by 2e-6, 2e-5 of the tensor's
+    largest. Every element stays within 1e-4 of that.)"""
+    test.assertEqual(sorted(ours), sorted(theirs))
+    for name, value in theirs.items():
+        test.assertLess(masstest.rel_error(ours[name], value), 1e-5, f"{what}: {name}")
+        test.assertLessEqual(np.abs(ours[name] - value).max(), 1e-4 * np.abs(value).max(),
+                             f"{what}: {name}")
+
+
+def val_metrics(log):
+    return [(e["step"], e["task"], {k: v for k, v in e.items() if k in ("loss", "accuracy")})
+            for e in masstest.log_events(log) if e.get("split") == "val"]
+
+
+class Equivalence(unittest.TestCase):
+    """The same 50 steps on 1, 2 and 4 processes."""
+
+    @classmethod
+    def setUpClass(cls):
+        subprocess.run(["bash", os.path.join(ROOT, "examples", "data", "fetch_mnist.sh")], check=True)
+
+    def setUp(self):
+        self.work = masstest.Workdir("mass-parallel-")
+
+    def spec(self, file, name):
+        with open(os.path.join(SPEC, file)) as f:
+            return masstest.compile_model(f.read(), self.work, name)
+
+    def train(self, exe, n, name, *extra):
+        ckpt, log = self.work.file(name), self.work.file(name + ".jsonl")
+        r = subprocess.run(launch(n, exe, "--checkpoint-dir", ckpt, "--log", log, *extra),
+                           cwd=self.work.path, env=MPI_ENV, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r.stdout, masstest.read_safetensors(os.path.join(ckpt, "last.safetensors")), log
+
+    def check_equivalent(self, exe, *args):
+        out1, params1, log1 = self.train(exe, 1, "n1", *args)
+        for n in (2, 4):
+            out, params, log = self.train(exe, n, f"n{n}", *args)
+            same_params(self, params, params1, f"N={n}")
+            # Rank 0 alone prints and logs: the lines of one process.
+            self.assertEqual(len(out.splitlines()), len(out1.splitlines()), out)
+            ours, theirs = val_metrics(log), val_metrics(log1)
+            self.assertEqual([(s, t) for s, t, _ in ours], [(s, t) for s, t, _ in theirs])
+            for (_, _, a), (_, _, b) in zip(ours, theirs):
+                for k in b:
+                    self.assertAlmostEqual(a[k], b[k], delta=1e-5 * max(1.0, abs(b[k])), msg=f"N={n} {k}")
+        return params1
+
+    def test_spec01(self):
+        exe = self.spec("01_mlp.mass", "mlp")
+        self.check_equivalent(exe, "--train", os.path.join(MNIST, "train"), "--val",
+                              os.path.join(MNIST, "val"), "--steps", "50", "--val-every", "25")
+
+    def test_two_tasks_with_unlabelled_rows(self):
+        """Two tasks whose labels are partly -1 (a rank's share of a task is
+        its labelled rows), a batch of 30 that 4 does not divide, and a
+        last batch of 2 rows (two of 4 ranks hold none)."""
+        source = """
+model two {
+  input image: f32[B, 1, 28, 28]
+  label digit: i32[B]
+  label parity: i32[B]
+  trunk = image |> flatten |> dense(64) |> relu
+  task digit(weight: 1.0) {
+    logits = dense(trunk, 10)
+    loss = cross_entropy(logits, digit)
+    metric accuracy(logits, digit)
+  }
+  task parity(weight: 0.5) {
+    logits = dense(trunk, 2)
+    loss = cross_entropy(logits, parity)
+    metric accuracy(logits, parity)
+  }
+}
+train two {
+  train_data = "train"
+  val_data   = "val"
+  batch      = 30
+  epochs     = 2
+  optimizer  = adam(lr: 1e-3)
+  clip_grad_norm = 1.0
+  seed       = 5
+}
+"""
+        rng = np.random.default_rng(3)
+        for split, rows in (("train", 512), ("val", 300)):
+            image = np.load(os.path.join(MNIST, split, "image.npy"))[:rows]
+            digit = np.load(os.path.join(MNIST, split, "digit.npy"))[:rows].copy()
+            parity = digit % 2
+            digit[rng.random(rows) < 0.3] = -1
+            parity[rng.random(rows) < 0.6] = -1
+            masstest.write_npy_dir(self.work.file(split), {"image": image, "digit": digit,
+                                                            "parity": parity.astype(np.int32)})
+        exe = masstest.compile_model(source, self.work, "two")
+        # 512 rows: 17 batches of 30, then 2 rows.
+        self.check_equivalent(exe, "--steps", "36", "--val-every", "18")
+
+    def test_resume_with_another_n(self):
+        """Half the steps on 2 processes, the rest resumed on 4: the
+        weights of one process's uninterrupted run."""
+        exe = self.spec("01_mlp.mass", "mlp")
+        data = ["--train", os.path.join(MNIST, "train"), "--val", os.path.join(MNIST, "val"),
+                "--val-every", "20"]
+        _, whole, _ = self.train(exe, 1, "whole", *data, "--steps", "40")
+        _, half, _ = self.train(exe, 2, "split", *data, "--steps", "20")
+        _, resumed, _ = self.train(exe, 4, "split", *data, "--steps", "40",
+                                   "--resume", self.work.file("split"))
+        same_params(self, resumed, whole, "resumed")
+        self.assertGreater(masstest.rel_error(half["fc1.weight"], whole["fc1.weight"]), 1e-4)
+
+
+class Limits(unittest.TestCase):
+    """What under mpirun fails, and how."""
+
+    SOURCE = """
+model m {
+  input x: f32[B, 6]
+  label y: i32[B]
+  h = dense(x, 16) |> relu
+  task t {
+    logits = dense(h, 3)
+    loss = cross_entropy(logits, y)
+    metric accuracy(logits, y)
+  }
+}
+train m {
+  train_data = "data"
+  batch      = 16
+  epochs     = 1
+  optimizer  = sgd(lr: 0.1)
+}
+"""
+
+    def setUp(self):
+        self.work = masstest.Workdir("mass-parallel-")
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((4000, 6)).astype(np.float32)
+        y = (x[:, 0] > 0).astype(np.int32) + (x[:, 1] > 0).astype(np.int32)
+        masstest.write_npy_dir(self.work.file("data"), {"x": x, "y": y})
+
+    def run_n(self, n, exe, *args, timeout=120):
+        return subprocess.run(launch(n, exe, *args), cwd=self.work.path, env=MPI_ENV,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def test_unsupported_yet(self):
+        for what, model, message in (
+                ("batch norm", "h = dense(x, 16) |> batchnorm |> relu", "with batch norm is not supported yet"),
+                ("dropout", "h = dense(x, 16) |> relu |> dropout(0.5)", "with dropout is not supported yet")):
+            exe = masstest.compile_model(self.SOURCE.replace("h = dense(x, 16) |> relu", model),
+                                         self.work, what.replace(" ", "_"))
+            r = self.run_n(2, exe)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("error: rank 0: data-parallel training (2 processes) of a model " + message,
+                          r.stderr)
+            # One process trains it.
+            self.assertEqual(self.run_n(1, exe).returncode, 0)
+        exe = masstest.compile_model(self.SOURCE, self.work, "m")
+        r = self.run_n(2, exe, "--eval-only")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("under mpirun only training runs on 2 processes", r.stderr)
+        r = self.run_n(1, exe, "--comm-timeout", "0")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--comm-timeout expects seconds", r.stderr)
+
+    def test_one_process_opens_no_mpi(self):
+        """Without mpirun (or with one process) the program does not load
+        MPI: it needs no MPI library and pays nothing for it."""
+        exe = masstest.compile_model(self.SOURCE, self.work, "m")
+        self.assertNotIn("libmpi", subprocess.run(["ldd", exe], capture_output=True, text=True).stdout)
+        env = {**MPI_ENV, "LD_DEBUG": "files"}
+        alone = subprocess.run([exe], cwd=self.work.path, env=env, capture_output=True, text=True)
+        self.assertEqual(alone.returncode, 0, alone.stderr)
+        self.assertIn("file=libc.so", alone.stderr)  # LD_DEBUG names what is loaded
+        self.assertNotIn("libmpi", alone.stderr)
+        two = subprocess.run(launch(2, exe), cwd=self.work.path, env=env, capture_output=True, text=True)
+        self.assertEqual(two.returncode, 0, two.stderr)
+        self.assertIn("file=libmpi.so", two.stderr)
+
+    def rank_pid(self, mpirun, rank):
+        """The pid of one rank of a running mpirun (from its environment)."""
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{pid}/environ", "rb") as f:
+                        env = f.read().split(b"\0")
+                    with open(f"/proc/{pid}/stat") as f:
+                        parent = int(f.read().rsplit(")", 1)[1].split()[1])
+                except OSError:
+                    continue
+                if parent == mpirun.pid and f"OMPI_COMM_WORLD_RANK={rank}".encode() in env:
+                    return int(pid)
+            time.sleep(0.1)
+        self.fail("no rank %d under mpirun" % rank)
+
+    def faulty_run(self, signum):
+        exe = masstest.compile_model(self.SOURCE, self.work, "m")
+        log = self.work.file("log.jsonl")
+        p = subprocess.Popen(launch(2, exe, "--epochs", "100000", "--comm-timeout", "5",
+                                    "--log", log, "--checkpoint-dir", "ckpt"),
+                             cwd=self.work.path, env=MPI_ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        # Wait for the first round's checkpoint, then strike rank 1.
+        deadline = time.time() + 60
+        while not os.path.exists(self.work.file("ckpt/last.state.safetensors")):
+            self.assertLess(time.time(), deadline, "no checkpoint")
+            time.sleep(0.05)
+        os.kill(self.rank_pid(p, 1), signum)
+        start = time.time()
+        out, _ = p.communicate(timeout=60)
+        took = time.time() - start
+        self.assertNotEqual(p.returncode, 0)
+        # Every rank is gone.
+        self.assertEqual(subprocess.run(["pgrep", "-f", exe], capture_output=True).stdout, b"")
+        return out, took
+
+    def test_killed_rank(self):
+        out, took = self.faulty_run(signal.SIGKILL)
+        self.assertLess(took, 30)
+        self.assertRegex(out, r"rank 1 .*exited on signal 9")
+        # The job resumes from the last checkpoint (here on one process).
+        r = self.run_n(1, self.work.file("m"), "--checkpoint-dir", "ckpt", "--resume", "ckpt",
+                       "--epochs", "1", timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_hung_rank(self):
+        out, took = self.faulty_run(signal.SIGSTOP)
+        # The timeout (5 s), as long again to hear from the live ranks, and
+        # the job's teardown.
+        self.assertLess(took, 40)
+        self.assertRegex(out, r"error: rank 0: no answer from the other ranks within 5 s while "
+                              r"waiting for the gradients of step \d+: rank 1 died or hangs")
+
+
+if __name__ == "__main__":
+    unittest.main()
