@@ -259,7 +259,10 @@ LogicalResult launchSerialRuns(Block &block) {
       device = true;
     bool depends = !run.empty() && dependsOnRun(&op);
     bool pure = isPure(&op) && op.getNumRegions() == 0;
-    if (device || (depends && pure)) {
+    // An op that depends on the run joins it where it stands: a division,
+    // not speculatable, may join too.
+    bool effectFree = isMemoryEffectFree(&op) && op.getNumRegions() == 0;
+    if (device || (depends && effectFree)) {
       run.push_back(&op);
       inRun.insert(&op);
     } else if (pure && !run.empty()) {

@@ -762,9 +762,46 @@ struct DropoutPattern : public MassPattern<DropoutOp> {
       return b.create<arith::ConstantOp>(
           loc, b.getI32IntegerAttr(static_cast<int32_t>(v)));
     };
-    Value seed = l.extract(op.getSeed());
+    auto element = [&](int64_t k) {
+      return b.create<tensor::ExtractOp>(
+          loc, op.getSeed(),
+          ValueRange{b.create<arith::ConstantIndexOp>(loc, k)});
+    };
+    Value seed = element(0);
     Value off = b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::slt, seed,
                                         i32(b, 0));
+    // The position of this slice's first element in the global batch: the
+    // first row times the elements per row (per sample, whatever the
+    // layout of a sample's elements after it). One 0-d op computes it (on
+    // a GPU a kernel: the division reads the seed, which lives there).
+    Value elements = b.create<arith::ConstantIndexOp>(loc, 1);
+    for (int64_t d = 0; d < type.getRank(); ++d)
+      elements = b.create<arith::MulIOp>(
+          loc, elements, b.create<tensor::DimOp>(loc, op.getInput(), d));
+    elements = b.create<arith::IndexCastOp>(loc, b.getI64Type(), elements);
+    MLIRContext *ctx = b.getContext();
+    Value first =
+        b.create<linalg::GenericOp>(
+             loc, TypeRange{RankedTensorType::get({}, b.getI32Type())},
+             ValueRange{op.getSeed(), op.getSeed()},
+             ValueRange{b.create<tensor::EmptyOp>(loc, ArrayRef<int64_t>{},
+                                                  b.getI32Type())},
+             ArrayRef<AffineMap>{
+                 AffineMap::get(0, 0, b.getAffineConstantExpr(1), ctx),
+                 AffineMap::get(0, 0, b.getAffineConstantExpr(2), ctx),
+                 AffineMap::get(0, 0, ctx)},
+             ArrayRef<utils::IteratorType>{},
+             [&](OpBuilder &b, Location loc, ValueRange a) {
+               Type i64 = b.getI64Type();
+               Value rows = b.create<arith::ExtSIOp>(
+                   loc, i64, b.create<arith::MaxSIOp>(loc, a[1], i32(b, 1)));
+               Value perRow = b.create<arith::TruncIOp>(
+                   loc, b.getI32Type(),
+                   b.create<arith::DivUIOp>(loc, elements, rows));
+               b.create<linalg::YieldOp>(
+                   loc, ValueRange{b.create<arith::MulIOp>(loc, a[0], perRow)});
+             })
+            .getResult(0);
     // The stream's key: the seed and the dropout's number, mixed.
     Value key =
         mix32(b, loc,
@@ -775,10 +812,12 @@ struct DropoutPattern : public MassPattern<DropoutOp> {
     uint32_t threshold =
         static_cast<uint32_t>(std::min(p * 4294967296.0, 4294967295.0));
     float scale = static_cast<float>(1.0 / (1.0 - p));
+    // The dropout: `first` read as a 0-d input.
     return SmallVector<Value>{l.elementwise(
-        type, {op.getInput()},
+        type, {op.getInput(), first},
         [&](OpBuilder &b, Location loc, ValueRange a) -> Value {
-          // The element's position in row-major order (mod 2^32).
+          // The element's position in row-major order in the global batch
+          // (mod 2^32).
           Value pos = i32(b, 0);
           for (int64_t d = 0; d < type.getRank(); ++d) {
             if (d)
@@ -788,6 +827,7 @@ struct DropoutPattern : public MassPattern<DropoutOp> {
                 loc, b.getI32Type(), b.create<linalg::IndexOp>(loc, d));
             pos = b.create<arith::AddIOp>(loc, pos, i);
           }
+          pos = b.create<arith::AddIOp>(loc, pos, a[1]);
           Value h = mix32(
               b, loc,
               b.create<arith::XOrIOp>(

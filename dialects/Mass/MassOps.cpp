@@ -429,5 +429,10 @@ LogicalResult DropoutOp::verify() {
   double p = getP().convertToDouble();
   if (p < 0 || p >= 1)
     return emitOpError() << "p must lie in [0, 1), got " << p;
+  if (getSeed() && cast<RankedTensorType>(getSeed().getType()).getShape() !=
+                       ArrayRef<int64_t>{3})
+    return emitOpError() << "takes its seed as tensor<3xi32> (seed, first "
+                            "row, rows), got "
+                         << getSeed().getType();
   return success();
 }

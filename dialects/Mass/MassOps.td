@@ -18,8 +18,11 @@ defvar Inferred = InferTypeOpAdaptor;
 
 def Mass_Scalar : 0DTensorOf<[F32]>,
     BuildableType<"::mlir::RankedTensorType::get({}, $_builder.getF32Type())">;
-def Mass_Seed : 0DTensorOf<[I32]>,
-    BuildableType<"::mlir::RankedTensorType::get({}, $_builder.getI32Type())">;
+// Dropout's key for a step: the seed, then the first row of this process's
+// slice of the global batch and the slice's rows (0 and the batch on one
+// process), so that each sample draws the same mask whatever the processes.
+def Mass_Seed : 1DTensorOf<[I32]>,
+    BuildableType<"::mlir::RankedTensorType::get({3}, $_builder.getI32Type())">;
 
 //===----------------------------------------------------------------------===//
 // Elementwise
@@ -396,11 +399,14 @@ def Mass_DropoutOp : Mass_Op<"dropout", [Pure, Differentiable,
     AllTypesMatch<["input", "result"]>]> {
   let summary = "inverted dropout, drawn from a counter-based hash";
   let description = [{
-    In training mode with a `seed`, each element is kept with probability
-    `1 - p` and scaled by `1 / (1 - p)`; the draw hashes the seed, `stream`
-    (one per dropout in the model) and the element's position, so the VJP
-    (the same dropout of the gradient) draws the same mask. A negative seed
-    turns dropout off (the gradient dump). In evaluation mode, or without a
+    In training mode with a `seed` ([seed, first row, rows]), each element is
+    kept with probability `1 - p` and scaled by `1 / (1 - p)`; the draw
+    hashes the seed, `stream` (one per dropout in the model) and the
+    element's position in the global batch (its position in the input plus
+    the first row times the elements per row), so the VJP (the same dropout
+    of the gradient) draws the same mask, and a sample draws the same mask
+    on any number of data-parallel processes. A negative seed turns dropout
+    off (the gradient dump). In evaluation mode, or without a
     seed, it is the identity.
   }];
   let arguments = (ins Mass_F32Tensor:$input,

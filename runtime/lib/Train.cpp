@@ -143,8 +143,9 @@ private:
   std::map<std::string, Tensor> params, nextParams, grads, states, nextStates;
   // Buffers: train_step returns their new values into nextBuffers.
   std::map<std::string, Tensor> buffers, nextBuffers;
-  // Dropout's seed for the step; negative turns dropout off.
-  Tensor dropoutSeed{DType::I32, {}};
+  // Dropout's key for the step: the seed (negative turns dropout off), the
+  // first row of this rank's slice of the batch and the slice's rows.
+  Tensor dropoutSeed{DType::I32, {3}};
   bool hasDropout = false;                    // train_step takes a seed
   std::map<std::string, Tensor> batchBuffers; // inputs and labels
   // On a device, the next step's batch, gathered and copied up while the
@@ -712,6 +713,8 @@ void Trainer::prepareStep(int64_t count, int64_t dropout) {
   if (dropout == -1 && hasDropout)
     dropout = static_cast<int64_t>(rng() & 0x7fffffff);
   dropoutSeed.i[0] = static_cast<int32_t>(dropout < 0 ? -1 : dropout);
+  dropoutSeed.i[1] = static_cast<int32_t>(firstRow);
+  dropoutSeed.i[2] = static_cast<int32_t>(count);
   bindBatch(trainCall, spec.trainStep, count, firstRow);
 }
 
@@ -1339,8 +1342,6 @@ void Trainer::checkParallel() const {
   if (!spec.buffers.empty())
     fail(what + "of a model with batch norm is not supported yet (its "
                 "statistics would have to span the global batch)");
-  if (hasDropout)
-    fail(what + "of a model with dropout is not supported yet");
   for (const auto &[task, weight] : spec.tasks) {
     auto labels = spec.taskLabels.find(task);
     if (labels == spec.taskLabels.end()) {

@@ -71,7 +71,7 @@ LogicalResult enterTrainingMode(func::FuncOp step,
       if (!seed) {
         unsigned index = step.getNumArguments();
         step.insertArgument(
-            index, RankedTensorType::get({}, b.getI32Type()),
+            index, RankedTensorType::get({3}, b.getI32Type()),
             b.getDictionaryAttr(b.getNamedAttr(abi::attr(abi::Role::Seed),
                                                b.getStringAttr("dropout"))),
             step.getLoc());

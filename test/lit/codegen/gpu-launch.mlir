@@ -134,6 +134,32 @@ func.func @column_sums(%a: memref<?x16xf32>, %s: memref<16xf32>, %n: index) {
 
 // -----
 
+// An integer division of a value read from device memory (dropout's
+// position of a slice: the first row times elements / rows) joins the
+// kernel of one thread where it stands, though it cannot be speculated.
+// CHECK-LABEL: func.func @division_joins
+// CHECK: gpu.launch
+// CHECK: %[[ROWS:.*]] = memref.load %arg0[%c2] : memref<3xi32>
+// CHECK: arith.divui %arg2, %{{.*}} : i64
+// CHECK: memref.store %{{.*}}, %arg1[] : memref<i32>
+// CHECK-NEXT: gpu.terminator
+func.func @division_joins(%seed: memref<3xi32>, %out: memref<i32>, %elements: i64) {
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %one = arith.constant 1 : i32
+  %first = memref.load %seed[%c1] : memref<3xi32>
+  %rows = memref.load %seed[%c2] : memref<3xi32>
+  %atLeastOne = arith.maxsi %rows, %one : i32
+  %wide = arith.extsi %atLeastOne : i32 to i64
+  %perRow = arith.divui %elements, %wide : i64
+  %narrow = arith.trunci %perRow : i64 to i32
+  %position = arith.muli %first, %narrow : i32
+  memref.store %position, %out[] : memref<i32>
+  return
+}
+
+// -----
+
 // What touches device memory outside the nests (a sum to a scalar, the
 // mean after it) runs in one kernel of one thread; the arithmetic on host
 // values that does not depend on it stays on the host, before it. A

@@ -5,6 +5,8 @@
 // CHECK-DAG: #[[ALL7:.*]] = affine_map<(d0, d1, d2, d3, d4, d5, d6) -> (d0, d1, d2, d3, d4, d5, d6)>
 // CHECK-DAG: #[[A:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
 // Batch norm's sums read x [N, C, H, W] over loops (C, N, H, W).
+// CHECK-DAG: #[[ROW:.*]] = affine_map<() -> (1)>
+// CHECK-DAG: #[[ROWS:.*]] = affine_map<() -> (2)>
 // CHECK-DAG: #[[CNHW:.*]] = affine_map<(d0, d1, d2, d3) -> (d1, d0, d2, d3)>
 // CHECK-DAG: #[[B:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d2, d3)>
 // CHECK-DAG: #[[C:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
@@ -127,8 +129,10 @@ func.func @pool_tiles(%x: tensor<?x3x9x9xf32>, %dy: tensor<?x3x4x4xf32>) -> tens
 // about the mean (the same way), invstd = 1 / sqrt(var + eps), the two running
 // statistics, and one pass for the result. In evaluation mode: invstd from
 // the running variance and the same pass. Dropout in training mode keeps
-// an element when a hash of the seed, its stream and its position clears
-// p * 2^32, and scales it by 1 / (1 - p).
+// an element when a hash of the seed, its stream and its position in the
+// global batch clears p * 2^32, and scales it by 1 / (1 - p); the position
+// of the slice's first element (the seed's first row times the elements per
+// row: the input's elements over the seed's rows) is a 0-d op of its own.
 // CHECK-LABEL: func.func @bn
 // CHECK: linalg.generic {indexing_maps = [#[[CNHW]], #{{.*}}], iterator_types = ["parallel", "reduction", "parallel", "parallel"]} ins(%arg0 : tensor<?x3x4x4xf32>) outs(%{{.*}} : tensor<3x4x4xf32>)
 // CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "reduction"]} ins(%{{.*}} : tensor<3x4x4xf32>) outs(%{{.*}} : tensor<3xf32>)
@@ -140,14 +144,17 @@ func.func @pool_tiles(%x: tensor<?x3x9x9xf32>, %dy: tensor<?x3x4x4xf32>) -> tens
 // CHECK: linalg.generic {{.*}} ins(%arg4 : tensor<3xf32>)
 // CHECK: math.sqrt
 // CHECK: linalg.generic {{.*}} ins(%arg0, %arg3, %{{.*}}, %arg1, %arg2 :
-// CHECK: %[[SEED:.*]] = tensor.extract %arg5[] : tensor<i32>
+// CHECK: %[[SEED:.*]] = tensor.extract %arg5[%{{.*}}] : tensor<3xi32>
 // CHECK: arith.cmpi slt, %[[SEED]]
-// CHECK: linalg.generic {{.*}} ins(%arg0 : tensor<?x3x4x4xf32>)
+// CHECK: %[[FIRST:.*]] = linalg.generic {indexing_maps = [#[[ROW]], #[[ROWS]], #{{.*}}], iterator_types = []} ins(%arg5, %arg5 : tensor<3xi32>, tensor<3xi32>) outs(%{{.*}} : tensor<i32>)
+// CHECK: arith.divui
+// CHECK: linalg.generic {{.*}} ins(%arg0, %[[FIRST]] : tensor<?x3x4x4xf32>, tensor<i32>)
 // CHECK: linalg.index 3
+// CHECK: arith.addi %{{.*}}, %in{{.*}} : i32
 // CHECK: arith.cmpi uge, %{{.*}}, %c1073741824_i32 : i32
 // CHECK: arith.mulf %{{.*}}, %cst{{.*}} : f32
 // CHECK: arith.select
-func.func @bn(%x: tensor<?x3x4x4xf32>, %g: tensor<3xf32>, %b: tensor<3xf32>, %m: tensor<3xf32>, %v: tensor<3xf32>, %seed: tensor<i32>) -> (tensor<?x3x4x4xf32>, tensor<3xf32>, tensor<3xf32>, tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>) {
+func.func @bn(%x: tensor<?x3x4x4xf32>, %g: tensor<3xf32>, %b: tensor<3xf32>, %m: tensor<3xf32>, %v: tensor<3xf32>, %seed: tensor<3xi32>) -> (tensor<?x3x4x4xf32>, tensor<3xf32>, tensor<3xf32>, tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>) {
   %0:5 = mass.batchnorm %x, %g, %b, %m, %v training eps = 1.0e-05 momentum = 1.0e-01 : tensor<?x3x4x4xf32>, tensor<3xf32>
   %1:5 = mass.batchnorm %x, %g, %b, %m, %v eps = 1.0e-05 momentum = 1.0e-01 : tensor<?x3x4x4xf32>, tensor<3xf32>
   %2 = mass.dropout %x seed %seed training p = 2.5e-01 stream = 3 : tensor<?x3x4x4xf32>

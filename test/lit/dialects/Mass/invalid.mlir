@@ -244,6 +244,14 @@ func.func @dropout_p(%x: tensor<?x3xf32>) {
 
 // -----
 
+func.func @dropout_seed(%x: tensor<?x3xf32>, %seed: tensor<2xi32>) {
+  // expected-error @+1 {{takes its seed as tensor<3xi32> (seed, first row, rows), got 'tensor<2xi32>'}}
+  %0 = "mass.dropout"(%x, %seed) <{p = 5.0e-01 : f64, stream = 0 : i64, training}> : (tensor<?x3xf32>, tensor<2xi32>) -> tensor<?x3xf32>
+  return
+}
+
+// -----
+
 func.func @layernorm_weight(%x: tensor<?x5x8xf32>, %g: tensor<6xf32>) {
   // expected-error @+1 {{layernorm: weight [6] should be [D] = [8]}}
   %0:3 = mass.layernorm %x, %g, %g eps = 1.0e-05 : tensor<?x5x8xf32>, tensor<6xf32> -> tensor<?x5xf32>, tensor<?x5xf32>

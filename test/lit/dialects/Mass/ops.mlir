@@ -115,7 +115,7 @@ func.func @vision(%x: tensor<?x4x9x9xf32>, %w: tensor<6x2x3x3xf32>,
 }
 
 // CHECK-LABEL: func.func @modes
-func.func @modes(%x: tensor<?x3x4x4xf32>, %g: tensor<3xf32>, %seed: tensor<i32>) -> (tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>) {
+func.func @modes(%x: tensor<?x3x4x4xf32>, %g: tensor<3xf32>, %seed: tensor<3xi32>) -> (tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>) {
   // CHECK: mass.batchnorm %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} training eps = 1.000000e-05 momentum = 1.000000e-01 : tensor<?x3x4x4xf32>, tensor<3xf32>
   %0:5 = mass.batchnorm %x, %g, %g, %g, %g training eps = 1.0e-05 momentum = 1.0e-01 : tensor<?x3x4x4xf32>, tensor<3xf32>
   // CHECK: mass.dropout %{{.*}} seed %{{.*}} training p = 5.000000e-01 stream = 2 : tensor<?x3x4x4xf32>

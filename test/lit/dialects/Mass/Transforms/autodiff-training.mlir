@@ -24,7 +24,7 @@ module attributes {mass.tasks = [{name = "t", weight = 1.0 : f64}]} {
 // CHECK: mass.batchnorm %{{.*}} eps
 // CHECK: mass.dropout %{{.*}} p = 5.000000e-01 stream = 0 :
 // CHECK-LABEL: func.func @train_step(
-// CHECK-SAME: %[[M:[a-z0-9]*]]: tensor<3xf32> {mass.buffer = "bn.running_mean"}, %[[V:[a-z0-9]*]]: tensor<3xf32> {mass.buffer = "bn.running_var"}, %[[SEED:[a-z0-9]*]]: tensor<i32> {mass.seed = "dropout"}, %{{.*}}: tensor<f32> {mass.task_weight = "t"})
+// CHECK-SAME: %[[M:[a-z0-9]*]]: tensor<3xf32> {mass.buffer = "bn.running_mean"}, %[[V:[a-z0-9]*]]: tensor<3xf32> {mass.buffer = "bn.running_var"}, %[[SEED:[a-z0-9]*]]: tensor<3xi32> {mass.seed = "dropout"}, %{{.*}}: tensor<f32> {mass.task_weight = "t"})
 // CHECK-SAME: tensor<3xf32> {mass.grad = "bn.weight"}, tensor<3xf32> {mass.grad = "bn.bias"}, tensor<3xf32> {mass.buffer = "bn.running_mean"}, tensor<3xf32> {mass.buffer = "bn.running_var"})
 // CHECK: %[[Y:.*]], %[[MEAN:.*]], %[[INVSTD:.*]], %[[NM:.*]], %[[NV:.*]] = mass.batchnorm %{{.*}}, %[[M]], %[[V]] training eps
 // CHECK: mass.dropout %[[Y]] seed %[[SEED]] training p = 5.000000e-01 stream = 0
