@@ -1,7 +1,8 @@
 //===- KernelCalls.cpp - Ops that bufferize into calls of runtime kernels -===//
 //
-// mass.attention, mass.self_attention, their gradients and
-// mass.layernorm_grad stay ops until bufferization, which gives their
+// mass.attention, mass.self_attention, their gradients,
+// mass.layernorm_grad and mass.sum_ranks stay ops until bufferization, which
+// gives their
 // results new buffers and calls the runtime's kernels (abi.h) from a
 // parallel loop: once per sample and head for attention (threads split the
 // heads, and each head's sums run in one order), once per chunk of rows for
@@ -347,6 +348,31 @@ struct LayerNormGradModel
   }
 };
 
+/// A sum over the processes: the input copied into a new buffer, which the
+/// runtime sums in place.
+struct SumRanksModel : public KernelModel<SumRanksModel, SumRanksOp> {
+  LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
+                          const BufferizationOptions &options) const {
+    Location loc = op->getLoc();
+    FailureOr<SmallVector<Value>> operands =
+        operandBuffers(op, rewriter, options);
+    if (failed(operands))
+      return failure();
+    auto type = cast<RankedTensorType>(op->getResult(0).getType());
+    FailureOr<Value> sums = options.createAlloc(
+        rewriter, loc, MemRefType::get(type.getShape(), type.getElementType()),
+        {});
+    if (failed(sums))
+      return failure();
+    rewriter.create<memref::CopyOp>(loc, (*operands)[0], *sums);
+    func::FuncOp kernel = kernelDecl(op, rewriter, "mass_sum_ranks", {1}, 0);
+    rewriter.create<func::CallOp>(loc, kernel,
+                                  asKernelArgs(rewriter, loc, *sums));
+    replaceOpWithBufferizedValues(rewriter, op, *sums);
+    return success();
+  }
+};
+
 } // namespace
 
 void mass::registerKernelCalls(DialectRegistry &registry) {
@@ -360,5 +386,6 @@ void mass::registerKernelCalls(DialectRegistry &registry) {
     SelfAttentionGradOp::attachInterface<
         AttentionModel<SelfAttentionGradOp, true, true>>(*context);
     LayerNormGradOp::attachInterface<LayerNormGradModel>(*context);
+    SumRanksOp::attachInterface<SumRanksModel>(*context);
   });
 }

@@ -789,7 +789,7 @@ public:
     target.addIllegalDialect<MassDialect>();
     // Kernels of the runtime: they stay until bufferization calls them.
     target.addLegalOp<AttentionOp, AttentionGradOp, SelfAttentionOp,
-                      SelfAttentionGradOp, LayerNormGradOp>();
+                      SelfAttentionGradOp, LayerNormGradOp, SumRanksOp>();
     target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect,
                            arith::ArithDialect, math::MathDialect,
                            scf::SCFDialect, func::FuncDialect>();

@@ -675,18 +675,39 @@ struct BatchNormPattern : public MassPattern<BatchNormOp> {
       for (unsigned i = 0; i < rank; ++i)
         if (i != 1)
           axes.push_back(i);
-      Value n = l.count(x, axes);
+      // The statistics of the global batch (as SyncBatchNorm): the sums
+      // and the count, then the squares, summed over the data-parallel
+      // processes (on one process, as they are).
+      int64_t channels = vecType.getDimSize(0);
       Value sum = channelSum(
           l, x, {}, [](OpBuilder &, Location, ValueRange a) { return a[0]; });
+      auto packedType =
+          RankedTensorType::get({channels + 1}, vecType.getElementType());
+      Value packed = l.b.create<tensor::InsertSliceOp>(
+          l.loc, sum, l.empty(packedType, {}),
+          ArrayRef<OpFoldResult>{l.b.getIndexAttr(0)},
+          ArrayRef<OpFoldResult>{l.b.getIndexAttr(channels)},
+          ArrayRef<OpFoldResult>{l.b.getIndexAttr(1)});
+      Value last = l.b.create<arith::ConstantIndexOp>(l.loc, channels);
+      packed = l.b.create<tensor::InsertOp>(l.loc, l.count(x, axes), packed,
+                                            ValueRange{last});
+      Value global = l.b.create<SumRanksOp>(l.loc, packed);
+      sum = l.b.create<tensor::ExtractSliceOp>(
+          l.loc, vecType, global, ArrayRef<OpFoldResult>{l.b.getIndexAttr(0)},
+          ArrayRef<OpFoldResult>{l.b.getIndexAttr(channels)},
+          ArrayRef<OpFoldResult>{l.b.getIndexAttr(1)});
+      Value n = l.b.create<tensor::ExtractOp>(l.loc, global, ValueRange{last});
       mean = perChannel({sum}, [&](OpBuilder &b, Location loc, ValueRange a) {
         return Value(b.create<arith::DivFOp>(loc, a[0], n));
       });
       // Two passes: the squares are taken about the mean.
-      Value squares = channelSum(
-          l, x, {mean}, [](OpBuilder &b, Location loc, ValueRange a) {
-            Value d = b.create<arith::SubFOp>(loc, a[0], a[1]);
-            return Value(b.create<arith::MulFOp>(loc, d, d));
-          });
+      Value squares = l.b.create<SumRanksOp>(
+          l.loc, channelSum(l, x, {mean},
+                            [](OpBuilder &b, Location loc, ValueRange a) {
+                              Value d =
+                                  b.create<arith::SubFOp>(loc, a[0], a[1]);
+                              return Value(b.create<arith::MulFOp>(loc, d, d));
+                            }));
       invstd =
           perChannel({squares}, [&](OpBuilder &b, Location loc, ValueRange a) {
             Value var = b.create<arith::DivFOp>(loc, a[0], n);

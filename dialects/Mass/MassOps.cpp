@@ -418,6 +418,13 @@ LogicalResult LayerNormOp::verify() {
   return checkResult(*this, rows, getMean());
 }
 
+LogicalResult SumRanksOp::verify() {
+  if (!cast<RankedTensorType>(getInput().getType()).hasStaticShape())
+    return emitOpError("sums a vector of static size, got ")
+           << getInput().getType();
+  return success();
+}
+
 LogicalResult LayerNormGradOp::verify() {
   ArrayRef<int64_t> x = shapeOf(getInput()), w = shapeOf(getWeight());
   if (x.size() < 2)

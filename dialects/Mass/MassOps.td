@@ -580,6 +580,23 @@ def Mass_LayerNormGradOp : Mass_Op<"layernorm_grad",
   let hasVerifier = 1;
 }
 
+def Mass_SumRanksOp : Mass_Op<"sum_ranks",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "a vector summed over the processes of a data-parallel job";
+  let description = [{
+    Each process's `input` summed over every process that trains together
+    (under mpirun), the same sums on each; on one process, the input.
+    Batch norm's statistics and their gradients span the global batch
+    through it. It stays an op until bufferization, which copies the input
+    and calls the runtime's `mass_sum_ranks` on the copy. Every process runs
+    the same program, so each reaches these ops in the same order.
+  }];
+  let arguments = (ins 1DTensorOf<[F32]>:$input);
+  let results = (outs 1DTensorOf<[F32]>:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+  let hasVerifier = 1;
+}
+
 def Mass_PadOp : Mass_Op<"pad", [Pure]> {
   let summary = "input placed among zeros along one axis (the VJP of slice)";
   let description = [{

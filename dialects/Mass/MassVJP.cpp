@@ -297,10 +297,30 @@ LogicalResult BatchNormOp::buildVJP(OpBuilder &b, ArrayRef<Value> dys,
   Value dx;
   if (getTraining()) {
     // The batch statistics depend on x too:
-    // dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)).
-    Value n = m.count(x, axes);
-    Value centred = m.sub(dy, m.div(asColumn(dbias), n));
-    dx = m.mul(m.sub(centred, m.mul(xhat, m.div(asColumn(dweight), n))), scale);
+    // dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)), the means
+    // over the global batch (as SyncBatchNorm): the sums and the count,
+    // side by side as columns [C, 3], summed over the data-parallel
+    // processes in one call. (dweight and dbias stay this process's: the
+    // gradients are summed over the processes after the step.)
+    auto f32 = b.getF32Type();
+    auto vector = RankedTensorType::get({channels}, f32);
+    auto one = RankedTensorType::get({channels, 1}, f32);
+    auto three = RankedTensorType::get({channels, 3}, f32);
+    Value columns[] = {m.reshape(dbias, one), m.reshape(dweight, one), Value()};
+    columns[2] = m.broadcast(m.count(x, axes), columns[0]);
+    Value packed = b.create<ConcatOp>(getLoc(), three, columns, 1);
+    Value summed = m.reshape(
+        b.create<SumRanksOp>(
+            getLoc(),
+            m.reshape(packed, RankedTensorType::get({3 * channels}, f32))),
+        three);
+    auto column = [&](int64_t k) {
+      return asColumn(
+          m.reshape(b.create<SliceOp>(getLoc(), one, summed, 1, k), vector));
+    };
+    Value n = column(2);
+    Value centred = m.sub(dy, m.div(column(0), n));
+    dx = m.mul(m.sub(centred, m.mul(xhat, m.div(column(1), n))), scale);
   } else {
     dx = m.mul(dy, scale);
   }

@@ -9,6 +9,8 @@
 
 #include "Comm.h"
 
+#include "mass/abi.h"
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -343,4 +345,29 @@ void comm::finish() {
     gMpi.finalize();
   }
 #endif
+}
+
+/// mass.sum_ranks, inside a step: a failure ends the job here (the
+/// generated code cannot carry an error back).
+extern "C" void _mlir_ciface_mass_sum_ranks(MassMemRef *x) {
+  if (gSize == 1)
+    return;
+  int64_t count = x->sizes_and_strides[0], stride = x->sizes_and_strides[1];
+  float *data = static_cast<float *>(x->aligned) + x->offset;
+  std::vector<float> packed;
+  if (stride != 1) {
+    packed.resize(static_cast<size_t>(count));
+    for (int64_t k = 0; k < count; ++k)
+      packed[k] = data[k * stride];
+  }
+  std::string error;
+  if (!comm::sum(stride == 1 ? data : packed.data(), static_cast<size_t>(count),
+                 "batch norm's statistics over the processes", error)) {
+    std::fprintf(stderr, "error: rank %d: %s\n", gRank, error.c_str());
+    comm::abort(1);
+    std::exit(1);
+  }
+  if (stride != 1)
+    for (int64_t k = 0; k < count; ++k)
+      data[k * stride] = packed[k];
 }

@@ -189,6 +189,9 @@ private:
   const int rank = comm::rank(), ranks = comm::size();
   int64_t firstRow = 0; // this rank's slice of the batch
   std::vector<float> reduced;
+  // The round's time in the gradients' all-reduce (this rank's wait
+  // included), for the log.
+  double reduceSeconds = 0;
   void checkParallel() const;
   int64_t shareStep(int64_t count);
   void reduceStep(int64_t count, int64_t local);
@@ -1339,9 +1342,6 @@ void Trainer::checkParallel() const {
       "data-parallel training (" + std::to_string(ranks) + " processes) ";
   if (activeDevice())
     fail(what + "on the GPU target is not supported yet");
-  if (!spec.buffers.empty())
-    fail(what + "of a model with batch norm is not supported yet (its "
-                "statistics would have to span the global batch)");
   for (const auto &[task, weight] : spec.tasks) {
     auto labels = spec.taskLabels.find(task);
     if (labels == spec.taskLabels.end()) {
@@ -1405,8 +1405,10 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
           outputs[v.name].f[0] * rowsOf(v.name, static_cast<double>(local))));
   std::string error;
   std::string what = "the gradients of step " + std::to_string(step + 1);
+  auto start = std::chrono::steady_clock::now();
   if (!comm::sum(reduced.data(), reduced.size(), what.c_str(), error))
     fail(error);
+  reduceSeconds += secondsSince(start);
   const float *next = reduced.data();
   for (const ValueSpec &v : spec.params) {
     std::vector<float> &g = grads.at(v.name).f;
@@ -1769,10 +1771,12 @@ Trainer::Totals Trainer::trainRound(int64_t count,
     const int64_t stepEpoch = epoch;
     if (background && s + 1 < count)
       prefetcher.start([&] { nextRows = drawBatch(nextBatch, rows, weights); });
-    if (local > 0) {
+    // A rank with no rows in a short last batch adds nothing; it still
+    // runs the step when the step sums over the processes inside (batch
+    // norm's statistics), to take part.
+    if (local > 0 || !spec.buffers.empty())
       runStep(!ahead);
-    } else {
-      // A rank with no rows in a short last batch adds nothing.
+    if (local == 0) {
       for (auto &entry : grads)
         std::fill(entry.second.f.begin(), entry.second.f.end(), 0.0f);
       for (const ValueSpec &v : spec.trainStep.results)
@@ -1886,6 +1890,7 @@ void Trainer::logRound(int64_t round, int64_t rounds, const Totals &seen,
                        double trainSeconds) {
   if (rank != 0) { // rank 0 alone logs
     skippedInRound = 0;
+    reduceSeconds = 0;
     return;
   }
   if (byStep())
@@ -1929,9 +1934,18 @@ void Trainer::logRound(int64_t round, int64_t rounds, const Totals &seen,
       if (!isVal && opts.skipNonfinite)
         e.set("skipped_steps",
               Json::number(static_cast<double>(skippedInRound)));
+      // Under mpirun: the processes, the bytes each step's all-reduce sums
+      // (gradients and outputs) and the round's seconds in it.
+      if (!isVal && ranks > 1) {
+        e.set("processes", Json::number(ranks));
+        e.set("allreduce_bytes",
+              Json::number(static_cast<double>(reduced.size() * 4)));
+        e.set("allreduce_seconds", Json::number(reduceSeconds));
+      }
       logEvent(e);
     }
   skippedInRound = 0;
+  reduceSeconds = 0;
   writeReport();
 }
 

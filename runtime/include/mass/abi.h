@@ -74,6 +74,12 @@ void _mlir_ciface_mass_attention_backward(
     MassMemRef *lse, MassMemRef *dout, MassMemRef *dq, MassMemRef *dk,
     MassMemRef *dv, int64_t index, int64_t heads, int64_t causal);
 
+/* mass.sum_ranks: x [C] summed in place over the processes of a
+ * data-parallel job (under mpirun); nothing on one process. The GPU
+ * target's mass_cuda_sum_ranks takes device memory.                      */
+void _mlir_ciface_mass_sum_ranks(MassMemRef *x);
+void _mlir_ciface_mass_cuda_sum_ranks(MassMemRef *x);
+
 /* Layer norm's gradient over rows x [R, D] (mass.layernorm_grad): chunk
  * `chunk` of `chunks` (rows R * chunk / chunks up to the next chunk's
  * first) writes its rows of dx [R, D] and its sums over rows into

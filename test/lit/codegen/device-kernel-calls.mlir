@@ -64,3 +64,15 @@ func.func @busy(%x: memref<?xf32, #any>, %n: index) {
   }
   return
 }
+
+// -----
+
+// A sum over the processes, outside any loop, is renamed.
+#any1s = strided<[?], offset: ?>
+// CHECK-LABEL: func.func @sum_ranks
+// CHECK: call @mass_cuda_sum_ranks(%arg0)
+func.func private @mass_sum_ranks(memref<?xf32, #any1s>) attributes {llvm.emit_c_interface}
+func.func @sum_ranks(%x: memref<?xf32, #any1s>) {
+  func.call @mass_sum_ranks(%x) : (memref<?xf32, #any1s>) -> ()
+  return
+}

@@ -88,3 +88,20 @@ func.func @layernorm_grad(%x: tensor<?x10x8xf32>, %m: tensor<?x10xf32>, %r: tens
   %dx, %dw, %db = mass.layernorm_grad %x, %m, %r, %w, %dy : tensor<?x10x8xf32>, tensor<?x10xf32>, tensor<8xf32>
   return %dx, %dw, %db : tensor<?x10x8xf32>, tensor<8xf32>, tensor<8xf32>
 }
+
+// A sum over the data-parallel processes: the input copied into a new
+// buffer, which the runtime sums in place.
+
+// CHECK-LABEL: func.func @sum_ranks
+// CHECK: %[[SUMS:.*]] = memref.alloc() {{.*}} : memref<5xf32>
+// CHECK: memref.copy %arg0, %[[SUMS]]
+// CHECK: %[[ANY:.*]] = memref.cast %[[SUMS]] : memref<5xf32> to memref<?xf32, strided<[?], offset: ?>>
+// CHECK: call @mass_sum_ranks(%[[ANY]])
+// CHECK: return %[[SUMS]]
+
+// IDENTITY-LABEL: func.func @sum_ranks
+// IDENTITY: call @mass_sum_ranks
+func.func @sum_ranks(%x: tensor<5xf32>) -> tensor<5xf32> {
+  %0 = mass.sum_ranks %x : tensor<5xf32>
+  return %0 : tensor<5xf32>
+}

@@ -369,3 +369,11 @@ func.func @self_attention_grad_lse(%qkv: tensor<?x10x24xf32>, %r: tensor<?x10x8x
   %d = mass.self_attention_grad %qkv, %r, %lse, %r heads = 2 : tensor<?x10x24xf32>, tensor<?x10x8xf32>, tensor<?x4x10xf32>
   return
 }
+
+// -----
+
+func.func @sum_ranks_dynamic(%x: tensor<?xf32>) {
+  // expected-error @+1 {{sums a vector of static size, got 'tensor<?xf32>'}}
+  %0 = mass.sum_ranks %x : tensor<?xf32>
+  return
+}

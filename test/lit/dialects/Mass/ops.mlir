@@ -170,3 +170,10 @@ func.func @self_attention(%qkv: tensor<?x10x24xf32>, %dy: tensor<?x10x8xf32>) ->
   %d = mass.self_attention_grad %qkv, %out, %lse, %dy heads = 2 causal : tensor<?x10x24xf32>, tensor<?x10x8xf32>, tensor<?x2x10xf32>
   return %d : tensor<?x10x24xf32>
 }
+
+// CHECK-LABEL: func.func @sum_ranks
+func.func @sum_ranks(%x: tensor<6xf32>) -> tensor<6xf32> {
+  // CHECK: mass.sum_ranks %{{.*}} : tensor<6xf32>
+  %0 = mass.sum_ranks %x : tensor<6xf32>
+  return %0 : tensor<6xf32>
+}
