@@ -2,12 +2,12 @@
 //
 // mass.attention, mass.self_attention, their gradients,
 // mass.layernorm_grad and mass.sum_ranks stay ops until bufferization, which
-// gives their
-// results new buffers and calls the runtime's kernels (abi.h) from a
-// parallel loop: once per sample and head for attention (threads split the
-// heads, and each head's sums run in one order), once per chunk of rows for
-// layer norm's gradient (a fixed number of chunks, whose sums over rows are
-// then added in order). The kernels take memref descriptors with any
+// gives their results new buffers and calls the runtime's kernels (abi.h):
+// from a parallel loop once per sample and head for attention (threads split
+// the heads, and each head's sums run in one order), once per chunk of rows
+// for layer norm's gradient (a fixed number of chunks, whose sums over rows
+// are then added in order); once for a sum over the data-parallel
+// processes, on a copy of its input. The kernels take memref descriptors with any
 // strides, so views pass without a copy: self-attention's query, key and
 // value are column blocks of one projection, and their gradients column
 // blocks of one buffer.
