@@ -1994,7 +1994,7 @@ bool Trainer::recordValidation(const Totals &val) {
 /// Under mpirun, the threads of each process unless --threads or
 /// OMP_NUM_THREADS says: the cores mpirun bound it to, or else the
 /// machine's cores shared among the job's processes on it.
-int64_t threadsPerRank() {
+static int64_t threadsPerRank() {
   cpu_set_t cpus;
   CPU_ZERO(&cpus);
   int cores = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));

@@ -135,8 +135,17 @@ func.func @pool_tiles(%x: tensor<?x3x9x9xf32>, %dy: tensor<?x3x4x4xf32>) -> tens
 // row: the input's elements over the seed's rows) is a 0-d op of its own.
 // CHECK-LABEL: func.func @bn
 // CHECK: linalg.generic {indexing_maps = [#[[CNHW]], #{{.*}}], iterator_types = ["parallel", "reduction", "parallel", "parallel"]} ins(%arg0 : tensor<?x3x4x4xf32>) outs(%{{.*}} : tensor<3x4x4xf32>)
-// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "reduction"]} ins(%{{.*}} : tensor<3x4x4xf32>) outs(%{{.*}} : tensor<3xf32>)
+// CHECK: %[[SUM:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "reduction"]} ins(%{{.*}} : tensor<3x4x4xf32>) outs(%{{.*}} : tensor<3xf32>)
+// The sums and the count summed over the data-parallel processes
+// (SyncBatchNorm), then the squares about the global mean.
+// CHECK: %[[PACKED:.*]] = tensor.insert_slice %[[SUM]] into %{{.*}}[0] [3] [1] : tensor<3xf32> into tensor<4xf32>
+// CHECK: %[[WITHN:.*]] = tensor.insert %{{.*}} into %[[PACKED]][%c3] : tensor<4xf32>
+// CHECK: %[[GLOBAL:.*]] = mass.sum_ranks %[[WITHN]] : tensor<4xf32>
+// CHECK: tensor.extract_slice %[[GLOBAL]][0] [3] [1] : tensor<4xf32> to tensor<3xf32>
+// CHECK: tensor.extract %[[GLOBAL]][%c3] : tensor<4xf32>
 // CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "parallel", "parallel"]} ins(%arg0, %{{.*}} : tensor<?x3x4x4xf32>, tensor<3xf32>) outs(%{{.*}} : tensor<3x4x4xf32>)
+// CHECK: %[[SQUARES:.*]] = linalg.generic {{.*}} ins(%{{.*}} : tensor<3x4x4xf32>) outs(%{{.*}} : tensor<3xf32>)
+// CHECK: mass.sum_ranks %[[SQUARES]] : tensor<3xf32>
 // CHECK: math.sqrt
 // CHECK: linalg.generic {{.*}} ins(%arg3, %{{.*}} : tensor<3xf32>, tensor<3xf32>)
 // CHECK: linalg.generic {{.*}} ins(%arg4, %{{.*}} : tensor<3xf32>, tensor<3xf32>)

@@ -32,4 +32,14 @@ module attributes {mass.tasks = [{name = "t", weight = 1.0 : f64}]} {
 // The gradient of batch norm from its saved statistics.
 // CHECK: mass.reshape %[[INVSTD]] : tensor<3xf32> -> tensor<3x1x1xf32>
 // CHECK: mass.reshape %[[MEAN]] : tensor<3xf32> -> tensor<3x1x1xf32>
+// Its means over the global batch: sum(dy), sum(dy * xhat) and the count
+// as columns, summed over the data-parallel processes in one call, then
+// taken apart.
+// CHECK: %[[COLUMNS:.*]] = mass.concat %{{.*}}, %{{.*}}, %{{.*}} axis = 1 : tensor<3x1xf32>, tensor<3x1xf32>, tensor<3x1xf32> -> tensor<3x3xf32>
+// CHECK: %[[FLAT:.*]] = mass.reshape %[[COLUMNS]] : tensor<3x3xf32> -> tensor<9xf32>
+// CHECK: %[[SUMS:.*]] = mass.sum_ranks %[[FLAT]] : tensor<9xf32>
+// CHECK: %[[BACK:.*]] = mass.reshape %[[SUMS]] : tensor<9xf32> -> tensor<3x3xf32>
+// CHECK: mass.slice %[[BACK]] axis = 1 offset = 2
+// CHECK: mass.slice %[[BACK]] axis = 1 offset = 0
+// CHECK: mass.slice %[[BACK]] axis = 1 offset = 1
 // CHECK: return {{.*}}, %[[NM]], %[[NV]] :
