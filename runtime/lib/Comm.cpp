@@ -53,6 +53,9 @@ struct Mpi {
   decltype(&MPI_Comm_set_errhandler) setErrhandler = nullptr;
   decltype(&MPI_Iallreduce) iallreduce = nullptr;
   decltype(&MPI_Ibarrier) ibarrier = nullptr;
+  decltype(&MPI_Ireduce_scatter) ireduceScatter = nullptr;
+  decltype(&MPI_Iallgatherv) iallgatherv = nullptr;
+  decltype(&MPI_Igatherv) igatherv = nullptr;
   decltype(&MPI_Test) test = nullptr;
   decltype(&MPI_Isend) isend = nullptr;
   decltype(&MPI_Irecv) irecv = nullptr;
@@ -127,6 +130,9 @@ bool openLibrary(std::string &error) {
          resolve(library, "MPI_Comm_set_errhandler", m.setErrhandler, error) &&
          resolve(library, "MPI_Iallreduce", m.iallreduce, error) &&
          resolve(library, "MPI_Ibarrier", m.ibarrier, error) &&
+         resolve(library, "MPI_Ireduce_scatter", m.ireduceScatter, error) &&
+         resolve(library, "MPI_Iallgatherv", m.iallgatherv, error) &&
+         resolve(library, "MPI_Igatherv", m.igatherv, error) &&
          resolve(library, "MPI_Test", m.test, error) &&
          resolve(library, "MPI_Isend", m.isend, error) &&
          resolve(library, "MPI_Irecv", m.irecv, error) &&
@@ -246,6 +252,27 @@ bool sumAs(void *data, size_t count, MPI_Datatype type, const char *what,
   return true;
 }
 
+/// Starts a collective (`start` returns its MPI code and request) and waits
+/// for it.
+template <typename Start>
+bool collective(const char *what, std::string &error, Start start) {
+  MPI_Request request;
+  int code = start(request);
+  if (code != MPI_SUCCESS) {
+    error = std::string(what) + ": " + mpiError(code);
+    return false;
+  }
+  return wait(request, what, error);
+}
+
+/// Where each rank's block starts.
+std::vector<int> offsets(const std::vector<int> &counts) {
+  std::vector<int> at(counts.size(), 0);
+  for (size_t r = 1; r < counts.size(); ++r)
+    at[r] = at[r - 1] + counts[r - 1];
+  return at;
+}
+
 #endif // MASS_HAVE_MPI
 
 } // namespace
@@ -306,6 +333,61 @@ bool comm::sum(double *data, size_t count, const char *what,
   return sumAs(data, count, gMpi.f64, what, error);
 #else
   (void)data, (void)count, (void)what, (void)error;
+  return true;
+#endif
+}
+
+bool comm::reduceScatter(float *data, const std::vector<int> &counts,
+                         const char *what, std::string &error) {
+#if MASS_HAVE_MPI
+  if (gSize == 1)
+    return true;
+  // In place, MPI leaves this rank's block at the start of the vector.
+  if (!collective(what, error, [&](MPI_Request &request) {
+        return gMpi.ireduceScatter(MPI_IN_PLACE, data, counts.data(), gMpi.f32,
+                                   gMpi.sum, gMpi.world, &request);
+      }))
+    return false;
+  std::memmove(data + offsets(counts)[gRank], data,
+               sizeof(float) * static_cast<size_t>(counts[gRank]));
+  return true;
+#else
+  (void)data, (void)counts, (void)what, (void)error;
+  return true;
+#endif
+}
+
+bool comm::allGather(float *data, const std::vector<int> &counts,
+                     const char *what, std::string &error) {
+#if MASS_HAVE_MPI
+  if (gSize == 1)
+    return true;
+  std::vector<int> at = offsets(counts);
+  return collective(what, error, [&](MPI_Request &request) {
+    return gMpi.iallgatherv(MPI_IN_PLACE, 0, gMpi.f32, data, counts.data(),
+                            at.data(), gMpi.f32, gMpi.world, &request);
+  });
+#else
+  (void)data, (void)counts, (void)what, (void)error;
+  return true;
+#endif
+}
+
+bool comm::gather(float *data, const std::vector<int> &counts, const char *what,
+                  std::string &error) {
+#if MASS_HAVE_MPI
+  if (gSize == 1)
+    return true;
+  std::vector<int> at = offsets(counts);
+  return collective(what, error, [&](MPI_Request &request) {
+    if (gRank == 0)
+      return gMpi.igatherv(MPI_IN_PLACE, 0, gMpi.f32, data, counts.data(),
+                           at.data(), gMpi.f32, 0, gMpi.world, &request);
+    return gMpi.igatherv(data + at[gRank], counts[gRank], gMpi.f32, nullptr,
+                         nullptr, nullptr, gMpi.f32, 0, gMpi.world, &request);
+  });
+#else
+  (void)data, (void)counts, (void)what, (void)error;
   return true;
 #endif
 }

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace mass::rt::comm {
 
@@ -33,6 +34,20 @@ int localSize();
 /// same sums. `what` names the data in a timeout's message.
 bool sum(float *data, size_t count, const char *what, std::string &error);
 bool sum(double *data, size_t count, const char *what, std::string &error);
+/// Blocks of a vector laid out rank after rank: counts[r] values of rank r,
+/// from the sum of the counts before it. Every rank passes the whole
+/// vector and the same counts.
+/// Reduce-scatter: afterwards this rank's block holds that block's sums
+/// over the ranks (the other blocks are left as they were or not).
+bool reduceScatter(float *data, const std::vector<int> &counts,
+                   const char *what, std::string &error);
+/// All-gather: every rank's block, from that rank, lands on every rank.
+bool allGather(float *data, const std::vector<int> &counts, const char *what,
+               std::string &error);
+/// Gather to rank 0: every rank's block lands on rank 0 alone.
+bool gather(float *data, const std::vector<int> &counts, const char *what,
+            std::string &error);
+
 /// Waits until every rank arrives.
 bool barrier(const char *what, std::string &error);
 

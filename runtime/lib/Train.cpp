@@ -192,7 +192,37 @@ private:
   // The round's time in the gradients' all-reduce (this rank's wait
   // included), for the log.
   double reduceSeconds = 0;
+  size_t reducedBytes = 0; // what a step's collectives sum
   void checkParallel() const;
+  /// The step's outputs as sums over this rank's rows (a loss, a mean, times
+  /// its rows), appended to `into`; then the sums over the ranks back as
+  /// the whole batch's values.
+  template <typename T> void outputsAsSums(int64_t local, std::vector<T> &into);
+  template <typename T> void outputsFromSums(const T *sums, int64_t count);
+
+  // --shard-optimizer under mpirun (ZeRO stage 1): each updated parameter
+  // has an owner, which alone holds its optimizer state and updates it.
+  // The gradients are reduce-scattered and the parameters all-gathered in
+  // one flat vector, the owners' parameters one owner after another
+  // (shardOrder).
+  bool sharded = false;
+  std::vector<const ValueSpec *> shardOrder; // the update's parameters
+  std::map<std::string, int> ownerOf;
+  std::vector<int> shardCounts; // values per owner
+  std::vector<float> shardFlat, shardScratch;
+  // With clipping: the squares of the gradients other ranks hold, for the
+  // global norm (0 unsharded); and this step's squares over every rank.
+  Tensor squaresElsewhere{DType::F32, {}};
+  double squaresEverywhere = 0;
+  void planShards();
+  bool owns(const std::string &param) const {
+    auto it = ownerOf.find(param);
+    return !sharded || (it != ownerOf.end() && it->second == rank);
+  }
+  void reduceShards(int64_t count, int64_t local, const char *what);
+  void gatherParams();
+  std::map<std::string, Tensor> gatherStates();
+  std::vector<int64_t> optimizerBytes() const;
   int64_t shareStep(int64_t count);
   void reduceStep(int64_t count, int64_t local);
 
@@ -240,7 +270,10 @@ private:
   double monitored(const Totals &val) const;
   bool maximize() const;
 
-  void writeCheckpoint(const std::string &file, bool withState, int64_t round);
+  /// With `allStates`, the optimizer state written (else `states`).
+  void
+  writeCheckpoint(const std::string &file, bool withState, int64_t round,
+                  const std::map<std::string, Tensor> *allStates = nullptr);
   void resume(const std::string &dir);
   void dumpGrads();
   void dumpPredictions();
@@ -516,7 +549,21 @@ void Trainer::checkData(Dataset &data, const char *what) {
 // Buffers and parameters
 //===----------------------------------------------------------------------===//
 
+/// The parameter whose optimizer state `state` is (PARAM.exp_avg, ...).
+std::string stateParam(const std::string &state) {
+  return state.substr(0, state.rfind('.'));
+}
+
+int64_t elements(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
 void Trainer::allocate() {
+  if (opts.shardOptimizer && ranks > 1)
+    planShards();
   for (const ValueSpec &v : spec.params) {
     params[v.name] = Tensor(DType::F32, v.shape);
     if (!spec.update.inPlace)
@@ -528,7 +575,7 @@ void Trainer::allocate() {
     nextBuffers[v.name] = Tensor(DType::F32, v.shape);
   }
   for (const ValueSpec &v : spec.update.args)
-    if (v.role == Role::State) {
+    if (v.role == Role::State && owns(stateParam(v.name))) {
       states[v.name] = Tensor(DType::F32, v.shape);
       if (!spec.update.inPlace)
         nextStates[v.name] = Tensor(DType::F32, v.shape);
@@ -737,8 +784,12 @@ void Trainer::update() {
       updateCall.bind(index, params[v.name]);
     else if (v.role == Role::Grad)
       updateCall.bind(index, grads[v.name]);
+    else if (v.role == Role::State && !owns(stateParam(v.name)))
+      updateCall.bind(index, shardScratch.data(), v.shape);
     else if (v.role == Role::State)
       updateCall.bind(index, states[v.name]);
+    else if (v.role == Role::Hyper && v.name == abi::kGradSquaresElsewhere)
+      updateCall.bind(index, squaresElsewhere);
     else if (v.role == Role::Hyper && v.name == abi::kLr)
       updateCall.bind(index, hyperLr);
     else if (v.role == Role::Hyper && v.name == abi::kBiasCorrection1)
@@ -753,6 +804,8 @@ void Trainer::update() {
   for (const ValueSpec &v : spec.update.results) {
     if (v.role == Role::Param)
       updateCall.bind(index, (inPlace ? params : nextParams)[v.name]);
+    else if (v.role == Role::State && !owns(stateParam(v.name)))
+      updateCall.bind(index, shardScratch.data(), v.shape);
     else if (v.role == Role::State)
       updateCall.bind(index, (inPlace ? states : nextStates)[v.name]);
     else
@@ -760,14 +813,17 @@ void Trainer::update() {
     ++index;
   }
   updateCall.invoke(mass_update);
-  if (inPlace)
-    return;
-  for (const ValueSpec &v : spec.update.results) {
-    if (v.role == Role::Param)
-      std::swap(params[v.name].f, nextParams[v.name].f);
-    else if (v.role == Role::State)
-      std::swap(states[v.name].f, nextStates[v.name].f);
-  }
+  if (!inPlace)
+    for (const ValueSpec &v : spec.update.results) {
+      if (v.role == Role::Param)
+        std::swap(params[v.name].f, nextParams[v.name].f);
+      else if (v.role == Role::State && owns(stateParam(v.name)))
+        std::swap(states[v.name].f, nextStates[v.name].f);
+    }
+  // Sharded, each rank updated its own parameters (the others' results
+  // are discarded): the owners' values go to every rank.
+  if (sharded)
+    gatherParams();
 }
 
 //===----------------------------------------------------------------------===//
@@ -878,7 +934,10 @@ double Trainer::monitored(const Totals &val) const {
 //===----------------------------------------------------------------------===//
 
 void Trainer::writeCheckpoint(const std::string &file, bool withState,
-                              int64_t round) {
+                              int64_t round,
+                              const std::map<std::string, Tensor> *allStates) {
+  if (!allStates)
+    allStates = &states;
   std::string dir =
       opts.checkpointDir.empty() ? "checkpoints" : opts.checkpointDir;
   ::mkdir(dir.c_str(), 0755);
@@ -909,7 +968,7 @@ void Trainer::writeCheckpoint(const std::string &file, bool withState,
     state.tensors[kStateWeights + name] = t;
   for (const auto &[name, t] : buffers)
     state.tensors[kStateWeights + name] = t;
-  for (const auto &[name, t] : states)
+  for (const auto &[name, t] : *allStates)
     state.tensors[name] = t;
   std::ostringstream rngState, orderState;
   rngState << rng;
@@ -983,6 +1042,15 @@ void Trainer::logProgramEvent(const char *kind) {
   e.set("event", Json::string(kind));
   e.set("seconds", Json::number(secondsSince(kProcessStart)));
   e.set("peak_resident_mib", Json::number(peakResidentMiB()));
+  if (ranks > 1) {
+    e.set("processes", Json::number(ranks));
+    // Each rank's optimizer state: all of it everywhere, or sharded each
+    // rank's share.
+    Json bytes = Json::array();
+    for (int64_t b : optimizerBytes())
+      bytes.push(Json::number(static_cast<double>(b)));
+    e.set(sharded ? "optimizer_bytes_per_rank" : "optimizer_bytes_each", bytes);
+  }
   logEvent(e);
 }
 
@@ -1384,28 +1452,53 @@ int64_t Trainer::shareStep(int64_t count) {
   return local;
 }
 
-/// Sums the ranks' gradients and the step's outputs (each loss, a mean over
-/// the rank's rows, as a sum) in one collective; the outputs then hold the
-/// whole batch's values, as on one process.
+template <typename T>
+void Trainer::outputsAsSums(int64_t local, std::vector<T> &into) {
+  for (const ValueSpec &v : spec.trainStep.results)
+    if (v.role == Role::Output) {
+      auto loss = lossRows.find(v.name);
+      double rows = loss == lossRows.end() ? 1.0
+                    : loss->second         ? loss->second->f[0]
+                                           : static_cast<double>(local);
+      into.push_back(static_cast<T>(outputs[v.name].f[0] * rows));
+    }
+}
+
+template <typename T>
+void Trainer::outputsFromSums(const T *sums, int64_t count) {
+  for (const ValueSpec &v : spec.trainStep.results)
+    if (v.role == Role::Output)
+      outputs[v.name].f[0] = static_cast<float>(*sums++);
+  // The labelled counts are now the batch's: the losses' sums become means.
+  for (const ValueSpec &v : spec.trainStep.results) {
+    auto loss = lossRows.find(v.name);
+    if (v.role != Role::Output || loss == lossRows.end())
+      continue;
+    double rows =
+        loss->second ? loss->second->f[0] : static_cast<double>(count);
+    outputs[v.name].f[0] =
+        static_cast<float>(rows > 0 ? outputs[v.name].f[0] / rows : 0.0);
+  }
+}
+
+/// Sums the ranks' gradients and the step's outputs in one collective; the
+/// outputs then hold the whole batch's values, as on one process.
 void Trainer::reduceStep(int64_t count, int64_t local) {
+  std::string what = "the gradients of step " + std::to_string(step + 1);
+  auto start = std::chrono::steady_clock::now();
+  if (sharded) {
+    reduceShards(count, local, what.c_str());
+    reduceSeconds += secondsSince(start);
+    return;
+  }
   reduced.clear();
   for (const ValueSpec &v : spec.params) {
     const std::vector<float> &g = grads.at(v.name).f;
     reduced.insert(reduced.end(), g.begin(), g.end());
   }
-  auto rowsOf = [&](const std::string &name, double fallback) {
-    auto loss = lossRows.find(name);
-    if (loss == lossRows.end())
-      return 1.0;
-    return loss->second ? static_cast<double>(loss->second->f[0]) : fallback;
-  };
-  for (const ValueSpec &v : spec.trainStep.results)
-    if (v.role == Role::Output)
-      reduced.push_back(static_cast<float>(
-          outputs[v.name].f[0] * rowsOf(v.name, static_cast<double>(local))));
+  outputsAsSums(local, reduced);
+  reducedBytes = reduced.size() * sizeof(float);
   std::string error;
-  std::string what = "the gradients of step " + std::to_string(step + 1);
-  auto start = std::chrono::steady_clock::now();
   if (!comm::sum(reduced.data(), reduced.size(), what.c_str(), error))
     fail(error);
   reduceSeconds += secondsSince(start);
@@ -1415,16 +1508,162 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
     std::copy_n(next, g.size(), g.begin());
     next += g.size();
   }
-  for (const ValueSpec &v : spec.trainStep.results)
-    if (v.role == Role::Output)
-      outputs[v.name].f[0] = *next++;
-  // The labelled counts are now the batch's: the losses' sums become means.
-  for (const ValueSpec &v : spec.trainStep.results)
-    if (v.role == Role::Output && lossRows.count(v.name)) {
-      double rows = rowsOf(v.name, static_cast<double>(count));
-      outputs[v.name].f[0] =
-          static_cast<float>(rows > 0 ? outputs[v.name].f[0] / rows : 0.0);
+  outputsFromSums(next, count);
+}
+
+//===----------------------------------------------------------------------===//
+// The sharded optimizer (--shard-optimizer, ZeRO stage 1)
+//===----------------------------------------------------------------------===//
+
+/// Owners: the largest parameter first, each to the rank that holds the
+/// fewest values so far (the lowest such rank), the same on every rank.
+void Trainer::planShards() {
+  sharded = true;
+  std::vector<const ValueSpec *> updated;
+  for (const ValueSpec &v : spec.update.args)
+    if (v.role == Role::Param)
+      updated.push_back(&v);
+  std::vector<size_t> bySize(updated.size());
+  std::iota(bySize.begin(), bySize.end(), 0);
+  std::stable_sort(bySize.begin(), bySize.end(), [&](size_t a, size_t b) {
+    return elements(updated[a]->shape) > elements(updated[b]->shape);
+  });
+  std::vector<int64_t> load(ranks, 0);
+  int64_t largest = 0;
+  for (size_t k : bySize) {
+    int r = static_cast<int>(std::min_element(load.begin(), load.end()) -
+                             load.begin());
+    ownerOf[updated[k]->name] = r;
+    load[r] += elements(updated[k]->shape);
+    largest = std::max(largest, elements(updated[k]->shape));
+  }
+  for (int r = 0; r < ranks; ++r) {
+    if (load[r] > INT_MAX)
+      fail("--shard-optimizer: a process's share of the parameters holds " +
+           std::to_string(load[r]) + " values, more than MPI counts (2^31)");
+    shardCounts.push_back(static_cast<int>(load[r]));
+    for (const ValueSpec *v : updated)
+      if (ownerOf[v->name] == r)
+        shardOrder.push_back(v);
+  }
+  shardFlat.resize(static_cast<size_t>(
+      std::accumulate(load.begin(), load.end(), int64_t(0))));
+  shardScratch.resize(static_cast<size_t>(largest));
+}
+
+/// Each rank's optimizer state in bytes.
+std::vector<int64_t> Trainer::optimizerBytes() const {
+  int64_t kinds = 0;
+  for (const ValueSpec &v : spec.update.args)
+    kinds += v.role == Role::State;
+  std::vector<int64_t> bytes(ranks, 0);
+  int64_t params = 0;
+  for (const ValueSpec &v : spec.update.args)
+    params += v.role == Role::Param;
+  int64_t perValue = 4 * (params ? kinds / params : 0);
+  for (const ValueSpec &v : spec.update.args)
+    if (v.role == Role::Param)
+      for (int r = 0; r < ranks; ++r)
+        if (!sharded || ownerOf.at(v.name) == r)
+          bytes[r] += elements(v.shape) * perValue;
+  return bytes;
+}
+
+/// Sharded: the gradients reduce-scattered (each rank gets the sums of its
+/// own parameters' gradients; the others' it zeroes, frozen ones too), then
+/// the step's outputs and the squares of each rank's gradients summed.
+void Trainer::reduceShards(int64_t count, int64_t local, const char *what) {
+  size_t at = 0;
+  for (const ValueSpec *v : shardOrder) {
+    const std::vector<float> &g = grads.at(v->name).f;
+    std::copy(g.begin(), g.end(), shardFlat.begin() + at);
+    at += g.size();
+  }
+  std::string error;
+  if (!comm::reduceScatter(shardFlat.data(), shardCounts, what, error))
+    fail(error);
+  for (auto &[name, g] : grads)
+    if (!owns(name))
+      std::fill(g.f.begin(), g.f.end(), 0.0f);
+  double mine = 0;
+  at = 0;
+  for (const ValueSpec *v : shardOrder) {
+    std::vector<float> &g = grads.at(v->name).f;
+    if (owns(v->name)) {
+      std::copy_n(shardFlat.begin() + at, g.size(), g.begin());
+      for (float x : g)
+        mine += static_cast<double>(x) * x;
     }
+    at += g.size();
+  }
+  std::vector<double> sums;
+  outputsAsSums(local, sums);
+  sums.push_back(mine);
+  reducedBytes = shardFlat.size() * sizeof(float) + sums.size() * 8;
+  if (!comm::sum(sums.data(), sums.size(), what, error))
+    fail(error);
+  outputsFromSums(sums.data(), count);
+  squaresEverywhere = sums.back();
+  squaresElsewhere.f[0] = static_cast<float>(squaresEverywhere - mine);
+}
+
+void Trainer::gatherParams() {
+  size_t at = 0;
+  for (const ValueSpec *v : shardOrder) {
+    const std::vector<float> &p = params.at(v->name).f;
+    if (owns(v->name))
+      std::copy(p.begin(), p.end(), shardFlat.begin() + at);
+    at += p.size();
+  }
+  std::string error;
+  std::string what = "the parameters of step " + std::to_string(step + 1);
+  if (!comm::allGather(shardFlat.data(), shardCounts, what.c_str(), error))
+    fail(error);
+  at = 0;
+  for (const ValueSpec *v : shardOrder) {
+    std::vector<float> &p = params.at(v->name).f;
+    if (!owns(v->name))
+      std::copy_n(shardFlat.begin() + at, p.size(), p.begin());
+    at += p.size();
+  }
+}
+
+/// Every rank's optimizer state, on rank 0 (empty elsewhere), for a
+/// checkpoint.
+std::map<std::string, Tensor> Trainer::gatherStates() {
+  std::vector<std::string> kinds;
+  for (const ValueSpec &v : spec.update.args)
+    if (v.role == Role::State) {
+      std::string kind = v.name.substr(v.name.rfind('.') + 1);
+      if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end())
+        kinds.push_back(kind);
+    }
+  std::map<std::string, Tensor> all;
+  std::string error;
+  for (const std::string &kind : kinds) {
+    size_t at = 0;
+    for (const ValueSpec *v : shardOrder) {
+      size_t n = static_cast<size_t>(elements(v->shape));
+      auto it = states.find(v->name + "." + kind);
+      if (owns(v->name) && it != states.end())
+        std::copy(it->second.f.begin(), it->second.f.end(),
+                  shardFlat.begin() + at);
+      at += n;
+    }
+    std::string what = "the optimizer state (" + kind + ") for a checkpoint";
+    if (!comm::gather(shardFlat.data(), shardCounts, what.c_str(), error))
+      fail(error);
+    if (rank != 0)
+      continue;
+    at = 0;
+    for (const ValueSpec *v : shardOrder) {
+      Tensor t(DType::F32, v->shape);
+      std::copy_n(shardFlat.begin() + at, t.f.size(), t.f.begin());
+      at += t.f.size();
+      all[v->name + "." + kind] = std::move(t);
+    }
+  }
+  return all;
 }
 
 void Trainer::reduceTotals(Totals &t, const char *what) {
@@ -1625,11 +1864,18 @@ int Trainer::train() {
     logRound(round, rounds, seen, val, lr, secondsSince(start), trainSeconds);
 
     bool improved = haveVal && recordValidation(val);
-    // Rank 0 alone writes checkpoints: every rank holds the same weights.
-    if (checkpointing && rank == 0) {
-      if (keepBest && improved)
-        writeCheckpoint("best.safetensors", false, round);
-      writeCheckpoint("last.safetensors", true, round);
+    // Rank 0 alone writes checkpoints: every rank holds the same weights
+    // (and, sharded, rank 0 gathers the optimizer state first).
+    if (checkpointing) {
+      std::map<std::string, Tensor> gathered;
+      if (sharded)
+        gathered = gatherStates();
+      if (rank == 0) {
+        if (keepBest && improved)
+          writeCheckpoint("best.safetensors", false, round);
+        writeCheckpoint("last.safetensors", true, round,
+                        sharded ? &gathered : nullptr);
+      }
     }
     if (patience > 0 && sinceBest >= patience) {
       if (rank == 0)
@@ -1863,7 +2109,12 @@ std::string Trainer::nonfiniteStep(int64_t stepEpoch) {
     }
   }
   std::string grad = firstNonfiniteGradient();
-  if (!grad.empty())
+  // Sharded, a rank sees its own gradients alone; their squares, summed
+  // over the ranks, tell every rank that one is not finite.
+  if (grad.empty() && sharded && !std::isfinite(squaresEverywhere))
+    why += (why.empty() ? "" : "; ") +
+           std::string("a gradient that another process holds is not finite");
+  else if (!grad.empty())
     why += (why.empty() ? "" : "; ") +
            std::string("the first non-finite gradient is that of '") + grad +
            "'";
@@ -1939,7 +2190,7 @@ void Trainer::logRound(int64_t round, int64_t rounds, const Totals &seen,
       if (!isVal && ranks > 1) {
         e.set("processes", Json::number(ranks));
         e.set("allreduce_bytes",
-              Json::number(static_cast<double>(reduced.size() * 4)));
+              Json::number(static_cast<double>(reducedBytes)));
         e.set("allreduce_seconds", Json::number(reduceSeconds));
       }
       logEvent(e);

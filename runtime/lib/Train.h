@@ -24,6 +24,9 @@ struct Options {
   int64_t shard = 0, shards = 1;
   // Under mpirun: how long a collective waits for the other ranks.
   double commTimeout = 120;
+  // Under mpirun: each process holds and updates the optimizer state of
+  // its share of the parameters (ZeRO stage 1).
+  bool shardOptimizer = false;
   int64_t benchmark = 0; // time this many steps on the first batch
   bool benchmarkForwardOnly = false;
   bool evalOnly = false, dumpParams = false;

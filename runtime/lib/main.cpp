@@ -170,6 +170,10 @@ const Flag kFlags[] = {
      "validation data",
      text<&Options::ensemble>},
     {"--data-shard", "K/N", "train on rows r with r % N == K", shard},
+    {"--shard-optimizer", nullptr,
+     "under mpirun: each process holds the optimizer\nstate of its share "
+     "of the parameters alone\n(ZeRO stage 1)",
+     on<&Options::shardOptimizer>},
     {"--comm-timeout", "SECONDS",
      "under mpirun: how long a rank waits for the\nothers before it ends the "
      "job (default 120)",

@@ -73,10 +73,11 @@ class Equivalence(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         return r.stdout, masstest.read_safetensors(os.path.join(ckpt, "last.safetensors")), log
 
-    def check_equivalent(self, exe, *args):
+    def check_equivalent(self, exe, *args, flags=()):
+        """N = 2 and 4 (with `flags`) against one process."""
         out1, params1, log1 = self.train(exe, 1, "n1", *args)
         for n in (2, 4):
-            out, params, log = self.train(exe, n, f"n{n}", *args)
+            out, params, log = self.train(exe, n, f"n{n}", *args, *flags)
             same_params(self, params, params1, f"N={n}")
             # Rank 0 alone prints and logs: the lines of one process.
             self.assertEqual(len(out.splitlines()), len(out1.splitlines()), out)
@@ -171,6 +172,46 @@ train two {
         exe = masstest.compile_model(source, self.work, "two")
         # 512 rows: 17 batches of 30, then 2 rows.
         self.check_equivalent(exe, "--steps", "36", "--val-every", "18")
+        # The same with the optimizer's state sharded: its clipping takes
+        # the norm of every rank's gradients.
+        self.check_equivalent(exe, "--steps", "36", "--val-every", "18",
+                              flags=("--shard-optimizer",))
+
+    def test_sharded_optimizer(self):
+        """--shard-optimizer (ZeRO stage 1): each rank holds and updates the
+        Adam moments of its share of the parameters; gradients are
+        reduce-scattered and parameters all-gathered. The same weights as
+        one process; the log gives each rank's optimizer bytes."""
+        exe = self.spec("01_mlp.mass", "mlp")
+        self.check_equivalent(exe, *self.mnist(50, 25), flags=("--shard-optimizer",))
+        self.check_equivalent(self.smooth("02_cnn.mass", "smooth_cnn"), *self.mnist(50, 25),
+                              flags=("--shard-optimizer",))
+        _, _, log = self.train(exe, 2, "bytes", *self.mnist(2, 2), "--shard-optimizer")
+        ready = [e for e in masstest.log_events(log, program=True) if e["event"] == "ready"][0]
+        # Adam's two moments of 269,322 parameters, split between 2 ranks.
+        per_rank = ready["optimizer_bytes_per_rank"]
+        self.assertEqual(sum(per_rank), 2 * 4 * 269322)
+        self.assertEqual(len(per_rank), 2)
+        # Whole parameters per rank: fc1.weight (200,704 values) on one,
+        # the rest (68,618) on the other.
+        self.assertEqual(sorted(per_rank), [2 * 4 * 68618, 2 * 4 * 200704])
+        _, _, log = self.train(exe, 2, "whole_state", *self.mnist(2, 2))
+        ready = [e for e in masstest.log_events(log, program=True) if e["event"] == "ready"][0]
+        self.assertEqual(ready["optimizer_bytes_each"], [2 * 4 * 269322] * 2)
+
+    def test_sharded_resume_with_another_n(self):
+        """A sharded run's checkpoint holds every rank's moments: it
+        resumes on another N, sharded or not."""
+        exe = self.spec("01_mlp.mass", "mlp")
+        data = self.mnist(40, 20)[:-4] + ["--val-every", "20"]
+        _, whole, _ = self.train(exe, 1, "whole", *data, "--steps", "40")
+        _, _, _ = self.train(exe, 2, "split", *data, "--steps", "20", "--shard-optimizer")
+        state = masstest.read_safetensors(self.work.file("split/last.state.safetensors"))
+        self.assertIn("fc1.weight.exp_avg_sq", state)
+        self.assertGreater(np.abs(state["out.weight.exp_avg"]).max(), 0)
+        _, resumed, _ = self.train(exe, 4, "split", *data, "--steps", "40",
+                                   "--resume", self.work.file("split"), "--shard-optimizer")
+        same_params(self, resumed, whole, "resumed")
 
     def test_resume_with_another_n(self):
         """Half the steps on 2 processes, the rest resumed on 4: the

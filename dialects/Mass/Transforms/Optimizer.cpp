@@ -173,6 +173,9 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
   else if (s.momentum > 0)
     stateNames = {"momentum_buffer"};
   std::vector<StringRef> hyperNames = {abi::kLr};
+  // (Adam's bias corrections stay last: the update finds them there.)
+  if (s.clip > 0)
+    hyperNames.push_back(abi::kGradSquaresElsewhere);
   if (adam) {
     hyperNames.push_back(abi::kBiasCorrection1);
     hyperNames.push_back(abi::kBiasCorrection2);
@@ -224,7 +227,9 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
   // Without, no pass over the gradients for it (torch.optim does none).
   Value norm, clipFactor;
   if (s.clip > 0) {
-    Value squares = m.constant(0.0);
+    // The gradients held elsewhere (a sharded optimizer's other shares)
+    // count too.
+    Value squares = body->getArgument(argTypes.size() - hyperNames.size() + 1);
     for (size_t i = 0; i < n; ++i) {
       SmallVector<int64_t> all;
       for (int64_t d = 0; d < params[i].type.getRank(); ++d)

@@ -88,6 +88,11 @@ inline constexpr std::string_view kEntries[] = {kForward, kTrainStep, kUpdate,
 inline constexpr std::string_view kLr = "lr";
 inline constexpr std::string_view kBiasCorrection1 = "bias_correction1";
 inline constexpr std::string_view kBiasCorrection2 = "bias_correction2";
+/// With clipping: the squares of the gradients that this call of the
+/// update does not hold, added into the global norm (0 on one process; with
+/// --shard-optimizer, the other processes' shares).
+inline constexpr std::string_view kGradSquaresElsewhere =
+    "grad_squares_elsewhere";
 
 /// Output names (role Output): "loss." TASK, "labelled." TASK (the rows a
 /// cross-entropy averaged over), "metric." TASK "." METRIC ".sum"/".count".

@@ -14,10 +14,11 @@ module attributes {mass.train = {
 }
 
 // CHECK-LABEL: func.func @update(
-// CHECK-SAME: %[[P:.*]]: tensor<2x4xf32> {mass.param = "head.weight"}, %[[G:.*]]: tensor<2x4xf32> {mass.grad = "head.weight"}, %[[BUF:.*]]: tensor<2x4xf32> {mass.state = "head.weight.momentum_buffer"}, %[[LR:.*]]: tensor<f32> {mass.hyper = "lr"})
+// CHECK-SAME: %[[P:.*]]: tensor<2x4xf32> {mass.param = "head.weight"}, %[[G:.*]]: tensor<2x4xf32> {mass.grad = "head.weight"}, %[[BUF:.*]]: tensor<2x4xf32> {mass.state = "head.weight.momentum_buffer"}, %[[LR:.*]]: tensor<f32> {mass.hyper = "lr"}, %[[ELSEWHERE:.*]]: tensor<f32> {mass.hyper = "grad_squares_elsewhere"})
 // CHECK-SAME: -> (tensor<2x4xf32> {mass.param = "head.weight"}, tensor<2x4xf32> {mass.state = "head.weight.momentum_buffer"}, tensor<f32> {mass.output = "grad_norm"})
 // CHECK-NOT: trunk
 // CHECK: %[[SQ:.*]] = mass.mul %[[G]], %[[G]]
+// CHECK: mass.add %[[ELSEWHERE]], %{{.*}}
 // CHECK: %[[NORM:.*]] = mass.sqrt
 // CHECK: %[[RELU:.*]] = mass.relu
 // CHECK: %[[CLIP:.*]] = mass.sub %{{.*}}, %[[RELU]]
