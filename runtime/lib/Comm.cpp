@@ -52,7 +52,6 @@ struct Mpi {
   decltype(&MPI_Comm_size) commSize = nullptr;
   decltype(&MPI_Comm_set_errhandler) setErrhandler = nullptr;
   decltype(&MPI_Iallreduce) iallreduce = nullptr;
-  decltype(&MPI_Ibarrier) ibarrier = nullptr;
   decltype(&MPI_Ireduce_scatter) ireduceScatter = nullptr;
   decltype(&MPI_Iallgatherv) iallgatherv = nullptr;
   decltype(&MPI_Igatherv) igatherv = nullptr;
@@ -129,7 +128,6 @@ bool openLibrary(std::string &error) {
          resolve(library, "MPI_Comm_size", m.commSize, error) &&
          resolve(library, "MPI_Comm_set_errhandler", m.setErrhandler, error) &&
          resolve(library, "MPI_Iallreduce", m.iallreduce, error) &&
-         resolve(library, "MPI_Ibarrier", m.ibarrier, error) &&
          resolve(library, "MPI_Ireduce_scatter", m.ireduceScatter, error) &&
          resolve(library, "MPI_Iallgatherv", m.iallgatherv, error) &&
          resolve(library, "MPI_Igatherv", m.igatherv, error) &&
@@ -229,29 +227,6 @@ bool wait(MPI_Request &request, const char *what, std::string &error) {
   }
 }
 
-bool sumAs(void *data, size_t count, MPI_Datatype type, const char *what,
-           std::string &error) {
-  if (gSize == 1)
-    return true;
-  // A count beyond int goes in pieces.
-  auto *bytes = static_cast<char *>(data);
-  size_t unit = type == gMpi.f32 ? sizeof(float) : sizeof(double);
-  for (size_t done = 0; done < count;) {
-    int n = static_cast<int>(std::min<size_t>(count - done, 1u << 30));
-    MPI_Request request;
-    int code = gMpi.iallreduce(MPI_IN_PLACE, bytes + done * unit, n, type,
-                               gMpi.sum, gMpi.world, &request);
-    if (code != MPI_SUCCESS) {
-      error = std::string(what) + ": " + mpiError(code);
-      return false;
-    }
-    if (!wait(request, what, error))
-      return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 /// Starts a collective (`start` returns its MPI code and request) and waits
 /// for it.
 template <typename Start>
@@ -263,6 +238,25 @@ bool collective(const char *what, std::string &error, Start start) {
     return false;
   }
   return wait(request, what, error);
+}
+
+bool sumAs(void *data, size_t count, MPI_Datatype type, const char *what,
+           std::string &error) {
+  if (gSize == 1)
+    return true;
+  // A count beyond int goes in pieces.
+  auto *bytes = static_cast<char *>(data);
+  size_t unit = type == gMpi.f32 ? sizeof(float) : sizeof(double);
+  for (size_t done = 0; done < count;) {
+    int n = static_cast<int>(std::min<size_t>(count - done, 1u << 30));
+    if (!collective(what, error, [&](MPI_Request &request) {
+          return gMpi.iallreduce(MPI_IN_PLACE, bytes + done * unit, n, type,
+                                 gMpi.sum, gMpi.world, &request);
+        }))
+      return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
 }
 
 /// Where each rank's block starts.
@@ -388,23 +382,6 @@ bool comm::gather(float *data, const std::vector<int> &counts, const char *what,
   });
 #else
   (void)data, (void)counts, (void)what, (void)error;
-  return true;
-#endif
-}
-
-bool comm::barrier(const char *what, std::string &error) {
-#if MASS_HAVE_MPI
-  if (gSize == 1)
-    return true;
-  MPI_Request request;
-  int code = gMpi.ibarrier(gMpi.world, &request);
-  if (code != MPI_SUCCESS) {
-    error = std::string(what) + ": " + mpiError(code);
-    return false;
-  }
-  return wait(request, what, error);
-#else
-  (void)what, (void)error;
   return true;
 #endif
 }

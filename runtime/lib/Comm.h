@@ -48,9 +48,6 @@ bool allGather(float *data, const std::vector<int> &counts, const char *what,
 bool gather(float *data, const std::vector<int> &counts, const char *what,
             std::string &error);
 
-/// Waits until every rank arrives.
-bool barrier(const char *what, std::string &error);
-
 /// Ends the job on every rank with this exit status (after a failure on
 /// this one); returns only when the program is not part of a job.
 void abort(int status);

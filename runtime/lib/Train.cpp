@@ -1065,9 +1065,7 @@ void Trainer::dumpParams() {
   auto list = [](const std::vector<ValueSpec> &specs, const char *what) {
     int64_t total = 0;
     for (const ValueSpec &v : specs) {
-      int64_t n = 1;
-      for (int64_t d : v.shape)
-        n *= d;
+      int64_t n = elements(v.shape);
       total += n;
       std::printf("%-40s %-16s %10lld%s\n", v.name.c_str(),
                   formatShape(v.shape).c_str(), static_cast<long long>(n),
@@ -2206,12 +2204,8 @@ void Trainer::writeReport() const {
   if (opts.report.empty() || rank != 0)
     return;
   int64_t count = 0;
-  for (const ValueSpec &v : spec.params) {
-    int64_t n = 1;
-    for (int64_t d : v.shape)
-      n *= d;
-    count += n;
-  }
+  for (const ValueSpec &v : spec.params)
+    count += elements(v.shape);
   // The count with thousands separated: 269,322.
   std::string digits = std::to_string(count), grouped;
   for (size_t k = 0; k < digits.size(); ++k)
