@@ -10,7 +10,11 @@
 #      and torch.compile on the same models and batch sizes (torch_gpu.py);
 #  (c) the generated kernels' bandwidth (stream.mass: a fused elementwise
 #      chain and a row reduction over 64 MiB) against the device's copy
-#      bandwidth.
+#      bandwidth;
+#  (d) where the machine has two GPUs and mpirun: specs 01 and 02 on two
+#      processes (a GPU each, NCCL summing the gradients and batch norm's
+#      statistics) against the one-GPU run of (a), and spec 01's samples/s
+#      on one and two GPUs.
 # Results go to $OUT/gpu-bench (the device tool brings $OUT back), else to
 # bench/gpu/out/gpu-bench: summary.txt, results.md (the table for
 # bench/README.md), the logs and each program's output.
@@ -78,5 +82,38 @@ timeout 120 ./stream_gpu --train data/stream --benchmark-forward 20 \
   > "$RESULTS/stream.out" 2>&1
 log "stream: $(grep '^benchmark ' "$RESULTS/stream.out" ||
   tail -n 2 "$RESULTS/stream.out" | tr '\n' ' ')"
+
+# (d) Two processes, a GPU each, under mpirun (NCCL: the toolkit's, else
+# the one PyTorch's wheels carry).
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
+if [ "$gpus" -ge 2 ] && command -v mpirun > /dev/null; then
+  if [ -z "${MASS_NCCL:-}" ]; then
+    MASS_NCCL="$(find /usr/local/cuda/ /usr/local/ /opt/ /usr/lib/ \
+      -name 'libnccl.so.2*' 2>/dev/null | head -n 1)"
+    export MASS_NCCL
+  fi
+  log "nccl: ${MASS_NCCL:-not found}"
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  for spec in 01_mlp 02_cnn; do
+    timeout 240 mpirun -np 2 -x LD_LIBRARY_PATH -x MASS_CUBLAS -x MASS_NCCL \
+      "./${spec}_gpu" --steps 50 --val-every 10 --seed 1 \
+      --log "$RESULTS/$spec.gpu2.jsonl" \
+      --checkpoint-dir "$RESULTS/ckpt.$spec.gpu2" \
+      > "$RESULTS/$spec.gpu2.out" 2>&1
+    log "$spec on 2 GPUs: exit $?; against 1 GPU: $("$PY" "$HERE/compare.py" \
+      "$RESULTS/$spec.gpu.jsonl" "$RESULTS/$spec.gpu2.jsonl" 1e-4 2>&1 |
+      tail -n 1)"
+  done
+  for n in 1 2; do
+    timeout 120 mpirun -np $n -x LD_LIBRARY_PATH -x MASS_CUBLAS -x MASS_NCCL \
+      ./01_mlp_gpu --steps 300 --val-every 300 --batch 1024 \
+      --log "$RESULTS/01_mlp.scale$n.jsonl" > "$RESULTS/01_mlp.scale$n.out" 2>&1
+    log "01_mlp on $n GPU(s), batch 1024: exit $?, $(grep -o \
+      '[0-9]* samples/s' "$RESULTS/01_mlp.scale$n.out" | tail -n 1)"
+  done
+else
+  log "two processes: not run ($gpus GPU(s), mpirun:" \
+    "$(command -v mpirun || echo none))"
+fi
 
 "$PY" "$HERE/report.py" "$RESULTS" | tee "$RESULTS/results.md"

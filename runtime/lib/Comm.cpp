@@ -12,6 +12,7 @@
 #include "mass/abi.h"
 
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -30,7 +31,7 @@ using namespace mass::rt;
 
 namespace {
 
-int gRank = 0, gSize = 1, gLocalSize = 1;
+int gRank = 0, gSize = 1, gLocalSize = 1, gLocalRank = 0;
 double gTimeout = 0;
 
 /// An environment variable as a positive integer, or 0.
@@ -55,6 +56,7 @@ struct Mpi {
   decltype(&MPI_Ireduce_scatter) ireduceScatter = nullptr;
   decltype(&MPI_Iallgatherv) iallgatherv = nullptr;
   decltype(&MPI_Igatherv) igatherv = nullptr;
+  decltype(&MPI_Ibcast) ibcast = nullptr;
   decltype(&MPI_Test) test = nullptr;
   decltype(&MPI_Isend) isend = nullptr;
   decltype(&MPI_Irecv) irecv = nullptr;
@@ -62,7 +64,7 @@ struct Mpi {
   decltype(&MPI_Finalize) finalize = nullptr;
   decltype(&MPI_Error_string) errorString = nullptr;
   MPI_Comm world{};
-  MPI_Datatype f32{}, f64{}, i32{};
+  MPI_Datatype f32{}, f64{}, i32{}, byte{};
   MPI_Op sum{};
   MPI_Errhandler errorsReturn{};
   MPI_Request requestNull{};
@@ -131,6 +133,7 @@ bool openLibrary(std::string &error) {
          resolve(library, "MPI_Ireduce_scatter", m.ireduceScatter, error) &&
          resolve(library, "MPI_Iallgatherv", m.iallgatherv, error) &&
          resolve(library, "MPI_Igatherv", m.igatherv, error) &&
+         resolve(library, "MPI_Ibcast", m.ibcast, error) &&
          resolve(library, "MPI_Test", m.test, error) &&
          resolve(library, "MPI_Isend", m.isend, error) &&
          resolve(library, "MPI_Irecv", m.irecv, error) &&
@@ -141,6 +144,7 @@ bool openLibrary(std::string &error) {
          MASS_RESOLVE_HANDLE(ompi_mpi_float, MPI_FLOAT, m.f32) &&
          MASS_RESOLVE_HANDLE(ompi_mpi_double, MPI_DOUBLE, m.f64) &&
          MASS_RESOLVE_HANDLE(ompi_mpi_int, MPI_INT, m.i32) &&
+         MASS_RESOLVE_HANDLE(ompi_mpi_byte, MPI_BYTE, m.byte) &&
          MASS_RESOLVE_HANDLE(ompi_mpi_op_sum, MPI_SUM, m.sum) &&
          MASS_RESOLVE_HANDLE(ompi_mpi_errors_return, MPI_ERRORS_RETURN,
                              m.errorsReturn) &&
@@ -206,20 +210,8 @@ bool wait(MPI_Request &request, const char *what, std::string &error) {
       return true;
     if (spins < 1000)
       continue;
-    auto now = std::chrono::steady_clock::now();
-    if (now > deadline) {
-      char text[64];
-      std::snprintf(text, sizeof text, "%g", gTimeout);
-      std::string silent = silentRanks();
-      error =
-          std::string("no answer from the other ranks within ") + text +
-          " s while waiting for " + what + ": " +
-          (silent.empty()
-               ? std::string("a rank died or hangs")
-               : (silent.find(',') == std::string::npos ? "rank " : "ranks ") +
-                     silent + " died or hang" +
-                     (silent.find(',') == std::string::npos ? "s" : "")) +
-          " (--comm-timeout sets the limit)";
+    if (std::chrono::steady_clock::now() > deadline) {
+      error = comm::noAnswer(what);
       return false;
     }
     std::this_thread::sleep_for(
@@ -293,6 +285,10 @@ bool comm::start(double timeoutSeconds, std::string &error) {
   gMpi.setErrhandler(gMpi.world, gMpi.errorsReturn);
   gMpi.commRank(gMpi.world, &gRank);
   gMpi.commSize(gMpi.world, &gSize);
+  // Ranks count from 0: envCount's 0 for "0" or unset is the answer.
+  gLocalRank = envCount("OMPI_COMM_WORLD_LOCAL_RANK");
+  if (!std::getenv("OMPI_COMM_WORLD_LOCAL_RANK"))
+    gLocalRank = envCount("MPI_LOCALRANKID");
   gLocalSize = envCount("OMPI_COMM_WORLD_LOCAL_SIZE");
   if (!gLocalSize)
     gLocalSize = envCount("MPI_LOCALNRANKS");
@@ -310,6 +306,51 @@ bool comm::start(double timeoutSeconds, std::string &error) {
 int comm::rank() { return gRank; }
 int comm::size() { return gSize; }
 int comm::localSize() { return gLocalSize; }
+int comm::localRank() { return gLocalRank; }
+double comm::timeout() { return gTimeout; }
+
+std::string comm::noAnswer(const char *what) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%g", gTimeout);
+#if MASS_HAVE_MPI
+  std::string silent = gMpi.running ? silentRanks() : "";
+#else
+  std::string silent;
+#endif
+  bool one = silent.find(',') == std::string::npos;
+  return std::string("no answer from the other ranks within ") + text +
+         " s while waiting for " + what + ": " +
+         (silent.empty() ? std::string("a rank died or hangs")
+                         : (one ? "rank " : "ranks ") + silent +
+                               (one ? " died or hangs" : " died or hang")) +
+         " (--comm-timeout sets the limit)";
+}
+
+void comm::fail(const std::string &error) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "error: rank %d: %s\n", gRank, error.c_str());
+  comm::abort(1);
+  std::exit(1);
+}
+
+bool comm::broadcast(void *data, size_t bytes, const char *what,
+                     std::string &error) {
+#if MASS_HAVE_MPI
+  if (gSize == 1)
+    return true;
+  if (bytes > INT_MAX) {
+    error = std::string(what) + ": more bytes than MPI counts";
+    return false;
+  }
+  return collective(what, error, [&](MPI_Request &request) {
+    return gMpi.ibcast(data, static_cast<int>(bytes), gMpi.byte, 0, gMpi.world,
+                       &request);
+  });
+#else
+  (void)data, (void)bytes, (void)what, (void)error;
+  return true;
+#endif
+}
 
 bool comm::sum(float *data, size_t count, const char *what,
                std::string &error) {
@@ -421,11 +462,8 @@ extern "C" void _mlir_ciface_mass_sum_ranks(MassMemRef *x) {
   }
   std::string error;
   if (!comm::sum(stride == 1 ? data : packed.data(), static_cast<size_t>(count),
-                 "batch norm's statistics over the processes", error)) {
-    std::fprintf(stderr, "error: rank %d: %s\n", gRank, error.c_str());
-    comm::abort(1);
-    std::exit(1);
-  }
+                 "batch norm's statistics over the processes", error))
+    comm::fail(error);
   if (stride != 1)
     for (int64_t k = 0; k < count; ++k)
       data[k * stride] = packed[k];

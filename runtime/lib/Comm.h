@@ -29,6 +29,10 @@ inline bool parallel() { return size() > 1; }
 /// The processes of this job that run on this machine (for the default
 /// number of threads per process).
 int localSize();
+/// This process's index among those on its machine (for the GPU it uses).
+int localRank();
+/// The limit start() set on every wait, in seconds.
+double timeout();
 
 /// Sums `count` values over every rank, in place; every rank ends with the
 /// same sums. `what` names the data in a timeout's message.
@@ -47,6 +51,18 @@ bool allGather(float *data, const std::vector<int> &counts, const char *what,
 /// Gather to rank 0: every rank's block lands on rank 0 alone.
 bool gather(float *data, const std::vector<int> &counts, const char *what,
             std::string &error);
+
+/// Rank 0's `bytes` at `data` land on every rank.
+bool broadcast(void *data, size_t bytes, const char *what, std::string &error);
+
+/// The message for a wait on `what` that passed the timeout: asks the other
+/// ranks (point to point, for one more timeout) and names those that do not
+/// answer. For waits outside MPI (NCCL's on a GPU), after they gave up.
+std::string noAnswer(const char *what);
+
+/// Prints `error` for this rank and ends the job (exit status 1): for a
+/// failure inside a step, which cannot carry an error back.
+[[noreturn]] void fail(const std::string &error);
 
 /// Ends the job on every rank with this exit status (after a failure on
 /// this one); returns only when the program is not part of a job.

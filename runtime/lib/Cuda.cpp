@@ -14,6 +14,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "Comm.h"
 #include "Device.h"
 #include "DeviceKernelLaunch.h"
 #include "mass/abi.h"
@@ -22,14 +23,21 @@
 #include <cublas_v2.h>
 #include <cuda.h>
 #include <dlfcn.h>
+#if MASS_HAVE_NCCL
+#include <nccl.h>
+#endif
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <map>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 using namespace mass::rt;
 
@@ -39,6 +47,7 @@ namespace {
 struct Driver {
   CUresult (*init)(unsigned);
   CUresult (*deviceGet)(CUdevice *, int);
+  CUresult (*deviceGetCount)(int *);
   CUresult (*deviceGetName)(char *, int, CUdevice);
   CUresult (*deviceGetAttribute)(int *, CUdevice_attribute, CUdevice);
   CUresult (*primaryCtxRetain)(CUcontext *, CUdevice);
@@ -50,6 +59,7 @@ struct Driver {
   CUresult (*memHostRegister)(void *, size_t, unsigned);
   CUresult (*streamCreate)(CUstream *, unsigned);
   CUresult (*streamSynchronize)(CUstream);
+  CUresult (*streamQuery)(CUstream);
   CUresult (*streamWaitEvent)(CUstream, CUevent, unsigned);
   CUresult (*eventCreate)(CUevent *, unsigned);
   CUresult (*eventRecord)(CUevent, CUstream);
@@ -88,8 +98,101 @@ void check(CUresult result, const char *what) {
   std::fflush(stdout);
   std::fprintf(stderr, "error: CUDA driver: %s failed: %s\n", what,
                describe(result).c_str());
+  comm::abort(1);
   std::exit(1);
 }
+
+template <typename F> bool find(void *library, const char *symbol, F &out) {
+  out = reinterpret_cast<F>(dlsym(library, symbol));
+  return out != nullptr;
+}
+
+/// The first of `names` that opens (null or empty ones skipped), or null
+/// with `tried` holding why each failed.
+void *openFirst(std::initializer_list<const char *> names, std::string &tried) {
+  for (const char *name : names) {
+    if (!name || !*name)
+      continue;
+    if (void *library = dlopen(name, RTLD_NOW | RTLD_LOCAL))
+      return library;
+    const char *why = dlerror();
+    tried += std::string(tried.empty() ? "" : "; ") + (why ? why : name);
+  }
+  return nullptr;
+}
+
+#if MASS_HAVE_NCCL
+#ifndef MASS_NCCL_LIBRARY_PATH
+#define MASS_NCCL_LIBRARY_PATH ""
+#endif
+
+/// NCCL, opened at the first sum over the processes: the file $MASS_NCCL
+/// names, else libnccl.so.2 from the library path, else the toolkit's copy
+/// the runtime was built beside.
+struct Nccl {
+  ncclComm_t comm = nullptr;
+  decltype(&ncclGetUniqueId) getUniqueId = nullptr;
+  decltype(&ncclCommInitRank) commInitRank = nullptr;
+  decltype(&ncclAllReduce) allReduce = nullptr;
+  decltype(&ncclGroupStart) groupStart = nullptr;
+  decltype(&ncclGroupEnd) groupEnd = nullptr;
+  decltype(&ncclCommGetAsyncError) asyncError = nullptr;
+  decltype(&ncclCommAbort) commAbort = nullptr;
+  decltype(&ncclGetErrorString) errorString = nullptr;
+};
+Nccl nccl;
+
+void ncclCheck(ncclResult_t result, const std::string &what) {
+  if (result == ncclSuccess)
+    return;
+  comm::fail("NCCL: " + what + ": " +
+             (nccl.errorString ? std::string(nccl.errorString(result))
+                               : "error " + std::to_string(result)));
+}
+
+/// Opens NCCL and joins this rank's GPU to the job's communicator: rank 0
+/// draws its unique id, and MPI brings it to the others.
+void startNccl() {
+  if (nccl.comm)
+    return;
+  std::string tried;
+  void *library = openFirst(
+      {std::getenv("MASS_NCCL"), "libnccl.so.2", MASS_NCCL_LIBRARY_PATH},
+      tried);
+  if (!library)
+    comm::fail("data-parallel training on GPUs sums with NCCL, which was not "
+               "found (" +
+               tried +
+               "): add its folder to LD_LIBRARY_PATH or name the file in "
+               "MASS_NCCL");
+  if (!find(library, "ncclGetUniqueId", nccl.getUniqueId) ||
+      !find(library, "ncclCommInitRank", nccl.commInitRank) ||
+      !find(library, "ncclAllReduce", nccl.allReduce) ||
+      !find(library, "ncclGroupStart", nccl.groupStart) ||
+      !find(library, "ncclGroupEnd", nccl.groupEnd) ||
+      !find(library, "ncclCommGetAsyncError", nccl.asyncError) ||
+      !find(library, "ncclCommAbort", nccl.commAbort) ||
+      !find(library, "ncclGetErrorString", nccl.errorString))
+    comm::fail("the NCCL library found lacks a function this program calls "
+               "(it is older than NCCL 2.14)");
+  ncclUniqueId id{};
+  if (comm::rank() == 0)
+    ncclCheck(nccl.getUniqueId(&id), "ncclGetUniqueId");
+  std::string error;
+  if (!comm::broadcast(&id, sizeof id, "NCCL's unique id", error))
+    comm::fail(error);
+  ncclCheck(nccl.commInitRank(&nccl.comm, comm::size(), id, comm::rank()),
+            "ncclCommInitRank (one GPU for each process?)");
+}
+
+/// Fails when a sum over the processes queued on the GPU failed.
+void checkNcclErrors(const std::string &pending) {
+  ncclResult_t async = ncclSuccess;
+  if (nccl.asyncError(nccl.comm, &async) == ncclSuccess &&
+      async != ncclInProgress)
+    ncclCheck(async, "summing " + pending);
+}
+#endif
 
 class Gpu final : public Device {
 public:
@@ -138,7 +241,7 @@ public:
     check(driver.memcpyDtoHAsync(host, reinterpret_cast<CUdeviceptr>(device),
                                  bytes, stream),
           "cuMemcpyDtoHAsync");
-    check(driver.streamSynchronize(stream), "cuStreamSynchronize");
+    synchronize();
   }
   void downloadAsync(void *host, const void *device, size_t bytes) override {
     check(driver.memcpyDtoHAsync(host, reinterpret_cast<CUdeviceptr>(device),
@@ -146,7 +249,55 @@ public:
           "cuMemcpyDtoHAsync");
   }
   void synchronize() override {
-    check(driver.streamSynchronize(stream), "cuStreamSynchronize");
+    if (pending.empty()) {
+      check(driver.streamSynchronize(stream), "cuStreamSynchronize");
+      return;
+    }
+    // A sum over the processes is queued: the stream is polled, so that a
+    // rank that died or hangs ends the wait after the timeout.
+    auto deadline = std::chrono::steady_clock::now() +
+                    std::chrono::duration<double>(comm::timeout());
+    for (int spins = 0;; ++spins) {
+      CUresult result = driver.streamQuery(stream);
+      if (result == CUDA_SUCCESS)
+        break;
+      if (result != CUDA_ERROR_NOT_READY)
+        check(result, "cuStreamQuery");
+#if MASS_HAVE_NCCL
+      checkNcclErrors(pending);
+      if (std::chrono::steady_clock::now() > deadline) {
+        nccl.commAbort(nccl.comm);
+        comm::fail(comm::noAnswer(pending.c_str()));
+      }
+#else
+      (void)deadline;
+#endif
+      if (spins > 1000)
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    pending.clear();
+  }
+  void sumRanks(const std::vector<DeviceFloats> &buffers,
+                const char *what) override {
+    if (!comm::parallel())
+      return;
+#if MASS_HAVE_NCCL
+    startNccl();
+    auto onStream = reinterpret_cast<cudaStream_t>(stream);
+    ncclCheck(nccl.groupStart(), "ncclGroupStart");
+    for (const DeviceFloats &b : buffers)
+      if (b.count)
+        ncclCheck(nccl.allReduce(b.data, b.data, b.count, ncclFloat32, ncclSum,
+                                 nccl.comm, onStream),
+                  std::string("summing ") + what);
+    ncclCheck(nccl.groupEnd(), std::string("summing ") + what);
+    pending = what;
+#else
+    (void)buffers;
+    comm::fail(std::string("summing ") + what +
+               ": this GPU program's runtime was built without NCCL (the "
+               "CUDA toolkit's nccl.h), which sums over the processes");
+#endif
   }
 
 private:
@@ -161,12 +312,8 @@ private:
 
   std::string deviceName;
   std::map<const char *, size_t> pinned; // page-locked ranges
+  std::string pending; // the sum over the processes queued last, if any
 };
-
-template <typename F> bool find(void *library, const char *symbol, F &out) {
-  out = reinterpret_cast<F>(dlsym(library, symbol));
-  return out != nullptr;
-}
 
 } // namespace
 
@@ -182,6 +329,7 @@ extern "C" Device *mass_cuda_device(std::string *error) {
   bool found =
       find(library, "cuInit", driver.init) &&
       find(library, "cuDeviceGet", driver.deviceGet) &&
+      find(library, "cuDeviceGetCount", driver.deviceGetCount) &&
       find(library, "cuDeviceGetName", driver.deviceGetName) &&
       find(library, "cuDeviceGetAttribute", driver.deviceGetAttribute) &&
       find(library, "cuDevicePrimaryCtxRetain", driver.primaryCtxRetain) &&
@@ -193,6 +341,7 @@ extern "C" Device *mass_cuda_device(std::string *error) {
       find(library, "cuMemHostRegister_v2", driver.memHostRegister) &&
       find(library, "cuStreamCreate", driver.streamCreate) &&
       find(library, "cuStreamSynchronize", driver.streamSynchronize) &&
+      find(library, "cuStreamQuery", driver.streamQuery) &&
       find(library, "cuStreamWaitEvent", driver.streamWaitEvent) &&
       find(library, "cuEventCreate", driver.eventCreate) &&
       find(library, "cuEventRecord", driver.eventRecord) &&
@@ -208,8 +357,15 @@ extern "C" Device *mass_cuda_device(std::string *error) {
   }
   CUresult result = driver.init(0);
   CUdevice device = 0;
+  int count = 0;
   if (result == CUDA_SUCCESS)
-    result = driver.deviceGet(&device, 0);
+    result = driver.deviceGetCount(&count);
+  // Under mpirun, the GPU of this rank's index on its machine (NCCL needs
+  // one GPU per rank; CUDA_VISIBLE_DEVICES narrows the choice).
+  if (result == CUDA_SUCCESS && count > 0)
+    result = driver.deviceGet(&device, comm::localRank() % count);
+  else if (result == CUDA_SUCCESS)
+    result = CUDA_ERROR_NO_DEVICE;
   if (result != CUDA_SUCCESS) {
     *error = "this program runs on an NVIDIA GPU, and the CUDA driver found "
              "none: " +
@@ -380,18 +536,9 @@ Cublas &cublas() {
   static Cublas c = [] {
     Cublas out{};
     std::string tried;
-    void *library = nullptr;
-    const char *named = std::getenv("MASS_CUBLAS");
-    for (const char *name :
-         {named, "libcublas.so.13", "libcublas.so.12", "libcublas.so"}) {
-      if (!name || !*name || library)
-        continue;
-      library = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-      if (!library) {
-        const char *why = dlerror();
-        tried += std::string(tried.empty() ? "" : "; ") + (why ? why : name);
-      }
-    }
+    void *library = openFirst({std::getenv("MASS_CUBLAS"), "libcublas.so.13",
+                               "libcublas.so.12", "libcublas.so"},
+                              tried);
     if (!library)
       cublasFailed("this program multiplies matrices with cuBLAS, which was "
                    "not found (" +

@@ -2,6 +2,9 @@
 
 #include "Device.h"
 
+#include "Comm.h"
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -92,6 +95,28 @@ Mirror *find(const void *host) {
 
 } // namespace
 
+void Device::sumRanks(const std::vector<DeviceFloats> &buffers,
+                      const char *what) {
+  if (!comm::parallel())
+    return;
+  std::string error;
+  if (buffers.size() == 1) {
+    if (!comm::sum(buffers[0].data, buffers[0].count, what, error))
+      comm::fail(error);
+    return;
+  }
+  std::vector<float> packed;
+  for (const DeviceFloats &b : buffers)
+    packed.insert(packed.end(), b.data, b.data + b.count);
+  if (!comm::sum(packed.data(), packed.size(), what, error))
+    comm::fail(error);
+  const float *next = packed.data();
+  for (const DeviceFloats &b : buffers) {
+    std::copy_n(next, b.count, b.data);
+    next += b.count;
+  }
+}
+
 std::unique_ptr<Device> mass::rt::makeHostMirror(std::string name) {
   return std::make_unique<HostMirror>(std::move(name));
 }
@@ -114,7 +139,8 @@ bool mass::rt::selectDevice(const std::string &target, std::string &error) {
     if (!gpu)
       return false;
     state().device.reset(gpu);
-    std::printf("running on %s\n", gpu->name().c_str());
+    if (comm::rank() == 0)
+      std::printf("running on %s\n", gpu->name().c_str());
     return true;
   }
   if (!target.empty()) {
@@ -124,7 +150,8 @@ bool mass::rt::selectDevice(const std::string &target, std::string &error) {
   const char *mirror = std::getenv("MASS_DEVICE_MIRROR");
   if (mirror && std::strcmp(mirror, "1") == 0) {
     state().device = makeHostMirror("host mirror");
-    std::printf("running on the %s\n", state().device->name().c_str());
+    if (comm::rank() == 0)
+      std::printf("running on the %s\n", state().device->name().c_str());
   }
   return true;
 }

@@ -22,8 +22,15 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace mass::rt {
+
+/// `count` floats of a device's memory.
+struct DeviceFloats {
+  float *data;
+  size_t count;
+};
 
 /// Memory and copies of one device. Failures end the program with a
 /// message (exit 1): there is nothing to recover to.
@@ -58,6 +65,14 @@ public:
   }
   /// The work queued from now on waits for the copies uploadAhead queued.
   virtual void waitForCopies() {}
+  /// Sums each of `buffers` (this device's memory) over the processes of
+  /// the job, in place: after the work queued before, and before the work
+  /// queued after, on every rank in the same order. `what` names them in
+  /// a failure's message; a failure ends the job. By default the device's
+  /// memory is the host's (the host mirror, the emulated GPU), and MPI sums
+  /// the buffers packed into one vector.
+  virtual void sumRanks(const std::vector<DeviceFloats> &buffers,
+                        const char *what);
 };
 
 /// The device the entry points run on; null when they run on the host's

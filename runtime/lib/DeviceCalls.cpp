@@ -9,6 +9,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "Comm.h"
+#include "Device.h"
 #include "DeviceKernelLaunch.h"
 #include "mass/abi.h"
 
@@ -92,10 +94,19 @@ void _mlir_ciface_mass_cuda_layernorm_backward_sums(MassMemRef *partial,
   launchDeviceKernel("mass_layernorm_backward_sums", a, a.partial.size[2]);
 }
 
-/// mass.sum_ranks on device memory: a GPU program runs as one process
-/// (under mpirun it stops before its first step: NCCL is not supported
-/// yet), where the sums are the input.
-void _mlir_ciface_mass_cuda_sum_ranks(MassMemRef *) {}
+/// mass.sum_ranks on device memory: the GPU's sum over the processes
+/// (NCCL on a real one), queued in order with the step's kernels. The
+/// buffer is one bufferization allocated for the sums, contiguous.
+void _mlir_ciface_mass_cuda_sum_ranks(MassMemRef *x) {
+  if (!mass::rt::comm::parallel())
+    return;
+  if (x->sizes_and_strides[1] != 1)
+    mass::rt::comm::fail("mass_cuda_sum_ranks: the sums are not contiguous");
+  mass::rt::activeDevice()->sumRanks(
+      {{static_cast<float *>(x->aligned) + x->offset,
+        static_cast<size_t>(x->sizes_and_strides[0])}},
+      "batch norm's statistics over the processes");
+}
 
 } // extern "C"
 

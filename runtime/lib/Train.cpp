@@ -223,6 +223,7 @@ private:
   void gatherParams();
   std::map<std::string, Tensor> gatherStates();
   std::vector<int64_t> optimizerBytes() const;
+  int64_t sliceOf(int64_t count, int64_t &first) const;
   int64_t shareStep(int64_t count);
   void reduceStep(int64_t count, int64_t local);
 
@@ -1406,8 +1407,8 @@ int Trainer::benchmark() {
 void Trainer::checkParallel() const {
   std::string what =
       "data-parallel training (" + std::to_string(ranks) + " processes) ";
-  if (activeDevice())
-    fail(what + "on the GPU target is not supported yet");
+  if (activeDevice() && sharded)
+    fail("--shard-optimizer on the GPU target is not supported yet");
   for (const auto &[task, weight] : spec.tasks) {
     auto labels = spec.taskLabels.find(task);
     if (labels == spec.taskLabels.end()) {
@@ -1423,14 +1424,19 @@ void Trainer::checkParallel() const {
   }
 }
 
+/// This rank's rows of a batch of `count`: [first, first + the result).
+int64_t Trainer::sliceOf(int64_t count, int64_t &first) const {
+  first = count * rank / ranks;
+  return count * (rank + 1) / ranks - first;
+}
+
 /// This rank's slice of a batch of `count` rows, drawn alike on every rank:
 /// sets firstRow and returns the slice's rows. Each task's weight becomes
 /// its share of the task's rows (the labelled ones, for a cross-entropy that
 /// skips -1 labels), so that the gradients summed over the ranks are those
 /// of the whole batch's mean losses.
 int64_t Trainer::shareStep(int64_t count) {
-  firstRow = count * rank / ranks;
-  int64_t local = count * (rank + 1) / ranks - firstRow;
+  int64_t local = sliceOf(count, firstRow);
   for (size_t t = 0; t < spec.tasks.size(); ++t) {
     double mine = static_cast<double>(local), all = static_cast<double>(count);
     auto labels = spec.taskLabels.find(spec.tasks[t].first);
@@ -1489,6 +1495,31 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
     reduceSeconds += secondsSince(start);
     return;
   }
+  std::string error;
+  if (activeDevice()) {
+    // The gradients stay on the device (NCCL sums them there on a GPU);
+    // the outputs, on the host, go by MPI.
+    std::vector<DeviceFloats> sums;
+    reducedBytes = 0;
+    for (const ValueSpec &v : spec.params) {
+      Tensor &g = grads.at(v.name);
+      sums.push_back({static_cast<float *>(
+                          deviceBuffer(g.data(), g.bytes(), Sync::OnChange)),
+                      g.f.size()});
+      reducedBytes += g.bytes();
+    }
+    activeDevice()->sumRanks(sums, what.c_str());
+    std::vector<double> outputSums;
+    outputsAsSums(local, outputSums);
+    if (!comm::sum(outputSums.data(), outputSums.size(), what.c_str(), error))
+      fail(error);
+    // The next wait for the device waits for the sums too.
+    deviceSynchronize();
+    reduceSeconds += secondsSince(start);
+    outputsFromSums(outputSums.data(), count);
+    reducedBytes += outputSums.size() * sizeof(double);
+    return;
+  }
   reduced.clear();
   for (const ValueSpec &v : spec.params) {
     const std::vector<float> &g = grads.at(v.name).f;
@@ -1496,7 +1527,6 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
   }
   outputsAsSums(local, reduced);
   reducedBytes = reduced.size() * sizeof(float);
-  std::string error;
   if (!comm::sum(reduced.data(), reduced.size(), what.c_str(), error))
     fail(error);
   reduceSeconds += secondsSince(start);
@@ -2023,6 +2053,7 @@ Trainer::Totals Trainer::trainRound(int64_t count,
     if (local == 0) {
       for (auto &entry : grads)
         std::fill(entry.second.f.begin(), entry.second.f.end(), 0.0f);
+      hostWrote(grads);
       for (const ValueSpec &v : spec.trainStep.results)
         if (v.role == Role::Output)
           outputs[v.name].f[0] = 0;
@@ -2030,8 +2061,14 @@ Trainer::Totals Trainer::trainRound(int64_t count,
     if (ahead) {
       if (s + 1 < count) {
         nextRows = drawBatch(nextBatch, rows, weights);
-        for (auto &entry : nextBatch)
-          uploadAhead(entry.second.data(), entry.second.bytes());
+        // This rank's slice of it (the step binds those rows).
+        int64_t first = 0;
+        int64_t mine = ranks > 1 ? sliceOf(nextRows, first) : nextRows;
+        for (auto &entry : nextBatch) {
+          Tensor &t = entry.second;
+          size_t row = static_cast<size_t>(t.rowSize()) * 4;
+          uploadAhead(static_cast<char *>(t.data()) + first * row, mine * row);
+        }
       }
       deviceSynchronize();
     }
