@@ -27,6 +27,7 @@
 #include <nccl.h>
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -57,6 +58,7 @@ struct Driver {
   CUresult (*memcpyHtoDAsync)(CUdeviceptr, const void *, size_t, CUstream);
   CUresult (*memcpyDtoHAsync)(void *, CUdeviceptr, size_t, CUstream);
   CUresult (*memHostRegister)(void *, size_t, unsigned);
+  CUresult (*memsetD8Async)(CUdeviceptr, unsigned char, size_t, CUstream);
   CUresult (*streamCreate)(CUstream *, unsigned);
   CUresult (*streamSynchronize)(CUstream);
   CUresult (*streamQuery)(CUstream);
@@ -134,6 +136,8 @@ struct Nccl {
   decltype(&ncclGetUniqueId) getUniqueId = nullptr;
   decltype(&ncclCommInitRank) commInitRank = nullptr;
   decltype(&ncclAllReduce) allReduce = nullptr;
+  decltype(&ncclReduce) reduce = nullptr;
+  decltype(&ncclBroadcast) broadcast = nullptr;
   decltype(&ncclGroupStart) groupStart = nullptr;
   decltype(&ncclGroupEnd) groupEnd = nullptr;
   decltype(&ncclCommGetAsyncError) asyncError = nullptr;
@@ -168,6 +172,8 @@ void startNccl() {
   if (!find(library, "ncclGetUniqueId", nccl.getUniqueId) ||
       !find(library, "ncclCommInitRank", nccl.commInitRank) ||
       !find(library, "ncclAllReduce", nccl.allReduce) ||
+      !find(library, "ncclReduce", nccl.reduce) ||
+      !find(library, "ncclBroadcast", nccl.broadcast) ||
       !find(library, "ncclGroupStart", nccl.groupStart) ||
       !find(library, "ncclGroupEnd", nccl.groupEnd) ||
       !find(library, "ncclCommGetAsyncError", nccl.asyncError) ||
@@ -279,28 +285,62 @@ public:
   }
   void sumRanks(const std::vector<DeviceFloats> &buffers,
                 const char *what) override {
-    if (!comm::parallel())
-      return;
+    if (comm::parallel())
+      collective(buffers, {}, what);
+  }
+  void reduceToOwners(const std::vector<DeviceFloats> &buffers,
+                      const std::vector<int> &owners,
+                      const char *what) override {
+    if (comm::parallel())
+      collective(buffers, owners, what, true);
+  }
+  void gatherFromOwners(const std::vector<DeviceFloats> &buffers,
+                        const std::vector<int> &owners,
+                        const char *what) override {
+    if (comm::parallel())
+      collective(buffers, owners, what, false);
+  }
+  void zero(void *device, size_t bytes) override {
+    check(driver.memsetD8Async(reinterpret_cast<CUdeviceptr>(device), 0, bytes,
+                               stream),
+          "cuMemsetD8Async");
+  }
+
+private:
+  /// One NCCL group on the stream: without `owners` an all-reduce of each
+  /// buffer, else a reduce to each buffer's owner (`toOwners`) or a
+  /// broadcast from it.
+  void collective(const std::vector<DeviceFloats> &buffers,
+                  const std::vector<int> &owners, const char *what,
+                  bool toOwners = false) {
 #if MASS_HAVE_NCCL
     startNccl();
     auto onStream = reinterpret_cast<cudaStream_t>(stream);
+    std::string doing = std::string("summing ") + what;
     ncclCheck(nccl.groupStart(), "ncclGroupStart");
-    for (const DeviceFloats &b : buffers)
-      if (b.count)
-        ncclCheck(nccl.allReduce(b.data, b.data, b.count, ncclFloat32, ncclSum,
-                                 nccl.comm, onStream),
-                  std::string("summing ") + what);
-    ncclCheck(nccl.groupEnd(), std::string("summing ") + what);
+    for (size_t k = 0; k < buffers.size(); ++k) {
+      const DeviceFloats &b = buffers[k];
+      if (!b.count)
+        continue;
+      ncclResult_t result =
+          owners.empty() ? nccl.allReduce(b.data, b.data, b.count, ncclFloat32,
+                                          ncclSum, nccl.comm, onStream)
+          : toOwners     ? nccl.reduce(b.data, b.data, b.count, ncclFloat32,
+                                       ncclSum, owners[k], nccl.comm, onStream)
+                         : nccl.broadcast(b.data, b.data, b.count, ncclFloat32,
+                                          owners[k], nccl.comm, onStream);
+      ncclCheck(result, doing);
+    }
+    ncclCheck(nccl.groupEnd(), doing);
     pending = what;
 #else
-    (void)buffers;
-    comm::fail(std::string("summing ") + what +
+    (void)buffers, (void)owners, (void)toOwners;
+    comm::fail(std::string(what) +
                ": this GPU program's runtime was built without NCCL (the "
                "CUDA toolkit's nccl.h), which sums over the processes");
 #endif
   }
 
-private:
   bool isPinned(const void *host, size_t bytes) const {
     const char *p = static_cast<const char *>(host);
     auto it = pinned.upper_bound(p);
@@ -339,6 +379,7 @@ extern "C" Device *mass_cuda_device(std::string *error) {
       find(library, "cuMemcpyHtoDAsync_v2", driver.memcpyHtoDAsync) &&
       find(library, "cuMemcpyDtoHAsync_v2", driver.memcpyDtoHAsync) &&
       find(library, "cuMemHostRegister_v2", driver.memHostRegister) &&
+      find(library, "cuMemsetD8Async", driver.memsetD8Async) &&
       find(library, "cuStreamCreate", driver.streamCreate) &&
       find(library, "cuStreamSynchronize", driver.streamSynchronize) &&
       find(library, "cuStreamQuery", driver.streamQuery) &&
@@ -459,6 +500,22 @@ void mass::rt::device::launchDeviceKernel(const std::string &name,
                                           const FiniteArgs &args,
                                           int64_t threads) {
   launchRows(name, args, threads);
+}
+
+void mass::rt::device::launchDeviceKernel(const std::string &name,
+                                          const SquaresArgs &args,
+                                          int64_t threads) {
+  launchRows(name, args, threads);
+}
+
+/// The sharded optimizer's sum of squares (Train.cpp, which declares it
+/// weak): adds those of the `count` floats at `x` to the `lanes` doubles at
+/// `lane` (device memory), queued in order with the steps.
+extern "C" void mass_device_sum_squares(const float *x, int64_t count,
+                                        double *lane, int64_t lanes) {
+  device::launchDeviceKernel("mass_sum_squares",
+                             device::SquaresArgs{x, lane, count, lanes},
+                             std::min(count, lanes));
 }
 
 /// The training loop's non-finite guard (Train.cpp, which declares it weak):

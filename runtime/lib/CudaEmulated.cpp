@@ -13,6 +13,7 @@
 #include "Device.h"
 #include "DeviceKernelLaunch.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -133,6 +134,22 @@ void mass::rt::device::launchDeviceKernel(const std::string &name,
     noKernel(name);
   for (int64_t t = 0; t < threads; ++t)
     nonfiniteElement(args, t);
+}
+
+void mass::rt::device::launchDeviceKernel(const std::string &name,
+                                          const SquaresArgs &args,
+                                          int64_t threads) {
+  if (name != "mass_sum_squares")
+    noKernel(name);
+  for (int64_t t = 0; t < threads; ++t)
+    sumSquaresLane(args, t);
+}
+
+/// As Cuda.cpp's.
+extern "C" void mass_device_sum_squares(const float *x, int64_t count,
+                                        double *lane, int64_t lanes) {
+  launchDeviceKernel("mass_sum_squares", SquaresArgs{x, lane, count, lanes},
+                     std::min(count, lanes));
 }
 
 /// The training loop's non-finite guard (Train.cpp, which declares it weak):

@@ -117,6 +117,59 @@ void Device::sumRanks(const std::vector<DeviceFloats> &buffers,
   }
 }
 
+namespace {
+
+/// `buffers` packed rank after rank (their owners ascend), and the values
+/// each rank owns.
+std::vector<float> packByOwner(const std::vector<DeviceFloats> &buffers,
+                               const std::vector<int> &owners,
+                               std::vector<int> &counts) {
+  counts.assign(static_cast<size_t>(comm::size()), 0);
+  std::vector<float> packed;
+  for (size_t k = 0; k < buffers.size(); ++k) {
+    packed.insert(packed.end(), buffers[k].data,
+                  buffers[k].data + buffers[k].count);
+    counts[static_cast<size_t>(owners[k])] +=
+        static_cast<int>(buffers[k].count);
+  }
+  return packed;
+}
+
+/// Copies back the buffers `mine` selects (owned by this rank or not).
+void unpackByOwner(const std::vector<float> &packed,
+                   const std::vector<DeviceFloats> &buffers,
+                   const std::vector<int> &owners, bool mine) {
+  const float *next = packed.data();
+  for (size_t k = 0; k < buffers.size(); ++k) {
+    if ((owners[k] == comm::rank()) == mine)
+      std::copy_n(next, buffers[k].count, buffers[k].data);
+    next += buffers[k].count;
+  }
+}
+
+} // namespace
+
+void Device::reduceToOwners(const std::vector<DeviceFloats> &buffers,
+                            const std::vector<int> &owners, const char *what) {
+  std::vector<int> counts;
+  std::vector<float> packed = packByOwner(buffers, owners, counts);
+  std::string error;
+  if (!comm::reduceScatter(packed.data(), counts, what, error))
+    comm::fail(error);
+  unpackByOwner(packed, buffers, owners, true);
+}
+
+void Device::gatherFromOwners(const std::vector<DeviceFloats> &buffers,
+                              const std::vector<int> &owners,
+                              const char *what) {
+  std::vector<int> counts;
+  std::vector<float> packed = packByOwner(buffers, owners, counts);
+  std::string error;
+  if (!comm::allGather(packed.data(), counts, what, error))
+    comm::fail(error);
+  unpackByOwner(packed, buffers, owners, false);
+}
+
 std::unique_ptr<Device> mass::rt::makeHostMirror(std::string name) {
   return std::make_unique<HostMirror>(std::move(name));
 }

@@ -19,6 +19,7 @@
 #include "Tensor.h"
 
 #include <cstddef>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -73,6 +74,21 @@ public:
   /// the buffers packed into one vector.
   virtual void sumRanks(const std::vector<DeviceFloats> &buffers,
                         const char *what);
+  /// The sharded optimizer's collectives, on `buffers` whose `owners` (one
+  /// rank each) ascend: reduceToOwners sums each buffer over the processes
+  /// into its owner's copy (the others' are left as they were or not);
+  /// gatherFromOwners copies each owner's buffer to every other rank. As
+  /// sumRanks, queued in order; by default MPI's reduce-scatter and
+  /// all-gather on the buffers packed rank after rank.
+  virtual void reduceToOwners(const std::vector<DeviceFloats> &buffers,
+                              const std::vector<int> &owners, const char *what);
+  virtual void gatherFromOwners(const std::vector<DeviceFloats> &buffers,
+                                const std::vector<int> &owners,
+                                const char *what);
+  /// Sets `bytes` at `device` to zero, queued in order.
+  virtual void zero(void *device, size_t bytes) {
+    std::memset(device, 0, bytes);
+  }
 };
 
 /// The device the entry points run on; null when they run on the host's

@@ -36,6 +36,8 @@ void launchDeviceKernel(const std::string &name, const GeluArgs &args,
                         int64_t threads);
 void launchDeviceKernel(const std::string &name, const FiniteArgs &args,
                         int64_t threads);
+void launchDeviceKernel(const std::string &name, const SquaresArgs &args,
+                        int64_t threads);
 
 /// The arguments of cuBLAS's cublasSgemmStridedBatched, column-major:
 /// for each of `batch` matrices, C (m x n, leading dimension ldc) =

@@ -83,6 +83,13 @@ extern "C" __global__ void mass_nonfinite(const FiniteArgs a,
     nonfiniteElement(a, t);
 }
 
+extern "C" __global__ void mass_sum_squares(const SquaresArgs a,
+                                            int64_t threads) {
+  const int64_t t = threadIndex();
+  if (t < threads)
+    sumSquaresLane(a, t);
+}
+
 extern "C" __global__ void mass_gelu_tanh(const GeluArgs a, int64_t threads) {
   const int64_t t = threadIndex();
   if (t < threads)

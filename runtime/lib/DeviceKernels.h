@@ -424,6 +424,23 @@ MASS_HD inline void nonfiniteElement(const FiniteArgs &a, int64_t t) {
     *a.flag = 1;
 }
 
+/// The sum of the squares of a gradient on the device (the sharded
+/// optimizer's clipping norm), in an order fixed by `lanes`: thread `t` adds
+/// the squares of x[t], x[t + lanes], ... (of `count`) to lane[t], in
+/// double. The host adds the lanes in order.
+struct SquaresArgs {
+  const float *x;
+  double *lane;
+  int64_t count, lanes;
+};
+
+MASS_HD inline void sumSquaresLane(const SquaresArgs &a, int64_t t) {
+  double sum = 0;
+  for (int64_t k = t; k < a.count; k += a.lanes)
+    sum += static_cast<double>(a.x[k]) * a.x[k];
+  a.lane[t] += sum;
+}
+
 /// Element `t` (row-major) of y = (0.5 x) (1 + tanh(sqrt(2 / pi) (x +
 /// 0.044715 x^3))), in the generated code's order of operations.
 MASS_HD inline void geluTanhElement(const GeluArgs &a, int64_t t) {

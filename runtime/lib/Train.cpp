@@ -50,6 +50,10 @@ extern "C" int omp_get_max_threads() __attribute__((weak));
 // gradient for NaN and Inf.
 extern "C" void mass_device_nonfinite(const float *x, int64_t count,
                                       int32_t *flag) __attribute__((weak));
+// And the sharded optimizer's sum of squares of a gradient there.
+extern "C" void mass_device_sum_squares(const float *x, int64_t count,
+                                        double *lane, int64_t lanes)
+    __attribute__((weak));
 
 namespace {
 
@@ -210,6 +214,7 @@ private:
   std::map<std::string, int> ownerOf;
   std::vector<int> shardCounts; // values per owner
   std::vector<float> shardFlat, shardScratch;
+  std::vector<double> squareLanes; // a device's sums of squares (sharded)
   // With clipping: the squares of the gradients other ranks hold, for the
   // global norm (0 unsharded); and this step's squares over every rank.
   Tensor squaresElsewhere{DType::F32, {}};
@@ -225,6 +230,9 @@ private:
   std::vector<int64_t> optimizerBytes() const;
   int64_t sliceOf(int64_t count, int64_t &first) const;
   int64_t shareStep(int64_t count);
+  std::vector<DeviceFloats> shardBuffers(std::map<std::string, Tensor> &of,
+                                         std::vector<int> &owners);
+  double reduceShardsOnDevice(const char *what);
   void reduceStep(int64_t count, int64_t local);
 
   void configure();
@@ -618,7 +626,14 @@ void Trainer::allocate() {
                       &states, &nextStates, &batchBuffers, &batchBuffers})
       for (const auto &entry : *set)
         total += slice(entry.second.bytes());
+    if (sharded)
+      total += slice(shardScratch.size() * sizeof(float));
     reserveDeviceMemory(total);
+    // The update binds the scratch state at each size up to this: its
+    // mirror holds the largest from the start, so it never moves.
+    if (sharded)
+      deviceBuffer(shardScratch.data(), shardScratch.size() * sizeof(float),
+                   Sync::OnChange);
   }
   reserveArena(arena);
 }
@@ -1407,8 +1422,6 @@ int Trainer::benchmark() {
 void Trainer::checkParallel() const {
   std::string what =
       "data-parallel training (" + std::to_string(ranks) + " processes) ";
-  if (activeDevice() && sharded)
-    fail("--shard-optimizer on the GPU target is not supported yet");
   for (const auto &[task, weight] : spec.tasks) {
     auto labels = spec.taskLabels.find(task);
     if (labels == spec.taskLabels.end()) {
@@ -1597,33 +1610,89 @@ std::vector<int64_t> Trainer::optimizerBytes() const {
   return bytes;
 }
 
+/// The gradients in shardOrder, on the device, and their owners.
+std::vector<DeviceFloats>
+Trainer::shardBuffers(std::map<std::string, Tensor> &of,
+                      std::vector<int> &owners) {
+  std::vector<DeviceFloats> buffers;
+  owners.clear();
+  for (const ValueSpec *v : shardOrder) {
+    Tensor &t = of.at(v->name);
+    buffers.push_back({static_cast<float *>(
+                           deviceBuffer(t.data(), t.bytes(), Sync::OnChange)),
+                       t.f.size()});
+    owners.push_back(ownerOf.at(v->name));
+  }
+  return buffers;
+}
+
+/// reduceShards on a device, where the gradients stay: each owner gets the
+/// sums of its gradients (NCCL's reduce on a GPU), the others' are zeroed
+/// there, and a kernel adds the squares of this rank's in a fixed order.
+/// Returns those squares.
+double Trainer::reduceShardsOnDevice(const char *what) {
+  Device &device = *activeDevice();
+  std::vector<int> owners;
+  std::vector<DeviceFloats> buffers = shardBuffers(grads, owners);
+  device.reduceToOwners(buffers, owners, what);
+  for (auto &[name, g] : grads)
+    if (!owns(name))
+      device.zero(deviceBuffer(g.data(), g.bytes(), Sync::OnChange), g.bytes());
+  double mine = 0;
+  if (!mass_device_sum_squares) {
+    // The host mirror of a CPU program: its memory is the host's.
+    for (size_t k = 0; k < buffers.size(); ++k)
+      for (size_t i = 0; owners[k] == rank && i < buffers[k].count; ++i)
+        mine += static_cast<double>(buffers[k].data[i]) * buffers[k].data[i];
+    return mine;
+  }
+  constexpr int64_t kLanes = 16384;
+  squareLanes.resize(kLanes);
+  size_t bytes = kLanes * sizeof(double);
+  auto *lanes = static_cast<double *>(
+      deviceBuffer(squareLanes.data(), bytes, Sync::Never));
+  device.zero(lanes, bytes);
+  for (size_t k = 0; k < buffers.size(); ++k)
+    if (owners[k] == rank)
+      mass_device_sum_squares(buffers[k].data,
+                              static_cast<int64_t>(buffers[k].count), lanes,
+                              kLanes);
+  device.download(squareLanes.data(), lanes, bytes);
+  for (double lane : squareLanes)
+    mine += lane;
+  return mine;
+}
+
 /// Sharded: the gradients reduce-scattered (each rank gets the sums of its
 /// own parameters' gradients; the others' it zeroes, frozen ones too), then
 /// the step's outputs and the squares of each rank's gradients summed.
 void Trainer::reduceShards(int64_t count, int64_t local, const char *what) {
-  size_t at = 0;
-  for (const ValueSpec *v : shardOrder) {
-    const std::vector<float> &g = grads.at(v->name).f;
-    std::copy(g.begin(), g.end(), shardFlat.begin() + at);
-    at += g.size();
+  double mine = activeDevice() ? reduceShardsOnDevice(what) : 0;
+  if (!activeDevice()) {
+    size_t at = 0;
+    for (const ValueSpec *v : shardOrder) {
+      const std::vector<float> &g = grads.at(v->name).f;
+      std::copy(g.begin(), g.end(), shardFlat.begin() + at);
+      at += g.size();
+    }
+    std::string error;
+    if (!comm::reduceScatter(shardFlat.data(), shardCounts, what, error))
+      fail(error);
+    for (auto &[name, g] : grads)
+      if (!owns(name))
+        std::fill(g.f.begin(), g.f.end(), 0.0f);
+    at = 0;
+    for (const ValueSpec *v : shardOrder) {
+      std::vector<float> &g = grads.at(v->name).f;
+      if (owns(v->name)) {
+        std::copy_n(shardFlat.begin() + at, g.size(), g.begin());
+        for (float x : g)
+          mine += static_cast<double>(x) * x;
+      }
+      at += g.size();
+    }
   }
   std::string error;
-  if (!comm::reduceScatter(shardFlat.data(), shardCounts, what, error))
-    fail(error);
-  for (auto &[name, g] : grads)
-    if (!owns(name))
-      std::fill(g.f.begin(), g.f.end(), 0.0f);
-  double mine = 0;
-  at = 0;
-  for (const ValueSpec *v : shardOrder) {
-    std::vector<float> &g = grads.at(v->name).f;
-    if (owns(v->name)) {
-      std::copy_n(shardFlat.begin() + at, g.size(), g.begin());
-      for (float x : g)
-        mine += static_cast<double>(x) * x;
-    }
-    at += g.size();
-  }
   std::vector<double> sums;
   outputsAsSums(local, sums);
   sums.push_back(mine);
@@ -1636,6 +1705,13 @@ void Trainer::reduceShards(int64_t count, int64_t local, const char *what) {
 }
 
 void Trainer::gatherParams() {
+  std::string what = "the parameters of step " + std::to_string(step + 1);
+  if (activeDevice()) {
+    std::vector<int> owners;
+    std::vector<DeviceFloats> buffers = shardBuffers(params, owners);
+    activeDevice()->gatherFromOwners(buffers, owners, what.c_str());
+    return;
+  }
   size_t at = 0;
   for (const ValueSpec *v : shardOrder) {
     const std::vector<float> &p = params.at(v->name).f;
@@ -1644,7 +1720,6 @@ void Trainer::gatherParams() {
     at += p.size();
   }
   std::string error;
-  std::string what = "the parameters of step " + std::to_string(step + 1);
   if (!comm::allGather(shardFlat.data(), shardCounts, what.c_str(), error))
     fail(error);
   at = 0;
@@ -1668,6 +1743,7 @@ std::map<std::string, Tensor> Trainer::gatherStates() {
     }
   std::map<std::string, Tensor> all;
   std::string error;
+  fetch(states);
   for (const std::string &kind : kinds) {
     size_t at = 0;
     for (const ValueSpec *v : shardOrder) {
