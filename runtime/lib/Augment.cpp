@@ -53,12 +53,17 @@ bool mass::rt::parseAugmentations(const Json &list,
 }
 
 void mass::rt::augment(const Augmentation &a, Tensor &batch, int64_t count,
-                       std::mt19937_64 &rng) {
+                       std::mt19937_64 &rng, int64_t from, int64_t upto) {
+  auto changes = [&](int64_t s) { return s >= from && s < upto; };
   if (a.kind == Augmentation::Kind::Noise) {
     std::normal_distribution<float> noise(0.0f, static_cast<float>(a.std));
-    int64_t n = count * batch.rowSize();
-    for (int64_t k = 0; k < n; ++k)
-      batch.f[k] += noise(rng);
+    int64_t row = batch.rowSize();
+    for (int64_t s = 0; s < count; ++s)
+      for (int64_t k = s * row; k < (s + 1) * row; ++k) {
+        float x = noise(rng);
+        if (changes(s))
+          batch.f[k] += x;
+      }
     return;
   }
   size_t rank = batch.shape.size();
@@ -68,7 +73,7 @@ void mass::rt::augment(const Augmentation &a, Tensor &batch, int64_t count,
   for (int64_t s = 0; s < count; ++s) {
     float *sample = batch.f.data() + s * batch.rowSize();
     if (a.kind == Augmentation::Kind::Flip) {
-      if (std::uniform_int_distribution<int>(0, 1)(rng) == 0)
+      if (std::uniform_int_distribution<int>(0, 1)(rng) == 0 || !changes(s))
         continue;
       for (int64_t p = 0; p < planes * h; ++p)
         std::reverse(sample + p * w, sample + (p + 1) * w);
@@ -77,6 +82,8 @@ void mass::rt::augment(const Augmentation &a, Tensor &batch, int64_t count,
     // The crop's corner in the padded image, as RandomCrop draws it.
     std::uniform_int_distribution<int64_t> offset(0, 2 * a.pad);
     int64_t dy = offset(rng) - a.pad, dx = offset(rng) - a.pad;
+    if (!changes(s))
+      continue;
     for (int64_t p = 0; p < planes; ++p) {
       float *img = sample + p * h * w;
       for (int64_t i = 0; i < h; ++i)

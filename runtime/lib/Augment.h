@@ -6,6 +6,7 @@
 #include "Model.h"
 #include "Tensor.h"
 
+#include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
@@ -30,9 +31,11 @@ struct Augmentation {
 bool parseAugmentations(const Json &list, const std::vector<ValueSpec> &inputs,
                         std::vector<Augmentation> &out, std::string &error);
 
-/// Applies `a` in place to the first `count` samples of `batch`.
+/// Applies `a` in place to the first `count` samples of `batch`: draws
+/// for all of them, changes samples [from, upto) alone (a process's slice
+/// of a batch drawn alike on every process).
 void augment(const Augmentation &a, Tensor &batch, int64_t count,
-             std::mt19937_64 &rng);
+             std::mt19937_64 &rng, int64_t from = 0, int64_t upto = INT64_MAX);
 
 } // namespace mass::rt
 

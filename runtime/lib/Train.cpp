@@ -250,7 +250,8 @@ private:
     gather(batchBuffers, data, rows, begin, count);
   }
   void gather(std::map<std::string, Tensor> &into, const Dataset &data,
-              const std::vector<int64_t> &rows, int64_t begin, int64_t count);
+              const std::vector<int64_t> &rows, int64_t begin, int64_t count,
+              int64_t from = 0, int64_t upto = INT64_MAX);
   /// Binds the batch's rows [first, first + count) and the rest.
   void bindBatch(EntryCall &call, const EntrySpec &entry, int64_t count,
                  int64_t first = 0);
@@ -698,14 +699,22 @@ void Trainer::loadWeights(const NamedTensors &file, const std::string &path,
   hostWrote(buffers);
 }
 
+/// Rows [begin, begin + count) of `rows` (or of the data, when empty) into
+/// the batch buffers `into`: of each sample only [from, upto) but the
+/// labels shareStep counts, whole.
 void Trainer::gather(std::map<std::string, Tensor> &into, const Dataset &data,
                      const std::vector<int64_t> &rows, int64_t begin,
-                     int64_t count) {
+                     int64_t count, int64_t from, int64_t upto) {
   for (auto &[name, buffer] : into) {
     const Tensor &src = data.columns.at(name);
     int64_t row = src.rowSize();
     buffer.shape[0] = count;
+    bool whole = std::any_of(
+        spec.taskLabels.begin(), spec.taskLabels.end(),
+        [&, &name = name](const auto &task) { return task.second == name; });
     for (int64_t k = 0; k < count; ++k) {
+      if (!whole && (k < from || k >= upto))
+        continue;
       int64_t r = rows.empty() ? begin + k : rows[begin + k];
       if (src.dtype == DType::F32)
         std::copy_n(src.floats() + r * row, row, buffer.f.data() + k * row);
@@ -2050,10 +2059,16 @@ int64_t Trainer::drawBatch(std::map<std::string, Tensor> &into,
     ++epoch;
   }
   int64_t n = std::min<int64_t>(batch, order.size() - position);
-  gather(into, trainData, order, static_cast<int64_t>(position), n);
+  // Under mpirun each rank reads and augments its slice alone (the
+  // generator still draws for every sample, so the slices make up one
+  // process's batch).
+  int64_t first = 0;
+  int64_t mine = ranks > 1 ? sliceOf(n, first) : n;
+  gather(into, trainData, order, static_cast<int64_t>(position), n, first,
+         first + mine);
   position += n;
   for (const Augmentation &a : augmentations)
-    augment(a, into[a.input], n, rng);
+    augment(a, into[a.input], n, rng, first, first + mine);
   return n;
 }
 

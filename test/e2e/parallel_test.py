@@ -71,6 +71,7 @@ train two {
   epochs     = 2
   optimizer  = adam(lr: 1e-3)
   clip_grad_norm = 1.0
+  augment    = [flip(image)]
   seed       = 5
 }
 """
@@ -136,8 +137,8 @@ class Runs(unittest.TestCase):
                 "--steps", str(steps), "--val-every", str(every)]
 
     def two_tasks(self):
-        """A program of two tasks whose labels are partly -1, with dropout
-        and batch norm over [B, C], batches of 30 rows and a last batch of
+        """A program of two tasks whose labels are partly -1, with dropout,
+        flips and batch norm over [B, C], batches of 30 rows and a last batch of
         2 (512 rows: 17 batches of 30, then 2), its data written."""
         rng = np.random.default_rng(3)
         for split, rows in (("train", 512), ("val", 300)):
