@@ -224,10 +224,11 @@ class CudaTarget(unittest.TestCase):
 
 @unittest.skipUnless(os.environ.get("MASS_CUDA_ROOT"), "Mass was built without the CUDA toolkit")
 class CudaLibraries(unittest.TestCase):
-    """The runtime finds the driver's, cuBLAS's and cuBLASLt's functions by
-    name when a GPU program starts (Cuda.cpp): each name must be one the libraries
-    define, checked here against the toolkit's (the driver's stub), since
-    no GPU runs the tests."""
+    """The runtime finds the driver's, cuBLAS's, cuBLASLt's and NCCL's
+    functions by name when a GPU program starts or first sums over the
+    processes (Cuda.cpp): each name must be one the libraries define,
+    checked here against the toolkit's (the driver's stub), since no GPU
+    runs the tests."""
 
     def test_every_function_the_runtime_looks_up_exists(self):
         with open(os.path.join(os.path.dirname(__file__), "..", "..", "runtime", "lib",
@@ -235,13 +236,15 @@ class CudaLibraries(unittest.TestCase):
             names = re.findall(r'find\(\w+, "(\w+)"', f.read())
         lt = [n for n in names if n.startswith("cublasLt")]
         cublas = [n for n in names if n.startswith("cublas") and n not in lt]
-        driver = [n for n in names if not n.startswith("cublas")]
+        nccl = [n for n in names if n.startswith("nccl")]
+        driver = [n for n in names if not n.startswith(("cublas", "nccl"))]
         self.assertGreaterEqual(len(driver), 15)
         self.assertEqual(len(cublas), 3)
         self.assertEqual(len(lt), 7)
+        self.assertEqual(len(nccl), 10)
         root = os.environ["MASS_CUDA_ROOT"]
         for pattern, wanted in (("stubs/libcuda.so", driver), ("libcublas.so.*", cublas),
-                                ("libcublasLt.so.*", lt)):
+                                ("libcublasLt.so.*", lt), ("libnccl.so.2", nccl)):
             found = sorted(glob.glob(os.path.join(root, "lib64", pattern)) +
                            glob.glob(os.path.join(root, "targets", "*", "lib", pattern)))
             self.assertTrue(found, f"no {pattern} in {root}")
