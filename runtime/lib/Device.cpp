@@ -149,25 +149,41 @@ void unpackByOwner(const std::vector<float> &packed,
 
 } // namespace
 
-void Device::reduceToOwners(const std::vector<DeviceFloats> &buffers,
-                            const std::vector<int> &owners, const char *what) {
+bool mass::rt::reduceToOwnersOnHost(const std::vector<DeviceFloats> &buffers,
+                                    const std::vector<int> &owners,
+                                    const char *what, std::string &error) {
   std::vector<int> counts;
   std::vector<float> packed = packByOwner(buffers, owners, counts);
-  std::string error;
   if (!comm::reduceScatter(packed.data(), counts, what, error))
-    comm::fail(error);
+    return false;
   unpackByOwner(packed, buffers, owners, true);
+  return true;
+}
+
+bool mass::rt::gatherFromOwnersOnHost(const std::vector<DeviceFloats> &buffers,
+                                      const std::vector<int> &owners,
+                                      const char *what, std::string &error) {
+  std::vector<int> counts;
+  std::vector<float> packed = packByOwner(buffers, owners, counts);
+  if (!comm::allGather(packed.data(), counts, what, error))
+    return false;
+  unpackByOwner(packed, buffers, owners, false);
+  return true;
+}
+
+void Device::reduceToOwners(const std::vector<DeviceFloats> &buffers,
+                            const std::vector<int> &owners, const char *what) {
+  std::string error;
+  if (!reduceToOwnersOnHost(buffers, owners, what, error))
+    comm::fail(error);
 }
 
 void Device::gatherFromOwners(const std::vector<DeviceFloats> &buffers,
                               const std::vector<int> &owners,
                               const char *what) {
-  std::vector<int> counts;
-  std::vector<float> packed = packByOwner(buffers, owners, counts);
   std::string error;
-  if (!comm::allGather(packed.data(), counts, what, error))
+  if (!gatherFromOwnersOnHost(buffers, owners, what, error))
     comm::fail(error);
-  unpackByOwner(packed, buffers, owners, false);
 }
 
 std::unique_ptr<Device> mass::rt::makeHostMirror(std::string name) {

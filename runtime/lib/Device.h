@@ -91,6 +91,15 @@ public:
   }
 };
 
+/// The sharded optimizer's collectives on host memory (the CPU target's,
+/// and the default Device's; see Device::reduceToOwners), with MPI.
+bool reduceToOwnersOnHost(const std::vector<DeviceFloats> &buffers,
+                          const std::vector<int> &owners, const char *what,
+                          std::string &error);
+bool gatherFromOwnersOnHost(const std::vector<DeviceFloats> &buffers,
+                            const std::vector<int> &owners, const char *what,
+                            std::string &error);
+
 /// The device the entry points run on; null when they run on the host's
 /// buffers themselves.
 Device *activeDevice();

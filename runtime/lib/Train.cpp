@@ -232,7 +232,8 @@ private:
   int64_t shareStep(int64_t count);
   std::vector<DeviceFloats> shardBuffers(std::map<std::string, Tensor> &of,
                                          std::vector<int> &owners);
-  double reduceShardsOnDevice(const char *what);
+  double ownSquares(const std::vector<DeviceFloats> &buffers,
+                    const std::vector<int> &owners);
   void reduceStep(int64_t count, int64_t local);
 
   void configure();
@@ -1619,7 +1620,8 @@ std::vector<int64_t> Trainer::optimizerBytes() const {
   return bytes;
 }
 
-/// The gradients in shardOrder, on the device, and their owners.
+/// The tensors of `of` in shardOrder, where the entry points see them (on
+/// the device, if any), and their owners.
 std::vector<DeviceFloats>
 Trainer::shardBuffers(std::map<std::string, Tensor> &of,
                       std::vector<int> &owners) {
@@ -1635,73 +1637,57 @@ Trainer::shardBuffers(std::map<std::string, Tensor> &of,
   return buffers;
 }
 
-/// reduceShards on a device, where the gradients stay: each owner gets the
-/// sums of its gradients (NCCL's reduce on a GPU), the others' are zeroed
-/// there, and a kernel adds the squares of this rank's in a fixed order.
-/// Returns those squares.
-double Trainer::reduceShardsOnDevice(const char *what) {
-  Device &device = *activeDevice();
-  std::vector<int> owners;
-  std::vector<DeviceFloats> buffers = shardBuffers(grads, owners);
-  device.reduceToOwners(buffers, owners, what);
-  for (auto &[name, g] : grads)
-    if (!owns(name))
-      device.zero(deviceBuffer(g.data(), g.bytes(), Sync::OnChange), g.bytes());
+/// The sum of the squares of this rank's own gradients `buffers` (of
+/// `owners`): on a GPU a kernel adds them in fixed lanes, in place.
+double Trainer::ownSquares(const std::vector<DeviceFloats> &buffers,
+                           const std::vector<int> &owners) {
   double mine = 0;
-  if (!mass_device_sum_squares) {
-    // The host mirror of a CPU program: its memory is the host's.
+  if (activeDevice() && mass_device_sum_squares) {
+    constexpr int64_t kLanes = 16384;
+    squareLanes.resize(kLanes);
+    size_t bytes = kLanes * sizeof(double);
+    auto *lanes = static_cast<double *>(
+        deviceBuffer(squareLanes.data(), bytes, Sync::Never));
+    activeDevice()->zero(lanes, bytes);
     for (size_t k = 0; k < buffers.size(); ++k)
-      for (size_t i = 0; owners[k] == rank && i < buffers[k].count; ++i)
-        mine += static_cast<double>(buffers[k].data[i]) * buffers[k].data[i];
+      if (owners[k] == rank)
+        mass_device_sum_squares(buffers[k].data,
+                                static_cast<int64_t>(buffers[k].count), lanes,
+                                kLanes);
+    activeDevice()->download(squareLanes.data(), lanes, bytes);
+    for (double lane : squareLanes)
+      mine += lane;
     return mine;
   }
-  constexpr int64_t kLanes = 16384;
-  squareLanes.resize(kLanes);
-  size_t bytes = kLanes * sizeof(double);
-  auto *lanes = static_cast<double *>(
-      deviceBuffer(squareLanes.data(), bytes, Sync::Never));
-  device.zero(lanes, bytes);
+  // Host memory (the host mirror's too).
   for (size_t k = 0; k < buffers.size(); ++k)
-    if (owners[k] == rank)
-      mass_device_sum_squares(buffers[k].data,
-                              static_cast<int64_t>(buffers[k].count), lanes,
-                              kLanes);
-  device.download(squareLanes.data(), lanes, bytes);
-  for (double lane : squareLanes)
-    mine += lane;
+    for (size_t i = 0; owners[k] == rank && i < buffers[k].count; ++i)
+      mine += static_cast<double>(buffers[k].data[i]) * buffers[k].data[i];
   return mine;
 }
 
-/// Sharded: the gradients reduce-scattered (each rank gets the sums of its
-/// own parameters' gradients; the others' it zeroes, frozen ones too), then
-/// the step's outputs and the squares of each rank's gradients summed.
+/// Sharded: each owner gets the sums of its parameters' gradients (a
+/// reduce-scatter, or NCCL's reduce on a GPU); the others' it zeroes,
+/// frozen ones too; then the step's outputs and the squares of each rank's
+/// gradients are summed.
 void Trainer::reduceShards(int64_t count, int64_t local, const char *what) {
-  double mine = activeDevice() ? reduceShardsOnDevice(what) : 0;
-  if (!activeDevice()) {
-    size_t at = 0;
-    for (const ValueSpec *v : shardOrder) {
-      const std::vector<float> &g = grads.at(v->name).f;
-      std::copy(g.begin(), g.end(), shardFlat.begin() + at);
-      at += g.size();
-    }
-    std::string error;
-    if (!comm::reduceScatter(shardFlat.data(), shardCounts, what, error))
-      fail(error);
-    for (auto &[name, g] : grads)
-      if (!owns(name))
-        std::fill(g.f.begin(), g.f.end(), 0.0f);
-    at = 0;
-    for (const ValueSpec *v : shardOrder) {
-      std::vector<float> &g = grads.at(v->name).f;
-      if (owns(v->name)) {
-        std::copy_n(shardFlat.begin() + at, g.size(), g.begin());
-        for (float x : g)
-          mine += static_cast<double>(x) * x;
-      }
-      at += g.size();
-    }
-  }
+  std::vector<int> owners;
+  std::vector<DeviceFloats> buffers = shardBuffers(grads, owners);
   std::string error;
+  if (Device *device = activeDevice())
+    device->reduceToOwners(buffers, owners, what);
+  else if (!reduceToOwnersOnHost(buffers, owners, what, error))
+    fail(error);
+  for (auto &[name, g] : grads) {
+    if (owns(name))
+      continue;
+    if (Device *device = activeDevice())
+      device->zero(deviceBuffer(g.data(), g.bytes(), Sync::OnChange),
+                   g.bytes());
+    else
+      std::fill(g.f.begin(), g.f.end(), 0.0f);
+  }
+  double mine = ownSquares(buffers, owners);
   std::vector<double> sums;
   outputsAsSums(local, sums);
   sums.push_back(mine);
@@ -1715,29 +1701,13 @@ void Trainer::reduceShards(int64_t count, int64_t local, const char *what) {
 
 void Trainer::gatherParams() {
   std::string what = "the parameters of step " + std::to_string(step + 1);
-  if (activeDevice()) {
-    std::vector<int> owners;
-    std::vector<DeviceFloats> buffers = shardBuffers(params, owners);
-    activeDevice()->gatherFromOwners(buffers, owners, what.c_str());
-    return;
-  }
-  size_t at = 0;
-  for (const ValueSpec *v : shardOrder) {
-    const std::vector<float> &p = params.at(v->name).f;
-    if (owns(v->name))
-      std::copy(p.begin(), p.end(), shardFlat.begin() + at);
-    at += p.size();
-  }
+  std::vector<int> owners;
+  std::vector<DeviceFloats> buffers = shardBuffers(params, owners);
   std::string error;
-  if (!comm::allGather(shardFlat.data(), shardCounts, what.c_str(), error))
+  if (Device *device = activeDevice())
+    device->gatherFromOwners(buffers, owners, what.c_str());
+  else if (!gatherFromOwnersOnHost(buffers, owners, what.c_str(), error))
     fail(error);
-  at = 0;
-  for (const ValueSpec *v : shardOrder) {
-    std::vector<float> &p = params.at(v->name).f;
-    if (!owns(v->name))
-      std::copy_n(shardFlat.begin() + at, p.size(), p.begin());
-    at += p.size();
-  }
 }
 
 /// Every rank's optimizer state, on rank 0 (empty elsewhere), for a

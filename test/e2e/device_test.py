@@ -227,8 +227,8 @@ class CudaLibraries(unittest.TestCase):
     """The runtime finds the driver's, cuBLAS's, cuBLASLt's and NCCL's
     functions by name when a GPU program starts or first sums over the
     processes (Cuda.cpp): each name must be one the libraries define,
-    checked here against the toolkit's (the driver's stub), since no GPU
-    runs the tests."""
+    checked here against the toolkit's copies (for the driver, its
+    link-time libcuda.so), since no GPU runs the tests."""
 
     def test_every_function_the_runtime_looks_up_exists(self):
         with open(os.path.join(os.path.dirname(__file__), "..", "..", "runtime", "lib",
