@@ -105,12 +105,12 @@ void Device::sumRanks(const std::vector<DeviceFloats> &buffers,
       comm::fail(error);
     return;
   }
-  std::vector<float> packed;
+  staging.clear();
   for (const DeviceFloats &b : buffers)
-    packed.insert(packed.end(), b.data, b.data + b.count);
-  if (!comm::sum(packed.data(), packed.size(), what, error))
+    staging.insert(staging.end(), b.data, b.data + b.count);
+  if (!comm::sum(staging.data(), staging.size(), what, error))
     comm::fail(error);
-  const float *next = packed.data();
+  const float *next = staging.data();
   for (const DeviceFloats &b : buffers) {
     std::copy_n(next, b.count, b.data);
     next += b.count;
@@ -119,20 +119,19 @@ void Device::sumRanks(const std::vector<DeviceFloats> &buffers,
 
 namespace {
 
-/// `buffers` packed rank after rank (their owners ascend), and the values
-/// each rank owns.
-std::vector<float> packByOwner(const std::vector<DeviceFloats> &buffers,
-                               const std::vector<int> &owners,
-                               std::vector<int> &counts) {
+/// `buffers` packed rank after rank (their owners ascend) into `packed`,
+/// and the values each rank owns.
+void packByOwner(const std::vector<DeviceFloats> &buffers,
+                 const std::vector<int> &owners, std::vector<float> &packed,
+                 std::vector<int> &counts) {
   counts.assign(static_cast<size_t>(comm::size()), 0);
-  std::vector<float> packed;
+  packed.clear();
   for (size_t k = 0; k < buffers.size(); ++k) {
     packed.insert(packed.end(), buffers[k].data,
                   buffers[k].data + buffers[k].count);
     counts[static_cast<size_t>(owners[k])] +=
         static_cast<int>(buffers[k].count);
   }
-  return packed;
 }
 
 /// Copies back the buffers `mine` selects (owned by this rank or not).
@@ -151,9 +150,11 @@ void unpackByOwner(const std::vector<float> &packed,
 
 bool mass::rt::reduceToOwnersOnHost(const std::vector<DeviceFloats> &buffers,
                                     const std::vector<int> &owners,
-                                    const char *what, std::string &error) {
+                                    const char *what,
+                                    std::vector<float> &packed,
+                                    std::string &error) {
   std::vector<int> counts;
-  std::vector<float> packed = packByOwner(buffers, owners, counts);
+  packByOwner(buffers, owners, packed, counts);
   if (!comm::reduceScatter(packed.data(), counts, what, error))
     return false;
   unpackByOwner(packed, buffers, owners, true);
@@ -162,9 +163,11 @@ bool mass::rt::reduceToOwnersOnHost(const std::vector<DeviceFloats> &buffers,
 
 bool mass::rt::gatherFromOwnersOnHost(const std::vector<DeviceFloats> &buffers,
                                       const std::vector<int> &owners,
-                                      const char *what, std::string &error) {
+                                      const char *what,
+                                      std::vector<float> &packed,
+                                      std::string &error) {
   std::vector<int> counts;
-  std::vector<float> packed = packByOwner(buffers, owners, counts);
+  packByOwner(buffers, owners, packed, counts);
   if (!comm::allGather(packed.data(), counts, what, error))
     return false;
   unpackByOwner(packed, buffers, owners, false);
@@ -174,7 +177,7 @@ bool mass::rt::gatherFromOwnersOnHost(const std::vector<DeviceFloats> &buffers,
 void Device::reduceToOwners(const std::vector<DeviceFloats> &buffers,
                             const std::vector<int> &owners, const char *what) {
   std::string error;
-  if (!reduceToOwnersOnHost(buffers, owners, what, error))
+  if (!reduceToOwnersOnHost(buffers, owners, what, staging, error))
     comm::fail(error);
 }
 
@@ -182,7 +185,7 @@ void Device::gatherFromOwners(const std::vector<DeviceFloats> &buffers,
                               const std::vector<int> &owners,
                               const char *what) {
   std::string error;
-  if (!gatherFromOwnersOnHost(buffers, owners, what, error))
+  if (!gatherFromOwnersOnHost(buffers, owners, what, staging, error))
     comm::fail(error);
 }
 

@@ -89,16 +89,21 @@ public:
   virtual void zero(void *device, size_t bytes) {
     std::memset(device, 0, bytes);
   }
+
+protected:
+  /// The default collectives' packed buffers, kept from call to call.
+  std::vector<float> staging;
 };
 
 /// The sharded optimizer's collectives on host memory (the CPU target's,
-/// and the default Device's; see Device::reduceToOwners), with MPI.
+/// and the default Device's; see Device::reduceToOwners), with MPI, the
+/// buffers packed in `packed` (kept by the caller from call to call).
 bool reduceToOwnersOnHost(const std::vector<DeviceFloats> &buffers,
                           const std::vector<int> &owners, const char *what,
-                          std::string &error);
+                          std::vector<float> &packed, std::string &error);
 bool gatherFromOwnersOnHost(const std::vector<DeviceFloats> &buffers,
                             const std::vector<int> &owners, const char *what,
-                            std::string &error);
+                            std::vector<float> &packed, std::string &error);
 
 /// The device the entry points run on; null when they run on the host's
 /// buffers themselves.

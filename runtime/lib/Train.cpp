@@ -1676,7 +1676,7 @@ void Trainer::reduceShards(int64_t count, int64_t local, const char *what) {
   std::string error;
   if (Device *device = activeDevice())
     device->reduceToOwners(buffers, owners, what);
-  else if (!reduceToOwnersOnHost(buffers, owners, what, error))
+  else if (!reduceToOwnersOnHost(buffers, owners, what, shardFlat, error))
     fail(error);
   for (auto &[name, g] : grads) {
     if (owns(name))
@@ -1706,7 +1706,8 @@ void Trainer::gatherParams() {
   std::string error;
   if (Device *device = activeDevice())
     device->gatherFromOwners(buffers, owners, what.c_str());
-  else if (!gatherFromOwnersOnHost(buffers, owners, what.c_str(), error))
+  else if (!gatherFromOwnersOnHost(buffers, owners, what.c_str(), shardFlat,
+                                   error))
     fail(error);
 }
 
