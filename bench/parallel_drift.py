@@ -21,7 +21,8 @@ MNIST, batch 64, and on the same layers with tanh and average pooling:
 
 Mass starts from given weights, and runs a third time on one process from
 those weights moved by one unit in the last place: the drift that rounding
-alone brings. Prints, for each, the largest over the parameter tensors of
+alone brings. Then on 1 and 2 processes with `--replicas 4`, whose sums
+over the batch add in one order for any N. Prints, for each, the largest over the parameter tensors of
 the norm of the difference over the norm of the one-process tensor.
 
 usage: /usr/bin/python3 bench/parallel_drift.py
@@ -88,8 +89,9 @@ def start_weights(nudge):
 
 
 def mass_drift(work, smooth):
-    """The drift of 2 processes from 1, and of 1 process from 1 whose
-    starting weights are one unit in the last place apart."""
+    """The drift of 2 processes from 1, of 1 process from 1 whose starting
+    weights are one unit in the last place apart, and of 2 processes from 1
+    with --replicas 4."""
     name = "smooth" if smooth else "relu"
     src = os.path.join(work, name + ".mass")
     with open(src, "w") as f:
@@ -100,17 +102,21 @@ def mass_drift(work, smooth):
         masstest.write_safetensors(os.path.join(work, f"start{nudge}.safetensors"),
                                    start_weights(nudge))
     params = []
-    for n, nudge in ((1, 0), (2, 0), (1, 1)):
-        ckpt = os.path.join(work, f"{name}{n}{nudge}")
+    for n, nudge, extra in ((1, 0, []), (2, 0, []), (1, 1, []),
+                            (1, 0, ["--replicas", "4"]), (2, 0, ["--replicas", "4"])):
+        ckpt = os.path.join(work, f"{name}{n}{nudge}{len(extra)}")
         launch = [exe] if n == 1 else ["mpirun", "-np", "2", "--oversubscribe", exe]
         subprocess.run(launch + ["--train", os.path.join(MNIST, "train"),
                                  "--val", os.path.join(MNIST, "val"), "--steps", str(STEPS),
                                  "--val-every", str(STEPS), "--checkpoint-dir", ckpt,
-                                 "--init", os.path.join(work, f"start{nudge}.safetensors")],
+                                 "--init", os.path.join(work, f"start{nudge}.safetensors"),
+                                 *extra],
                        cwd=work, env=ENV, check=True, capture_output=True)
         params.append(masstest.read_safetensors(os.path.join(ckpt, "last.safetensors")))
-    return [max(masstest.rel_error(other[k], v) for k, v in params[0].items()
-                if "running" not in k) for other in params[1:]]
+    def drift(a, b):
+        return max(masstest.rel_error(b[k], v) for k, v in a.items() if "running" not in k)
+
+    return drift(params[0], params[1]), drift(params[0], params[2]), drift(params[3], params[4])
 
 
 def torch_drift(smooth):
@@ -165,14 +171,14 @@ def main():
     subprocess.run(["bash", os.path.join(ROOT, "examples", "data", "fetch_mnist.sh")],
                    check=True, capture_output=True)
     print("| layers | Mass, 1 vs 2 processes | Mass, 1 process, weights 1 ulp apart "
-          "| PyTorch, whole batch vs 2 halves |")
-    print("| --- | ---: | ---: | ---: |")
+          "| PyTorch, whole batch vs 2 halves | Mass, 1 vs 2 processes, --replicas 4 |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as work:
         for smooth in (False, True):
             label = "tanh, average pooling" if smooth else "ReLU, max pooling (as written)"
-            processes, nudged = mass_drift(work, smooth)
-            print(f"| {label} | {processes:.1e} | {nudged:.1e} | {torch_drift(smooth):.1e} |",
-                  flush=True)
+            processes, nudged, replicas = mass_drift(work, smooth)
+            print(f"| {label} | {processes:.1e} | {nudged:.1e} | {torch_drift(smooth):.1e} | "
+                  f"{replicas:.1e} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@
 //===----------------------------------------------------------------------===//
 
 #include "Comm.h"
+#include "Replicas.h"
 
 #include "mass/abi.h"
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -408,6 +410,56 @@ bool comm::allGather(float *data, const std::vector<int> &counts,
 #endif
 }
 
+namespace {
+
+template <typename T>
+bool sumInOrderAs(T *data, size_t count, std::vector<T> &scratch,
+                  const char *what, std::string &error) {
+#if MASS_HAVE_MPI
+  if (gSize == 1)
+    return true;
+  size_t ranks = static_cast<size_t>(gSize);
+  if (count > static_cast<size_t>(INT_MAX) / ranks) {
+    error = std::string(what) + ": " + std::to_string(count) +
+            " values on each of " + std::to_string(gSize) +
+            " processes, more than MPI counts (2^31)";
+    return false;
+  }
+  scratch.resize(count * ranks);
+  std::copy_n(data, count, scratch.begin() + gRank * count);
+  MPI_Datatype type = sizeof(T) == 4 ? gMpi.f32 : gMpi.f64;
+  std::vector<int> counts(ranks, static_cast<int>(count));
+  std::vector<int> at = offsets(counts);
+  if (!collective(what, error, [&](MPI_Request &request) {
+        return gMpi.iallgatherv(MPI_IN_PLACE, 0, type, scratch.data(),
+                                counts.data(), at.data(), type, gMpi.world,
+                                &request);
+      }))
+    return false;
+  std::vector<T *> parts;
+  for (size_t r = 0; r < ranks; ++r)
+    parts.push_back(scratch.data() + r * count);
+  comm::addInTree(parts.data(), ranks, count);
+  std::copy_n(scratch.begin(), count, data);
+  return true;
+#else
+  (void)data, (void)count, (void)scratch, (void)what, (void)error;
+  return true;
+#endif
+}
+
+} // namespace
+
+bool comm::sumInOrder(float *data, size_t count, std::vector<float> &scratch,
+                      const char *what, std::string &error) {
+  return sumInOrderAs(data, count, scratch, what, error);
+}
+
+bool comm::sumInOrder(double *data, size_t count, std::vector<double> &scratch,
+                      const char *what, std::string &error) {
+  return sumInOrderAs(data, count, scratch, what, error);
+}
+
 bool comm::gather(float *data, const std::vector<int> &counts, const char *what,
                   std::string &error) {
 #if MASS_HAVE_MPI
@@ -450,7 +502,8 @@ void comm::finish() {
 /// mass.sum_ranks, inside a step: a failure ends the job here (the
 /// generated code cannot carry an error back).
 extern "C" void _mlir_ciface_mass_sum_ranks(MassMemRef *x) {
-  if (gSize == 1)
+  bool replicated = replicas::on();
+  if (gSize == 1 && !replicated)
     return;
   int64_t count = x->sizes_and_strides[0], stride = x->sizes_and_strides[1];
   float *data = static_cast<float *>(x->aligned) + x->offset;
@@ -460,9 +513,12 @@ extern "C" void _mlir_ciface_mass_sum_ranks(MassMemRef *x) {
     for (int64_t k = 0; k < count; ++k)
       packed[k] = data[k * stride];
   }
+  float *sums = stride == 1 ? data : packed.data();
   std::string error;
-  if (!comm::sum(stride == 1 ? data : packed.data(), static_cast<size_t>(count),
-                 "batch norm's statistics over the processes", error))
+  if (replicated)
+    replicas::sumInStep(sums, static_cast<size_t>(count));
+  else if (!comm::sum(sums, static_cast<size_t>(count),
+                      "batch norm's statistics over the processes", error))
     comm::fail(error);
   if (stride != 1)
     for (int64_t k = 0; k < count; ++k)

@@ -48,6 +48,13 @@ bool reduceScatter(float *data, const std::vector<int> &counts,
 /// All-gather: every rank's block, from that rank, lands on every rank.
 bool allGather(float *data, const std::vector<int> &counts, const char *what,
                std::string &error);
+/// Sums `count` values over every rank in one fixed order, the same bits on
+/// every rank whatever MPI's algorithm: the ranks' vectors are gathered
+/// (into `scratch`, count times the ranks) and added as addInTree does.
+bool sumInOrder(float *data, size_t count, std::vector<float> &scratch,
+                const char *what, std::string &error);
+bool sumInOrder(double *data, size_t count, std::vector<double> &scratch,
+                const char *what, std::string &error);
 /// Gather to rank 0: every rank's block lands on rank 0 alone.
 bool gather(float *data, const std::vector<int> &counts, const char *what,
             std::string &error);
@@ -69,6 +76,25 @@ std::string noAnswer(const char *what);
 void abort(int status);
 /// Leaves the job (at the end of a run).
 void finish();
+
+/// Adds the `count` values of parts[0..n) into parts[0] (the others are
+/// overwritten) as a binary tree whose left half is the largest power of
+/// two below n: ((p0 + p1) + (p2 + p3)) + p4. Its subtrees are the blocks
+/// of k parts for any power of two k, so adding k parts first and then the
+/// n / k block sums gives the same bits as adding all n at once.
+template <typename T> void addInTree(T *const *parts, size_t n, size_t count) {
+  if (n < 2)
+    return;
+  size_t half = 1;
+  while (half * 2 < n)
+    half *= 2;
+  addInTree(parts, half, count);
+  addInTree(parts + half, n - half, count);
+  T *into = parts[0];
+  const T *add = parts[half];
+  for (size_t k = 0; k < count; ++k)
+    into[k] += add[k];
+}
 
 } // namespace mass::rt::comm
 

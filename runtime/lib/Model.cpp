@@ -161,14 +161,11 @@ void EntryCall::bind(size_t index, void *data,
     batch = shape[0];
 }
 
-void *mass::rt::reserveArena(size_t bytes) {
-  if (activeDevice())
-    return deviceArena(bytes);
-  struct Free {
-    void operator()(void *p) const { std::free(p); }
-  };
-  static std::unique_ptr<void, Free> memory;
-  static size_t capacity = 0;
+namespace {
+
+/// Grows `memory` to hold `bytes` (64-byte aligned); exits when it cannot.
+void *grow(std::unique_ptr<void, FreeMemory> &memory, size_t &capacity,
+           size_t bytes) {
   if (bytes > capacity) {
     size_t rounded = (bytes + 63) / 64 * 64;
     memory.reset(std::aligned_alloc(64, rounded));
@@ -182,10 +179,22 @@ void *mass::rt::reserveArena(size_t bytes) {
   return memory.get();
 }
 
+} // namespace
+
+void *mass::rt::reserveArena(size_t bytes) {
+  if (activeDevice())
+    return deviceArena(bytes);
+  static std::unique_ptr<void, FreeMemory> memory;
+  static size_t capacity = 0;
+  return grow(memory, capacity, bytes);
+}
+
 void EntryCall::invoke(void (*entry)(void **), bool wait) {
   if (arena) {
     size_t bytes = arena->arenaSize(batch);
-    void *memory = reserveArena(bytes);
+    void *memory = privateArena && !activeDevice()
+                       ? grow(own, ownCapacity, bytes)
+                       : reserveArena(bytes);
     std::vector<int64_t> &w = words.back();
     std::memcpy(&w[0], &memory, sizeof(void *));
     std::memcpy(&w[1], &memory, sizeof(void *));

@@ -7,7 +7,9 @@
 
 #include "mass/vocabulary.h"
 
+#include <cstdlib>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -71,6 +73,11 @@ struct ModelSpec {
 
 /// A prepared call of one entry point: memref descriptors built once, then
 /// pointed at buffers before each call, without allocating.
+/// Frees what std::aligned_alloc gave.
+struct FreeMemory {
+  void operator()(void *p) const { std::free(p); }
+};
+
 class EntryCall {
 public:
   EntryCall() = default;
@@ -85,6 +92,9 @@ public:
   /// or with `wait` false are queued, for deviceSynchronize().
   void invoke(void (*entry)(void **), bool wait = true);
   size_t size() const { return words.size() - (arena ? 1 : 0); }
+  /// Gives this call an arena of its own instead of the one all share (a
+  /// replica's step, run at the same time as another's).
+  void ownArena() { privateArena = true; }
 
 private:
   std::vector<std::vector<int64_t>> words; // per value: 3 + 2 * rank
@@ -94,6 +104,9 @@ private:
   std::vector<bool> isResult;
   int64_t batch = 0;
   const EntrySpec *arena = nullptr;
+  bool privateArena = false;
+  std::unique_ptr<void, FreeMemory> own;
+  size_t ownCapacity = 0;
 };
 
 } // namespace mass::rt

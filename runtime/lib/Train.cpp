@@ -16,6 +16,7 @@
 #include "Device.h"
 #include "Json.h"
 #include "Model.h"
+#include "Replicas.h"
 #include "Report.h"
 #include "Schedule.h"
 
@@ -198,10 +199,12 @@ private:
   double reduceSeconds = 0;
   size_t reducedBytes = 0; // what a step's collectives sum
   void checkParallel() const;
-  /// The step's outputs as sums over this rank's rows (a loss, a mean, times
-  /// its rows), appended to `into`; then the sums over the ranks back as
-  /// the whole batch's values.
-  template <typename T> void outputsAsSums(int64_t local, std::vector<T> &into);
+  /// The step's outputs `outs` as sums over their `local` rows (a loss, a
+  /// mean, times its rows), appended to `into`; then the sums over the
+  /// ranks back as the whole batch's values.
+  template <typename T>
+  void outputsAsSums(int64_t local, std::vector<T> &into,
+                     const std::map<std::string, Tensor> &outs);
   template <typename T> void outputsFromSums(const T *sums, int64_t count);
 
   // --shard-optimizer under mpirun (ZeRO stage 1): each updated parameter
@@ -235,6 +238,35 @@ private:
   double ownSquares(const std::vector<DeviceFloats> &buffers,
                     const std::vector<int> &owners);
   void reduceStep(int64_t count, int64_t local);
+  /// A task's weight times its share of a batch of `count` rows held in
+  /// rows [first, first + rows): its labelled rows there, over all.
+  float shareOf(size_t task, int64_t first, int64_t rows, int64_t count) const;
+
+  // --replicas (Replicas.h): this process's replicas of the batch, empty
+  // when off. Replica 0 steps into the trainer's outputs, gradients and
+  // buffers; the others into their own. After a step their gradients are
+  // added in the tree into replica 0's, and the outputs' sums into
+  // replicaSums (then over the processes, in reduceStep).
+  struct StepTargets {
+    Tensor *seed;
+    std::vector<Tensor> *weights;
+    std::map<std::string, Tensor> *outputs, *grads, *nextBuffers;
+  };
+  struct Replica {
+    int64_t first = 0, rows = 0; // in the global batch
+    EntryCall ownCall, *call = nullptr;
+    Tensor seed{DType::I32, {3}};
+    std::vector<Tensor> weights;
+    std::map<std::string, Tensor> outputs, grads, nextBuffers;
+    StepTargets targets{};
+  };
+  std::vector<Replica> replicaSet;
+  int64_t replicasTotal = 0;
+  std::vector<double> replicaSums, replicaSumsScratch;
+  std::vector<float> reducedScratch;
+  bool replicated() const { return !replicaSet.empty(); }
+  void startReplicas();
+  void runReplicas(bool wait);
 
   void configure();
   Dataset loadData(const Json &source, const std::string &override,
@@ -253,9 +285,15 @@ private:
   void gather(std::map<std::string, Tensor> &into, const Dataset &data,
               const std::vector<int64_t> &rows, int64_t begin, int64_t count,
               int64_t from = 0, int64_t upto = INT64_MAX);
-  /// Binds the batch's rows [first, first + count) and the rest.
+  /// Binds the batch's rows [first, first + count) and the rest: the
+  /// trainer's seed, weights, outputs, gradients and buffers, or `to`.
   void bindBatch(EntryCall &call, const EntrySpec &entry, int64_t count,
-                 int64_t first = 0);
+                 int64_t first = 0) {
+    bindBatch(call, entry, count, first,
+              {&dropoutSeed, &taskWeights, &outputs, &grads, &nextBuffers});
+  }
+  void bindBatch(EntryCall &call, const EntrySpec &entry, int64_t count,
+                 int64_t first, const StepTargets &to);
   void setTaskWeights();
   /// One forward and backward pass; dropout draws from `dropout`, or from
   /// the generator when it is -1, or is off when it is -2.
@@ -726,7 +764,7 @@ void Trainer::gather(std::map<std::string, Tensor> &into, const Dataset &data,
 }
 
 void Trainer::bindBatch(EntryCall &call, const EntrySpec &entry, int64_t count,
-                        int64_t first) {
+                        int64_t first, const StepTargets &to) {
   size_t index = 0;
   size_t task = 0;
   for (const ValueSpec &v : entry.args) {
@@ -739,18 +777,18 @@ void Trainer::bindBatch(EntryCall &call, const EntrySpec &entry, int64_t count,
     else if (v.role == Role::Buffer)
       call.bind(index, buffers[v.name]);
     else if (v.role == Role::Seed)
-      call.bind(index, dropoutSeed);
+      call.bind(index, *to.seed);
     else if (v.role == Role::TaskWeight)
-      call.bind(index, taskWeights[task++]);
+      call.bind(index, (*to.weights)[task++]);
     ++index;
   }
   for (const ValueSpec &v : entry.results) {
     if (v.role == Role::Output)
-      call.bind(index, outputs[v.name]);
+      call.bind(index, (*to.outputs)[v.name]);
     else if (v.role == Role::Grad)
-      call.bind(index, grads[v.name]);
+      call.bind(index, (*to.grads)[v.name]);
     else if (v.role == Role::Buffer)
-      call.bind(index, nextBuffers[v.name]);
+      call.bind(index, (*to.nextBuffers)[v.name]);
     ++index;
   }
 }
@@ -780,6 +818,13 @@ void Trainer::swapBuffers() {
 }
 
 void Trainer::trainStep(int64_t count, int64_t dropout, bool wait) {
+  if (replicated()) {
+    shareStep(count);
+    prepareStep(count, dropout);
+    runStep(wait);
+    reduceStep(count, count);
+    return;
+  }
   prepareStep(count, dropout);
   runStep(wait);
 }
@@ -788,14 +833,25 @@ void Trainer::prepareStep(int64_t count, int64_t dropout) {
   // Only models with dropout draw, so that others keep their shuffles.
   if (dropout == -1 && hasDropout)
     dropout = static_cast<int64_t>(rng() & 0x7fffffff);
-  dropoutSeed.i[0] = static_cast<int32_t>(dropout < 0 ? -1 : dropout);
-  dropoutSeed.i[1] = static_cast<int32_t>(firstRow);
-  dropoutSeed.i[2] = static_cast<int32_t>(count);
+  int32_t key = static_cast<int32_t>(dropout < 0 ? -1 : dropout);
+  if (replicated()) {
+    for (Replica &r : replicaSet) {
+      r.seed.i = {key, static_cast<int32_t>(r.first),
+                  static_cast<int32_t>(r.rows)};
+      bindBatch(*r.call, spec.trainStep, r.rows, r.first, r.targets);
+    }
+    return;
+  }
+  dropoutSeed.i = {key, static_cast<int32_t>(firstRow),
+                   static_cast<int32_t>(count)};
   bindBatch(trainCall, spec.trainStep, count, firstRow);
 }
 
 void Trainer::runStep(bool wait) {
-  trainCall.invoke(mass_train_step, wait);
+  if (replicated())
+    runReplicas(wait);
+  else
+    trainCall.invoke(mass_train_step, wait);
   swapBuffers();
 }
 
@@ -1077,6 +1133,8 @@ void Trainer::logProgramEvent(const char *kind) {
       bytes.push(Json::number(static_cast<double>(b)));
     e.set(sharded ? "optimizer_bytes_per_rank" : "optimizer_bytes_each", bytes);
   }
+  if (replicated())
+    e.set("replicas", Json::number(static_cast<double>(replicasTotal)));
   logEvent(e);
 }
 
@@ -1430,8 +1488,9 @@ int Trainer::benchmark() {
 
 /// What data-parallel training does not cover yet fails before any step.
 void Trainer::checkParallel() const {
-  std::string what =
-      "data-parallel training (" + std::to_string(ranks) + " processes) ";
+  std::string what = ranks > 1 ? "data-parallel training (" +
+                                     std::to_string(ranks) + " processes) "
+                               : "--replicas ";
   for (const auto &[task, weight] : spec.tasks) {
     auto labels = spec.taskLabels.find(task);
     if (labels == spec.taskLabels.end()) {
@@ -1458,36 +1517,61 @@ int64_t Trainer::sliceOf(int64_t count, int64_t &first) const {
 /// its share of the task's rows (the labelled ones, for a cross-entropy that
 /// skips -1 labels), so that the gradients summed over the ranks are those
 /// of the whole batch's mean losses.
+/// With --replicas, each of this process's replicas gets its rows and
+/// shares instead (the trainer's weights stay the whole batch's).
 int64_t Trainer::shareStep(int64_t count) {
-  int64_t local = sliceOf(count, firstRow);
-  for (size_t t = 0; t < spec.tasks.size(); ++t) {
-    double mine = static_cast<double>(local), all = static_cast<double>(count);
-    auto labels = spec.taskLabels.find(spec.tasks[t].first);
-    if (labels != spec.taskLabels.end()) {
-      const Tensor &l = batchBuffers.at(labels->second);
-      int64_t row = l.rowSize();
-      mine = all = 0;
-      for (int64_t k = 0; k < count * row; ++k)
-        if (l.i[k] >= 0) {
-          all += 1;
-          mine += k >= firstRow * row && k < (firstRow + local) * row;
-        }
+  if (replicated()) {
+    int64_t local = 0;
+    for (size_t j = 0; j < replicaSet.size(); ++j) {
+      Replica &r = replicaSet[j];
+      int64_t g = rank * static_cast<int64_t>(replicaSet.size()) +
+                  static_cast<int64_t>(j);
+      r.first = count * g / replicasTotal;
+      r.rows = count * (g + 1) / replicasTotal - r.first;
+      for (size_t t = 0; t < spec.tasks.size(); ++t)
+        r.weights[t].f[0] = shareOf(t, r.first, r.rows, count);
+      local += r.rows;
     }
-    taskWeights[t].f[0] =
-        static_cast<float>(all > 0 ? taskWeights[t].f[0] * (mine / all) : 0.0);
+    firstRow = replicaSet[0].first;
+    return local;
   }
+  int64_t local = sliceOf(count, firstRow);
+  for (size_t t = 0; t < spec.tasks.size(); ++t)
+    taskWeights[t].f[0] = shareOf(t, firstRow, local, count);
   return local;
 }
 
+float Trainer::shareOf(size_t task, int64_t first, int64_t rows,
+                       int64_t count) const {
+  double mine = static_cast<double>(rows), all = static_cast<double>(count);
+  auto labels = spec.taskLabels.find(spec.tasks[task].first);
+  if (labels != spec.taskLabels.end()) {
+    const Tensor &l = batchBuffers.at(labels->second);
+    int64_t row = l.rowSize();
+    mine = all = 0;
+    for (int64_t k = 0; k < count * row; ++k)
+      if (l.i[k] >= 0) {
+        all += 1;
+        mine += k >= first * row && k < (first + rows) * row;
+      }
+  }
+  return static_cast<float>(all > 0 ? taskWeights[task].f[0] * (mine / all)
+                                    : 0.0);
+}
+
 template <typename T>
-void Trainer::outputsAsSums(int64_t local, std::vector<T> &into) {
+void Trainer::outputsAsSums(int64_t local, std::vector<T> &into,
+                            const std::map<std::string, Tensor> &outs) {
   for (const ValueSpec &v : spec.trainStep.results)
     if (v.role == Role::Output) {
       auto loss = lossRows.find(v.name);
-      double rows = loss == lossRows.end() ? 1.0
-                    : loss->second         ? loss->second->f[0]
-                                           : static_cast<double>(local);
-      into.push_back(static_cast<T>(outputs[v.name].f[0] * rows));
+      double rows = static_cast<double>(local);
+      if (loss == lossRows.end())
+        rows = 1.0;
+      else if (loss->second)
+        rows =
+            outs.at(labelledName(v.name.substr(abi::kLossPrefix.size()))).f[0];
+      into.push_back(static_cast<T>(outs.at(v.name).f[0] * rows));
     }
 }
 
@@ -1513,6 +1597,35 @@ void Trainer::outputsFromSums(const T *sums, int64_t count) {
 void Trainer::reduceStep(int64_t count, int64_t local) {
   std::string what = "the gradients of step " + std::to_string(step + 1);
   auto start = std::chrono::steady_clock::now();
+  if (replicated()) {
+    // The replicas' sums, added in the tree over the processes: every rank
+    // ends with all the gradients, sharded or not (the update's clipping
+    // then sees them all, as on one process).
+    std::string error;
+    if (ranks > 1) {
+      reduced.clear();
+      for (const ValueSpec &v : spec.params) {
+        const std::vector<float> &g = grads.at(v.name).f;
+        reduced.insert(reduced.end(), g.begin(), g.end());
+      }
+      reducedBytes =
+          reduced.size() * sizeof(float) + replicaSums.size() * sizeof(double);
+      if (!comm::sumInOrder(reduced.data(), reduced.size(), reducedScratch,
+                            what.c_str(), error) ||
+          !comm::sumInOrder(replicaSums.data(), replicaSums.size(),
+                            replicaSumsScratch, what.c_str(), error))
+        fail(error);
+      const float *next = reduced.data();
+      for (const ValueSpec &v : spec.params) {
+        std::vector<float> &g = grads.at(v.name).f;
+        std::copy_n(next, g.size(), g.begin());
+        next += g.size();
+      }
+      reduceSeconds += secondsSince(start);
+    }
+    outputsFromSums(replicaSums.data(), count);
+    return;
+  }
   if (sharded) {
     reduceShards(count, local, what.c_str());
     reduceSeconds += secondsSince(start);
@@ -1533,7 +1646,7 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
     }
     activeDevice()->sumRanks(sums, what.c_str());
     std::vector<double> outputSums;
-    outputsAsSums(local, outputSums);
+    outputsAsSums(local, outputSums, outputs);
     if (!comm::sum(outputSums.data(), outputSums.size(), what.c_str(), error))
       fail(error);
     // The next wait for the device waits for the sums too.
@@ -1548,7 +1661,7 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
     const std::vector<float> &g = grads.at(v.name).f;
     reduced.insert(reduced.end(), g.begin(), g.end());
   }
-  outputsAsSums(local, reduced);
+  outputsAsSums(local, reduced, outputs);
   reducedBytes = reduced.size() * sizeof(float);
   if (!comm::sum(reduced.data(), reduced.size(), what.c_str(), error))
     fail(error);
@@ -1560,6 +1673,77 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
     next += g.size();
   }
   outputsFromSums(next, count);
+}
+
+/// --replicas=R: this process's R / N replicas, their gradients, outputs
+/// and buffers (replica 0's are the trainer's), and their threads.
+void Trainer::startReplicas() {
+  replicasTotal = opts.replicas;
+  std::string flag = "--replicas=" + std::to_string(replicasTotal);
+  if (activeDevice())
+    fail(flag + " is not supported on a GPU yet: train without it");
+  int64_t mine = replicasTotal / ranks;
+  if (replicasTotal % ranks != 0 || (mine & (mine - 1)) != 0)
+    fail(flag + " over " + std::to_string(ranks) +
+         " processes: each process runs a power of two of the replicas "
+         "(R / N = 1, 2, 4, ...), so that their sums add in one tree for "
+         "any N");
+  replicaSet.resize(static_cast<size_t>(mine));
+  for (size_t j = 0; j < replicaSet.size(); ++j) {
+    Replica &r = replicaSet[j];
+    r.weights.assign(spec.tasks.size(), Tensor(DType::F32, {}));
+    if (j == 0) {
+      r.call = &trainCall;
+      r.targets = {&r.seed, &r.weights, &outputs, &grads, &nextBuffers};
+      continue;
+    }
+    r.ownCall = EntryCall(spec.trainStep);
+    r.ownCall.ownArena();
+    r.call = &r.ownCall;
+    for (const auto &[name, t] : outputs)
+      r.outputs[name] = Tensor(t.dtype, t.shape);
+    for (const auto &[name, t] : grads)
+      r.grads[name] = Tensor(t.dtype, t.shape);
+    for (const auto &[name, t] : nextBuffers)
+      r.nextBuffers[name] = Tensor(t.dtype, t.shape);
+    r.targets = {&r.seed, &r.weights, &r.outputs, &r.grads, &r.nextBuffers};
+  }
+  // Batch norm sums over the replicas inside the step: they run at once,
+  // the step's threads shared among them.
+  int threads = omp_get_max_threads ? omp_get_max_threads() : 1;
+  replicas::start(static_cast<int>(mine), !spec.buffers.empty(),
+                  std::max(1, threads / static_cast<int>(mine)));
+}
+
+/// Runs every replica's step (one with no rows adds nothing; it still runs
+/// when the step sums over the replicas inside), then adds their gradients
+/// in the tree into the trainer's and their outputs' sums into replicaSums.
+void Trainer::runReplicas(bool wait) {
+  replicas::run([&](int j) {
+    Replica &r = replicaSet[static_cast<size_t>(j)];
+    if (r.rows > 0 || !spec.buffers.empty())
+      r.call->invoke(mass_train_step, wait);
+    if (r.rows == 0) {
+      for (auto &entry : *r.targets.grads)
+        std::fill(entry.second.f.begin(), entry.second.f.end(), 0.0f);
+      for (auto &entry : *r.targets.outputs)
+        entry.second.f[0] = 0;
+    }
+  });
+  std::vector<float *> parts(replicaSet.size());
+  for (const ValueSpec &v : spec.params) {
+    for (size_t j = 0; j < replicaSet.size(); ++j)
+      parts[j] = (*replicaSet[j].targets.grads)[v.name].f.data();
+    comm::addInTree(parts.data(), parts.size(), grads[v.name].f.size());
+  }
+  std::vector<std::vector<double>> sums(replicaSet.size());
+  std::vector<double *> sumParts;
+  for (size_t j = 0; j < replicaSet.size(); ++j) {
+    outputsAsSums(replicaSet[j].rows, sums[j], *replicaSet[j].targets.outputs);
+    sumParts.push_back(sums[j].data());
+  }
+  comm::addInTree(sumParts.data(), sumParts.size(), sums[0].size());
+  replicaSums = sums[0];
 }
 
 //===----------------------------------------------------------------------===//
@@ -1689,7 +1873,7 @@ void Trainer::reduceShards(int64_t count, int64_t local, const char *what) {
   }
   double mine = ownSquares(buffers, owners);
   std::vector<double> sums;
-  outputsAsSums(local, sums);
+  outputsAsSums(local, sums, outputs);
   sums.push_back(mine);
   reducedBytes = shardFlat.size() * sizeof(float) + sums.size() * 8;
   if (!comm::sum(sums.data(), sums.size(), what, error))
@@ -1809,8 +1993,10 @@ int Trainer::run() {
          "--ensemble, --dump-predictions and --eval-only run as one process");
   configure();
   allocate();
-  if (ranks > 1)
+  if (ranks > 1 || opts.replicas > 0)
     checkParallel();
+  if (opts.replicas > 0)
+    startReplicas();
   if (mode == Mode::DumpParams) {
     dumpParams();
     return 0;
@@ -2102,7 +2288,7 @@ Trainer::Totals Trainer::trainRound(int64_t count,
       n = drawBatch(batchBuffers, rows, weights);
     }
     setTaskWeights();
-    const int64_t local = ranks > 1 ? shareStep(n) : n;
+    const int64_t local = ranks > 1 || replicated() ? shareStep(n) : n;
     prepareStep(local);
     const int64_t stepEpoch = epoch;
     if (background && s + 1 < count)
@@ -2110,9 +2296,9 @@ Trainer::Totals Trainer::trainRound(int64_t count,
     // A rank with no rows in a short last batch adds nothing; it still
     // runs the step when the step sums over the processes inside (batch
     // norm's statistics), to take part.
-    if (local > 0 || !spec.buffers.empty())
+    if (local > 0 || !spec.buffers.empty() || replicated())
       runStep(!ahead);
-    if (local == 0) {
+    if (local == 0 && !replicated()) {
       for (auto &entry : grads)
         std::fill(entry.second.f.begin(), entry.second.f.end(), 0.0f);
       hostWrote(grads);
@@ -2135,7 +2321,7 @@ Trainer::Totals Trainer::trainRound(int64_t count,
       deviceSynchronize();
     }
     prefetcher.wait();
-    if (ranks > 1)
+    if (ranks > 1 || replicated())
       reduceStep(n, local);
     std::string nonfinite = nonfiniteStep(stepEpoch);
     if (!nonfinite.empty() && !opts.skipNonfinite)

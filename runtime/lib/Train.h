@@ -27,6 +27,9 @@ struct Options {
   // Under mpirun: each process holds and updates the optimizer state of
   // its share of the parameters (ZeRO stage 1).
   bool shardOptimizer = false;
+  // --replicas: the global batch split into this many fixed parts, summed
+  // in one order for any number of processes (0: off).
+  int64_t replicas = 0;
   int64_t benchmark = 0; // time this many steps on the first batch
   bool benchmarkForwardOnly = false;
   bool evalOnly = false, dumpParams = false;

@@ -174,6 +174,11 @@ const Flag kFlags[] = {
      "under mpirun: each process holds the optimizer\nstate of its share "
      "of the parameters alone\n(ZeRO stage 1)",
      on<&Options::shardOptimizer>},
+    {"--replicas", "R",
+     "split each batch into R fixed parts whose sums\nadd in one order: "
+     "N processes (N divides R,\nR / N a power of two) train bit-identically "
+     "to one",
+     integer<&Options::replicas, 1, 4096>},
     {"--comm-timeout", "SECONDS",
      "under mpirun: how long a rank waits for the\nothers before it ends the "
      "job (default 120)",

@@ -169,7 +169,9 @@ class Equivalence(Runs):
     # same with SGD). Their layers as written are compared over the first
     # steps; over 50 steps, with tanh for ReLU and average for max pooling
     # (batch norm, dropout, augmentation, smoothing, the schedule and
-    # clipping unchanged), where the rounding stays rounding.
+    # clipping unchanged), where the rounding stays rounding. With
+    # --replicas the sums add in one order for any N, and the layers as
+    # written agree bit for bit over 50 steps (Replicas, below).
 
     def test_spec02(self):
         self.check_equivalent(self.spec("02_cnn.mass", "cnn"), *self.mnist(3, 3))
@@ -248,6 +250,61 @@ class Equivalence(Runs):
         self.assertGreater(masstest.rel_error(half["fc1.weight"], whole["fc1.weight"]), 1e-4)
 
 
+class Replicas(Runs):
+    """--replicas=4: the batch split into 4 fixed parts whose sums (the
+    gradients, batch norm's statistics inside the step) add in one tree,
+    whatever the processes: 1, 2 and 4 processes end with the same bits,
+    even for ReLU and max pooling over 50 steps (see Equivalence)."""
+
+    def check_identical(self, exe, *args):
+        """The same run on N = 1, 2 and 4: every parameter bit-identical,
+        the same validation metrics."""
+        _, params1, log1 = self.train(exe, 1, "n1", *args)
+        for n in (2, 4):
+            _, params, log = self.train(exe, n, f"n{n}", *args)
+            self.assertEqual(sorted(params), sorted(params1))
+            for name, value in params1.items():
+                self.assertTrue(np.array_equal(params[name], value),
+                                f"N={n}: {name} {masstest.rel_error(params[name], value)}")
+            ours, theirs = val_metrics(log), val_metrics(log1)
+            self.assertEqual([(s, t) for s, t, _ in ours], [(s, t) for s, t, _ in theirs])
+            for (_, _, a), (_, _, b) in zip(ours, theirs):
+                for k in b:
+                    self.assertAlmostEqual(a[k], b[k], delta=1e-6 * max(1.0, abs(b[k])),
+                                           msg=f"N={n} {k}")
+        return params1, log1
+
+    def test_spec02_and_spec05_as_written(self):
+        """Batch norm over convolutions, ReLU, max pooling, dropout,
+        clipping, 50 steps; spec 05's trunk is also trained with the
+        optimizer's state sharded."""
+        data = self.mnist(50, 25)
+        _, log = self.check_identical(self.spec("02_cnn.mass", "cnn"), *data, "--replicas", "4")
+        ready = [e for e in masstest.log_events(log, program=True) if e["event"] == "ready"][0]
+        self.assertEqual(ready["replicas"], 4)
+        exe = self.spec("05_multitask.mass", "multitask")
+        self.check_identical(exe, *data, "--replicas", "4")
+        self.check_identical(exe, *data, "--replicas", "4", "--shard-optimizer")
+
+    def test_two_tasks_and_empty_replicas(self):
+        """Labels partly -1 (each replica's share is its labelled rows),
+        dropout, flips, batch norm over [B, C], batches of 30 (7 and 8
+        rows a replica) and a last batch of 2 rows: two of 8 replicas hold
+        none and still run the step, for batch norm's sums."""
+        exe = self.two_tasks()
+        self.check_identical(exe, "--steps", "36", "--val-every", "18", "--replicas", "8")
+        self.check_identical(exe, "--steps", "36", "--val-every", "18", "--replicas", "8",
+                             "--shard-optimizer")
+
+    def test_close_to_no_replicas(self):
+        """On one process, 4 replicas of a batch train the model one batch
+        does: spec 01's 50 steps agree within rounding."""
+        exe = self.spec("01_mlp.mass", "mlp")
+        _, whole, _ = self.train(exe, 1, "whole", *self.mnist(50, 25))
+        _, split, _ = self.train(exe, 1, "split", *self.mnist(50, 25), "--replicas", "4")
+        same_params(self, split, whole, "4 replicas")
+
+
 class EmulatedGpu(Runs):
     """The GPU target under mpirun, its device half emulated on the host
     (`massc --emulate-gpu`): the gradients are summed where they lie, in
@@ -275,6 +332,11 @@ class EmulatedGpu(Runs):
         out, _, _ = self.train(self.spec("01_mlp.mass", "mlp"), 2, "first", *self.mnist(2, 2))
         self.assertTrue(out.startswith("running on an emulated GPU"), out)
         self.check_equivalent(self.spec("01_mlp.mass", "mlp"), *self.mnist(30, 15))
+        # Replicas stay on the CPU for now, and say so.
+        r = subprocess.run(launch(2, self.work.file("mlp"), *self.mnist(2, 2), "--replicas", "2"),
+                           cwd=self.work.path, env=MPI_ENV, capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertRegex(r.stderr, "error: rank [01]: --replicas=2 is not supported on a GPU yet")
 
     def test_batch_norm_and_empty_slices(self):
         """The two-task model (its last batch leaves two of 4 ranks no
@@ -348,6 +410,15 @@ train m {
         r = self.run_n(1, exe, "--comm-timeout", "0")
         self.assertEqual(r.returncode, 2)
         self.assertIn("--comm-timeout expects seconds", r.stderr)
+        # Each process runs a power of two of the replicas.
+        for n, replicas in ((2, "3"), (2, "6")):
+            r = self.run_n(n, exe, "--replicas", replicas)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertRegex(r.stderr, f"error: rank [01]: --replicas={replicas} over {n} "
+                             "processes: each process runs a power of two of the replicas")
+        r = self.run_n(1, exe, "--replicas", "0")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--replicas expects an integer in [1, 4096]", r.stderr)
 
     def test_one_process_opens_no_mpi(self):
         """Without mpirun (or with one process) the program does not load

@@ -2,9 +2,11 @@
 
 #include "Augment.h"
 #include "Background.h"
+#include "Comm.h"
 #include "DataIO.h"
 #include "Json.h"
 #include "Model.h"
+#include "Replicas.h"
 #include "Report.h"
 #include "Schedule.h"
 
@@ -12,8 +14,10 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <dirent.h>
 #include <fstream>
+#include <random>
 #include <stdexcept>
 #include <unistd.h>
 
@@ -476,4 +480,99 @@ TEST(Crc32, CheckValueAndChaining) {
         crc32(text.data() + cut, text.size() - cut, crc32(text.data(), cut)),
         whole)
         << cut;
+}
+
+namespace {
+
+/// `parts` vectors of `count` floats spread over many magnitudes, so that
+/// the order of a sum changes its last bits.
+std::vector<std::vector<float>> spreadVectors(size_t parts, size_t count) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> mantissa(-1, 1);
+  std::uniform_int_distribution<int> exponent(-12, 12);
+  std::vector<std::vector<float>> v(parts, std::vector<float>(count));
+  for (auto &p : v)
+    for (float &x : p)
+      x = std::ldexp(mantissa(rng), exponent(rng));
+  return v;
+}
+
+std::vector<float *> pointers(std::vector<std::vector<float>> &v) {
+  std::vector<float *> p;
+  for (auto &x : v)
+    p.push_back(x.data());
+  return p;
+}
+
+bool sameBits(const std::vector<float> &a, const std::vector<float> &b) {
+  return a.size() == b.size() &&
+         std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+} // namespace
+
+TEST(Comm, AddInTreeGivesTheSameBitsBlockByBlock) {
+  const size_t count = 4096;
+  for (size_t n : {2u, 4u, 6u, 8u, 12u}) {
+    auto whole = spreadVectors(n, count);
+    auto p = pointers(whole);
+    comm::addInTree(p.data(), n, count);
+    // Blocks of k parts added first, then the blocks' sums (k processes'
+    // replicas, then the processes): the same bits when k is a power of
+    // two that divides n.
+    for (size_t k = 1; k <= n; k *= 2) {
+      if (n % k)
+        continue;
+      auto parts = spreadVectors(n, count);
+      std::vector<float *> blocks;
+      for (size_t b = 0; b < n; b += k) {
+        auto q = pointers(parts);
+        comm::addInTree(q.data() + b, k, count);
+        blocks.push_back(parts[b].data());
+      }
+      comm::addInTree(blocks.data(), blocks.size(), count);
+      EXPECT_TRUE(sameBits(parts[0], whole[0]))
+          << n << " parts, blocks of " << k;
+    }
+    // Added one after another instead (from three parts on), some sums
+    // differ: the order counts.
+    if (n < 3)
+      continue;
+    auto again = spreadVectors(n, count);
+    for (size_t j = 1; j < n; ++j)
+      for (size_t i = 0; i < count; ++i)
+        again[0][i] += again[j][i];
+    EXPECT_FALSE(sameBits(again[0], whole[0])) << n;
+  }
+  // Five parts: ((p0 + p1) + (p2 + p3)) + p4.
+  float a[] = {1e8f}, b[] = {1}, c[] = {-1e8f}, d[] = {1}, e[] = {0.5f};
+  float *five[] = {a, b, c, d, e};
+  comm::addInTree(five, 5, 1);
+  EXPECT_EQ(a[0], ((1e8f + 1.0f) + (-1e8f + 1.0f)) + 0.5f);
+}
+
+TEST(Replicas, SumInStepAddsEveryReplicaInTheTree) {
+  // Four replicas on threads of their own, as with batch norm: each sums
+  // its vector twice inside the "step"; all get the tree's sums.
+  const size_t count = 1000;
+  replicas::start(4, /*concurrent=*/true, 1);
+  ASSERT_TRUE(replicas::on());
+  auto data = spreadVectors(4, count);
+  auto expected = data;
+  auto p = pointers(expected);
+  comm::addInTree(p.data(), 4, count);
+  std::vector<float> twice(expected[0]);
+  for (size_t i = 0; i < count; ++i)
+    twice[i] *= 4;
+  std::vector<int> ran(4, 0);
+  replicas::run([&](int j) {
+    replicas::sumInStep(data[j].data(), count);
+    ran[j] = sameBits(data[j], expected[0]);
+    replicas::sumInStep(data[j].data(), count);
+  });
+  for (int j = 0; j < 4; ++j) {
+    EXPECT_EQ(ran[j], 1) << j;
+    // The second sum adds four equal vectors: four times the first sums.
+    EXPECT_TRUE(sameBits(data[j], twice)) << j;
+  }
 }
