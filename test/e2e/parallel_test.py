@@ -296,13 +296,36 @@ class Replicas(Runs):
         self.check_identical(exe, "--steps", "36", "--val-every", "18", "--replicas", "8",
                              "--shard-optimizer")
 
+    def test_resume_with_another_n(self):
+        """Spec 02 as written: 20 steps on 2 processes, resumed on 4 for 20
+        more, sharded, ends with the bits of one process's 40 steps."""
+        exe = self.spec("02_cnn.mass", "cnn")
+        data = self.mnist(40, 20)[:-4] + ["--val-every", "20", "--replicas", "4"]
+        _, whole, _ = self.train(exe, 1, "whole", *data, "--steps", "40")
+        self.train(exe, 2, "split", *data, "--steps", "20")
+        _, resumed, _ = self.train(exe, 4, "split", *data, "--steps", "40",
+                                   "--resume", self.work.file("split"), "--shard-optimizer")
+        for name, value in whole.items():
+            self.assertTrue(np.array_equal(resumed[name], value), name)
+
     def test_close_to_no_replicas(self):
         """On one process, 4 replicas of a batch train the model one batch
-        does: spec 01's 50 steps agree within rounding."""
+        does: spec 01's 50 steps agree within rounding, and so do the
+        gradients --dump-grads writes."""
         exe = self.spec("01_mlp.mass", "mlp")
         _, whole, _ = self.train(exe, 1, "whole", *self.mnist(50, 25))
         _, split, _ = self.train(exe, 1, "split", *self.mnist(50, 25), "--replicas", "4")
         same_params(self, split, whole, "4 replicas")
+        grads = []
+        for extra in ((), ("--replicas", "4")):
+            out = self.work.file(f"grads{len(extra)}.safetensors")
+            r = subprocess.run([exe, *self.mnist(1, 1), "--dump-grads", out, *extra],
+                               cwd=self.work.path, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            grads.append(masstest.read_safetensors(out))
+        self.assertEqual(sorted(grads[0]), sorted(grads[1]))
+        for name, value in grads[0].items():
+            self.assertLess(masstest.rel_error(grads[1][name], value), 1e-5, name)
 
 
 class EmulatedGpu(Runs):
