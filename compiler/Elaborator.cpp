@@ -610,7 +610,12 @@ LogicalResult Elaborator::runBind(const ast::BindStmt &bind) {
             ce.getLoc(), ce.getLogits(), ce.getLabels());
         outputs.push_back({std::string(abi::kLabelledPrefix) + task->name,
                            counted.getCount()});
-        auto labels = mlir::dyn_cast<mlir::BlockArgument>(ce.getLabels());
+        // A sequence loss flattens its labels [B, T] to [B * T] first: a
+        // rank's rows are still one block of them.
+        mlir::Value labelled = ce.getLabels();
+        while (auto reshape = labelled.getDefiningOp<mass::ReshapeOp>())
+          labelled = reshape.getInput();
+        auto labels = mlir::dyn_cast<mlir::BlockArgument>(labelled);
         if (labels && labels.getOwner() == body &&
             argInfo[labels.getArgNumber()].role == abi::Role::Label)
           taskLabels[task->name] = argInfo[labels.getArgNumber()].name;

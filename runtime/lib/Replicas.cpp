@@ -24,7 +24,6 @@ namespace {
 /// exit() anywhere (a failure) must not destroy what they wait on.
 struct Group {
   int count = 1;
-  bool concurrent = false;
   int threadsEach = 1;
 
   std::mutex mutex;
@@ -71,28 +70,22 @@ void Group::loop(int index) {
 
 } // namespace
 
-void replicas::start(int count, bool concurrent, int threadsEach) {
+void replicas::start(int count, int threadsEach) {
   gGroup = new Group;
   Group &g = *gGroup;
   g.count = count;
-  g.concurrent = concurrent && count > 1;
   g.threadsEach = std::max(1, threadsEach);
   g.slots.assign(static_cast<size_t>(count), nullptr);
-  if (g.concurrent)
-    for (int j = 1; j < count; ++j)
-      std::thread([j] { gGroup->loop(j); }).detach();
+  for (int j = 1; j < count; ++j)
+    std::thread([j] { gGroup->loop(j); }).detach();
 }
 
 bool replicas::on() { return gGroup != nullptr; }
 
 void replicas::run(const std::function<void(int)> &body) {
   Group &g = *gGroup;
-  if (!g.concurrent) {
-    for (int j = 0; j < g.count; ++j) {
-      tReplica = j;
-      body(j);
-    }
-    tReplica = 0;
+  if (g.count == 1) {
+    body(0);
     return;
   }
   int threads = omp_get_max_threads ? omp_get_max_threads() : 1;
@@ -117,10 +110,6 @@ void replicas::run(const std::function<void(int)> &body) {
 void replicas::sumInStep(float *data, size_t count) {
   Group &g = *gGroup;
   const char *what = "batch norm's statistics over the replicas";
-  if (!g.concurrent && g.count > 1)
-    comm::fail(std::string(what) +
-               ": the step sums inside, but the replicas run one after "
-               "another");
   std::unique_lock<std::mutex> lock(g.mutex);
   int j = tReplica;
   g.slots[static_cast<size_t>(j)] = data;

@@ -7,8 +7,8 @@
 // them, so what a replica computes and the order of every sum over the
 // batch do not depend on N: N = 1, 2, 4 ... end with the same bits.
 //
-// A process's replicas run on threads of their own when the step sums over
-// them inside (batch norm), else one after another.
+// A process's replicas run at once, each on a thread of its own, sharing the
+// step's threads: batch norm sums over them inside the step.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MASS_RUNTIME_REPLICAS_H
@@ -19,10 +19,9 @@
 
 namespace mass::rt::replicas {
 
-/// Turns replicas on: `count` of them on this process, on threads of their
-/// own when `concurrent`, each step's generated loops on `threadsEach`
-/// OpenMP threads.
-void start(int count, bool concurrent, int threadsEach);
+/// Turns replicas on: `count` of them on this process, each step's
+/// generated loops on `threadsEach` OpenMP threads.
+void start(int count, int threadsEach);
 /// Whether start() was called.
 bool on();
 

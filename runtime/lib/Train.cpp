@@ -1708,10 +1708,10 @@ void Trainer::startReplicas() {
       r.nextBuffers[name] = Tensor(t.dtype, t.shape);
     r.targets = {&r.seed, &r.weights, &r.outputs, &r.grads, &r.nextBuffers};
   }
-  // Batch norm sums over the replicas inside the step: they run at once,
+  // The replicas run at once (batch norm sums over them inside the step),
   // the step's threads shared among them.
   int threads = omp_get_max_threads ? omp_get_max_threads() : 1;
-  replicas::start(static_cast<int>(mine), !spec.buffers.empty(),
+  replicas::start(static_cast<int>(mine),
                   std::max(1, threads / static_cast<int>(mine)));
 }
 

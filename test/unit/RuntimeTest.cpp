@@ -552,10 +552,10 @@ TEST(Comm, AddInTreeGivesTheSameBitsBlockByBlock) {
 }
 
 TEST(Replicas, SumInStepAddsEveryReplicaInTheTree) {
-  // Four replicas on threads of their own, as with batch norm: each sums
-  // its vector twice inside the "step"; all get the tree's sums.
+  // Four replicas, each on a thread of its own: each sums its vector twice
+  // inside the "step"; all get the tree's sums.
   const size_t count = 1000;
-  replicas::start(4, /*concurrent=*/true, 1);
+  replicas::start(4, 1);
   ASSERT_TRUE(replicas::on());
   auto data = spreadVectors(4, count);
   auto expected = data;
