@@ -71,13 +71,13 @@ struct ModelSpec {
   static bool parse(const char *descriptor, ModelSpec &out, std::string &error);
 };
 
-/// A prepared call of one entry point: memref descriptors built once, then
-/// pointed at buffers before each call, without allocating.
 /// Frees what std::aligned_alloc gave.
 struct FreeMemory {
   void operator()(void *p) const { std::free(p); }
 };
 
+/// A prepared call of one entry point: memref descriptors built once, then
+/// pointed at buffers before each call, without allocating.
 class EntryCall {
 public:
   EntryCall() = default;

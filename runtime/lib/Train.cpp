@@ -238,6 +238,8 @@ private:
   double ownSquares(const std::vector<DeviceFloats> &buffers,
                     const std::vector<int> &owners);
   void reduceStep(int64_t count, int64_t local);
+  void packGrads();
+  const float *unpackGrads();
   /// A task's weight times its share of a batch of `count` rows held in
   /// rows [first, first + rows): its labelled rows there, over all.
   float shareOf(size_t task, int64_t first, int64_t rows, int64_t count) const;
@@ -1592,6 +1594,26 @@ void Trainer::outputsFromSums(const T *sums, int64_t count) {
   }
 }
 
+/// The gradients, parameter after parameter, into `reduced`.
+void Trainer::packGrads() {
+  reduced.clear();
+  for (const ValueSpec &v : spec.params) {
+    const std::vector<float> &g = grads.at(v.name).f;
+    reduced.insert(reduced.end(), g.begin(), g.end());
+  }
+}
+
+/// The gradients back from `reduced`; returns what follows them there.
+const float *Trainer::unpackGrads() {
+  const float *next = reduced.data();
+  for (const ValueSpec &v : spec.params) {
+    std::vector<float> &g = grads.at(v.name).f;
+    std::copy_n(next, g.size(), g.begin());
+    next += g.size();
+  }
+  return next;
+}
+
 /// Sums the ranks' gradients and the step's outputs in one collective; the
 /// outputs then hold the whole batch's values, as on one process.
 void Trainer::reduceStep(int64_t count, int64_t local) {
@@ -1603,11 +1625,7 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
     // then sees them all, as on one process).
     std::string error;
     if (ranks > 1) {
-      reduced.clear();
-      for (const ValueSpec &v : spec.params) {
-        const std::vector<float> &g = grads.at(v.name).f;
-        reduced.insert(reduced.end(), g.begin(), g.end());
-      }
+      packGrads();
       reducedBytes =
           reduced.size() * sizeof(float) + replicaSums.size() * sizeof(double);
       if (!comm::sumInOrder(reduced.data(), reduced.size(), reducedScratch,
@@ -1615,12 +1633,7 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
           !comm::sumInOrder(replicaSums.data(), replicaSums.size(),
                             replicaSumsScratch, what.c_str(), error))
         fail(error);
-      const float *next = reduced.data();
-      for (const ValueSpec &v : spec.params) {
-        std::vector<float> &g = grads.at(v.name).f;
-        std::copy_n(next, g.size(), g.begin());
-        next += g.size();
-      }
+      unpackGrads();
       reduceSeconds += secondsSince(start);
     }
     outputsFromSums(replicaSums.data(), count);
@@ -1656,23 +1669,13 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
     reducedBytes += outputSums.size() * sizeof(double);
     return;
   }
-  reduced.clear();
-  for (const ValueSpec &v : spec.params) {
-    const std::vector<float> &g = grads.at(v.name).f;
-    reduced.insert(reduced.end(), g.begin(), g.end());
-  }
+  packGrads();
   outputsAsSums(local, reduced, outputs);
   reducedBytes = reduced.size() * sizeof(float);
   if (!comm::sum(reduced.data(), reduced.size(), what.c_str(), error))
     fail(error);
   reduceSeconds += secondsSince(start);
-  const float *next = reduced.data();
-  for (const ValueSpec &v : spec.params) {
-    std::vector<float> &g = grads.at(v.name).f;
-    std::copy_n(next, g.size(), g.begin());
-    next += g.size();
-  }
-  outputsFromSums(next, count);
+  outputsFromSums(unpackGrads(), count);
 }
 
 /// --replicas=R: this process's R / N replicas, their gradients, outputs
@@ -1733,8 +1736,8 @@ void Trainer::runReplicas(bool wait) {
   std::vector<float *> parts(replicaSet.size());
   for (const ValueSpec &v : spec.params) {
     for (size_t j = 0; j < replicaSet.size(); ++j)
-      parts[j] = (*replicaSet[j].targets.grads)[v.name].f.data();
-    comm::addInTree(parts.data(), parts.size(), grads[v.name].f.size());
+      parts[j] = replicaSet[j].targets.grads->at(v.name).f.data();
+    comm::addInTree(parts.data(), parts.size(), grads.at(v.name).f.size());
   }
   std::vector<std::vector<double>> sums(replicaSet.size());
   std::vector<double *> sumParts;
