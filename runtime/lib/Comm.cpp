@@ -412,6 +412,66 @@ bool comm::allGather(float *data, const std::vector<int> &counts,
 
 namespace {
 
+#if MASS_HAVE_MPI
+
+/// Sends `sendCount` values to `partner` and receives `receiveCount` from it.
+template <typename T>
+bool exchange(T *send, size_t sendCount, T *receive, size_t receiveCount,
+              int partner, const char *what, std::string &error) {
+  constexpr int kTag = 7078; // not silentRanks'
+  MPI_Datatype type = sizeof(T) == 4 ? gMpi.f32 : gMpi.f64;
+  MPI_Request requests[2];
+  int code = gMpi.irecv(receive, static_cast<int>(receiveCount), type, partner,
+                        kTag, gMpi.world, &requests[0]);
+  if (code == MPI_SUCCESS)
+    code = gMpi.isend(send, static_cast<int>(sendCount), type, partner, kTag,
+                      gMpi.world, &requests[1]);
+  if (code != MPI_SUCCESS) {
+    error = std::string(what) + ": " + mpiError(code);
+    return false;
+  }
+  return wait(requests[0], what, error) && wait(requests[1], what, error);
+}
+
+/// sumInOrder over a power of two of ranks, moving about twice the vector
+/// per rank as a ring all-reduce does: halving (partners 1, 2, 4 ... apart,
+/// each keeping half of what it held and adding the partner's copy of it)
+/// leaves each rank a block summed as addInTree sums, since the ranks
+/// paired at each level are its subtrees; doubling back gathers the blocks.
+template <typename T>
+bool sumInTreeByHalving(T *data, size_t count, std::vector<T> &scratch,
+                        const char *what, std::string &error) {
+  std::vector<std::pair<size_t, size_t>> held; // before each halving
+  size_t lo = 0, hi = count;
+  scratch.resize(count - count / 2);
+  for (int d = 1; d < gSize; d <<= 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    bool lower = (gRank & d) == 0;
+    size_t keepLo = lower ? lo : mid, keepHi = lower ? mid : hi;
+    size_t giveLo = lower ? mid : lo, giveHi = lower ? hi : mid;
+    if (!exchange(data + giveLo, giveHi - giveLo, scratch.data(),
+                  keepHi - keepLo, gRank ^ d, what, error))
+      return false;
+    for (size_t k = keepLo; k < keepHi; ++k)
+      data[k] += scratch[k - keepLo];
+    held.push_back({lo, hi});
+    lo = keepLo, hi = keepHi;
+  }
+  for (int d = gSize >> 1; d >= 1; d >>= 1) {
+    auto [wholeLo, wholeHi] = held.back();
+    held.pop_back();
+    size_t otherLo = lo == wholeLo ? hi : wholeLo;
+    size_t otherHi = lo == wholeLo ? wholeHi : lo;
+    if (!exchange(data + lo, hi - lo, data + otherLo, otherHi - otherLo,
+                  gRank ^ d, what, error))
+      return false;
+    lo = wholeLo, hi = wholeHi;
+  }
+  return true;
+}
+
+#endif // MASS_HAVE_MPI
+
 template <typename T>
 bool sumInOrderAs(T *data, size_t count, std::vector<T> &scratch,
                   const char *what, std::string &error) {
@@ -419,6 +479,15 @@ bool sumInOrderAs(T *data, size_t count, std::vector<T> &scratch,
   if (gSize == 1)
     return true;
   size_t ranks = static_cast<size_t>(gSize);
+  if ((ranks & (ranks - 1)) == 0) {
+    if (count > static_cast<size_t>(INT_MAX)) {
+      error = std::string(what) + ": " + std::to_string(count) +
+              " values, more than MPI counts (2^31)";
+      return false;
+    }
+    return sumInTreeByHalving(data, count, scratch, what, error);
+  }
+  // Other numbers of ranks: every rank's vector to every rank.
   if (count > static_cast<size_t>(INT_MAX) / ranks) {
     error = std::string(what) + ": " + std::to_string(count) +
             " values on each of " + std::to_string(gSize) +

@@ -49,8 +49,10 @@ bool reduceScatter(float *data, const std::vector<int> &counts,
 bool allGather(float *data, const std::vector<int> &counts, const char *what,
                std::string &error);
 /// Sums `count` values over every rank in one fixed order, the same bits on
-/// every rank whatever MPI's algorithm: the ranks' vectors are gathered
-/// (into `scratch`, count times the ranks) and added as addInTree does.
+/// every rank whatever MPI's algorithm: as addInTree adds the ranks'
+/// vectors. Over a power of two of ranks, by recursive halving and doubling
+/// (about twice the vector sent per rank, as a ring all-reduce); otherwise
+/// the vectors are all gathered (into `scratch`, count times the ranks).
 bool sumInOrder(float *data, size_t count, std::vector<float> &scratch,
                 const char *what, std::string &error);
 bool sumInOrder(double *data, size_t count, std::vector<double> &scratch,

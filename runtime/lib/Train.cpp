@@ -1686,7 +1686,9 @@ void Trainer::startReplicas() {
   if (activeDevice())
     fail(flag + " is not supported on a GPU yet: train without it");
   int64_t mine = replicasTotal / ranks;
-  if (replicasTotal % ranks != 0 || (mine & (mine - 1)) != 0)
+  // Each process's replicas must form a subtree of the R replicas' tree
+  // (one process holds the whole tree).
+  if (replicasTotal % ranks != 0 || (ranks > 1 && (mine & (mine - 1)) != 0))
     fail(flag + " over " + std::to_string(ranks) +
          " processes: each process runs a power of two of the replicas "
          "(R / N = 1, 2, 4, ...), so that their sums add in one tree for "

@@ -318,6 +318,17 @@ class Replicas(Runs):
             if name not in ("a.1.bias", "a.3.in_proj_bias"):
                 self.assertLess(masstest.rel_error(two[name], value), 1e-5, name)
 
+    def test_three_processes(self):
+        """Over a number of processes that is no power of two the replicas'
+        sums are all-gathered, then added in the same tree: 6 replicas on 3
+        processes, spec 02 as written, give one process's bits."""
+        exe = self.spec("02_cnn.mass", "cnn")
+        data = self.mnist(20, 20) + ["--replicas", "6"]
+        _, one, _ = self.train(exe, 1, "n1", *data)
+        _, three, _ = self.train(exe, 3, "n3", *data)
+        for name, value in one.items():
+            self.assertTrue(np.array_equal(three[name], value), name)
+
     def test_resume_with_another_n(self):
         """Spec 02 as written: 20 steps on 2 processes, resumed on 4 for 20
         more, sharded, ends with the bits of one process's 40 steps."""
