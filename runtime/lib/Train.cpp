@@ -1693,6 +1693,15 @@ void Trainer::startReplicas() {
          " processes: each process runs a power of two of the replicas "
          "(R / N = 1, 2, 4, ...), so that their sums add in one tree for "
          "any N");
+  // Each replica is a thread with its own gradients and arena.
+  constexpr int64_t kMaxPerProcess = 256;
+  if (replicasTotal > batch)
+    fail(flag + " splits a batch of " + std::to_string(batch) +
+         " rows: at most one replica per row");
+  if (mine > kMaxPerProcess)
+    fail(flag + " over " + std::to_string(ranks) + " process" +
+         (ranks > 1 ? "es" : "") + " runs " + std::to_string(mine) +
+         " replicas on each, more than " + std::to_string(kMaxPerProcess));
   replicaSet.resize(static_cast<size_t>(mine));
   for (size_t j = 0; j < replicaSet.size(); ++j) {
     Replica &r = replicaSet[j];

@@ -475,6 +475,15 @@ train m {
         r = self.run_n(1, exe, "--replicas", "0")
         self.assertEqual(r.returncode, 2)
         self.assertIn("--replicas expects an integer in [1, 4096]", r.stderr)
+        # Each replica is a thread with its own gradients: bounded.
+        r = self.run_n(1, exe, "--replicas", "17")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("error: --replicas=17 splits a batch of 16 rows: at most one replica per row",
+                      r.stderr)
+        r = self.run_n(1, exe, "--replicas", "512", "--batch", "1024")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("error: --replicas=512 over 1 process runs 512 replicas on each, more than 256",
+                      r.stderr)
 
     def test_one_process_opens_no_mpi(self):
         """Without mpirun (or with one process) the program does not load
