@@ -146,6 +146,22 @@ void unpackByOwner(const std::vector<float> &packed,
   }
 }
 
+/// Packs `buffers` by owner, runs `collective` on the packed vector, and
+/// copies back the buffers this rank owns (`mine`) or the others'.
+bool exchangeByOwner(const std::vector<DeviceFloats> &buffers,
+                     const std::vector<int> &owners, const char *what,
+                     std::vector<float> &packed, std::string &error,
+                     bool (*collective)(float *, const std::vector<int> &,
+                                        const char *, std::string &),
+                     bool mine) {
+  std::vector<int> counts;
+  packByOwner(buffers, owners, packed, counts);
+  if (!collective(packed.data(), counts, what, error))
+    return false;
+  unpackByOwner(packed, buffers, owners, mine);
+  return true;
+}
+
 } // namespace
 
 bool mass::rt::reduceToOwnersOnHost(const std::vector<DeviceFloats> &buffers,
@@ -153,12 +169,8 @@ bool mass::rt::reduceToOwnersOnHost(const std::vector<DeviceFloats> &buffers,
                                     const char *what,
                                     std::vector<float> &packed,
                                     std::string &error) {
-  std::vector<int> counts;
-  packByOwner(buffers, owners, packed, counts);
-  if (!comm::reduceScatter(packed.data(), counts, what, error))
-    return false;
-  unpackByOwner(packed, buffers, owners, true);
-  return true;
+  return exchangeByOwner(buffers, owners, what, packed, error,
+                         comm::reduceScatter, /*mine=*/true);
 }
 
 bool mass::rt::gatherFromOwnersOnHost(const std::vector<DeviceFloats> &buffers,
@@ -166,12 +178,8 @@ bool mass::rt::gatherFromOwnersOnHost(const std::vector<DeviceFloats> &buffers,
                                       const char *what,
                                       std::vector<float> &packed,
                                       std::string &error) {
-  std::vector<int> counts;
-  packByOwner(buffers, owners, packed, counts);
-  if (!comm::allGather(packed.data(), counts, what, error))
-    return false;
-  unpackByOwner(packed, buffers, owners, false);
-  return true;
+  return exchangeByOwner(buffers, owners, what, packed, error, comm::allGather,
+                         /*mine=*/false);
 }
 
 void Device::reduceToOwners(const std::vector<DeviceFloats> &buffers,
