@@ -1,6 +1,7 @@
 //===- Descriptor.cpp - The model descriptor the runtime reads ------------===//
 
 #include "codegen/Descriptor.h"
+#include "codegen/Passes.h"
 #include "mass/vocabulary.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -119,6 +120,18 @@ std::string mass::addCodegenPlans(const std::string &descriptor,
     if (auto s = dyn_cast<StringAttr>(name))
       if (llvm::json::Object *entry = entries->getObject(s.getValue()))
         (*entry)[abi::key::kInPlace] = true;
+  auto ready = module->getAttrOfType<DictionaryAttr>(mass::kGradReadyAttr);
+  for (NamedAttribute order :
+       ready ? ready.getValue() : ArrayRef<NamedAttribute>{}) {
+    llvm::json::Object *entry = entries->getObject(order.getName());
+    auto values = dyn_cast<DenseI64ArrayAttr>(order.getValue());
+    if (!entry || !values)
+      continue;
+    llvm::json::Array list;
+    for (int64_t v : values.asArrayRef())
+      list.push_back(v);
+    (*entry)[abi::key::kGradReady] = std::move(list);
+  }
   if (cuda)
     (*root->getAsObject())[abi::key::kTarget] = std::string(abi::kTargetCuda);
   std::string out;

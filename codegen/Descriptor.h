@@ -21,7 +21,10 @@ std::string buildDescriptor(mlir::ModuleOp module);
 /// argument after its results, a buffer of at least N + M * batch bytes,
 /// 64-byte aligned); for each that mass-in-place-results found
 /// (`mass.in_place`), `"in_place": true` (its parameter and state results
-/// may be the buffers of the arguments they replace); for the CUDA target
+/// may be the buffers of the arguments they replace); for each that
+/// mass-grad-ready gave calls (`mass.grad_ready`), `"grad_ready": [v, ...]`
+/// (the gradients' value indices in the order the entry reports them
+/// final through `mass_grad_ready(v)`); for the CUDA target
 /// (`cuda`), `"target": "cuda"`.
 std::string addCodegenPlans(const std::string &descriptor,
                             mlir::ModuleOp module, bool cuda = false);

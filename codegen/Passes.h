@@ -26,6 +26,16 @@ constexpr llvm::StringLiteral kFusionGroupAttr = "mass.fusion_group";
 /// threads wherever the loop is.
 constexpr llvm::StringLiteral kParallelKernelAttr = "mass.parallel_kernel";
 
+/// On an entry point, the argument positions its gradients' out-parameters
+/// take after bufferization (the runtime's value indices: arguments, then
+/// results), set by mass-c-interfaces for mass-grad-ready.
+constexpr llvm::StringLiteral kGradValuesAttr = "mass.grad_values";
+
+/// The module's map from each entry point that calls the runtime when its
+/// gradients are final to their value indices in the order of the calls
+/// (mass-grad-ready).
+constexpr llvm::StringLiteral kGradReadyAttr = "mass.grad_ready";
+
 /// Marks a function that mass-outline-kernels or mass-gemm made of a loop
 /// nest: private, internal to the object, never inlined.
 constexpr llvm::StringLiteral kKernelAttr = "mass.kernel";

@@ -29,9 +29,32 @@ def MassCInterfaces : Pass<"mass-c-interfaces", "::mlir::ModuleOp"> {
     Every function gets `llvm.emit_c_interface` (one pointer per memref
     descriptor: the packed calls of abi.h), and loses its argument and
     result attributes (`mass.param = ...`), which the model descriptor
-    already holds. The first pass of the CPU pipeline after linalg, so that
+    already holds. A function with gradient results (`mass.grad`) keeps
+    where their out-parameters will be, as `mass.grad_values` (argument
+    count + result index), for mass-grad-ready. The first pass of the CPU pipeline after linalg, so that
     `mass-opt` runs what `massc` runs.
   }];
+}
+
+def MassGradReady : Pass<"mass-grad-ready", "::mlir::ModuleOp"> {
+  let summary = "Calls the runtime as soon as each gradient is final";
+  let description = [{
+    Runs after bufferization, when each result of an entry point is an
+    out-parameter. For every entry point that mass-c-interfaces gave a
+    `mass.grad_values` attribute (the argument positions of its gradients'
+    out-parameters, the runtime's value indices), finds the last op of the
+    function's block that touches each such buffer or a memref made from
+    it (a view), and inserts `call @mass_grad_ready(value)` after it. The
+    module's `mass.grad_ready` maps the function to the values in the order
+    of the calls; the model descriptor carries it, so every process knows
+    the order before its first step. Under mpirun the runtime starts the
+    sum of a bucket of gradients over the processes when the last of them
+    is ready, while the backward pass goes on; on one process the call
+    returns at once. A function of more than one block gets no calls (a
+    warning), and the runtime sums after it.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect"];
 }
 
 def MassConstantGlobals : Pass<"mass-constant-globals", "::mlir::ModuleOp"> {

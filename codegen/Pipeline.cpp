@@ -135,6 +135,8 @@ void mass::addBufferization(OpPassManager &pm) {
   bufferization::BufferResultsToOutParamsOpts outParams;
   outParams.hoistStaticAllocs = true;
   pm.addPass(bufferization::createBufferResultsToOutParamsPass(outParams));
+  // While each gradient's last writer is still one op of the step's block.
+  pm.addPass(createMassGradReady());
 }
 
 void mass::addCpuToLLVM(OpPassManager &pm, unsigned optLevel,

@@ -45,7 +45,8 @@ int64_t hostVectorWidth();
 
 /// One-shot bufferization of the whole module, as both targets run it:
 /// every result in its own buffer, returned buffers as out-parameters,
-/// constants as named globals.
+/// constants as named globals, and a call of the runtime after each
+/// gradient's last write (mass-grad-ready).
 void addBufferization(mlir::OpPassManager &pm);
 
 /// Bufferization and conversion to the LLVM dialect, for the CPU. From -O1

@@ -234,24 +234,49 @@ bool collective(const char *what, std::string &error, Start start) {
   return wait(request, what, error);
 }
 
-bool sumAs(void *data, size_t count, MPI_Datatype type, const char *what,
-           std::string &error) {
-  if (gSize == 1)
-    return true;
-  // A count beyond int goes in pieces.
+/// Starts the sum over the ranks of `count` values at `data` (in pieces
+/// when the count passes int's range), appending the requests to `into`.
+bool startSumAs(void *data, size_t count, MPI_Datatype type, const char *what,
+                std::string &error, std::vector<MPI_Request> &into) {
   auto *bytes = static_cast<char *>(data);
   size_t unit = type == gMpi.f32 ? sizeof(float) : sizeof(double);
   for (size_t done = 0; done < count;) {
     int n = static_cast<int>(std::min<size_t>(count - done, 1u << 30));
-    if (!collective(what, error, [&](MPI_Request &request) {
-          return gMpi.iallreduce(MPI_IN_PLACE, bytes + done * unit, n, type,
-                                 gMpi.sum, gMpi.world, &request);
-        }))
+    MPI_Request request;
+    int code = gMpi.iallreduce(MPI_IN_PLACE, bytes + done * unit, n, type,
+                               gMpi.sum, gMpi.world, &request);
+    if (code != MPI_SUCCESS) {
+      error = std::string(what) + ": " + mpiError(code);
       return false;
+    }
+    into.push_back(request);
     done += static_cast<size_t>(n);
   }
   return true;
 }
+
+/// Waits for each of `requests` in turn, then forgets them.
+bool waitForAll(std::vector<MPI_Request> &requests, const char *what,
+                std::string &error) {
+  bool ok = true;
+  for (MPI_Request &request : requests)
+    if (ok && !wait(request, what, error))
+      ok = false;
+  requests.clear();
+  return ok;
+}
+
+bool sumAs(void *data, size_t count, MPI_Datatype type, const char *what,
+           std::string &error) {
+  if (gSize == 1)
+    return true;
+  std::vector<MPI_Request> requests;
+  return startSumAs(data, count, type, what, error, requests) &&
+         waitForAll(requests, what, error);
+}
+
+/// The sums startSum began and finishSums has not waited for, oldest first.
+std::vector<MPI_Request> gStarted;
 
 /// Where each rank's block starts.
 std::vector<int> offsets(const std::vector<int> &counts) {
@@ -370,6 +395,37 @@ bool comm::sum(double *data, size_t count, const char *what,
   return sumAs(data, count, gMpi.f64, what, error);
 #else
   (void)data, (void)count, (void)what, (void)error;
+  return true;
+#endif
+}
+
+bool comm::startSum(float *data, size_t count, const char *what,
+                    std::string &error) {
+#if MASS_HAVE_MPI
+  if (gSize == 1)
+    return true;
+  return startSumAs(data, count, gMpi.f32, what, error, gStarted);
+#else
+  (void)data, (void)count, (void)what, (void)error;
+  return true;
+#endif
+}
+
+void comm::progress() {
+#if MASS_HAVE_MPI
+  // A request that completes becomes MPI_REQUEST_NULL, which tests done.
+  for (MPI_Request &request : gStarted) {
+    int done = 0;
+    gMpi.test(&request, &done, MPI_STATUS_IGNORE);
+  }
+#endif
+}
+
+bool comm::finishSums(const char *what, std::string &error) {
+#if MASS_HAVE_MPI
+  return waitForAll(gStarted, what, error);
+#else
+  (void)what, (void)error;
   return true;
 #endif
 }

@@ -38,6 +38,16 @@ double timeout();
 /// same sums. `what` names the data in a timeout's message.
 bool sum(float *data, size_t count, const char *what, std::string &error);
 bool sum(double *data, size_t count, const char *what, std::string &error);
+/// Starts summing `count` values over every rank, in place, and returns at
+/// once: the sum runs while this rank computes, and is done when
+/// finishSums returns. Every rank starts its sums (and calls the other
+/// collectives) in the same order; `data` must stay untouched until then.
+bool startSum(float *data, size_t count, const char *what, std::string &error);
+/// Lets the started sums move on (MPI progresses them only inside its
+/// calls); never blocks.
+void progress();
+/// Waits for every sum startSum started (each within the timeout).
+bool finishSums(const char *what, std::string &error);
 /// Blocks of a vector laid out rank after rank: counts[r] values of rank r,
 /// from the sum of the counts before it. Every rank passes the whole
 /// vector and the same counts.

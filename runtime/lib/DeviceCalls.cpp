@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "Buckets.h"
 #include "Comm.h"
 #include "Device.h"
 #include "DeviceKernelLaunch.h"
@@ -93,6 +94,11 @@ void _mlir_ciface_mass_cuda_layernorm_backward_sums(MassMemRef *partial,
   a.dbias = strided(dbias, 1);
   launchDeviceKernel("mass_layernorm_backward_sums", a, a.partial.size[2]);
 }
+
+/// A gradient is final once the kernels queued so far have run: its
+/// bucket's sum (NCCL on a real GPU) is queued on the same stream after
+/// them, as the CPU's report starts it (Buckets.cpp).
+void mass_cuda_grad_ready(int64_t value) { mass_grad_ready(value); }
 
 /// mass.sum_ranks on device memory: the GPU's sum over the processes
 /// (NCCL on a real one), queued in order with the step's kernels. The

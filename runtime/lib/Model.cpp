@@ -68,6 +68,29 @@ static bool parseEntry(const Json &j, EntrySpec &e, std::string &error) {
       return false;
     }
   }
+  const Json &ready = j[abi::key::kGradReady];
+  if (ready.kind() != Json::Kind::Null) {
+    std::vector<bool> seen(e.results.size(), false);
+    size_t grads = 0;
+    for (const ValueSpec &r : e.results)
+      grads += r.role == abi::Role::Grad;
+    for (const Json &v : ready.items()) {
+      double value = v.kind() == Json::Kind::Number ? v.num() : -1;
+      double result = value - static_cast<double>(e.args.size());
+      if (!(result >= 0 && result < static_cast<double>(e.results.size())) ||
+          e.results[static_cast<size_t>(result)].role != abi::Role::Grad ||
+          seen[static_cast<size_t>(result)]) {
+        error = "the model descriptor's grad_ready names no gradient result";
+        return false;
+      }
+      seen[static_cast<size_t>(result)] = true;
+      e.gradReady.push_back(static_cast<int64_t>(value));
+    }
+    if (e.gradReady.size() != grads) {
+      error = "the model descriptor's grad_ready misses a gradient";
+      return false;
+    }
+  }
   return true;
 }
 

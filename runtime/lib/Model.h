@@ -41,6 +41,10 @@ struct EntrySpec {
   /// arguments they replace (the optimizer step then updates in place).
   bool inPlace = false;
   int64_t arenaBytes = 0, arenaBytesPerSample = 0;
+  /// The gradients' value indices (arguments, then results) in the order
+  /// the entry reports each final by calling mass_grad_ready(value); empty
+  /// when it does not. Every gradient result appears once.
+  std::vector<int64_t> gradReady;
 
   size_t arenaSize(int64_t batch) const {
     return static_cast<size_t>(arenaBytes + arenaBytesPerSample * batch);

@@ -11,6 +11,7 @@
 
 #include "Augment.h"
 #include "Background.h"
+#include "Buckets.h"
 #include "Comm.h"
 #include "DataIO.h"
 #include "Device.h"
@@ -198,6 +199,9 @@ private:
   // included), for the log.
   double reduceSeconds = 0;
   size_t reducedBytes = 0; // what a step's collectives sum
+  // Under mpirun, unsharded, without replicas: the gradients' sums, started
+  // bucket by bucket as the step reports them final (empty: after it).
+  GradBuckets buckets;
   void checkParallel() const;
   /// The step's outputs `outs` as sums over their `local` rows (a loss, a
   /// mean, times its rows), appended to `into`; then the sums over the
@@ -238,6 +242,7 @@ private:
   double ownSquares(const std::vector<DeviceFloats> &buffers,
                     const std::vector<int> &owners);
   void reduceStep(int64_t count, int64_t local);
+  std::string stepWhat() const;
   void packGrads();
   const float *unpackGrads();
   /// A task's weight times its share of a batch of `count` rows held in
@@ -268,6 +273,7 @@ private:
   std::vector<float> reducedScratch;
   bool replicated() const { return !replicaSet.empty(); }
   void startReplicas();
+  void planBuckets();
   void runReplicas(bool wait);
 
   void configure();
@@ -1137,6 +1143,14 @@ void Trainer::logProgramEvent(const char *kind) {
   }
   if (replicated())
     e.set("replicas", Json::number(static_cast<double>(replicasTotal)));
+  if (buckets.buckets() > 0) {
+    // How many buckets the gradients' sums go in, and how many of their
+    // starts so far came from inside a step.
+    e.set("gradient_buckets",
+          Json::number(static_cast<double>(buckets.buckets())));
+    e.set("buckets_started_during_steps",
+          Json::number(static_cast<double>(buckets.startedDuringSteps())));
+  }
   logEvent(e);
 }
 
@@ -1616,8 +1630,13 @@ const float *Trainer::unpackGrads() {
 
 /// Sums the ranks' gradients and the step's outputs in one collective; the
 /// outputs then hold the whole batch's values, as on one process.
+/// Names the sums of this step's gradients in messages.
+std::string Trainer::stepWhat() const {
+  return "the gradients of step " + std::to_string(step + 1);
+}
+
 void Trainer::reduceStep(int64_t count, int64_t local) {
-  std::string what = "the gradients of step " + std::to_string(step + 1);
+  std::string what = stepWhat();
   auto start = std::chrono::steady_clock::now();
   if (replicated()) {
     // The replicas' sums, added in the tree over the processes: every rank
@@ -1645,6 +1664,20 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
     return;
   }
   std::string error;
+  if (buckets.buckets() > 0) {
+    // The buckets' sums, started during the step; the outputs follow.
+    std::vector<double> outputSums;
+    outputsAsSums(local, outputSums, outputs);
+    if (!buckets.finish(error) ||
+        !comm::sum(outputSums.data(), outputSums.size(), what.c_str(), error))
+      fail(error);
+    if (activeDevice())
+      deviceSynchronize();
+    reduceSeconds += secondsSince(start);
+    outputsFromSums(outputSums.data(), count);
+    reducedBytes = buckets.bytes() + outputSums.size() * sizeof(double);
+    return;
+  }
   if (activeDevice()) {
     // The gradients stay on the device (NCCL sums them there on a GPU);
     // the outputs, on the host, go by MPI.
@@ -1676,6 +1709,25 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
     fail(error);
   reduceSeconds += secondsSince(start);
   outputsFromSums(unpackGrads(), count);
+}
+
+/// Under mpirun (unsharded, without replicas): the buckets the gradients'
+/// sums start in while the step runs, in the order the step reports them
+/// (the descriptor's grad_ready). --bucket-mb=0, or a step that reports
+/// nothing, sums them all after it.
+void Trainer::planBuckets() {
+  const EntrySpec &step = spec.trainStep;
+  if (ranks < 2 || sharded || replicated() || step.gradReady.empty() ||
+      opts.bucketMb <= 0)
+    return;
+  std::vector<GradBuckets::Grad> order;
+  for (int64_t value : step.gradReady) {
+    const ValueSpec &v =
+        step.results[static_cast<size_t>(value) - step.args.size()];
+    Tensor &g = grads.at(v.name);
+    order.push_back({value, g.f.data(), g.f.size()});
+  }
+  buckets.plan(order, opts.bucketMb * 1024 * 1024);
 }
 
 /// --replicas=R: this process's R / N replicas, their gradients, outputs
@@ -2011,6 +2063,7 @@ int Trainer::run() {
     checkParallel();
   if (opts.replicas > 0)
     startReplicas();
+  planBuckets();
   if (mode == Mode::DumpParams) {
     dumpParams();
     return 0;
@@ -2310,12 +2363,18 @@ Trainer::Totals Trainer::trainRound(int64_t count,
     // A rank with no rows in a short last batch adds nothing; it still
     // runs the step when the step sums over the processes inside (batch
     // norm's statistics), to take part.
+    const bool bucketed = ranks > 1 && buckets.buckets() > 0;
+    if (bucketed)
+      buckets.arm(local == 0, stepWhat());
     if (local > 0 || !spec.buffers.empty() || replicated())
       runStep(!ahead);
     if (local == 0 && !replicated()) {
-      for (auto &entry : grads)
-        std::fill(entry.second.f.begin(), entry.second.f.end(), 0.0f);
-      hostWrote(grads);
+      // The buckets add zeros in this rank's place.
+      if (!bucketed) {
+        for (auto &entry : grads)
+          std::fill(entry.second.f.begin(), entry.second.f.end(), 0.0f);
+        hostWrote(grads);
+      }
       for (const ValueSpec &v : spec.trainStep.results)
         if (v.role == Role::Output)
           outputs[v.name].f[0] = 0;

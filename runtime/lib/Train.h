@@ -27,6 +27,9 @@ struct Options {
   // Under mpirun: each process holds and updates the optimizer state of
   // its share of the parameters (ZeRO stage 1).
   bool shardOptimizer = false;
+  // Under mpirun: the gradients' sums start in buckets of at most this many
+  // MiB as the step finishes them (0: all after the step).
+  double bucketMb = 25;
   // --replicas: the global batch split into this many fixed parts, summed
   // in one order for any number of processes (0: off).
   int64_t replicas = 0;

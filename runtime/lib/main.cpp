@@ -103,6 +103,14 @@ std::string commTimeout(Options &o, const char *value) {
   return "";
 }
 
+std::string bucketMb(Options &o, const char *value) {
+  char *end = nullptr;
+  o.bucketMb = std::strtod(value, &end);
+  if (end == value || *end || !(o.bucketMb >= 0) || o.bucketMb > 1e6)
+    return "expects MiB in [0, 1e6]";
+  return "";
+}
+
 std::string shard(Options &o, const char *value) {
   const char *slash = std::strchr(value, '/');
   if (!slash || !parseInt(std::string(value, slash).c_str(), o.shard) ||
@@ -179,6 +187,10 @@ const Flag kFlags[] = {
      "N processes (N divides R,\nR / N a power of two) train bit-identically "
      "to one",
      integer<&Options::replicas, 1, 4096>},
+    {"--bucket-mb", "MIB",
+     "under mpirun: sum the gradients in buckets of\nthis size, each started "
+     "as the backward pass\nfinishes it (default 25; 0: after the step)",
+     bucketMb},
     {"--comm-timeout", "SECONDS",
      "under mpirun: how long a rank waits for the\nothers before it ends the "
      "job (default 120)",

@@ -136,10 +136,11 @@ class Runs(unittest.TestCase):
         return ["--train", os.path.join(MNIST, "train"), "--val", os.path.join(MNIST, "val"),
                 "--steps", str(steps), "--val-every", str(every)]
 
-    def two_tasks(self):
+    def two_tasks(self, batch_norm=True):
         """A program of two tasks whose labels are partly -1, with dropout,
-        flips and batch norm over [B, C], batches of 30 rows and a last batch of
-        2 (512 rows: 17 batches of 30, then 2), its data written."""
+        flips and batch norm over [B, C] (or without: a rank with no rows
+        then skips the step), batches of 30 rows and a last batch of 2
+        (512 rows: 17 batches of 30, then 2), its data written."""
         rng = np.random.default_rng(3)
         for split, rows in (("train", 512), ("val", 300)):
             image = np.load(os.path.join(MNIST, split, "image.npy"))[:rows]
@@ -149,7 +150,10 @@ class Runs(unittest.TestCase):
             parity[rng.random(rows) < 0.6] = -1
             masstest.write_npy_dir(self.work.file(split), {"image": image, "digit": digit,
                                                             "parity": parity.astype(np.int32)})
-        return masstest.compile_model(TWO_TASKS, self.work, "two", extra=self.TARGET)
+        source = TWO_TASKS if batch_norm else TWO_TASKS.replace(" |> batchnorm", "")
+        self.assertEqual(batch_norm, "batchnorm" in source)
+        return masstest.compile_model(source, self.work, "two" if batch_norm else "two_nobn",
+                                      extra=self.TARGET)
 
 
 class Equivalence(Runs):
@@ -248,6 +252,57 @@ class Equivalence(Runs):
                                    "--resume", self.work.file("split"))
         same_params(self, resumed, whole, "resumed")
         self.assertGreater(masstest.rel_error(half["fc1.weight"], whole["fc1.weight"]), 1e-4)
+
+
+class Buckets(Runs):
+    """The gradients' sums start in buckets during the backward pass: the
+    step reports each gradient as soon as its last write is done (massc's
+    mass-grad-ready), and a bucket's sum starts with the report of its last
+    gradient, in the order the descriptor gives every rank. Buckets of 1 kB
+    (--bucket-mb 0.001) put spec 01's weights and biases in five."""
+
+    SMALL = ("--bucket-mb", "0.001")
+
+    def buckets(self, log):
+        """(buckets, starts during steps) from the run's end event."""
+        end = [e for e in masstest.log_events(log, program=True) if e["event"] == "end"][0]
+        return end.get("gradient_buckets"), end.get("buckets_started_during_steps")
+
+    def test_same_bits_as_after_the_step(self):
+        """Two processes add a + b, however the vector is split: summing in
+        buckets during the step gives the bits of one sum after it
+        (--bucket-mb 0), and every bucket of every step starts inside it."""
+        exe = self.spec("01_mlp.mass", "mlp")
+        data = self.mnist(50, 25)
+        _, after, log = self.train(exe, 2, "after", *data, "--bucket-mb", "0")
+        self.assertEqual(self.buckets(log), (None, None))
+        _, during, log = self.train(exe, 2, "during", *data, *self.SMALL)
+        buckets, started = self.buckets(log)
+        self.assertGreaterEqual(buckets, 5)
+        self.assertEqual(started, 50 * buckets)
+        self.assertEqual(sorted(during), sorted(after))
+        for name, value in after.items():
+            self.assertTrue(np.array_equal(during[name], value), name)
+        # The default, 25 MiB: one bucket, started by the last report.
+        _, _, log = self.train(exe, 2, "default", *data)
+        self.assertEqual(self.buckets(log), (1, 50))
+        self.check_equivalent(exe, *data, flags=self.SMALL)
+
+    def test_ranks_without_rows(self):
+        """The two-task model's last batch of 2 rows leaves two of 4 ranks
+        none: with batch norm they run the step and report zeros; without,
+        they skip it and start every bucket, with zeros, after it."""
+        for batch_norm in (True, False):
+            self.check_equivalent(self.two_tasks(batch_norm), "--steps", "36",
+                                  "--val-every", "18", flags=self.SMALL)
+
+    def test_not_with_sharding_or_replicas(self):
+        """The sharded optimizer reduces each gradient to its owner, and
+        replicas add in their tree, after the step: no buckets."""
+        exe = self.spec("01_mlp.mass", "mlp")
+        for flags in (("--shard-optimizer",), ("--replicas", "2")):
+            _, _, log = self.train(exe, 2, "other", *self.mnist(4, 4), *self.SMALL, *flags)
+            self.assertEqual(self.buckets(log), (None, None), flags)
 
 
 class Replicas(Runs):
@@ -403,6 +458,17 @@ class EmulatedGpu(Runs):
         self.check_equivalent(self.smooth("02_cnn.mass", "smooth_cnn"), *self.subset(600),
                               "--batch", "30", "--steps", "6", "--val-every", "3")
 
+    def test_buckets(self):
+        """Small buckets on the device: each is summed where it lies as
+        the step reports it (NCCL on the device's stream on a GPU), and a
+        rank with no rows zeroes its gradients there first, whether it
+        runs the step (batch norm) or not."""
+        self.check_equivalent(self.spec("01_mlp.mass", "mlp"), *self.mnist(30, 15),
+                              flags=("--bucket-mb", "0.001"))
+        for batch_norm in (True, False):
+            self.check_equivalent(self.two_tasks(batch_norm), "--steps", "36",
+                                  "--val-every", "18", flags=("--bucket-mb", "0.001"))
+
     def test_sharded_optimizer(self):
         """--shard-optimizer on the device: each owner receives its
         gradients' sums (NCCL's reduce on a GPU), the others' are zeroed
@@ -466,6 +532,10 @@ train m {
         r = self.run_n(1, exe, "--comm-timeout", "0")
         self.assertEqual(r.returncode, 2)
         self.assertIn("--comm-timeout expects seconds", r.stderr)
+        for bad in ("-1", "x", "1e7", "nan"):
+            r = self.run_n(1, exe, "--bucket-mb", bad)
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn("--bucket-mb expects MiB in [0, 1e6]", r.stderr)
         # Each process runs a power of two of the replicas.
         for n, replicas in ((2, "3"), (2, "6")):
             r = self.run_n(n, exe, "--replicas", replicas)

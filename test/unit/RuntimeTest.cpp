@@ -2,6 +2,7 @@
 
 #include "Augment.h"
 #include "Background.h"
+#include "Buckets.h"
 #include "Comm.h"
 #include "DataIO.h"
 #include "Json.h"
@@ -309,6 +310,30 @@ TEST(Model, PassesAnArenaSizedForTheBatch) {
   EXPECT_NE(error.find("arena"), std::string::npos) << error;
 }
 
+TEST(Model, ChecksTheGradientsReportOrder) {
+  // train_step(x) -> (loss, grad a, grad b): values 2 and 3.
+  auto descriptor = [](const std::string &ready) {
+    return R"({"version": 1, "entries": {"train_step": {"grad_ready": )" +
+           ready + R"(,
+      "args": [{"role": "input", "name": "x", "shape": [-1, 2]}],
+      "results": [{"role": "output", "name": "loss.t", "shape": []},
+                  {"role": "grad", "name": "a", "shape": [2]},
+                  {"role": "grad", "name": "b", "shape": [3]}]}}})";
+  };
+  ModelSpec spec;
+  std::string error;
+  ASSERT_TRUE(ModelSpec::parse(descriptor("[3, 2]").c_str(), spec, error))
+      << error;
+  EXPECT_EQ(spec.trainStep.gradReady, (std::vector<int64_t>{3, 2}));
+  // The loss, a value past the results, a repeat, one missing, no list.
+  for (const char *bad : {"[1, 2, 3]", "[2, 4]", "[2, 2]", "[3]", "7"}) {
+    ModelSpec other;
+    EXPECT_FALSE(ModelSpec::parse(descriptor(bad).c_str(), other, error))
+        << bad;
+    EXPECT_NE(error.find("grad_ready"), std::string::npos) << error;
+  }
+}
+
 /// A batch of `n` images [n, 2, 5, 7] with distinct positive values.
 Tensor images(int64_t n) {
   Tensor t(DType::F32, {n, 2, 5, 7});
@@ -575,4 +600,47 @@ TEST(Replicas, SumInStepAddsEveryReplicaInTheTree) {
     // The second sum adds four equal vectors: four times the first sums.
     EXPECT_TRUE(sameBits(data[j], twice)) << j;
   }
+}
+
+TEST(Buckets, StartEachBucketWithItsLastReportAndPutTheSumsBack) {
+  // Gradients of 100, 100, 300 and 50 floats, reported in this order, in
+  // buckets of at most 800 bytes: {0, 1}, {2} (larger alone), {3}.
+  std::vector<std::vector<float>> g = {
+      std::vector<float>(100, 1.0f), std::vector<float>(100, 2.0f),
+      std::vector<float>(300, 3.0f), std::vector<float>(50, 4.0f)};
+  std::vector<GradBuckets::Grad> order;
+  for (size_t k = 0; k < g.size(); ++k)
+    order.push_back({static_cast<int64_t>(10 + k), g[k].data(), g[k].size()});
+  GradBuckets buckets;
+  buckets.plan(order, 800);
+  EXPECT_EQ(buckets.buckets(), 3u);
+  EXPECT_EQ(buckets.bytes(), 550u * 4);
+
+  // One process: each sum is its own gradients, copied out and back.
+  buckets.arm(false, "the gradients");
+  mass_grad_ready(11); // half of the first bucket: nothing starts
+  EXPECT_EQ(buckets.startedDuringSteps(), 0u);
+  mass_grad_ready(10);
+  EXPECT_EQ(buckets.startedDuringSteps(), 1u);
+  mass_grad_ready(12);
+  EXPECT_EQ(buckets.startedDuringSteps(), 2u);
+  g[2][7] = 9.0f; // written after its report: the sum keeps the report's
+  std::string error;
+  ASSERT_TRUE(buckets.finish(error)) << error; // the last starts here
+  EXPECT_EQ(buckets.startedDuringSteps(), 2u);
+  EXPECT_EQ(g[0][99], 1.0f);
+  EXPECT_EQ(g[1][0], 2.0f);
+  EXPECT_EQ(g[2][7], 3.0f);
+  EXPECT_EQ(g[3][49], 4.0f);
+  // Disarmed: a report outside a step does nothing.
+  mass_grad_ready(10);
+  EXPECT_EQ(buckets.startedDuringSteps(), 2u);
+
+  // A rank with no rows adds zeros, whether the step reports or not.
+  buckets.arm(true, "the gradients");
+  mass_grad_ready(10);
+  mass_grad_ready(11);
+  ASSERT_TRUE(buckets.finish(error)) << error;
+  for (const auto &v : g)
+    EXPECT_EQ(*std::max_element(v.begin(), v.end()), 0.0f);
 }

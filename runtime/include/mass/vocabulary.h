@@ -140,6 +140,9 @@ inline constexpr const char kArena[] = "arena";
 inline constexpr const char kBytes[] = "bytes";
 inline constexpr const char kBytesPerSample[] = "bytes_per_sample";
 inline constexpr const char kInPlace[] = "in_place";
+/// The gradients' value indices in the order the entry calls
+/// mass_grad_ready(value) on them, each once it is final.
+inline constexpr const char kGradReady[] = "grad_ready";
 /// "cuda" when the entry points run on an NVIDIA GPU (their buffers are
 /// device memory); absent for the CPU.
 inline constexpr const char kTarget[] = "target";
