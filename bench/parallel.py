@@ -17,6 +17,12 @@ global batch of 128 fixed (strong scaling) and 128 per process (weak
 scaling). These are shared-memory figures: processes on other machines
 would see a network's alpha and beta.
 
+Last, the gradients' buckets (--bucket-mb): the 2-process run again with
+every sum after the step (0), in the default buckets of 25 MiB and in
+buckets of 1 MiB, each started as the backward pass finishes it; the
+all-reduce seconds are then the wait after the step, what the backward pass
+did not hide.
+
 usage: /usr/bin/python3 bench/parallel.py [--steps N]
 """
 import json
@@ -58,13 +64,13 @@ MODELS = {
 }
 
 
-def train(exe, work, n):
+def train(exe, work, n, *flags):
     """samples/s, all-reduce bytes per step and seconds per step of the
     second round."""
     log = os.path.join(work, f"log{n}.jsonl")
     if os.path.exists(log):
         os.remove(log)
-    args = [exe, "--steps", str(2 * STEPS), "--val-every", str(STEPS), "--log", log]
+    args = [exe, "--steps", str(2 * STEPS), "--val-every", str(STEPS), "--log", log, *flags]
     cmd = args if n == 1 else ["mpirun", "-np", str(n), *args]
     subprocess.run(cmd, cwd=work, env=ENV, check=True, capture_output=True)
     with open(log) as f:
@@ -111,7 +117,7 @@ def main():
         print(f"| {b} | {t * 1e6:.1f} |")
     print(f"\nfit: alpha = {alpha * 1e6:.2f} us, beta = {beta / 1e9:.2f} GB/s\n")
 
-    rows, model_rows = [], []
+    rows, model_rows, bucket_rows = [], [], []
     for title, source in MODELS.items():
         src = os.path.join(work, "m.mass")
         with open(src, "w") as f:
@@ -122,6 +128,11 @@ def main():
         two, size, reduce_s = max(train(exe, work, 2) for _ in range(3))
         rows.append(f"| {title} | {one:,.0f} | {two:,.0f} | {two / one:.2f} | "
                     f"{size / 1e6:.2f} | {reduce_s * 1e3:.2f} |")
+        cells = []
+        for mb in ("0", "25", "1"):
+            speed, _, wait = max(train(exe, work, 2, "--bucket-mb", mb) for _ in range(3))
+            cells.append(f"{speed:,.0f} | {wait * 1e3:.2f}")
+        bucket_rows.append(f"| {title} | " + " | ".join(cells) + " |")
         # The model: each process has a machine like this one, computing
         # at the one-process run's seconds per sample.
         per_sample = 1.0 / one
@@ -142,6 +153,11 @@ def main():
           "efficiency | weak: samples/s | weak: efficiency |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(model_rows))
+    print()
+    print("| model (2 processes) | after the step: samples/s | ms | 25 MiB buckets: "
+          "samples/s | ms | 1 MiB buckets: samples/s | ms |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("\n".join(bucket_rows))
 
 
 if __name__ == "__main__":
