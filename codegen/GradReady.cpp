@@ -79,8 +79,9 @@ class GradReady : public mass::impl::MassGradReadyBase<GradReady> {
         }
         points.push_back({lastToucher(func.getArgument(value), body), value});
       }
-      // In the order of the calls: by their op, then by value.
-      llvm::stable_sort(points, [](const auto &a, const auto &b) {
+      // In the order of the calls: by their op, then by value (each value
+      // once: a total order).
+      llvm::sort(points, [](const auto &a, const auto &b) {
         if (a.first == b.first)
           return a.second < b.second;
         if (!a.first || !b.first)

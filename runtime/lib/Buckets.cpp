@@ -91,7 +91,7 @@ void GradBuckets::startBucket(size_t b) {
         device->zero(data, bytes);
       sums.push_back({data, g.count});
     }
-    device->sumRanks(sums, what.c_str());
+    device->sumRanksBeside(sums, what.c_str());
     // The sums are the gradients now, newer than the host's copies.
     for (size_t k = first; k < bucketEnd[b]; ++k)
       deviceWrote(grads[k].data, grads[k].count * sizeof(float), false);
@@ -117,8 +117,10 @@ bool GradBuckets::finish(std::string &error) {
   // A step that did not run (no rows here) or stopped reporting.
   while (started < bucketEnd.size())
     startBucket(started++);
-  if (activeDevice())
+  if (Device *device = activeDevice()) {
+    device->joinSums();
     return true;
+  }
   if (!comm::finishSums(what.c_str(), error))
     return false;
   for (size_t b = 0; b < bucketEnd.size(); ++b) {

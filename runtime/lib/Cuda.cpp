@@ -80,6 +80,12 @@ Driver driver;
 // copies, which go to `copyStream`; `copied` marks the last of them.
 CUstream stream = nullptr, copyStream = nullptr;
 CUevent copied = nullptr;
+// NCCL's collectives go to `commStream`, after the work queued on `stream`
+// before them (`queued` marks it); `stream` waits for them (`summed`) at
+// once, or for sums beside the step at joinSums(). One stream for every
+// collective keeps them in the order all ranks queue them.
+CUstream commStream = nullptr;
+CUevent queued = nullptr, summed = nullptr;
 std::unordered_map<const void *, CUmodule> modules;
 std::map<std::pair<CUmodule, const char *>, CUfunction> functions;
 
@@ -255,6 +261,7 @@ public:
           "cuMemcpyDtoHAsync");
   }
   void synchronize() override {
+    joinSums();
     if (pending.empty()) {
       check(driver.streamSynchronize(stream), "cuStreamSynchronize");
       return;
@@ -288,6 +295,18 @@ public:
     if (comm::parallel())
       collective(buffers, {}, what);
   }
+  void sumRanksBeside(const std::vector<DeviceFloats> &buffers,
+                      const char *what) override {
+    if (comm::parallel())
+      collective(buffers, {}, what, false, true);
+  }
+  void joinSums() override {
+    if (!sumsBeside)
+      return;
+    check(driver.eventRecord(summed, commStream), "cuEventRecord");
+    check(driver.streamWaitEvent(stream, summed, 0), "cuStreamWaitEvent");
+    sumsBeside = false;
+  }
   void reduceToOwners(const std::vector<DeviceFloats> &buffers,
                       const std::vector<int> &owners,
                       const char *what) override {
@@ -307,15 +326,18 @@ public:
   }
 
 private:
-  /// One NCCL group on the stream: without `owners` an all-reduce of each
-  /// buffer, else a reduce to each buffer's owner (`toOwners`) or a
-  /// broadcast from it.
+  /// One NCCL group on the collectives' stream, after the work queued
+  /// before: without `owners` an all-reduce of each buffer, else a reduce
+  /// to each buffer's owner (`toOwners`) or a broadcast from it. The work
+  /// queued after waits for it, or with `beside` only from joinSums().
   void collective(const std::vector<DeviceFloats> &buffers,
                   const std::vector<int> &owners, const char *what,
-                  bool toOwners = false) {
+                  bool toOwners = false, bool beside = false) {
 #if MASS_HAVE_NCCL
     startNccl();
-    auto onStream = reinterpret_cast<cudaStream_t>(stream);
+    check(driver.eventRecord(queued, stream), "cuEventRecord");
+    check(driver.streamWaitEvent(commStream, queued, 0), "cuStreamWaitEvent");
+    auto onStream = reinterpret_cast<cudaStream_t>(commStream);
     std::string doing = std::string("summing ") + what;
     ncclCheck(nccl.groupStart(), "ncclGroupStart");
     for (size_t k = 0; k < buffers.size(); ++k) {
@@ -333,8 +355,11 @@ private:
     }
     ncclCheck(nccl.groupEnd(), doing);
     pending = what;
+    sumsBeside = true;
+    if (!beside)
+      joinSums();
 #else
-    (void)buffers, (void)owners, (void)toOwners;
+    (void)buffers, (void)owners, (void)toOwners, (void)beside;
     comm::fail(std::string(what) +
                ": this GPU program's runtime was built without NCCL (the "
                "CUDA toolkit's nccl.h), which sums over the processes");
@@ -352,7 +377,8 @@ private:
 
   std::string deviceName;
   std::map<const char *, size_t> pinned; // page-locked ranges
-  std::string pending; // the sum over the processes queued last, if any
+  std::string pending;     // the sum over the processes queued last, if any
+  bool sumsBeside = false; // collectives `stream` does not wait for yet
 };
 
 } // namespace
@@ -427,6 +453,10 @@ extern "C" Device *mass_cuda_device(std::string *error) {
   check(driver.streamCreate(&copyStream, CU_STREAM_NON_BLOCKING),
         "cuStreamCreate");
   check(driver.eventCreate(&copied, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+  check(driver.streamCreate(&commStream, CU_STREAM_NON_BLOCKING),
+        "cuStreamCreate");
+  check(driver.eventCreate(&queued, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+  check(driver.eventCreate(&summed, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
   return new Gpu(std::string(name) + " (sm_" + std::to_string(major) +
                  std::to_string(minor) + ")");
 }

@@ -117,6 +117,20 @@ void Device::sumRanks(const std::vector<DeviceFloats> &buffers,
   }
 }
 
+void Device::sumRanksBeside(const std::vector<DeviceFloats> &buffers,
+                            const char *what) {
+  beside.insert(beside.end(), buffers.begin(), buffers.end());
+  besideWhat = what;
+}
+
+void Device::joinSums() {
+  if (beside.empty())
+    return;
+  std::vector<DeviceFloats> buffers;
+  buffers.swap(beside);
+  sumRanks(buffers, besideWhat.c_str());
+}
+
 namespace {
 
 /// `buffers` packed rank after rank (their owners ascend) into `packed`,

@@ -53,7 +53,7 @@ public:
     download(host, device, bytes);
   }
   /// Waits for all the work queued.
-  virtual void synchronize() {}
+  virtual void synchronize() { joinSums(); }
   /// Page-locks `bytes` at `host` for the rest of the run, so that copies
   /// from it are asynchronous (nothing where copies are plain memcpy).
   virtual void pin(void * /*host*/, size_t /*bytes*/) {}
@@ -74,6 +74,14 @@ public:
   /// the buffers packed into one vector.
   virtual void sumRanks(const std::vector<DeviceFloats> &buffers,
                         const char *what);
+  /// As sumRanks, but beside the work queued after it, which must not
+  /// touch `buffers`: the sums may run while that work does (on a GPU, NCCL
+  /// on a stream of its own), until joinSums(), after which queued work
+  /// sees them. A synchronize() joins them too. By default, and on the
+  /// emulated GPU, the sums wait for joinSums.
+  virtual void sumRanksBeside(const std::vector<DeviceFloats> &buffers,
+                              const char *what);
+  virtual void joinSums();
   /// The sharded optimizer's collectives, on `buffers` whose `owners` (one
   /// rank each) ascend: reduceToOwners sums each buffer over the processes
   /// into its owner's copy (the others' are left as they were or not);
@@ -93,6 +101,9 @@ public:
 protected:
   /// The default collectives' packed buffers, kept from call to call.
   std::vector<float> staging;
+  /// The default sumRanksBeside's buffers, summed at joinSums.
+  std::vector<DeviceFloats> beside;
+  std::string besideWhat;
 };
 
 /// The sharded optimizer's collectives on host memory (the CPU target's,
