@@ -20,7 +20,7 @@ void GradBuckets::plan(const std::vector<Grad> &order, double capBytes) {
   grads = order;
   bucketEnd.clear();
   bucketOf.clear();
-  firstValue.clear();
+  positionOf.clear();
   double bytes = 0;
   for (size_t k = 0; k < grads.size(); ++k) {
     double size = static_cast<double>(grads[k].count * sizeof(float));
@@ -30,9 +30,9 @@ void GradBuckets::plan(const std::vector<Grad> &order, double capBytes) {
     }
     bytes += size;
     bucketOf.push_back(bucketEnd.size());
-    if (grads[k].value >= static_cast<int64_t>(firstValue.size()))
-      firstValue.resize(static_cast<size_t>(grads[k].value) + 1, -1);
-    firstValue[static_cast<size_t>(grads[k].value)] = static_cast<int64_t>(k);
+    if (grads[k].value >= static_cast<int64_t>(positionOf.size()))
+      positionOf.resize(static_cast<size_t>(grads[k].value) + 1, -1);
+    positionOf[static_cast<size_t>(grads[k].value)] = static_cast<int64_t>(k);
   }
   if (!grads.empty())
     bucketEnd.push_back(grads.size());
@@ -57,12 +57,12 @@ void GradBuckets::arm(bool noRows, const std::string &name) {
 }
 
 void GradBuckets::ready(int64_t value) {
-  if (value < 0 || value >= static_cast<int64_t>(firstValue.size()) ||
-      firstValue[static_cast<size_t>(value)] < 0)
+  if (value < 0 || value >= static_cast<int64_t>(positionOf.size()) ||
+      positionOf[static_cast<size_t>(value)] < 0)
     comm::fail("mass_grad_ready: the step reported value " +
                std::to_string(value) + ", which is no gradient");
   size_t b =
-      bucketOf[static_cast<size_t>(firstValue[static_cast<size_t>(value)])];
+      bucketOf[static_cast<size_t>(positionOf[static_cast<size_t>(value)])];
   if (waiting[b] == 0)
     comm::fail("mass_grad_ready: the step reported value " +
                std::to_string(value) + " twice");

@@ -59,7 +59,7 @@ private:
   std::vector<Grad> grads;         // in the order of the reports
   std::vector<size_t> bucketEnd;   // bucket b: grads [end of b - 1, end of b)
   std::vector<size_t> bucketOf;    // by position in `grads`
-  std::vector<int64_t> firstValue; // value -> position, -1 for none
+  std::vector<int64_t> positionOf; // value -> position, -1 for none
   std::vector<std::vector<float>> staging; // per bucket, on the CPU
   std::vector<size_t> waiting; // per bucket: its gradients not yet reported
   size_t started = 0;          // buckets started, in order

@@ -1628,13 +1628,13 @@ const float *Trainer::unpackGrads() {
   return next;
 }
 
-/// Sums the ranks' gradients and the step's outputs in one collective; the
-/// outputs then hold the whole batch's values, as on one process.
 /// Names the sums of this step's gradients in messages.
 std::string Trainer::stepWhat() const {
   return "the gradients of step " + std::to_string(step + 1);
 }
 
+/// Sums the ranks' gradients and the step's outputs; the outputs then hold
+/// the whole batch's values, as on one process.
 void Trainer::reduceStep(int64_t count, int64_t local) {
   std::string what = stepWhat();
   auto start = std::chrono::steady_clock::now();
@@ -2363,7 +2363,7 @@ Trainer::Totals Trainer::trainRound(int64_t count,
     // A rank with no rows in a short last batch adds nothing; it still
     // runs the step when the step sums over the processes inside (batch
     // norm's statistics), to take part.
-    const bool bucketed = ranks > 1 && buckets.buckets() > 0;
+    const bool bucketed = buckets.buckets() > 0;
     if (bucketed)
       buckets.arm(local == 0, stepWhat());
     if (local > 0 || !spec.buffers.empty() || replicated())
