@@ -1664,39 +1664,33 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
     return;
   }
   std::string error;
-  if (buckets.buckets() > 0) {
-    // The buckets' sums, started during the step; the outputs follow.
-    std::vector<double> outputSums;
-    outputsAsSums(local, outputSums, outputs);
-    if (!buckets.finish(error) ||
-        !comm::sum(outputSums.data(), outputSums.size(), what.c_str(), error))
-      fail(error);
-    if (activeDevice())
-      deviceSynchronize();
-    reduceSeconds += secondsSince(start);
-    outputsFromSums(outputSums.data(), count);
-    reducedBytes = buckets.bytes() + outputSums.size() * sizeof(double);
-    return;
-  }
-  if (activeDevice()) {
-    // The gradients stay on the device (NCCL sums them there on a GPU);
-    // the outputs, on the host, go by MPI.
-    std::vector<DeviceFloats> sums;
-    reducedBytes = 0;
-    for (const ValueSpec &v : spec.params) {
-      Tensor &g = grads.at(v.name);
-      sums.push_back({static_cast<float *>(
-                          deviceBuffer(g.data(), g.bytes(), Sync::OnChange)),
-                      g.f.size()});
-      reducedBytes += g.bytes();
+  if (buckets.buckets() > 0 || activeDevice()) {
+    // The gradients: the buckets started during the step, or on a device
+    // all at once, where they lie (NCCL sums them there on a GPU). The
+    // outputs, on the host, follow by MPI.
+    if (buckets.buckets() > 0) {
+      if (!buckets.finish(error))
+        fail(error);
+      reducedBytes = buckets.bytes();
+    } else {
+      std::vector<DeviceFloats> sums;
+      reducedBytes = 0;
+      for (const ValueSpec &v : spec.params) {
+        Tensor &g = grads.at(v.name);
+        sums.push_back({static_cast<float *>(
+                            deviceBuffer(g.data(), g.bytes(), Sync::OnChange)),
+                        g.f.size()});
+        reducedBytes += g.bytes();
+      }
+      activeDevice()->sumRanks(sums, what.c_str());
     }
-    activeDevice()->sumRanks(sums, what.c_str());
     std::vector<double> outputSums;
     outputsAsSums(local, outputSums, outputs);
     if (!comm::sum(outputSums.data(), outputSums.size(), what.c_str(), error))
       fail(error);
     // The next wait for the device waits for the sums too.
-    deviceSynchronize();
+    if (activeDevice())
+      deviceSynchronize();
     reduceSeconds += secondsSince(start);
     outputsFromSums(outputSums.data(), count);
     reducedBytes += outputSums.size() * sizeof(double);
