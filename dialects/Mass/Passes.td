@@ -16,7 +16,7 @@ def MassAutodiff : Pass<"mass-autodiff", "::mlir::ModuleOp"> {
 }
 
 def MassOptimizer : Pass<"mass-optimizer", "::mlir::ModuleOp"> {
-  let summary = "Generates @update: clipping and the optimizer step";
+  let summary = "Generates @update (clipping and the optimizer step) and its slice form";
   let description = [{
     Builds `@update` from the module's `mass.train` configuration: with
     `clip_grad_norm`, the global gradient norm (returned as the output
@@ -24,6 +24,12 @@ def MassOptimizer : Pass<"mass-optimizer", "::mlir::ModuleOp"> {
     Adam or AdamW for every parameter that is not frozen, with per-parameter
     learning-rate scales. The learning rate and Adam's bias corrections are
     run-time arguments (`mass.hyper`), so schedules live in the runtime.
+    Also `@update_slice`, the same step over one flat slice of up to 65,536
+    of the trained values, for the runtime's sharded optimizer: its rate
+    comes scaled (the scales go to the runtime in `mass.optimizer`'s
+    `lr_scales`), and with clipping it takes the squares of every gradient
+    (`grad_squares`); and with clipping `@grad_squares`, those squares added
+    as `@update` adds them.
   }];
   let dependentDialects = ["::mass::MassDialect", "::mlir::arith::ArithDialect"];
 }

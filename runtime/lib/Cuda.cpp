@@ -57,6 +57,7 @@ struct Driver {
   CUresult (*memFree)(CUdeviceptr);
   CUresult (*memcpyHtoDAsync)(CUdeviceptr, const void *, size_t, CUstream);
   CUresult (*memcpyDtoHAsync)(void *, CUdeviceptr, size_t, CUstream);
+  CUresult (*memcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
   CUresult (*memHostRegister)(void *, size_t, unsigned);
   CUresult (*memsetD8Async)(CUdeviceptr, unsigned char, size_t, CUstream);
   CUresult (*streamCreate)(CUstream *, unsigned);
@@ -319,6 +320,12 @@ public:
     if (comm::parallel())
       collective(buffers, owners, what, false);
   }
+  void copy(void *to, const void *from, size_t bytes) override {
+    check(driver.memcpyDtoDAsync(reinterpret_cast<CUdeviceptr>(to),
+                                 reinterpret_cast<CUdeviceptr>(from), bytes,
+                                 stream),
+          "cuMemcpyDtoDAsync");
+  }
   void zero(void *device, size_t bytes) override {
     check(driver.memsetD8Async(reinterpret_cast<CUdeviceptr>(device), 0, bytes,
                                stream),
@@ -404,6 +411,7 @@ extern "C" Device *mass_cuda_device(std::string *error) {
       find(library, "cuMemFree_v2", driver.memFree) &&
       find(library, "cuMemcpyHtoDAsync_v2", driver.memcpyHtoDAsync) &&
       find(library, "cuMemcpyDtoHAsync_v2", driver.memcpyDtoHAsync) &&
+      find(library, "cuMemcpyDtoDAsync_v2", driver.memcpyDtoDAsync) &&
       find(library, "cuMemHostRegister_v2", driver.memHostRegister) &&
       find(library, "cuMemsetD8Async", driver.memsetD8Async) &&
       find(library, "cuStreamCreate", driver.streamCreate) &&

@@ -93,6 +93,11 @@ public:
   virtual void gatherFromOwners(const std::vector<DeviceFloats> &buffers,
                                 const std::vector<int> &owners,
                                 const char *what);
+  /// Copies `bytes` from `from` to `to`, both on the device, queued in
+  /// order.
+  virtual void copy(void *to, const void *from, size_t bytes) {
+    std::memmove(to, from, bytes);
+  }
   /// Sets `bytes` at `device` to zero, queued in order.
   virtual void zero(void *device, size_t bytes) {
     std::memset(device, 0, bytes);

@@ -3,6 +3,7 @@
 #include "Model.h"
 #include "Device.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -94,6 +95,53 @@ static bool parseEntry(const Json &j, EntrySpec &e, std::string &error) {
   return true;
 }
 
+/// update_slice: one flat parameter of 1 to kSliceValues values, its
+/// gradient and states of that shape, scalar hyperparameters.
+static bool checkSlice(const EntrySpec &e, std::string &error) {
+  error = "the model descriptor's update_slice is malformed";
+  if (!e.present || e.args.empty() || e.args[0].role != abi::Role::Param ||
+      e.args[0].shape.size() != 1 || e.args[0].shape[0] < 1 ||
+      e.args[0].shape[0] > abi::kSliceValues)
+    return false;
+  const std::vector<int64_t> &flat = e.args[0].shape;
+  for (const std::vector<ValueSpec> *list : {&e.args, &e.results})
+    for (const ValueSpec &v : *list) {
+      bool scalar = v.role == abi::Role::Hyper;
+      if (v.dtype != DType::F32 ||
+          (scalar ? !v.shape.empty() : v.shape != flat) ||
+          (list == &e.results && v.role != abi::Role::Param &&
+           v.role != abi::Role::State) ||
+          (v.role != abi::Role::Param && v.role != abi::Role::Grad &&
+           v.role != abi::Role::State && !scalar))
+        return false;
+    }
+  error.clear();
+  return true;
+}
+
+/// grad_squares, present with clipping alone: update's gradients in its
+/// order, and one scalar output.
+static bool checkSquares(const EntrySpec &update, const EntrySpec &e,
+                         std::string &error) {
+  bool clipping = false;
+  std::vector<std::string> grads, args;
+  for (const ValueSpec &v : update.args) {
+    if (v.role == abi::Role::Grad)
+      grads.push_back(v.name);
+  }
+  for (const ValueSpec &v : update.results)
+    clipping |= v.role == abi::Role::Output && v.name == abi::kGradNorm;
+  for (const ValueSpec &v : e.args)
+    if (v.role == abi::Role::Grad)
+      args.push_back(v.name);
+  if (e.present == clipping &&
+      (!clipping || (args == grads && e.args.size() == grads.size() &&
+                     e.results.size() == 1 && e.results[0].shape.empty())))
+    return true;
+  error = "the model descriptor's grad_squares does not match its update";
+  return false;
+}
+
 bool ModelSpec::parse(const char *descriptor, ModelSpec &out,
                       std::string &error) {
   Json root;
@@ -122,6 +170,8 @@ bool ModelSpec::parse(const char *descriptor, ModelSpec &out,
   if (!parseEntry(entry(abi::kForward), out.forward, error) ||
       !parseEntry(entry(abi::kTrainStep), out.trainStep, error) ||
       !parseEntry(entry(abi::kUpdate), out.update, error) ||
+      !parseEntry(entry(abi::kUpdateSlice), out.updateSlice, error) ||
+      !parseEntry(entry(abi::kGradSquaresEntry), out.gradSquares, error) ||
       !parseEntry(entry(abi::kPredict), out.predict, error) ||
       !parseEntry(entry(abi::kScore), out.score, error))
     return false;
@@ -135,6 +185,21 @@ bool ModelSpec::parse(const char *descriptor, ModelSpec &out,
     error = "the model descriptor lacks its optimizer settings";
     return false;
   }
+  for (const auto &[name, factor] :
+       optimizer[std::string(abi::kOptimizerLrScales)].members()) {
+    bool trained = false;
+    for (const ValueSpec &v : out.update.args)
+      trained |= v.role == abi::Role::Param && v.name == name;
+    if (!trained || !factor.isNumber() || !std::isfinite(factor.num())) {
+      error = "the model descriptor's lr_scales names '" + name +
+              "', not a trained parameter with a finite factor";
+      return false;
+    }
+    out.lrScales[name] = factor.num();
+  }
+  if (out.update.present && (!checkSlice(out.updateSlice, error) ||
+                             !checkSquares(out.update, out.gradSquares, error)))
+    return false;
   for (const ValueSpec &v : out.forward.args) {
     if (v.role == abi::Role::Input)
       out.inputs.push_back(v);
@@ -165,11 +230,19 @@ EntryCall::EntryCall(const EntrySpec &spec) {
   }
   for (auto &w : words)
     pointers.push_back(w.data());
+  resident.assign(words.size(), false);
+}
+
+void EntryCall::bindResident(size_t index, void *data,
+                             const std::vector<int64_t> &shape) {
+  bind(index, data, shape);
+  resident[index] = true;
 }
 
 void EntryCall::bind(size_t index, void *data,
                      const std::vector<int64_t> &shape) {
   std::vector<int64_t> &w = words[index];
+  resident[index] = false;
   size_t rank = (w.size() - 3) / 2;
   std::memcpy(&w[0], &data, sizeof(void *));
   std::memcpy(&w[1], &data, sizeof(void *));
@@ -236,6 +309,8 @@ void EntryCall::invoke(void (*entry)(void **), bool wait) {
   std::vector<size_t> bytes(values);
   for (size_t k = 0; k < values; ++k) {
     std::vector<int64_t> &w = words[k];
+    if (resident[k])
+      continue;
     size_t rank = (w.size() - 3) / 2;
     size_t n = 4; // f32 and i32
     for (size_t d = 0; d < rank; ++d)
@@ -257,6 +332,8 @@ void EntryCall::invoke(void (*entry)(void **), bool wait) {
   // the rest stay on the device, newer than the host's copies.
   bool downloaded = false;
   for (size_t k = 0; k < values; ++k) {
+    if (resident[k])
+      continue;
     if (isResult[k]) {
       bool now = roles[k] == abi::Role::Output || roles[k] == abi::Role::Pred;
       deviceWrote(host[k], bytes[k], now);

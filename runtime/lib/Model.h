@@ -64,10 +64,13 @@ struct ModelSpec {
   /// (absent for other losses, which average over every row).
   std::map<std::string, std::string> taskLabels;
   Json train;
-  EntrySpec forward, trainStep, update, predict, score;
+  EntrySpec forward, trainStep, update, updateSlice, gradSquares, predict,
+      score;
   // The optimizer as massc resolved it (abi::kOptimizer).
   std::string optimizer;
   double lr = 0, beta1 = 0, beta2 = 0;
+  /// The trained parameters whose learning rate lr_scale scales, by name.
+  std::map<std::string, double> lrScales;
   // From forward's arguments. Buffers (batch norm's running statistics)
   // are saved and loaded with the parameters but not optimised.
   std::vector<ValueSpec> inputs, labels, params, buffers;
@@ -91,6 +94,10 @@ public:
   /// `shape`.
   void bind(size_t index, void *data, const std::vector<int64_t> &shape);
   void bind(size_t index, Tensor &t) { bind(index, t.data(), t.shape); }
+  /// As bind, with `data` where the entry point reads it already (on a
+  /// device, the device's memory: no mirror, no copies).
+  void bindResident(size_t index, void *data,
+                    const std::vector<int64_t> &shape);
   /// Binds the arena, sized for the batch of the values bound last, and
   /// calls `entry`. On a device the outputs come down before it returns,
   /// or with `wait` false are queued, for deviceSynchronize().
@@ -106,6 +113,7 @@ private:
   std::vector<bool> batched; // per value: is dimension 0 the batch
   std::vector<abi::Role> roles;
   std::vector<bool> isResult;
+  std::vector<bool> resident;
   int64_t batch = 0;
   const EntrySpec *arena = nullptr;
   bool privateArena = false;

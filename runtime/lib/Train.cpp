@@ -20,6 +20,7 @@
 #include "Replicas.h"
 #include "Report.h"
 #include "Schedule.h"
+#include "Shards.h"
 
 #include "mass/abi.h"
 
@@ -211,29 +212,41 @@ private:
                      const std::map<std::string, Tensor> &outs);
   template <typename T> void outputsFromSums(const T *sums, int64_t count);
 
-  // --shard-optimizer under mpirun (ZeRO stage 1): each updated parameter
-  // has an owner, which alone holds its optimizer state and updates it.
-  // The gradients are reduce-scattered and the parameters all-gathered in
-  // one flat vector, the owners' parameters one owner after another
-  // (shardOrder).
+  // --shard-optimizer under mpirun (ZeRO stage 1, Shards.h): this process
+  // owns an exact 1/N of the trained values (parameters may be cut between
+  // owners), holds their optimizer state alone and updates them with the
+  // compiled update_slice; the gradients are reduced to their owners and
+  // the updated values gathered from them.
   bool sharded = false;
-  std::vector<const ValueSpec *> shardOrder; // the update's parameters
-  std::map<std::string, int> ownerOf;
-  std::vector<int> shardCounts; // values per owner
-  std::vector<float> shardFlat, shardScratch;
+  std::vector<const ValueSpec *> trained; // the update's parameters
+  ShardPlan shards;
+  // This process's share, in the plan's layout: its parameters and
+  // gradients packed for the update, and its optimizer state by kind
+  // (stateKinds, update_slice's order).
+  Tensor shareParams, shareGrads;
+  std::vector<Tensor> shareStates;
+  // One call's worth of each, for a call over fewer values than
+  // update_slice takes (the end of a rate's run), and of its results when
+  // it does not write in place; the call's rate.
+  Tensor chunkParams, chunkGrads, chunkOutParams;
+  std::vector<Tensor> chunkStates, chunkOutStates;
+  Tensor sliceLr{DType::F32, {}};
+  std::vector<std::string> stateKinds;
+  std::vector<float> shardFlat; // every trained value, for gatherStates
+  EntryCall sliceCall, squaresCall;
   std::vector<double> squareLanes; // a device's sums of squares (sharded)
-  // With clipping: the squares of the gradients other ranks hold, for the
-  // global norm (0 unsharded); and this step's squares over every rank.
-  Tensor squaresElsewhere{DType::F32, {}};
+  // With clipping, the slice update's squares of every gradient; and this
+  // step's squares over every rank, for nonfiniteStep.
+  Tensor squaresAll{DType::F32, {}};
   double squaresEverywhere = 0;
   void planShards();
-  bool owns(const std::string &param) const {
-    auto it = ownerOf.find(param);
-    return !sharded || (it != ownerOf.end() && it->second == rank);
-  }
   void reduceShards(int64_t count, int64_t local, const char *what);
+  std::vector<const Tensor *> shareTensors() const;
+  void updateShare();
+  void updateChunk(const ShardPlan::Chunk &c);
   void gatherParams();
   std::map<std::string, Tensor> gatherStates();
+  void loadShare(const NamedTensors &state, const std::string &path);
   std::vector<int64_t> optimizerBytes() const;
   int64_t sliceOf(int64_t count, int64_t &first) const;
   int64_t shareStep(int64_t count);
@@ -241,6 +254,7 @@ private:
                                          std::vector<int> &owners);
   double ownSquares(const std::vector<DeviceFloats> &buffers,
                     const std::vector<int> &owners);
+  void allSquares();
   void reduceStep(int64_t count, int64_t local);
   std::string stepWhat() const;
   void packGrads();
@@ -632,7 +646,7 @@ void Trainer::allocate() {
     nextBuffers[v.name] = Tensor(DType::F32, v.shape);
   }
   for (const ValueSpec &v : spec.update.args)
-    if (v.role == Role::State && owns(stateParam(v.name))) {
+    if (v.role == Role::State && !sharded) {
       states[v.name] = Tensor(DType::F32, v.shape);
       if (!spec.update.inPlace)
         nextStates[v.name] = Tensor(DType::F32, v.shape);
@@ -659,10 +673,16 @@ void Trainer::allocate() {
                   [](const ValueSpec &v) { return v.role == Role::Seed; });
   updateCall = EntryCall(spec.update);
   forwardCall = EntryCall(spec.forward);
+  if (sharded) {
+    sliceCall = EntryCall(spec.updateSlice);
+    if (spec.gradSquares.present)
+      squaresCall = EntryCall(spec.gradSquares);
+  }
   // Every batch holds at most `batch` samples: the arena is allocated once.
   size_t arena = 0;
-  for (const EntrySpec *e : {&spec.trainStep, &spec.update, &spec.forward,
-                             &spec.predict, &spec.score})
+  for (const EntrySpec *e :
+       {&spec.trainStep, &spec.update, &spec.updateSlice, &spec.gradSquares,
+        &spec.forward, &spec.predict, &spec.score})
     arena = std::max(arena, e->arenaSize(batch));
   if (activeDevice()) {
     // On a device: one block for the arena and the mirrors of every tensor
@@ -674,14 +694,9 @@ void Trainer::allocate() {
                       &states, &nextStates, &batchBuffers, &batchBuffers})
       for (const auto &entry : *set)
         total += slice(entry.second.bytes());
-    if (sharded)
-      total += slice(shardScratch.size() * sizeof(float));
+    for (const Tensor *t : shareTensors())
+      total += slice(t->bytes());
     reserveDeviceMemory(total);
-    // The update binds the scratch state at each size up to this: its
-    // mirror holds the largest from the start, so it never moves.
-    if (sharded)
-      deviceBuffer(shardScratch.data(), shardScratch.size() * sizeof(float),
-                   Sync::OnChange);
   }
   reserveArena(arena);
 }
@@ -868,18 +883,21 @@ void Trainer::update() {
   hyperLr.f[0] = static_cast<float>(schedule.at(step));
   hyperBc1.f[0] = static_cast<float>(1 - std::pow(spec.beta1, t));
   hyperBc2.f[0] = static_cast<float>(1 - std::pow(spec.beta2, t));
+  // Sharded, each rank updates its share, and the owners' values then go
+  // to every rank.
+  if (sharded) {
+    updateShare();
+    gatherParams();
+    return;
+  }
   size_t index = 0;
   for (const ValueSpec &v : spec.update.args) {
     if (v.role == Role::Param)
       updateCall.bind(index, params[v.name]);
     else if (v.role == Role::Grad)
       updateCall.bind(index, grads[v.name]);
-    else if (v.role == Role::State && !owns(stateParam(v.name)))
-      updateCall.bind(index, shardScratch.data(), v.shape);
     else if (v.role == Role::State)
       updateCall.bind(index, states[v.name]);
-    else if (v.role == Role::Hyper && v.name == abi::kGradSquaresElsewhere)
-      updateCall.bind(index, squaresElsewhere);
     else if (v.role == Role::Hyper && v.name == abi::kLr)
       updateCall.bind(index, hyperLr);
     else if (v.role == Role::Hyper && v.name == abi::kBiasCorrection1)
@@ -894,8 +912,6 @@ void Trainer::update() {
   for (const ValueSpec &v : spec.update.results) {
     if (v.role == Role::Param)
       updateCall.bind(index, (inPlace ? params : nextParams)[v.name]);
-    else if (v.role == Role::State && !owns(stateParam(v.name)))
-      updateCall.bind(index, shardScratch.data(), v.shape);
     else if (v.role == Role::State)
       updateCall.bind(index, (inPlace ? states : nextStates)[v.name]);
     else
@@ -907,13 +923,9 @@ void Trainer::update() {
     for (const ValueSpec &v : spec.update.results) {
       if (v.role == Role::Param)
         std::swap(params[v.name].f, nextParams[v.name].f);
-      else if (v.role == Role::State && owns(stateParam(v.name)))
+      else if (v.role == Role::State)
         std::swap(states[v.name].f, nextStates[v.name].f);
     }
-  // Sharded, each rank updated its own parameters (the others' results
-  // are discarded): the owners' values go to every rank.
-  if (sharded)
-    gatherParams();
 }
 
 //===----------------------------------------------------------------------===//
@@ -1084,6 +1096,8 @@ void Trainer::resume(const std::string &dir) {
   if (!readSafetensors(statePath, state, error))
     fail(error);
   loadWeights(state, statePath, {}, kStateWeights);
+  if (sharded)
+    loadShare(state, statePath);
   for (auto &[name, t] : states) {
     auto it = state.tensors.find(name);
     if (it == state.tensors.end() || it->second.shape != t.shape)
@@ -1656,6 +1670,8 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
       reduceSeconds += secondsSince(start);
     }
     outputsFromSums(replicaSums.data(), count);
+    if (sharded)
+      allSquares();
     return;
   }
   if (sharded) {
@@ -1810,73 +1826,100 @@ void Trainer::runReplicas(bool wait) {
 // The sharded optimizer (--shard-optimizer, ZeRO stage 1)
 //===----------------------------------------------------------------------===//
 
-/// Owners: the largest parameter first, each to the rank that holds the
-/// fewest values so far (the lowest such rank), the same on every rank.
+/// The plan (Shards.h), and this rank's share of the parameters,
+/// gradients and optimizer state.
 void Trainer::planShards() {
   sharded = true;
-  std::vector<const ValueSpec *> updated;
+  std::vector<int64_t> sizes;
+  std::vector<double> scales;
   for (const ValueSpec &v : spec.update.args)
-    if (v.role == Role::Param)
-      updated.push_back(&v);
-  std::vector<size_t> bySize(updated.size());
-  std::iota(bySize.begin(), bySize.end(), 0);
-  std::stable_sort(bySize.begin(), bySize.end(), [&](size_t a, size_t b) {
-    return elements(updated[a]->shape) > elements(updated[b]->shape);
-  });
-  std::vector<int64_t> load(ranks, 0);
-  int64_t largest = 0;
-  for (size_t k : bySize) {
-    int r = static_cast<int>(std::min_element(load.begin(), load.end()) -
-                             load.begin());
-    ownerOf[updated[k]->name] = r;
-    load[r] += elements(updated[k]->shape);
-    largest = std::max(largest, elements(updated[k]->shape));
-  }
-  for (int r = 0; r < ranks; ++r) {
-    if (load[r] > INT_MAX)
-      fail("--shard-optimizer: a process's share of the parameters holds " +
-           std::to_string(load[r]) + " values, more than MPI counts (2^31)");
-    shardCounts.push_back(static_cast<int>(load[r]));
-    for (const ValueSpec *v : updated)
-      if (ownerOf[v->name] == r)
-        shardOrder.push_back(v);
+    if (v.role == Role::Param) {
+      trained.push_back(&v);
+      sizes.push_back(elements(v.shape));
+      auto scale = spec.lrScales.find(v.name);
+      scales.push_back(scale == spec.lrScales.end() ? 1.0 : scale->second);
+    }
+  int64_t chunk = spec.updateSlice.args[0].shape[0];
+  std::string error;
+  if (!shards.plan(sizes, scales, ranks, rank, chunk, error))
+    fail(error);
+  for (const ValueSpec &v : spec.updateSlice.args)
+    if (v.role == Role::State)
+      stateKinds.push_back(v.name.substr(v.name.rfind('.') + 1));
+  // (At least one value each, so that every tensor has memory.)
+  std::vector<int64_t> share{std::max<int64_t>(shards.owned(), 1)};
+  shareParams = Tensor(DType::F32, share);
+  shareGrads = Tensor(DType::F32, share);
+  shareStates.assign(stateKinds.size(), Tensor(DType::F32, share));
+  chunkParams = Tensor(DType::F32, {chunk});
+  chunkGrads = Tensor(DType::F32, {chunk});
+  chunkStates.assign(stateKinds.size(), Tensor(DType::F32, {chunk}));
+  if (!spec.updateSlice.inPlace) {
+    chunkOutParams = Tensor(DType::F32, {chunk});
+    chunkOutStates.assign(stateKinds.size(), Tensor(DType::F32, {chunk}));
   }
   shardFlat.resize(static_cast<size_t>(
-      std::accumulate(load.begin(), load.end(), int64_t(0))));
-  shardScratch.resize(static_cast<size_t>(largest));
+      std::accumulate(sizes.begin(), sizes.end(), int64_t(0))));
+}
+
+/// The tensors of this rank's share, for the device's reservation.
+std::vector<const Tensor *> Trainer::shareTensors() const {
+  std::vector<const Tensor *> out;
+  if (!sharded)
+    return out;
+  for (const Tensor *t :
+       {&shareParams, &shareGrads, &chunkParams, &chunkGrads, &chunkOutParams})
+    out.push_back(t);
+  for (const std::vector<Tensor> *set :
+       {&shareStates, &chunkStates, &chunkOutStates})
+    for (const Tensor &t : *set)
+      out.push_back(&t);
+  return out;
 }
 
 /// Each rank's optimizer state in bytes.
 std::vector<int64_t> Trainer::optimizerBytes() const {
-  int64_t kinds = 0;
-  for (const ValueSpec &v : spec.update.args)
-    kinds += v.role == Role::State;
   std::vector<int64_t> bytes(ranks, 0);
-  int64_t params = 0;
-  for (const ValueSpec &v : spec.update.args)
-    params += v.role == Role::Param;
-  int64_t perValue = 4 * (params ? kinds / params : 0);
-  for (const ValueSpec &v : spec.update.args)
-    if (v.role == Role::Param)
-      for (int r = 0; r < ranks; ++r)
-        if (!sharded || ownerOf.at(v.name) == r)
-          bytes[r] += elements(v.shape) * perValue;
+  for (int r = 0; r < ranks; ++r)
+    if (sharded)
+      bytes[r] = int64_t(4) * shards.counts()[r] *
+                 static_cast<int64_t>(stateKinds.size());
+    else
+      for (const ValueSpec &v : spec.update.args)
+        bytes[r] += v.role == Role::State ? 4 * elements(v.shape) : 0;
   return bytes;
 }
 
-/// The tensors of `of` in shardOrder, where the entry points see them (on
-/// the device, if any), and their owners.
+namespace {
+
+/// Where the entry points see `t` (its mirror on a device).
+float *seen(Tensor &t) {
+  return static_cast<float *>(
+      deviceBuffer(t.data(), t.bytes(), Sync::OnChange));
+}
+
+/// Copies `count` floats where the entry points see them (on the device,
+/// queued in order).
+void copyFloats(float *to, const float *from, int64_t count) {
+  if (Device *device = activeDevice())
+    device->copy(to, from, static_cast<size_t>(count) * sizeof(float));
+  else
+    std::copy_n(from, count, to);
+}
+
+} // namespace
+
+/// The pieces of the tensors of `of`, where the entry points see them, and
+/// their owners.
 std::vector<DeviceFloats>
 Trainer::shardBuffers(std::map<std::string, Tensor> &of,
                       std::vector<int> &owners) {
   std::vector<DeviceFloats> buffers;
   owners.clear();
-  for (const ValueSpec *v : shardOrder) {
-    Tensor &t = of.at(v->name);
-    buffers.push_back({static_cast<float *>(
-                           deviceBuffer(t.data(), t.bytes(), Sync::OnChange)),
-                       t.f.size()});
-    owners.push_back(ownerOf.at(v->name));
+  for (const ShardPlan::Piece &piece : shards.pieces()) {
+    float *base = seen(of.at(trained[piece.param]->name));
+    buffers.push_back({base + piece.begin, static_cast<size_t>(piece.count)});
+    owners.push_back(piece.owner);
   }
   return buffers;
 }
@@ -1910,26 +1953,26 @@ double Trainer::ownSquares(const std::vector<DeviceFloats> &buffers,
   return mine;
 }
 
-/// Sharded: each owner gets the sums of its parameters' gradients (a
-/// reduce-scatter, or NCCL's reduce on a GPU); the others' it zeroes,
-/// frozen ones too; then the step's outputs and the squares of each rank's
-/// gradients are summed.
+/// Sharded: each owner gets the sums of its pieces of the gradients (a
+/// reduce-scatter, or NCCL's reduces on a GPU); the others' pieces it
+/// zeroes; then the step's outputs and the squares of each rank's pieces
+/// are summed.
 void Trainer::reduceShards(int64_t count, int64_t local, const char *what) {
   std::vector<int> owners;
   std::vector<DeviceFloats> buffers = shardBuffers(grads, owners);
   std::string error;
-  if (Device *device = activeDevice())
+  Device *device = activeDevice();
+  if (device)
     device->reduceToOwners(buffers, owners, what);
   else if (!reduceToOwnersOnHost(buffers, owners, what, shardFlat, error))
     fail(error);
-  for (auto &[name, g] : grads) {
-    if (owns(name))
+  for (size_t k = 0; k < buffers.size(); ++k) {
+    if (owners[k] == rank)
       continue;
-    if (Device *device = activeDevice())
-      device->zero(deviceBuffer(g.data(), g.bytes(), Sync::OnChange),
-                   g.bytes());
+    if (device)
+      device->zero(buffers[k].data, buffers[k].count * sizeof(float));
     else
-      std::fill(g.f.begin(), g.f.end(), 0.0f);
+      std::fill_n(buffers[k].data, buffers[k].count, 0.0f);
   }
   double mine = ownSquares(buffers, owners);
   std::vector<double> sums;
@@ -1940,7 +1983,106 @@ void Trainer::reduceShards(int64_t count, int64_t local, const char *what) {
     fail(error);
   outputsFromSums(sums.data(), count);
   squaresEverywhere = sums.back();
-  squaresElsewhere.f[0] = static_cast<float>(squaresEverywhere - mine);
+  squaresAll.f[0] = static_cast<float>(squaresEverywhere);
+}
+
+/// With clipping, when this rank holds every gradient summed (replicas):
+/// their squares as the unsharded update adds them (grad_squares), so
+/// that the clipping is one process's to the bit.
+void Trainer::allSquares() {
+  if (!spec.gradSquares.present || !mass_grad_squares)
+    return;
+  size_t index = 0;
+  for (const ValueSpec &v : spec.gradSquares.args)
+    squaresCall.bind(index++, grads.at(v.name));
+  squaresCall.bind(index, squaresAll);
+  squaresCall.invoke(mass_grad_squares);
+  squaresEverywhere = squaresAll.f[0];
+}
+
+/// This rank's share of the update: its pieces of the parameters and
+/// gradients packed, update_slice over each run of one rate, and the new
+/// values back into the parameters.
+void Trainer::updateShare() {
+  for (const ShardPlan::Piece &piece : shards.pieces())
+    if (piece.owner == rank) {
+      const std::string &name = trained[piece.param]->name;
+      copyFloats(seen(shareParams) + piece.at,
+                 seen(params.at(name)) + piece.begin, piece.count);
+      copyFloats(seen(shareGrads) + piece.at,
+                 seen(grads.at(name)) + piece.begin, piece.count);
+    }
+  for (const ShardPlan::Chunk &c : shards.chunks())
+    updateChunk(c);
+  for (const ShardPlan::Piece &piece : shards.pieces())
+    if (piece.owner == rank) {
+      Tensor &t = params.at(trained[piece.param]->name);
+      copyFloats(seen(t) + piece.begin, seen(shareParams) + piece.at,
+                 piece.count);
+    }
+  for (Tensor &t : shareStates)
+    deviceWrote(t.data(), t.bytes(), false);
+}
+
+/// One call of update_slice over `c`: in place over the share itself, or,
+/// for fewer values than it takes, over a copy of them in the chunk
+/// buffers (whose other values are left from before: their results are
+/// not used). Results not written in place come back from chunkOut*.
+void Trainer::updateChunk(const ShardPlan::Chunk &c) {
+  bool whole = c.count == static_cast<int64_t>(chunkParams.f.size());
+  bool inPlace = spec.updateSlice.inPlace;
+  auto argument = [&](Tensor &share, Tensor &chunk) {
+    float *at = seen(share) + c.at;
+    if (whole)
+      return at;
+    copyFloats(seen(chunk), at, c.count);
+    return seen(chunk);
+  };
+  float *param = argument(shareParams, chunkParams);
+  float *grad = argument(shareGrads, chunkGrads);
+  std::vector<float *> state;
+  for (size_t k = 0; k < stateKinds.size(); ++k)
+    state.push_back(argument(shareStates[k], chunkStates[k]));
+  float *newParam = inPlace ? param : seen(chunkOutParams);
+  std::vector<float *> newState = state;
+  for (size_t k = 0; k < stateKinds.size() && !inPlace; ++k)
+    newState[k] = seen(chunkOutStates[k]);
+  // The rate: the compiled update multiplies the rate by the scale in f32.
+  sliceLr.f[0] =
+      c.scale == 1 ? hyperLr.f[0] : hyperLr.f[0] * static_cast<float>(c.scale);
+  std::vector<int64_t> shape{static_cast<int64_t>(chunkParams.f.size())};
+  size_t index = 0, states = 0;
+  for (const ValueSpec &v : spec.updateSlice.args) {
+    if (v.role == Role::Param)
+      sliceCall.bindResident(index, param, shape);
+    else if (v.role == Role::Grad)
+      sliceCall.bindResident(index, grad, shape);
+    else if (v.role == Role::State)
+      sliceCall.bindResident(index, state[states++], shape);
+    else if (v.name == abi::kLr)
+      sliceCall.bind(index, sliceLr);
+    else if (v.name == abi::kGradSquares)
+      sliceCall.bind(index, squaresAll);
+    else if (v.name == abi::kBiasCorrection1)
+      sliceCall.bind(index, hyperBc1);
+    else if (v.name == abi::kBiasCorrection2)
+      sliceCall.bind(index, hyperBc2);
+    ++index;
+  }
+  states = 0;
+  for (const ValueSpec &v : spec.updateSlice.results)
+    sliceCall.bindResident(
+        index++, v.role == Role::Param ? newParam : newState[states++], shape);
+  sliceCall.invoke(mass_update_slice);
+  // Back into the share, where the call did not write it.
+  auto back = [&](Tensor &share, float *result) {
+    float *at = seen(share) + c.at;
+    if (result != at)
+      copyFloats(at, result, c.count);
+  };
+  back(shareParams, newParam);
+  for (size_t k = 0; k < stateKinds.size(); ++k)
+    back(shareStates[k], newState[k]);
 }
 
 void Trainer::gatherParams() {
@@ -1953,45 +2095,58 @@ void Trainer::gatherParams() {
   else if (!gatherFromOwnersOnHost(buffers, owners, what.c_str(), shardFlat,
                                    error))
     fail(error);
+  // On a device every parameter is now newer there than on the host.
+  for (const ValueSpec *v : trained) {
+    Tensor &t = params.at(v->name);
+    deviceWrote(t.data(), t.bytes(), false);
+  }
 }
 
 /// Every rank's optimizer state, on rank 0 (empty elsewhere), for a
-/// checkpoint.
+/// checkpoint: each kind's share in the flat vector's order, gathered.
 std::map<std::string, Tensor> Trainer::gatherStates() {
-  std::vector<std::string> kinds;
-  for (const ValueSpec &v : spec.update.args)
-    if (v.role == Role::State) {
-      std::string kind = v.name.substr(v.name.rfind('.') + 1);
-      if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end())
-        kinds.push_back(kind);
-    }
   std::map<std::string, Tensor> all;
   std::string error;
-  fetch(states);
-  for (const std::string &kind : kinds) {
-    size_t at = 0;
-    for (const ValueSpec *v : shardOrder) {
-      size_t n = static_cast<size_t>(elements(v->shape));
-      auto it = states.find(v->name + "." + kind);
-      if (owns(v->name) && it != states.end())
-        std::copy(it->second.f.begin(), it->second.f.end(),
-                  shardFlat.begin() + at);
-      at += n;
-    }
-    std::string what = "the optimizer state (" + kind + ") for a checkpoint";
-    if (!comm::gather(shardFlat.data(), shardCounts, what.c_str(), error))
+  for (size_t k = 0; k < stateKinds.size(); ++k) {
+    Tensor &share = shareStates[k];
+    fetch(share);
+    for (const ShardPlan::Piece &piece : shards.pieces())
+      if (piece.owner == rank)
+        std::copy_n(share.f.begin() + piece.at, piece.count,
+                    shardFlat.begin() + shards.offset(piece.param) +
+                        piece.begin);
+    std::string what =
+        "the optimizer state (" + stateKinds[k] + ") for a checkpoint";
+    if (!comm::gather(shardFlat.data(), shards.counts(), what.c_str(), error))
       fail(error);
     if (rank != 0)
       continue;
-    at = 0;
-    for (const ValueSpec *v : shardOrder) {
-      Tensor t(DType::F32, v->shape);
-      std::copy_n(shardFlat.begin() + at, t.f.size(), t.f.begin());
-      at += t.f.size();
-      all[v->name + "." + kind] = std::move(t);
+    for (size_t p = 0; p < trained.size(); ++p) {
+      Tensor t(DType::F32, trained[p]->shape);
+      std::copy_n(shardFlat.begin() + shards.offset(p), t.f.size(),
+                  t.f.begin());
+      all[trained[p]->name + "." + stateKinds[k]] = std::move(t);
     }
   }
   return all;
+}
+
+/// Sharded --resume: this rank's pieces of every state in `state`.
+void Trainer::loadShare(const NamedTensors &state, const std::string &path) {
+  for (size_t k = 0; k < stateKinds.size(); ++k) {
+    for (const ShardPlan::Piece &piece : shards.pieces()) {
+      if (piece.owner != rank)
+        continue;
+      const ValueSpec &v = *trained[piece.param];
+      std::string name = v.name + "." + stateKinds[k];
+      auto it = state.tensors.find(name);
+      if (it == state.tensors.end() || it->second.shape != v.shape)
+        fail("'" + path + "' has no usable '" + name + "'");
+      std::copy_n(it->second.f.begin() + piece.begin, piece.count,
+                  shareStates[k].f.begin() + piece.at);
+    }
+    hostWrote(shareStates[k]);
+  }
 }
 
 void Trainer::reduceTotals(Totals &t, const char *what) {

@@ -206,25 +206,48 @@ class Equivalence(Runs):
 
     def test_sharded_optimizer(self):
         """--shard-optimizer (ZeRO stage 1): each rank holds and updates the
-        Adam moments of its share of the parameters; gradients are
-        reduce-scattered and parameters all-gathered. The same weights as
-        one process; the log gives each rank's optimizer bytes."""
+        Adam moments of its exact 1/N of the flat parameters (a parameter
+        may be cut between ranks); gradients are reduce-scattered and
+        parameters all-gathered. The same weights as one process; the log
+        gives each rank's optimizer bytes."""
         exe = self.spec("01_mlp.mass", "mlp")
         self.check_equivalent(exe, *self.mnist(50, 25), flags=("--shard-optimizer",))
         self.check_equivalent(self.smooth("02_cnn.mass", "smooth_cnn"), *self.mnist(50, 25),
                               flags=("--shard-optimizer",))
         _, _, log = self.train(exe, 2, "bytes", *self.mnist(2, 2), "--shard-optimizer")
         ready = [e for e in masstest.log_events(log, program=True) if e["event"] == "ready"][0]
-        # Adam's two moments of 269,322 parameters, split between 2 ranks.
-        per_rank = ready["optimizer_bytes_per_rank"]
-        self.assertEqual(sum(per_rank), 2 * 4 * 269322)
-        self.assertEqual(len(per_rank), 2)
-        # Whole parameters per rank: fc1.weight (200,704 values) on one,
-        # the rest (68,618) on the other.
-        self.assertEqual(sorted(per_rank), [2 * 4 * 68618, 2 * 4 * 200704])
+        # Adam's two moments of 269,322 parameters, split exactly between 2
+        # ranks (fc1.weight, 200,704 values, is cut between them).
+        self.assertEqual(ready["optimizer_bytes_per_rank"], [2 * 4 * 134661] * 2)
+        # 4 ranks: 269,322 = 4 * 67,330 + 2, so the first two hold one more.
+        _, _, log = self.train(exe, 4, "bytes4", *self.mnist(2, 2), "--shard-optimizer")
+        ready = [e for e in masstest.log_events(log, program=True) if e["event"] == "ready"][0]
+        self.assertEqual(ready["optimizer_bytes_per_rank"],
+                         [2 * 4 * 67331] * 2 + [2 * 4 * 67330] * 2)
         _, _, log = self.train(exe, 2, "whole_state", *self.mnist(2, 2))
         ready = [e for e in masstest.log_events(log, program=True) if e["event"] == "ready"][0]
         self.assertEqual(ready["optimizer_bytes_each"], [2 * 4 * 269322] * 2)
+
+    def test_sharded_rates_frozen_and_clipping(self):
+        """Spec 01 with two learning-rate scales (the share is laid out
+        rate by rate, a run of each), a frozen parameter (not in the flat
+        vector) and clipping (the squares of every share, summed): N = 2, 3
+        and 4 processes against one, 3 owning 89,689 or 89,688 values."""
+        with open(os.path.join(SPEC, "01_mlp.mass")) as f:
+            source = f.read()
+        source = source.replace("  seed       = 1\n", "  seed       = 1\n"
+                                "  lr_scale   = [(\"fc2.*\", 0.5), (\"out.bias\", 3)]\n"
+                                "  freeze     = [\"fc1.bias\"]\n"
+                                "  clip_grad_norm = 0.5\n")
+        exe = masstest.compile_model(source, self.work, "rates", extra=self.TARGET)
+        data = self.mnist(30, 15)
+        one = self.check_equivalent(exe, *data, flags=("--shard-optimizer",))
+        _, three, log = self.train(exe, 3, "n3", *data, "--shard-optimizer")
+        same_params(self, three, one, "N=3", self.ELEMENT)
+        ready = [e for e in masstest.log_events(log, program=True) if e["event"] == "ready"][0]
+        # 269,322 values less fc1.bias's 256: 269,066 = 3 * 89,688 + 2.
+        self.assertEqual(ready["optimizer_bytes_per_rank"],
+                         [2 * 4 * 89689] * 2 + [2 * 4 * 89688])
 
     def test_sharded_resume_with_another_n(self):
         """A sharded run's checkpoint holds every rank's moments: it

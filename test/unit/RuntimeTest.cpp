@@ -10,6 +10,7 @@
 #include "Replicas.h"
 #include "Report.h"
 #include "Schedule.h"
+#include "Shards.h"
 
 #include <gtest/gtest.h>
 
@@ -268,13 +269,139 @@ TEST(Model, RejectsUnknownRolesAndAnUpdateWithoutOptimizerSettings) {
   EXPECT_EQ(error, "the model descriptor lacks its optimizer settings");
   ModelSpec adam;
   ASSERT_TRUE(ModelSpec::parse(R"({"version": 1, "entries": {"update": {
-      "args": [], "results": []}}, "optimizer": {"kind": "adam", "lr": 0.001,
-      "beta1": 0.8, "beta2": 0.99}})",
+      "args": [], "results": []}, "update_slice": {"args": [
+        {"role": "param", "name": "slice", "shape": [1]}], "results": []}},
+      "optimizer": {"kind": "adam", "lr": 0.001, "beta1": 0.8,
+                    "beta2": 0.99}})",
                                adam, error))
       << error;
   EXPECT_EQ(adam.optimizer, "adam");
   EXPECT_DOUBLE_EQ(adam.beta1, 0.8);
   EXPECT_DOUBLE_EQ(adam.beta2, 0.99);
+}
+
+TEST(Model, ChecksTheSliceUpdateTheSquaresAndTheLrScales) {
+  // update(w, grad w, lr) -> (w, grad_norm); its slice update; the
+  // squares.
+  auto descriptor = [](const std::string &slice, const std::string &squares,
+                       const std::string &scales) {
+    return R"({"version": 1, "entries": {"update": {"args": [
+        {"role": "param", "name": "w", "shape": [3]},
+        {"role": "grad", "name": "w", "shape": [3]},
+        {"role": "hyper", "name": "lr", "shape": []}],
+      "results": [{"role": "param", "name": "w", "shape": [3]},
+                  {"role": "output", "name": "grad_norm", "shape": []}]},
+      "update_slice": {"args": [)" +
+           slice + R"(], "results": [
+        {"role": "param", "name": "slice", "shape": [3]}]})" +
+           squares + R"(}, "optimizer": {"kind": "sgd", "lr": 0.1,
+      "beta1": 0.9, "beta2": 0.999)" +
+           scales + "}}";
+  };
+  std::string slice = R"({"role": "param", "name": "slice", "shape": [3]},
+      {"role": "grad", "name": "slice", "shape": [3]},
+      {"role": "hyper", "name": "lr", "shape": []})";
+  std::string squares = R"(, "grad_squares": {"args": [
+      {"role": "grad", "name": "w", "shape": [3]}], "results": [
+      {"role": "output", "name": "grad_squares", "shape": []}]})";
+  std::string scales = R"(, "lr_scales": {"w": 10})";
+  ModelSpec spec;
+  std::string error;
+  ASSERT_TRUE(
+      ModelSpec::parse(descriptor(slice, squares, scales).c_str(), spec, error))
+      << error;
+  EXPECT_EQ(spec.updateSlice.args.size(), 3u);
+  EXPECT_EQ(spec.gradSquares.args.size(), 1u);
+  EXPECT_EQ(spec.lrScales, (std::map<std::string, double>{{"w", 10}}));
+  // A slice of two dimensions, of 0 or 65,537 values, a gradient of
+  // another size, a role a slice has no use for.
+  for (const char *bad :
+       {R"({"role": "param", "name": "slice", "shape": [3, 1]})",
+        R"({"role": "param", "name": "slice", "shape": [0]})",
+        R"({"role": "param", "name": "slice", "shape": [65537]})",
+        R"({"role": "param", "name": "slice", "shape": [3]},
+           {"role": "grad", "name": "slice", "shape": [2]})",
+        R"({"role": "param", "name": "slice", "shape": [3]},
+           {"role": "input", "name": "x", "shape": [3]})"}) {
+    ModelSpec other;
+    EXPECT_FALSE(
+        ModelSpec::parse(descriptor(bad, squares, "").c_str(), other, error))
+        << bad;
+    EXPECT_EQ(error, "the model descriptor's update_slice is malformed");
+  }
+  // Clipping without the squares, or squares of other gradients.
+  for (const char *bad : {"", R"(, "grad_squares": {"args": [
+         {"role": "grad", "name": "v", "shape": [3]}], "results": [
+         {"role": "output", "name": "grad_squares", "shape": []}]})"}) {
+    ModelSpec other;
+    EXPECT_FALSE(
+        ModelSpec::parse(descriptor(slice, bad, "").c_str(), other, error));
+    EXPECT_EQ(error,
+              "the model descriptor's grad_squares does not match its update");
+  }
+  // A scale for a parameter the update does not train, or not a number.
+  for (const char *bad :
+       {R"(, "lr_scales": {"v": 2})", R"(, "lr_scales": {"w": "2"})"}) {
+    ModelSpec other;
+    EXPECT_FALSE(ModelSpec::parse(descriptor(slice, squares, bad).c_str(),
+                                  other, error));
+    EXPECT_NE(error.find("lr_scales"), std::string::npos) << error;
+  }
+}
+
+TEST(Shards, SplitTheFlatParametersExactlyAndLayEachShareOutByRate) {
+  using Piece = ShardPlan::Piece;
+  using Chunk = ShardPlan::Chunk;
+  auto same = [](const std::vector<Piece> &a, const std::vector<Piece> &b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                      [](const Piece &x, const Piece &y) {
+                        return x.param == y.param && x.begin == y.begin &&
+                               x.count == y.count && x.owner == y.owner &&
+                               x.at == y.at;
+                      });
+  };
+  auto chunks = [](const ShardPlan &p) {
+    std::vector<std::vector<double>> out;
+    for (const Chunk &c : p.chunks())
+      out.push_back({double(c.at), double(c.count), c.scale});
+    return out;
+  };
+  std::string error;
+  // 12 values on 3 processes: 4 each; parameter 0 is cut between 0 and 1.
+  ShardPlan three;
+  ASSERT_TRUE(three.plan({5, 3, 4}, {1, 2, 1}, 3, 1, 2, error)) << error;
+  EXPECT_EQ(three.counts(), (std::vector<int>{4, 4, 4}));
+  EXPECT_TRUE(same(
+      three.pieces(),
+      {{0, 0, 4, 0, -1}, {0, 4, 1, 1, 0}, {1, 0, 3, 1, 1}, {2, 0, 4, 2, -1}}));
+  EXPECT_EQ(three.owned(), 4);
+  // Rate 1's run, then rate 2's in calls of at most 2 values.
+  EXPECT_EQ(chunks(three), (std::vector<std::vector<double>>{
+                               {0, 1, 1}, {1, 2, 2}, {3, 1, 2}}));
+  EXPECT_EQ(three.offset(2), 8);
+  // On 2 processes, process 1 meets rate 2 first: its run comes first.
+  ShardPlan two;
+  ASSERT_TRUE(two.plan({5, 3, 4}, {1, 2, 1}, 2, 1, 3, error)) << error;
+  EXPECT_TRUE(same(
+      two.pieces(),
+      {{0, 0, 5, 0, -1}, {1, 0, 1, 0, -1}, {1, 1, 2, 1, 0}, {2, 0, 4, 1, 2}}));
+  EXPECT_EQ(chunks(two), (std::vector<std::vector<double>>{
+                             {0, 2, 2}, {2, 3, 1}, {5, 1, 1}}));
+  // Uneven: 7 values on 3 processes are 3, 2, 2; fewer values than
+  // processes leave some without any.
+  ShardPlan uneven;
+  ASSERT_TRUE(uneven.plan({7}, {1}, 3, 0, 8, error));
+  EXPECT_EQ(uneven.counts(), (std::vector<int>{3, 2, 2}));
+  ShardPlan few;
+  ASSERT_TRUE(few.plan({1}, {1}, 3, 2, 8, error));
+  EXPECT_EQ(few.counts(), (std::vector<int>{1, 0, 0}));
+  EXPECT_EQ(few.pieces().size(), 1u);
+  EXPECT_EQ(few.owned(), 0);
+  EXPECT_TRUE(few.chunks().empty());
+  // More than MPI counts per process.
+  ShardPlan huge;
+  EXPECT_FALSE(huge.plan({int64_t(5) << 31}, {1}, 2, 0, 8, error));
+  EXPECT_NE(error.find("more than MPI counts"), std::string::npos) << error;
 }
 
 TEST(Model, PassesAnArenaSizedForTheBatch) {

@@ -42,6 +42,17 @@ double number(DictionaryAttr dict, StringRef key, double dflt) {
   return dflt;
 }
 
+struct Param {
+  std::string name;
+  RankedTensorType type;
+  double lrScale = 1;
+};
+
+void buildUpdate(OpBuilder &b, Location loc, const Settings &s,
+                 ArrayRef<Param> params, ArrayRef<StringRef> stateNames,
+                 StringRef name);
+void buildSquares(OpBuilder &b, Location loc, ArrayRef<Param> params);
+
 class OptimizerPass : public mass::impl::MassOptimizerBase<OptimizerPass> {
 public:
   void runOnOperation() override {
@@ -61,12 +72,6 @@ public:
 
 private:
   LogicalResult generate(ModuleOp module, func::FuncOp forward);
-};
-
-struct Param {
-  std::string name;
-  RankedTensorType type;
-  double lrScale = 1;
 };
 
 } // namespace
@@ -162,25 +167,109 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
     params.push_back(p);
   }
 
-  // The signature: params, grads, states, hyper-parameters.
-  OpBuilder b(module.getContext());
-  b.setInsertionPointToEnd(module.getBody());
-  Location loc = forward.getLoc();
-  bool adam = s.kind == "adam" || s.kind == "adamw";
   std::vector<StringRef> stateNames;
-  if (adam)
+  if (s.kind == "adam" || s.kind == "adamw")
     stateNames = {"exp_avg", "exp_avg_sq"};
   else if (s.momentum > 0)
     stateNames = {"momentum_buffer"};
+  // The learning-rate scales the runtime applies to @update_slice's lr.
+  SmallVector<NamedAttribute> lrScales;
+  int64_t trained = 0;
+  for (const Param &p : params) {
+    trained += p.type.getNumElements();
+    if (p.lrScale != 1)
+      lrScales.push_back(
+          attrs.getNamedAttr(p.name, attrs.getF64FloatAttr(p.lrScale)));
+  }
+  if (!lrScales.empty()) {
+    NamedAttrList optimizer(
+        module->getAttrOfType<DictionaryAttr>(abi::kOptimizerAttr));
+    optimizer.set(abi::kOptimizerLrScales, attrs.getDictionaryAttr(lrScales));
+    module->setAttr(abi::kOptimizerAttr,
+                    optimizer.getDictionary(module.getContext()));
+  }
+
+  OpBuilder b(module.getContext());
+  b.setInsertionPointToEnd(module.getBody());
+  Location loc = forward.getLoc();
+  buildUpdate(b, loc, s, params, stateNames, abi::kUpdate);
+  // A flat slice of SLICE values (the largest a call takes) as one
+  // parameter: the runtime's --shard-optimizer updates its share of all
+  // the parameters, cut anywhere, in such calls.
+  int64_t slice = std::clamp<int64_t>(trained, 1, abi::kSliceValues);
+  Param flat{std::string(abi::kSliceName),
+             RankedTensorType::get({slice}, b.getF32Type())};
+  buildUpdate(b, loc, s, {flat}, stateNames, abi::kUpdateSlice);
+  if (s.clip > 0)
+    buildSquares(b, loc, params);
+  return success();
+}
+
+namespace {
+
+/// `start` plus the squares of every element of `grads`, added gradient
+/// after gradient.
+Value addSquares(MassBuilder &m, Value start, ValueRange grads) {
+  Value squares = start;
+  for (Value g : grads) {
+    SmallVector<int64_t> all;
+    for (int64_t d = 0; d < cast<RankedTensorType>(g.getType()).getRank(); ++d)
+      all.push_back(d);
+    Value g2 = m.mul(g, g);
+    Value total = all.empty() ? g2 : m.sum(g2, all, false);
+    squares = m.add(squares, total);
+  }
+  return squares;
+}
+
+/// Builds @grad_squares(grads) -> squares: the squares @update adds for
+/// its norm on one process, as it adds them (the runtime's sharded
+/// optimizer takes them from here when every process holds all the
+/// gradients, as with --replicas, to keep one process's bits).
+void buildSquares(OpBuilder &b, Location loc, ArrayRef<Param> params) {
+  SmallVector<Type> argTypes;
+  SmallVector<DictionaryAttr> argAttrs;
+  for (const Param &p : params) {
+    argTypes.push_back(p.type);
+    argAttrs.push_back(b.getDictionaryAttr(
+        b.getNamedAttr(abi::attr(abi::Role::Grad), b.getStringAttr(p.name))));
+  }
+  auto scalarType = RankedTensorType::get({}, b.getF32Type());
+  auto func = b.create<func::FuncOp>(loc, abi::kGradSquaresEntry,
+                                     b.getFunctionType(argTypes, {scalarType}));
+  Block *body = func.addEntryBlock();
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(body);
+  MassBuilder m(b, loc);
+  Value zero = m.constant(0.0);
+  Value squares = addSquares(m, zero, body->getArguments());
+  b.create<func::ReturnOp>(loc, squares);
+  func.setAllArgAttrs(argAttrs);
+  func.setResultAttrs(0, b.getDictionaryAttr(b.getNamedAttr(
+                             abi::attr(abi::Role::Output),
+                             b.getStringAttr(abi::kGradSquares))));
+}
+
+/// Builds the function `name`: (params, grads, states, hypers) -> (params,
+/// states[, grad_norm]) for `params`. @update_slice has no lr scales (the
+/// runtime scales its lr) and takes the squares of all the gradients
+/// instead of those elsewhere (it does not add its own: a slice of a
+/// parameter holds only part of them), and returns no norm.
+void buildUpdate(OpBuilder &b, Location loc, const Settings &s,
+                 ArrayRef<Param> params, ArrayRef<StringRef> stateNames,
+                 StringRef name) {
+  bool adam = s.kind == "adam" || s.kind == "adamw";
+  bool sliced = name == StringRef(abi::kUpdateSlice);
   std::vector<StringRef> hyperNames = {abi::kLr};
   // (Adam's bias corrections stay last: the update finds them there.)
-  if (s.clip > 0)
-    hyperNames.push_back(abi::kGradSquaresElsewhere);
+  if (s.clip > 0 && sliced)
+    hyperNames.push_back(abi::kGradSquares);
   if (adam) {
     hyperNames.push_back(abi::kBiasCorrection1);
     hyperNames.push_back(abi::kBiasCorrection2);
   }
 
+  // The signature: params, grads, states, hyper-parameters.
   SmallVector<Type> argTypes;
   SmallVector<DictionaryAttr> argAttrs;
   auto named = [&](StringRef key, StringRef value) {
@@ -206,9 +295,10 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
     argAttrs.push_back(named(abi::attr(abi::Role::Hyper), h));
   }
 
-  auto func = b.create<func::FuncOp>(loc, abi::kUpdate,
-                                     b.getFunctionType(argTypes, {}));
+  auto func =
+      b.create<func::FuncOp>(loc, name, b.getFunctionType(argTypes, {}));
   Block *body = func.addEntryBlock();
+  OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(body);
   MassBuilder m(b, loc);
   size_t n = params.size();
@@ -227,16 +317,13 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
   // Without, no pass over the gradients for it (torch.optim does none).
   Value norm, clipFactor;
   if (s.clip > 0) {
-    // The gradients held elsewhere (a sharded optimizer's other shares)
-    // count too.
-    Value squares = body->getArgument(argTypes.size() - hyperNames.size() + 1);
-    for (size_t i = 0; i < n; ++i) {
-      SmallVector<int64_t> all;
-      for (int64_t d = 0; d < params[i].type.getRank(); ++d)
-        all.push_back(d);
-      Value g2 = m.mul(grad(i), grad(i));
-      Value total = all.empty() ? g2 : m.sum(g2, all, false);
-      squares = m.add(squares, total);
+    // A slice is given the squares of every gradient.
+    Value squares;
+    if (sliced) {
+      squares = body->getArgument(argTypes.size() - hyperNames.size() + 1);
+    } else {
+      Value zero = m.constant(0.0);
+      squares = addSquares(m, zero, body->getArguments().slice(n, n));
     }
     norm = m.sqrt(squares);
     Value one = m.constant(1.0);
@@ -304,7 +391,7 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
 
   SmallVector<Value> results(newParams);
   results.append(newStates.begin(), newStates.end());
-  if (norm)
+  if (norm && !sliced)
     results.push_back(norm);
   b.create<func::ReturnOp>(loc, results);
   func.setFunctionType(
@@ -317,8 +404,9 @@ LogicalResult OptimizerPass::generate(ModuleOp module, func::FuncOp forward) {
     for (const Param &p : params)
       resultAttrs.push_back(
           named(abi::attr(abi::Role::State), p.name + "." + state.str()));
-  if (norm)
+  if (norm && !sliced)
     resultAttrs.push_back(named(abi::attr(abi::Role::Output), abi::kGradNorm));
   func.setAllResultAttrs(resultAttrs);
-  return success();
 }
+
+} // namespace

@@ -40,6 +40,11 @@ extern const char mass_model_descriptor[];
 void mass_forward(void **args);
 void mass_train_step(void **args);
 void mass_update(void **args);
+/* update over one flat slice of the trained values (see kUpdateSlice);
+ * with clipping, the squares of all the gradients as update adds them
+ * (absent without: weak).                                                 */
+void mass_update_slice(void **args);
+void mass_grad_squares(void **args) __attribute__((weak));
 /* The forward graph split at its predictions (the values losses and metrics
  * judge): predict maps inputs and parameters to them; score takes forward's
  * arguments and the predictions and returns forward's outputs.            */

@@ -10,6 +10,7 @@
 #ifndef MASS_VOCABULARY_H
 #define MASS_VOCABULARY_H
 
+#include <cstdint>
 #include <string_view>
 
 namespace mass::abi {
@@ -81,18 +82,25 @@ inline constexpr std::string_view kTrainStep = "train_step";
 inline constexpr std::string_view kUpdate = "update";
 inline constexpr std::string_view kPredict = "predict";
 inline constexpr std::string_view kScore = "score";
-inline constexpr std::string_view kEntries[] = {kForward, kTrainStep, kUpdate,
-                                                kPredict, kScore};
+/// The update of one flat slice of kSliceValues values (or of all the
+/// trained values, when fewer), as one parameter named kSliceName: the
+/// runtime's sharded optimizer updates its share in such calls.
+inline constexpr std::string_view kUpdateSlice = "update_slice";
+/// With clipping: the squares of all the gradients, as update adds them.
+inline constexpr std::string_view kGradSquaresEntry = "grad_squares";
+inline constexpr std::string_view kEntries[] = {
+    kForward,          kTrainStep, kUpdate, kUpdateSlice,
+    kGradSquaresEntry, kPredict,   kScore};
+inline constexpr int64_t kSliceValues = 65536;
+inline constexpr std::string_view kSliceName = "slice";
 
 /// update's hyperparameters (role Hyper), set by the runtime each step.
 inline constexpr std::string_view kLr = "lr";
 inline constexpr std::string_view kBiasCorrection1 = "bias_correction1";
 inline constexpr std::string_view kBiasCorrection2 = "bias_correction2";
-/// With clipping: the squares of the gradients that this call of the
-/// update does not hold, added into the global norm (0 on one process; with
-/// --shard-optimizer, the other processes' shares).
-inline constexpr std::string_view kGradSquaresElsewhere =
-    "grad_squares_elsewhere";
+/// With clipping, update_slice's: the squares of all the gradients, on
+/// every process, for the global norm (update adds its own).
+inline constexpr std::string_view kGradSquares = "grad_squares";
 
 /// Output names (role Output): "loss." TASK, "labelled." TASK (the rows a
 /// cross-entropy averaged over), "metric." TASK "." METRIC ".sum"/".count".
@@ -110,6 +118,9 @@ inline constexpr std::string_view kOptimizerKind = "kind";
 inline constexpr std::string_view kOptimizerLr = "lr";
 inline constexpr std::string_view kOptimizerBeta1 = "beta1";
 inline constexpr std::string_view kOptimizerBeta2 = "beta2";
+/// {parameter: factor} for the parameters whose learning rate lr_scale
+/// scales (absent when none is): update_slice takes the scaled rate.
+inline constexpr std::string_view kOptimizerLrScales = "lr_scales";
 
 /// The keys of the descriptor (abi.h describes its layout).
 namespace key {

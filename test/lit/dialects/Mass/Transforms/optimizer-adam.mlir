@@ -19,3 +19,10 @@ module attributes {mass.train = {
 // CHECK: mass.sqrt %[[BC2]]
 // CHECK: mass.div %[[LR]], %[[BC1]]
 // CHECK: return
+
+// Without clipping no squares: @update_slice takes none, and there is no
+// @grad_squares.
+// CHECK-LABEL: func.func @update_slice(
+// CHECK-SAME: %{{.*}}: tensor<4xf32> {mass.param = "slice"}, %{{.*}}: tensor<4xf32> {mass.grad = "slice"}, %{{.*}}: tensor<4xf32> {mass.state = "slice.exp_avg"}, %{{.*}}: tensor<4xf32> {mass.state = "slice.exp_avg_sq"}, %{{.*}}: tensor<f32> {mass.hyper = "lr"}, %{{.*}}: tensor<f32> {mass.hyper = "bias_correction1"}, %{{.*}}: tensor<f32> {mass.hyper = "bias_correction2"})
+// CHECK-NOT: mass.optimizer = {{{.*}}lr_scales
+// CHECK-NOT: @grad_squares
