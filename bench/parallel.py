@@ -23,6 +23,11 @@ buckets of 1 MiB, each started as the backward pass finishes it; the
 all-reduce seconds are then the wait after the step, what the backward pass
 did not hide.
 
+And the sharded optimizer (--shard-optimizer, ZeRO stage 1): the 2-process
+run with each process holding and updating the Adam moments of half the
+flat parameters: samples/s, and each process's optimizer bytes from the
+log against the unsharded run's.
+
 usage: /usr/bin/python3 bench/parallel.py [--steps N]
 """
 import json
@@ -81,6 +86,13 @@ def train(exe, work, n, *flags):
             last.get("allreduce_seconds", 0.0) / STEPS)
 
 
+def optimizer_bytes(work, n):
+    """Each process's optimizer bytes in the last run's log on `n`."""
+    with open(os.path.join(work, f"log{n}.jsonl")) as f:
+        ready = [e for e in map(json.loads, f) if e.get("event") == "ready"][0]
+    return ready.get("optimizer_bytes_per_rank") or ready["optimizer_bytes_each"]
+
+
 def allreduce_fit(work):
     """alpha (s) and beta (bytes/s) fitted to MPI's all-reduce on 2
     processes, and the measured points."""
@@ -117,7 +129,7 @@ def main():
         print(f"| {b} | {t * 1e6:.1f} |")
     print(f"\nfit: alpha = {alpha * 1e6:.2f} us, beta = {beta / 1e9:.2f} GB/s\n")
 
-    rows, model_rows, bucket_rows = [], [], []
+    rows, model_rows, bucket_rows, shard_rows = [], [], [], []
     for title, source in MODELS.items():
         src = os.path.join(work, "m.mass")
         with open(src, "w") as f:
@@ -133,6 +145,12 @@ def main():
             speed, _, wait = max(train(exe, work, 2, "--bucket-mb", mb) for _ in range(3))
             cells.append(f"{speed:,.0f} | {wait * 1e3:.2f}")
         bucket_rows.append(f"| {title} | " + " | ".join(cells) + " |")
+        whole = optimizer_bytes(work, 2)
+        sharded, _, wait = max(train(exe, work, 2, "--shard-optimizer") for _ in range(3))
+        shares = optimizer_bytes(work, 2)
+        shard_rows.append(f"| {title} | {two:,.0f} | {whole[0] / 1e6:.2f} | {sharded:,.0f} | "
+                          f"{sharded / two:.2f} | {' + '.join(f'{b / 1e6:.2f}' for b in shares)} | "
+                          f"{wait * 1e3:.2f} |")
         # The model: each process has a machine like this one, computing
         # at the one-process run's seconds per sample.
         per_sample = 1.0 / one
@@ -158,6 +176,12 @@ def main():
           "samples/s | ms | 1 MiB buckets: samples/s | ms |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(bucket_rows))
+    print()
+    print("| model (2 processes) | unsharded: samples/s | optimizer MB per process | "
+          "sharded: samples/s | ratio | optimizer MB per process | reduce-scatter + "
+          "outputs ms |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("\n".join(shard_rows))
 
 
 if __name__ == "__main__":

@@ -620,11 +620,6 @@ void Trainer::checkData(Dataset &data, const char *what) {
 // Buffers and parameters
 //===----------------------------------------------------------------------===//
 
-/// The parameter whose optimizer state `state` is (PARAM.exp_avg, ...).
-std::string stateParam(const std::string &state) {
-  return state.substr(0, state.rfind('.'));
-}
-
 int64_t elements(const std::vector<int64_t> &shape) {
   int64_t n = 1;
   for (int64_t d : shape)
