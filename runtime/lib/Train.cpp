@@ -1941,10 +1941,23 @@ double Trainer::ownSquares(const std::vector<DeviceFloats> &buffers,
       mine += lane;
     return mine;
   }
-  // Host memory (the host mirror's too).
-  for (size_t k = 0; k < buffers.size(); ++k)
-    for (size_t i = 0; owners[k] == rank && i < buffers[k].count; ++i)
-      mine += static_cast<double>(buffers[k].data[i]) * buffers[k].data[i];
+  // Host memory (the host mirror's too), in 8 lanes that vectorise, added
+  // in a fixed order.
+  constexpr size_t kLanes = 8;
+  double lanes[kLanes] = {};
+  for (size_t k = 0; k < buffers.size(); ++k) {
+    if (owners[k] != rank)
+      continue;
+    const float *x = buffers[k].data;
+    size_t n = buffers[k].count, i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+      for (size_t l = 0; l < kLanes; ++l)
+        lanes[l] += static_cast<double>(x[i + l]) * x[i + l];
+    for (; i < n; ++i)
+      lanes[i % kLanes] += static_cast<double>(x[i]) * x[i];
+  }
+  for (double lane : lanes)
+    mine += lane;
   return mine;
 }
 
