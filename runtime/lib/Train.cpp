@@ -1649,8 +1649,8 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
   auto start = std::chrono::steady_clock::now();
   if (replicated()) {
     // The replicas' sums, added in the tree over the processes: every rank
-    // ends with all the gradients, sharded or not (the update's clipping
-    // then sees them all, as on one process).
+    // ends with all the gradients, sharded or not (sharded, the clipping
+    // takes their squares from grad_squares, added as on one process).
     std::string error;
     if (ranks > 1) {
       packGrads();

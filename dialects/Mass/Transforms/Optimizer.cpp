@@ -252,9 +252,9 @@ void buildSquares(OpBuilder &b, Location loc, ArrayRef<Param> params) {
 
 /// Builds the function `name`: (params, grads, states, hypers) -> (params,
 /// states[, grad_norm]) for `params`. @update_slice has no lr scales (the
-/// runtime scales its lr) and takes the squares of all the gradients
-/// instead of those elsewhere (it does not add its own: a slice of a
-/// parameter holds only part of them), and returns no norm.
+/// runtime scales its lr), takes the squares of all the gradients
+/// (`grad_squares`) instead of adding its own (a slice holds only part of
+/// them), and returns no norm.
 void buildUpdate(OpBuilder &b, Location loc, const Settings &s,
                  ArrayRef<Param> params, ArrayRef<StringRef> stateNames,
                  StringRef name) {
