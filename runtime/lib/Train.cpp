@@ -620,6 +620,12 @@ void Trainer::checkData(Dataset &data, const char *what) {
 // Buffers and parameters
 //===----------------------------------------------------------------------===//
 
+/// Where the entry points see `t` (its mirror on a device).
+float *seen(Tensor &t) {
+  return static_cast<float *>(
+      deviceBuffer(t.data(), t.bytes(), Sync::OnChange));
+}
+
 int64_t elements(const std::vector<int64_t> &shape) {
   int64_t n = 1;
   for (int64_t d : shape)
@@ -1688,9 +1694,7 @@ void Trainer::reduceStep(int64_t count, int64_t local) {
       reducedBytes = 0;
       for (const ValueSpec &v : spec.params) {
         Tensor &g = grads.at(v.name);
-        sums.push_back({static_cast<float *>(
-                            deviceBuffer(g.data(), g.bytes(), Sync::OnChange)),
-                        g.f.size()});
+        sums.push_back({seen(g), g.f.size()});
         reducedBytes += g.bytes();
       }
       activeDevice()->sumRanks(sums, what.c_str());
@@ -1886,12 +1890,6 @@ std::vector<int64_t> Trainer::optimizerBytes() const {
 }
 
 namespace {
-
-/// Where the entry points see `t` (its mirror on a device).
-float *seen(Tensor &t) {
-  return static_cast<float *>(
-      deviceBuffer(t.data(), t.bytes(), Sync::OnChange));
-}
 
 /// Copies `count` floats where the entry points see them (on the device,
 /// queued in order).
